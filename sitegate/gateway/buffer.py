@@ -1,0 +1,319 @@
+"""The gateway's SQLite buffer: everything the gateway must deliver, until the cloud acks it.
+
+One table of entries keyed by (stream, seq). Sequence numbers come from the ``streams``
+table, so a number is never reused even after acknowledged rows were removed. The cloud's
+acknowledgement is a contiguous high-water mark per stream (``acked_upto``): a row is
+acknowledged when ``seq <= acked_upto``, so acking is one UPDATE, not one per row.
+
+Durability: WAL with ``synchronous=FULL``; each ``append`` is one transaction (one per poll
+cycle), so a crash loses nothing committed and never leaves half a cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+import structlog
+
+from sitegate.sync.protocol import STREAM_EVENTS, STREAMS, Reading
+
+log = structlog.get_logger(__name__)
+
+SCHEMA_VERSION = 1
+
+# Each migration takes the database from version N-1 to N. Append, never edit.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE IF NOT EXISTS streams (
+        stream TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        acked_upto INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE IF NOT EXISTS entries (
+        stream TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        ts TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        PRIMARY KEY (stream, seq)
+    ) WITHOUT ROWID;
+    """,
+]
+
+
+class BufferCorrupt(Exception):
+    """The database file failed its integrity check."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    stream: str
+    seq: int
+    ts: str
+    payload: str  # JSON text, exactly as stored
+
+    def data(self) -> dict[str, Any]:
+        return json.loads(self.payload)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Buffer:
+    """Append-only, acknowledgement-trimmed store of readings, sessions and events.
+
+    Safe to call from several threads (the asyncio loop hands writes to a worker thread so
+    an fsync never blocks polling); one connection, serialized by a lock.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int | None = None) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self._lock = threading.RLock()
+        self._cap_alarm_raised = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        quarantined: Path | None = None
+        try:
+            self._conn = self._open()
+        except (sqlite3.DatabaseError, BufferCorrupt) as exc:
+            quarantined = self._quarantine()
+            log.error("buffer.corrupt", path=str(self.path), moved_to=str(quarantined),
+                      error=str(exc))
+            self._conn = self._open()
+        self.db = sqlite_utils.Database(self._conn)
+        if quarantined is not None:
+            self.append_event("buffer_corrupt", severity="alarm",
+                              message="buffer database was corrupt; moved aside, new one started",
+                              quarantined=str(quarantined))
+
+    # -- opening, migrations, quarantine -------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            row = conn.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise BufferCorrupt(str(row[0]) if row else "quick_check returned nothing")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise BufferCorrupt(
+                f"schema version {version} is newer than this software ({len(MIGRATIONS)})"
+            )
+        for number in range(version, len(MIGRATIONS)):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def _quarantine(self) -> Path:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            if src.exists():
+                shutil.move(src, Path(str(target) + suffix))
+        return target
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(
+        self, stream: str, payloads: Sequence[dict[str, Any]], ts: Sequence[str] | None = None
+    ) -> tuple[int, int] | None:
+        """Append payloads to ``stream`` in one transaction; returns the (first, last) seq."""
+        if stream not in STREAMS:
+            raise ValueError(f"unknown stream {stream!r}")
+        if not payloads:
+            return None
+        texts = [json.dumps(p, separators=(",", ":")) for p in payloads]
+        stamps = list(ts) if ts is not None else [p.get("ts") or _now() for p in payloads]
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT last_seq FROM streams WHERE stream=?", (stream,)
+                ).fetchone()
+                last = row[0] if row else 0
+                first = last + 1
+                conn.executemany(
+                    "INSERT INTO entries (stream, seq, ts, payload) VALUES (?,?,?,?)",
+                    [(stream, first + i, stamps[i], texts[i]) for i in range(len(texts))],
+                )
+                new_last = last + len(texts)
+                conn.execute(
+                    "INSERT INTO streams (stream, last_seq) VALUES (?, ?) "
+                    "ON CONFLICT(stream) DO UPDATE SET last_seq=excluded.last_seq",
+                    (stream, new_last),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        if self.max_bytes is not None:
+            self.enforce_cap()
+        return first, new_last
+
+    def append_readings(self, readings: Iterable[Reading]) -> tuple[int, int] | None:
+        rows = list(readings)
+        return self.append("readings", [r.to_dict() for r in rows], [r.ts.isoformat() for r in rows])
+
+    def append_event(self, kind: str, severity: str = "info", **fields: Any) -> None:
+        payload = {"ts": _now(), "kind": kind, "severity": severity, **fields}
+        self.append(STREAM_EVENTS, [payload])
+
+    # -- reading and acknowledging -----------------------------------------------------------
+
+    def pending(self, stream: str, limit: int = 500, after: int | None = None) -> list[Entry]:
+        """Unacknowledged entries of ``stream`` in sequence order (after ``after`` if given)."""
+        with self._lock:
+            start = after if after is not None else self.acked_upto(stream)
+            rows = self._conn.execute(
+                "SELECT seq, ts, payload FROM entries WHERE stream=? AND seq>? "
+                "ORDER BY seq LIMIT ?",
+                (stream, start, limit),
+            ).fetchall()
+        return [Entry(stream, seq, ts, payload) for seq, ts, payload in rows]
+
+    def ack(self, stream: str, upto: int) -> int:
+        """Record the cloud's high-water mark; it only moves forward. Returns the mark."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "INSERT INTO streams (stream, last_seq, acked_upto) VALUES (?, 0, 0) "
+                    "ON CONFLICT(stream) DO NOTHING",
+                    (stream,),
+                )
+                # Never beyond what we wrote: an ack for unknown rows is a cloud bug.
+                self._conn.execute(
+                    "UPDATE streams SET acked_upto = MAX(acked_upto, MIN(?, last_seq)) "
+                    "WHERE stream=?",
+                    (upto, stream),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            return self.acked_upto(stream)
+
+    def acked_upto(self, stream: str) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT acked_upto FROM streams WHERE stream=?", (stream,)
+            ).fetchone()
+        return row[0] if row else 0
+
+    def last_seq(self, stream: str) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT last_seq FROM streams WHERE stream=?", (stream,)
+            ).fetchone()
+        return row[0] if row else 0
+
+    # -- size cap ------------------------------------------------------------------------------
+
+    def used_bytes(self) -> int:
+        with self._lock:
+            pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+            free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+            size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        return (pages - free) * size
+
+    def enforce_cap(self) -> int:
+        """Remove acknowledged rows, oldest first, until under the cap. Returns rows removed.
+
+        Unacknowledged rows are never removed: when they alone fill the cap, an alarm event
+        is raised (once per crossing) and writing goes on.
+        """
+        if self.max_bytes is None:
+            return 0
+        removed = 0
+        while self.used_bytes() > self.max_bytes:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = self._conn.execute(
+                        "DELETE FROM entries WHERE (stream, seq) IN ("
+                        " SELECT e.stream, e.seq FROM entries e JOIN streams s"
+                        " ON s.stream = e.stream WHERE e.seq <= s.acked_upto"
+                        " ORDER BY e.ts LIMIT 1000)"
+                    )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            if cur.rowcount <= 0:
+                break
+            removed += cur.rowcount
+        over = self.used_bytes() > self.max_bytes
+        if over and not self._cap_alarm_raised:
+            self._cap_alarm_raised = True
+            log.error("buffer.full_of_unacknowledged", used=self.used_bytes(), cap=self.max_bytes)
+            self.append_event(
+                "buffer_full", severity="alarm",
+                message="unacknowledged data reached the buffer size cap; nothing is dropped",
+                used_bytes=self.used_bytes(), cap_bytes=self.max_bytes,
+            )
+        elif not over:
+            self._cap_alarm_raised = False
+        return removed
+
+    # -- stats ---------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            out: dict[str, Any] = {"path": str(self.path), "streams": {}}
+            for stream in STREAMS:
+                acked = self.acked_upto(stream)
+                count, oldest = self._conn.execute(
+                    "SELECT COUNT(*), MIN(ts) FROM entries WHERE stream=? AND seq>?",
+                    (stream, acked),
+                ).fetchone()
+                rows = self._conn.execute(
+                    "SELECT COUNT(*) FROM entries WHERE stream=?", (stream,)
+                ).fetchone()[0]
+                out["streams"][stream] = {
+                    "rows": rows,
+                    "last_seq": self.last_seq(stream),
+                    "acked_upto": acked,
+                    "unacknowledged": count,
+                    "oldest_unacknowledged": oldest,
+                }
+        out["used_bytes"] = self.used_bytes()
+        out["file_bytes"] = sum(
+            Path(str(self.path) + s).stat().st_size
+            for s in ("", "-wal") if Path(str(self.path) + s).exists()
+        )
+        out["cap_bytes"] = self.max_bytes
+        return out

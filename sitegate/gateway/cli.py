@@ -1,0 +1,52 @@
+"""The ``sitegate`` command: the daemon and the installer's and technician's tools.
+
+Each part adds its own subcommands through a ``register(subparsers)`` function in its own
+CLI module (listed in ``PARTS``), so this file only wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules that contribute subcommands; each has register(subparsers: argparse._SubParsersAction).
+PARTS = (
+    "sitegate.gateway.cli_core",
+    "sitegate.gateway.cli_modbus",
+    "sitegate.drivers.mbus.cli",
+    "sitegate.ocpp_server.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sitegate", description="sitegate sub-metering gateway"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in PARTS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that part is not there yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

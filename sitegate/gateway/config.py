@@ -1,0 +1,234 @@
+"""The site configuration (TOML), validated with pydantic.
+
+``load_config`` raises ``ConfigError`` whose ``problems`` name every bad key by its path
+(``meters[2].unit``) and, where it can be found, the line in the file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sitegate.ocpp_server.config import OcppConfig
+from sitegate.sync.config import MqttConfig
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SerialLink(_Strict):
+    port: str = Field(description="serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...")
+    baudrate: Literal[300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+
+
+class TcpLink(_Strict):
+    host: str
+    port: int = Field(502, ge=1, le=65535)
+    framing: Literal["tcp", "rtu-over-tcp"] = Field(
+        "tcp", description="Modbus TCP (MBAP), or RTU frames over a transparent converter"
+    )
+
+
+class Bus(_Strict):
+    name: Identifier
+    protocol: Literal["modbus", "mbus"] = "modbus"
+    serial: SerialLink | None = None
+    tcp: TcpLink | None = None
+    timeout: float = Field(1.0, gt=0, le=30, description="seconds to wait for one reply")
+    retries: int = Field(1, ge=0, le=5, description="retries of one request before giving up")
+    backoff_max: float = Field(
+        900.0, gt=0, description="longest pause, in seconds, before probing a silent meter again"
+    )
+
+    @model_validator(mode="after")
+    def _one_link(self) -> Bus:
+        if (self.serial is None) == (self.tcp is None):
+            raise ValueError("a bus needs exactly one of 'serial' or 'tcp'")
+        return self
+
+    def describe(self) -> str:
+        if self.serial is not None:
+            s = self.serial
+            return f"{s.port} {s.baudrate} {s.bytesize}{s.parity}{s.stopbits}"
+        assert self.tcp is not None
+        return f"{self.tcp.host}:{self.tcp.port} ({self.tcp.framing})"
+
+
+class Meter(_Strict):
+    id: Identifier
+    bus: str
+    profile: str = Field(description="device profile name, e.g. eastron_sdm630 or mbus_generic")
+    interval: int = Field(900, ge=1, le=86400, description="poll interval in seconds")
+    billing_point: str | None = Field(None, description="label of the billed unit")
+    # Modbus
+    unit: int | None = Field(None, ge=0, le=247, description="Modbus unit (slave) id")
+    # M-Bus
+    address: int | None = Field(None, ge=0, le=250, description="M-Bus primary address")
+    secondary: str | None = Field(
+        None, pattern=r"^[0-9A-Fa-f]{8}([0-9A-Fa-f]{8})?$",
+        description="M-Bus secondary address: 8-digit id, optionally + manufacturer/version/medium",
+    )
+
+
+class Storage(_Strict):
+    path: str = "/var/lib/sitegate/buffer.db"
+    max_mb: int = Field(1024, ge=1, description="size cap; acknowledged rows are removed first")
+
+
+class Health(_Strict):
+    socket: str = Field("/run/sitegate/sitegate.sock", description="status socket for the CLI")
+
+
+class SiteConfig(_Strict):
+    gateway_id: Identifier
+    storage: Storage = Storage()
+    health: Health = Health()
+    buses: list[Bus] = []
+    meters: list[Meter] = []
+    mqtt: MqttConfig | None = None
+    ocpp: OcppConfig | None = None
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> SiteConfig:
+        buses = {b.name: b for b in self.buses}
+        if len(buses) != len(self.buses):
+            raise ValueError("bus names must be unique")
+        seen: set[str] = set()
+        for m in self.meters:
+            if m.id in seen:
+                raise ValueError(f"meter id {m.id!r} appears twice")
+            seen.add(m.id)
+            bus = buses.get(m.bus)
+            if bus is None:
+                raise ValueError(f"meter {m.id!r}: bus {m.bus!r} is not defined in [[buses]]")
+            if bus.protocol == "modbus" and m.unit is None:
+                raise ValueError(f"meter {m.id!r} is on Modbus bus {m.bus!r} and needs 'unit'")
+            if bus.protocol == "mbus" and (m.address is None) == (m.secondary is None):
+                raise ValueError(
+                    f"meter {m.id!r} is on M-Bus bus {m.bus!r} and needs exactly one of "
+                    "'address' or 'secondary'"
+                )
+        return self
+
+    def bus(self, name: str) -> Bus:
+        for b in self.buses:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+    def meter(self, meter_id: str) -> Meter:
+        for m in self.meters:
+            if m.id == meter_id:
+                return m
+        raise KeyError(meter_id)
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.path or '(top level)'}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(str(p) for p in problems))
+
+
+def _path_str(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def find_line(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of a key path in TOML text (tomllib keeps no positions)."""
+    tables: list[str] = [str(p) for p in loc if not isinstance(p, int)]
+    indexes = [p for p in loc if isinstance(p, int)]
+    lines = text.splitlines()
+    header_re = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]\]?")
+    best: int | None = None
+    if not tables:
+        return None
+    # Locate the table (array-of-tables element) first, then the key within it.
+    target_table, key = (tables[0], tables[1] if len(tables) > 1 else None)
+    want_index = indexes[0] if indexes else 0
+    count = -1
+    inside = False
+    for no, line in enumerate(lines, start=1):
+        m = header_re.match(line)
+        if m:
+            name = m.group(2)
+            inside = False
+            if name == target_table or name.startswith(target_table + "."):
+                if m.group(1) == "[[" and name == target_table:
+                    count += 1
+                    inside = count == want_index
+                elif m.group(1) == "[":
+                    inside = True
+                if inside and best is None:
+                    best = no
+            continue
+        if key is None:
+            if re.match(rf"^\s*{re.escape(target_table)}\s*=", line):
+                return no
+            continue
+        if inside and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+            return no
+        if inside and re.search(rf"[{{,]\s*{re.escape(key)}\s*=", line):
+            return no
+    return best
+
+
+def parse_config(text: str, source: str = "<config>") -> SiteConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(source, [Problem("", f"not valid TOML: {exc}",
+                                           int(m.group(1)) if m else None)]) from exc
+    try:
+        return SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (misspelt?)"
+            problems.append(Problem(_path_str(loc), msg, find_line(text, loc)))
+        raise ConfigError(source, problems) from exc
+
+
+def load_config(path: str | Path) -> SiteConfig:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), [Problem("", f"cannot read file: {exc.strerror}")]) from exc
+    return parse_config(text, str(p))
+
+
+def json_schema() -> dict[str, Any]:
+    return SiteConfig.model_json_schema()

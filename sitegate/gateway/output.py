@@ -1,0 +1,37 @@
+"""Printing for the CLI: the same result as readable text or as JSON (``--json``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, Decimal):
+        return str(o)
+    if isinstance(o, datetime | date):
+        return o.isoformat()
+    if isinstance(o, set | tuple):
+        return list(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def emit(data: Any, as_json: bool, text: str | None = None) -> None:
+    """Print ``data`` as JSON, or ``text`` (a readable rendering of the same data)."""
+    if as_json:
+        json.dump(data, sys.stdout, default=_default, indent=2, sort_keys=False)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write((text if text is not None else str(data)).rstrip("\n") + "\n")
+
+
+def table(rows: list[list[Any]], header: list[str]) -> str:
+    """A plain aligned text table, readable in any terminal."""
+    cells = [header] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
