@@ -11,6 +11,7 @@ cycle), so a crash loses nothing committed and never leaves half a cycle.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -76,11 +77,20 @@ class Buffer:
     an fsync never blocks polling); one connection, serialized by a lock.
     """
 
-    def __init__(self, path: str | os.PathLike[str], max_bytes: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], max_bytes: int | None = None, readonly: bool = False
+    ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self._lock = threading.RLock()
         self._cap_alarm_raised = False
+        if readonly:  # for the CLI beside a running daemon: never migrates or quarantines
+            if not self.path.exists():
+                raise FileNotFoundError(f"no buffer database at {self.path}")
+            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                         check_same_thread=False)
+            self.db = sqlite_utils.Database(self._conn)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         quarantined: Path | None = None
         try:
@@ -151,42 +161,57 @@ class Buffer:
         self, stream: str, payloads: Sequence[dict[str, Any]], ts: Sequence[str] | None = None
     ) -> tuple[int, int] | None:
         """Append payloads to ``stream`` in one transaction; returns the (first, last) seq."""
-        if stream not in STREAMS:
-            raise ValueError(f"unknown stream {stream!r}")
-        if not payloads:
-            return None
-        texts = [json.dumps(p, separators=(",", ":")) for p in payloads]
-        stamps = list(ts) if ts is not None else [p.get("ts") or _now() for p in payloads]
+        ranges = self.append_many({stream: (payloads, ts)})
+        return ranges.get(stream)
+
+    def append_many(
+        self, batches: dict[str, tuple[Sequence[dict[str, Any]], Sequence[str] | None]]
+    ) -> dict[str, tuple[int, int]]:
+        """Append to several streams in ONE transaction (a poll cycle's readings and events)."""
+        prepared = []
+        for stream, (payloads, ts) in batches.items():
+            if stream not in STREAMS:
+                raise ValueError(f"unknown stream {stream!r}")
+            if not payloads:
+                continue
+            texts = [json.dumps(p, separators=(",", ":")) for p in payloads]
+            stamps = list(ts) if ts is not None else [p.get("ts") or _now() for p in payloads]
+            prepared.append((stream, texts, stamps))
+        ranges: dict[str, tuple[int, int]] = {}
+        if not prepared:
+            return ranges
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute(
-                    "SELECT last_seq FROM streams WHERE stream=?", (stream,)
-                ).fetchone()
-                last = row[0] if row else 0
-                first = last + 1
-                conn.executemany(
-                    "INSERT INTO entries (stream, seq, ts, payload) VALUES (?,?,?,?)",
-                    [(stream, first + i, stamps[i], texts[i]) for i in range(len(texts))],
-                )
-                new_last = last + len(texts)
-                conn.execute(
-                    "INSERT INTO streams (stream, last_seq) VALUES (?, ?) "
-                    "ON CONFLICT(stream) DO UPDATE SET last_seq=excluded.last_seq",
-                    (stream, new_last),
-                )
+                for stream, texts, stamps in prepared:
+                    row = conn.execute(
+                        "SELECT last_seq FROM streams WHERE stream=?", (stream,)
+                    ).fetchone()
+                    first = (row[0] if row else 0) + 1
+                    conn.executemany(
+                        "INSERT INTO entries (stream, seq, ts, payload) VALUES (?,?,?,?)",
+                        zip(itertools.repeat(stream), itertools.count(first), stamps, texts),
+                    )
+                    last = first + len(texts) - 1
+                    conn.execute(
+                        "INSERT INTO streams (stream, last_seq) VALUES (?, ?) "
+                        "ON CONFLICT(stream) DO UPDATE SET last_seq=excluded.last_seq",
+                        (stream, last),
+                    )
+                    ranges[stream] = (first, last)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         if self.max_bytes is not None:
             self.enforce_cap()
-        return first, new_last
+        return ranges
 
     def append_readings(self, readings: Iterable[Reading]) -> tuple[int, int] | None:
         rows = list(readings)
-        return self.append("readings", [r.to_dict() for r in rows], [r.ts.isoformat() for r in rows])
+        stamps = [r.ts.isoformat() for r in rows]
+        return self.append("readings", [r.to_dict() for r in rows], stamps)
 
     def append_event(self, kind: str, severity: str = "info", **fields: Any) -> None:
         payload = {"ts": _now(), "kind": kind, "severity": severity, **fields}

@@ -1,0 +1,207 @@
+"""``sitegate run | check-config | schema | read | buffer stats | status``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from sitegate.gateway.config import ConfigError, SiteConfig, json_schema, load_config
+from sitegate.gateway.control import ControlError, call
+from sitegate.gateway.output import emit, table
+
+EXIT_CONFIG = 2
+DEFAULT_CONFIG = "/etc/sitegate/site.toml"
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("run", help="run the gateway daemon")
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check-config", help="validate a site configuration file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("schema", help="print the JSON schema of the site configuration")
+    p.set_defaults(func=lambda a: print(json.dumps(json_schema(), indent=2)))
+
+    p = sub.add_parser("read", help="read one configured meter now")
+    p.add_argument("meter_id")
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_read)
+
+    p = sub.add_parser("status", help="health of the running daemon")
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    b = sub.add_parser("buffer", help="the local SQLite buffer")
+    bsub = b.add_subparsers(dest="buffer_command", metavar="COMMAND")
+    bsub.required = True
+    p = bsub.add_parser("stats", help="rows, oldest unacknowledged, size")
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+    p.add_argument("--db", help="buffer file (instead of the config's storage.path)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_buffer_stats)
+
+
+def config_or_exit(path: str) -> SiteConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{exc.source}: configuration is not valid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from exc
+
+
+def profile_problems(cfg: SiteConfig) -> list[str]:
+    """Every meter's profile must exist and load for its bus protocol."""
+    from sitegate.drivers.modbus.profile import ProfileError, load_profile
+
+    problems = []
+    for i, m in enumerate(cfg.meters):
+        if cfg.bus(m.bus).protocol == "modbus":
+            try:
+                load_profile(m.profile)
+            except ProfileError as exc:
+                problems.append(f"meters[{i}].profile: {exc}")
+        else:
+            try:
+                from sitegate.drivers.mbus.profiles import load_profile as load_mbus
+            except ImportError:
+                continue
+            try:
+                load_mbus(m.profile)
+            except Exception as exc:
+                problems.append(f"meters[{i}].profile: {exc}")
+    return problems
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as exc:
+        problems = [{"path": p.path, "line": p.line, "message": p.message} for p in exc.problems]
+        text = "\n".join([f"{exc.source}: {len(problems)} problem(s)"]
+                         + [f"  {p}" for p in exc.problems])
+        emit({"ok": False, "file": exc.source, "problems": problems}, args.json, text)
+        return EXIT_CONFIG
+    extra = profile_problems(cfg)
+    if extra:
+        emit({"ok": False, "file": args.file,
+              "problems": [{"path": p.split(":")[0], "line": None, "message": p} for p in extra]},
+             args.json, "\n".join([f"{args.file}: {len(extra)} problem(s)"]
+                                  + [f"  {p}" for p in extra]))
+        return EXIT_CONFIG
+    summary = {"ok": True, "file": args.file, "gateway_id": cfg.gateway_id,
+               "buses": len(cfg.buses), "meters": len(cfg.meters)}
+    emit(summary, args.json, f"{args.file}: OK ({cfg.gateway_id}: {len(cfg.buses)} bus(es), "
+                             f"{len(cfg.meters)} meter(s))")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sitegate.gateway.daemon import AlreadyRunning, Daemon
+    from sitegate.gateway.logging_setup import configure
+
+    cfg = config_or_exit(args.config)
+    problems = profile_problems(cfg)
+    if problems:
+        for p in problems:
+            print(f"{args.config}: {p}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure(args.log_level)
+    try:
+        return asyncio.run(Daemon(cfg).run())
+    except AlreadyRunning as exc:
+        print(f"sitegate: {exc}", file=sys.stderr)
+        return 1
+
+
+def _readings_text(meter_id: str, readings: list[dict[str, Any]]) -> str:
+    rows = [[r["quantity"], r["value"], r["unit"], r.get("quality", "good"),
+             ",".join(r.get("flags", []))] for r in readings]
+    return f"{meter_id}:\n" + table(rows, ["quantity", "value", "unit", "quality", "flags"])
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    cfg = config_or_exit(args.config)
+    try:
+        meter = cfg.meter(args.meter_id)
+    except KeyError:
+        print(f"no meter {args.meter_id!r} in {args.config}; known: "
+              f"{', '.join(m.id for m in cfg.meters)}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:  # the running daemon owns the bus: ask it
+        result = call(cfg.health.socket, "read", {"meter_id": meter.id})
+    except ControlError as exc:
+        if "not running" not in str(exc):
+            print(f"sitegate: {exc}", file=sys.stderr)
+            return 1
+        result = asyncio.run(_read_direct(cfg, meter.id))
+    emit(result, args.json, _readings_text(meter.id, result["readings"]))
+    return 0
+
+
+async def _read_direct(cfg: SiteConfig, meter_id: str) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    from sitegate.gateway.buses import make_client, meter_ref
+
+    meter = cfg.meter(meter_id)
+    client = make_client(cfg.bus(meter.bus))
+    try:
+        res = await client.read(meter_ref(meter), datetime.now(UTC))
+    finally:
+        await client.close()
+    return {"meter_id": meter_id, "readings": [r.to_dict() for r in res.readings]}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = config_or_exit(args.config)
+    try:
+        h = call(cfg.health.socket, "status")
+    except ControlError as exc:
+        print(f"sitegate: {exc}", file=sys.stderr)
+        return 1
+    lines = [f"gateway {h['gateway_id']} running since {h['started']}",
+             "backlog: " + ", ".join(f"{k} {v}" for k, v in h["backlog"].items())]
+    for bus in h["buses"]:
+        lines.append(f"\nbus {bus['bus']}: {bus['cycles']} cycles, {bus['overruns']} overruns, "
+                     f"utilization {bus['utilization']:.1%}"
+                     + (f", ERROR {bus['bus_error']}" if bus["bus_error"] else ""))
+        rows = [[m["meter_id"], m["state"], m["last_success"] or "never",
+                 " ".join(f"{k}={v}" for k, v in m["errors"].items()) or "-",
+                 m["last_error"] or ""] for m in bus["meters"]]
+        lines.append(table(rows, ["meter", "state", "last success", "errors", "last error"]))
+    emit(h, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_buffer_stats(args: argparse.Namespace) -> int:
+    from sitegate.gateway.buffer import Buffer
+
+    path = args.db or config_or_exit(args.config).storage.path
+    if not Path(path).exists():
+        print(f"sitegate: no buffer database at {path}", file=sys.stderr)
+        return 1
+    buf = Buffer(path, readonly=True)
+    try:
+        s = buf.stats()
+    finally:
+        buf.close()
+    rows = [[name, v["rows"], v["last_seq"], v["acked_upto"], v["unacknowledged"],
+             v["oldest_unacknowledged"] or "-"] for name, v in s["streams"].items()]
+    text = (f"{s['path']}: {s['file_bytes'] / 1e6:.1f} MB on disk\n"
+            + table(rows, ["stream", "rows", "last seq", "acked up to", "unacked",
+                           "oldest unacked"]))
+    emit(s, args.json, text)
+    return 0
