@@ -25,7 +25,7 @@ def _link_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=502, help="TCP port (default 502)")
     p.add_argument("--framing", choices=["tcp", "rtu-over-tcp"], default="tcp",
                    help="on TCP: Modbus TCP (default) or RTU frames through a converter")
-    p.add_argument("--baud", type=int, default=9600)
+    p.add_argument("--baud", type=int, default=None, help="serial baud rate (default 9600)")
     p.add_argument("--parity", choices=["N", "E", "O"], default="N")
     p.add_argument("--stopbits", type=int, choices=[1, 2], default=1)
     p.add_argument("--timeout", type=float, default=1.0, help="seconds per request")
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _link(args: argparse.Namespace, baud: int | None = None, timeout: float | None = None,
           retries: int = 1) -> LinkSettings:
     if args.serial:
-        return LinkSettings(serial_port=args.serial, baudrate=baud or args.baud,
+        return LinkSettings(serial_port=args.serial, baudrate=baud or args.baud or 9600,
                             parity=args.parity, stopbits=args.stopbits,
                             timeout=timeout or args.timeout, retries=retries)
     return LinkSettings(host=args.host, port=args.port, framing=args.framing,
@@ -117,7 +117,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     units = _units(args.units)
     if args.serial:
         bauds = ([int(b) for b in args.bauds.split(",")] if args.bauds
-                 else [args.baud] if "--baud" in sys.argv else list(SCAN_BAUDS))
+                 else [args.baud] if args.baud else list(SCAN_BAUDS))
     else:
         bauds = [0]
     timeout = min(args.timeout, 0.3)

@@ -153,3 +153,39 @@ class ModbusSimulator:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
+
+
+def main() -> None:
+    """``python -m sitegate.drivers.modbus.simulator --tcp 5020 --meter 1:eastron_sdm630``"""
+    import argparse
+
+    p = argparse.ArgumentParser(description="simulated Modbus meters")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tcp", type=int, metavar="PORT")
+    where.add_argument("--serial", metavar="DEV")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--framing", choices=["tcp", "rtu-over-tcp"], default="tcp")
+    p.add_argument("--baud", type=int, default=9600)
+    p.add_argument("--meter", action="append", required=True, metavar="UNIT:PROFILE")
+    p.add_argument("--silent", action="append", default=[], type=int, metavar="UNIT",
+                   help="a meter that never answers")
+    args = p.parse_args()
+
+    async def run() -> None:
+        meters = [(int(u), prof) for u, prof in (m.split(":", 1) for m in args.meter)]
+        sim = ModbusSimulator(meters)
+        for unit in args.silent:
+            sim.meters[unit].silent = True
+        if args.tcp:
+            await sim.start_tcp(args.host, args.tcp, args.framing)
+        else:
+            await sim.start_serial(args.serial, args.baud)
+        sim.run_clock(1.0)
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
