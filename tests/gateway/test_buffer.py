@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from sitegate.gateway.buffer import Buffer
+from sitegate.sync.protocol import Reading
+
+
+def _readings(n: int, start: int = 0) -> list[Reading]:
+    ts = datetime(2026, 1, 1, tzinfo=UTC)
+    return [Reading("m1", ts, "1-0:1.8.0", Decimal(f"{start + i}.125"), "kWh") for i in range(n)]
+
+
+def test_sequences_ack_and_pending(tmp_path: Path) -> None:
+    buf = Buffer(tmp_path / "b.db")
+    assert buf.append_readings(_readings(3)) == (1, 3)
+    assert buf.append_readings(_readings(2, 3)) == (4, 5)
+    assert [e.seq for e in buf.pending("readings")] == [1, 2, 3, 4, 5]
+    assert Reading.from_dict(buf.pending("readings")[0].data()).value == Decimal("0.125")
+    assert buf.ack("readings", 3) == 3
+    assert buf.ack("readings", 2) == 3  # never moves back
+    assert buf.ack("readings", 99) == 5  # never beyond what was written
+    assert buf.pending("readings") == []
+    buf.close()
+    # durable across reopen; sequence continues
+    buf = Buffer(tmp_path / "b.db")
+    assert buf.append_readings(_readings(1)) == (6, 6)
+    assert buf.acked_upto("readings") == 5
+
+
+def test_one_transaction_for_readings_and_events(tmp_path: Path) -> None:
+    buf = Buffer(tmp_path / "b.db")
+    ranges = buf.append_many({"readings": ([r.to_dict() for r in _readings(2)], None),
+                              "events": ([{"kind": "x"}], None)})
+    assert ranges == {"readings": (1, 2), "events": (1, 1)}
+
+
+def test_cap_removes_only_acknowledged_rows_and_alarms(tmp_path: Path) -> None:
+    buf = Buffer(tmp_path / "b.db", max_bytes=400_000)
+    for i in range(20):
+        buf.append_readings(_readings(200, i * 200))
+    used = buf.used_bytes()
+    assert used > 400_000  # nothing acknowledged: nothing may go
+    assert buf.stats()["streams"]["readings"]["rows"] == 4000
+    alarms = [e.data() for e in buf.pending("events")]
+    assert [a["kind"] for a in alarms] == ["buffer_full"]
+    buf.ack("readings", 3000)
+    buf.enforce_cap()
+    stats = buf.stats()["streams"]["readings"]
+    assert stats["unacknowledged"] == 1000  # every unacknowledged row is still there
+    assert buf.used_bytes() <= 400_000
+    remaining = [e.seq for e in buf.pending("readings", limit=5000, after=0)]
+    assert remaining[-1000:] == list(range(3001, 4001))
+    assert remaining[0] > 1  # the oldest acknowledged went first
+
+
+def test_corrupt_file_is_quarantined_not_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "b.db"
+    path.write_bytes(b"this is not a database" * 200)
+    buf = Buffer(path)
+    moved = list(tmp_path.glob("b.db.corrupt-*"))
+    assert len(moved) == 1 and moved[0].read_bytes().startswith(b"this is not")
+    events = [e.data() for e in buf.pending("events")]
+    assert events[0]["kind"] == "buffer_corrupt" and events[0]["severity"] == "alarm"
+    assert buf.append_readings(_readings(1)) == (1, 1)
+
+
+def test_schema_version_recorded(tmp_path: Path) -> None:
+    Buffer(tmp_path / "b.db").close()
+    con = sqlite3.connect(tmp_path / "b.db")
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sitegate.gateway.config import ConfigError, json_schema, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = """
+gateway_id = "gw-1"
+[storage]
+path = "/tmp/x.db"
+[[buses]]
+name = "rs485-1"
+serial = { port = "/dev/ttyUSB0", baudrate = 9600, parity = "E" }
+[[buses]]
+name = "conv"
+tcp = { host = "10.0.0.5", port = 502, framing = "rtu-over-tcp" }
+[[meters]]
+id = "apt-1"
+bus = "rs485-1"
+unit = 1
+profile = "eastron_sdm630"
+interval = 900
+billing_point = "Apartment 1"
+"""
+
+
+def _line_of(text: str) -> int:
+    return next(i for i, ln in enumerate(GOOD.splitlines(), 1) if ln.startswith(text))
+
+
+def test_good_config_parses() -> None:
+    cfg = parse_config(GOOD)
+    assert cfg.meter("apt-1").unit == 1
+    assert cfg.bus("conv").tcp is not None and cfg.bus("conv").tcp.framing == "rtu-over-tcp"
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "line", "words"),
+    [
+        (("unit = 1", "unit = 300"), "meters[0].unit", "unit = 1", "less than or equal to 247"),
+        (("interval = 900", "intervall = 900"), "meters[0].intervall", "interval = 900",
+         "unknown key"),
+        (('parity = "E"', 'parity = "X"'), "buses[0].serial.parity", "serial =",
+         "'N', 'E' or 'O'"),
+        (('bus = "rs485-1"', 'bus = "nope"'), "", None, "bus 'nope' is not defined"),
+        (("unit = 1\n", ""), "", None, "needs 'unit'"),
+    ],
+)
+def test_errors_name_key_and_line(change, path, line, words) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as info:
+        parse_config(GOOD.replace(*change))
+    problems = info.value.problems
+    assert any(p.path == path and words in p.message for p in problems), problems
+    if line is not None:
+        assert [p.line for p in problems if p.path == path] == [_line_of(line)]
+
+
+def test_toml_syntax_error_has_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(GOOD + "\n[[meters]\n")
+    assert info.value.problems[0].line == len(GOOD.splitlines()) + 2
+
+
+def test_check_config_cli_exit_codes(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace("unit = 1", "unit = 300").replace("eastron_sdm630", "nope"))
+    run = [sys.executable, "-m", "sitegate.gateway.cli", "check-config"]
+    ok = subprocess.run([*run, str(good)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    res = subprocess.run([*run, str(bad), "--json"], capture_output=True, text=True)
+    assert res.returncode == 2
+    out = json.loads(res.stdout)
+    assert out["problems"][0]["path"] == "meters[0].unit" and out["problems"][0]["line"] == _line_of("unit = 1")
+    # an unknown profile is caught too, once the structure is valid
+    bad.write_text(GOOD.replace("eastron_sdm630", "nope"))
+    res = subprocess.run([*run, str(bad)], capture_output=True, text=True)
+    assert res.returncode == 2 and "unknown Modbus profile 'nope'" in res.stdout
+
+
+def test_committed_schema_is_current() -> None:
+    committed = json.loads((ROOT / "config" / "schema.json").read_text())
+    assert committed == json_schema(), "run: sitegate schema > config/schema.json"
+
+
+def test_examples_are_valid() -> None:
+    examples = sorted((ROOT / "config" / "examples").glob("*.toml"))
+    assert examples
+    run = [sys.executable, "-m", "sitegate.gateway.cli", "check-config"]
+    for ex in examples:
+        res = subprocess.run([*run, str(ex)], capture_output=True, text=True)
+        assert res.returncode == 0, f"{ex.name}: {res.stdout}{res.stderr}"
