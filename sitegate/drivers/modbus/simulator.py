@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from pymodbus import FramerType
+from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -63,8 +64,8 @@ class SimulatedMeter:
         source = self.words["holding" if function_code == 3 else "input"]
         for i in range(count):
             registers[address - start_address + i] = source[address + i]
-        if self.silent:
-            await asyncio.sleep(3600)  # never answers within any client's timeout
+        if self.silent:  # the server then sends nothing: the client times out, as on a bus
+            raise NoSuchIdException(f"simulated silent meter {self.unit}")
 
     def set(self, reg: Register, value: Decimal) -> None:
         """Store ``value`` in the registers; remembers exactly what a reader must decode."""
@@ -115,13 +116,15 @@ class ModbusSimulator:
 
     async def start_tcp(self, host: str, port: int, framing: str = "tcp") -> None:
         framer = FramerType.RTU if framing == "rtu-over-tcp" else FramerType.SOCKET
-        self._server = ModbusTcpServer(self.devices, framer=framer, address=(host, port))
+        self._server = ModbusTcpServer(self.devices, framer=framer, address=(host, port),
+                                       ignore_missing_devices=True)
         await self._start()
 
     async def start_serial(self, port: str, baudrate: int = 9600, parity: str = "N",
                            stopbits: int = 1) -> None:
         self._server = ModbusSerialServer(self.devices, framer=FramerType.RTU, port=port,
-                                          baudrate=baudrate, parity=parity, stopbits=stopbits)
+                                          baudrate=baudrate, parity=parity, stopbits=stopbits,
+                                          ignore_missing_devices=True)
         await self._start()
 
     async def _start(self) -> None:
