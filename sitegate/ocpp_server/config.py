@@ -2,11 +2,103 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ChargePointId = str
 
 
-class OcppConfig(BaseModel):
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+
+class ChargePointConfig(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$",
+                    description="the charge point identity, the last part of its URL")
+    kind: Literal["ev", "laundry", "ebike"] = Field(
+        "ev", description="ev charger, or an RFID relay box switching laundry machines or "
+                          "eBike chargers (billed as such in the cloud)")
+    password: str | None = Field(
+        None, description="HTTP basic auth password (security profile 1 and 2)")
+    badge_format: Literal["as-is", "hex", "hex-reversed"] = Field(
+        "hex", description="how this charger writes badge UIDs: 'hex' normalizes case and "
+                           "separators, 'hex-reversed' also reverses the byte order of 4/7-byte "
+                           "UIDs, 'as-is' keeps the text")
+    max_current: Decimal = Field(Decimal(32), gt=0, le=500,
+                                 description="largest current per phase, A")
+    phases: list[Literal[1, 2, 3]] = Field(
+        [1, 2, 3], min_length=1, max_length=3,
+        description="building phases the charger is wired to (a single-phase charger on L2: [2])")
+    priority: int = Field(0, ge=0, le=9, description="load management class; higher is served "
+                                                     "first")
+    limit_unit: Literal["auto", "A", "W"] = Field(
+        "auto", description="unit of charging profiles; 'auto' reads the charger's "
+                            "ChargingScheduleAllowedChargingRateUnit")
+    voltage: Decimal = Field(Decimal(230), gt=0, description="phase voltage for W profiles")
+    billing_point: str | None = Field(None, description="label of the billed unit")
+
+
+class BadgeConfig(_Strict):
+    id: str = Field(min_length=1, max_length=40)
+    status: Literal["accepted", "blocked", "expired"] = "accepted"
+    expires: datetime | None = Field(None, description="ISO 8601; after it the badge is refused")
+    account: str | None = Field(None, description="tenant account billed for the sessions")
+
+
+class SecurityConfig(_Strict):
+    profile: Literal[0, 1, 2] = Field(
+        0, description="0: no auth; 1: HTTP basic auth; 2: basic auth over TLS")
+    certfile: str | None = Field(None, description="server certificate chain (PEM), profile 2")
+    keyfile: str | None = Field(None, description="server private key (PEM), profile 2")
+    unknown_chargers: Literal["reject", "pending", "accept"] = Field(
+        "reject", description="what to do with a charge point not listed in charge_points")
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> SecurityConfig:
+        if self.profile == 2 and not (self.certfile and self.keyfile):
+            raise ValueError("security profile 2 needs 'certfile' and 'keyfile'")
+        return self
+
+
+class LoadManagementConfig(_Strict):
+    enabled: bool = False
+    connection_limit: Decimal = Field(Decimal(63), gt=0,
+                                      description="building connection, A per phase")
+    min_current: Decimal = Field(Decimal(6), ge=0,
+                                 description="below this a session is paused (IEC 61851: 6 A)")
+    fallback_current: Decimal = Field(
+        Decimal(6), ge=0, description="current per session when the main meter data is stale")
+    stale_after: float = Field(30.0, gt=0, description="seconds after which main meter data "
+                                                       "is stale")
+    interval: float = Field(30.0, gt=0, description="seconds between periodic recomputations")
+    max_rejects: int = Field(3, ge=1, description="profile rejections before a charger is "
+                                                  "reported and left alone")
+
+
+class OcppConfig(_Strict):
     host: str = "0.0.0.0"
     port: int = Field(9000, ge=1, le=65535)
+    heartbeat_interval: int = Field(300, ge=10, description="seconds, sent in BootNotification")
+    call_timeout: float = Field(30.0, gt=0, description="seconds to wait for a charger's answer")
+    session_report_interval: float = Field(
+        900.0, gt=0, description="seconds between reports of running sessions to the buffer")
+    security: SecurityConfig = SecurityConfig()
+    charge_points: list[ChargePointConfig] = []
+    badges: list[BadgeConfig] = Field([], description="local badges, besides the cloud's list")
+    load_management: LoadManagementConfig = LoadManagementConfig()
+
+    @model_validator(mode="after")
+    def _unique(self) -> OcppConfig:
+        ids = [c.id for c in self.charge_points]
+        if len(set(ids)) != len(ids):
+            raise ValueError("charge point ids must be unique")
+        return self
+
+    def charge_point(self, cp_id: str) -> ChargePointConfig | None:
+        for c in self.charge_points:
+            if c.id == cp_id:
+                return c
+        return None

@@ -75,3 +75,51 @@ STREAM_READINGS = "readings"
 STREAM_SESSIONS = "sessions"
 STREAM_EVENTS = "events"
 STREAMS = (STREAM_READINGS, STREAM_SESSIONS, STREAM_EVENTS)
+
+
+# --- sessions stream (OCPP) ---
+# One payload per session report: a running session is reported periodically (status
+# "running"), and once more when it ends ("completed"). The cloud keeps the latest report
+# per session_id, so resending a report is harmless. Energies are exact decimal strings, Wh.
+
+from typing import Literal as _Literal  # noqa: E402
+
+from pydantic import BaseModel as _BaseModel  # noqa: E402
+from pydantic import ConfigDict as _ConfigDict  # noqa: E402
+
+
+class SessionMeterValue(_BaseModel):
+    model_config = _ConfigDict(extra="forbid")
+
+    ts: datetime
+    measurand: str  # OCPP measurand, e.g. Energy.Active.Import.Register, Power.Active.Import
+    value: Decimal
+    unit: str  # normalized: Wh for energy, W for power, A for current
+    phase: str | None = None
+    context: str | None = None
+
+
+class SessionRecord(_BaseModel):
+    model_config = _ConfigDict(extra="forbid")
+
+    session_id: str  # stable across reports and restarts: "{charge_point}-{transaction}"
+    charge_point: str
+    connector: int
+    kind: _Literal["ev", "laundry", "ebike"] = "ev"
+    badge: str | None = None  # normalized badge id
+    account: str | None = None
+    start: datetime
+    stop: datetime | None = None
+    meter_start_wh: Decimal
+    meter_stop_wh: Decimal | None = None  # last known value while running
+    energy_wh: Decimal | None = None
+    duration_s: int | None = None
+    stop_reason: str | None = None
+    meter_values: list[SessionMeterValue] = []
+    # e.g. "closed_after_reboot", "nonconformant_payload", "meter_decreased", "no_badge"
+    flags: list[str] = []
+    status: _Literal["running", "completed"] = "running"
+
+    def to_payload(self) -> dict[str, Any]:
+        """JSON-ready dict: decimals as exact strings, times in ISO 8601."""
+        return self.model_dump(mode="json")
