@@ -15,6 +15,7 @@ from collections.abc import Sequence
 PARTS = (
     "sitegate.gateway.cli_core",
     "sitegate.gateway.cli_modbus",
+    "sitegate.gateway.demo",
     "sitegate.drivers.mbus.cli",
     "sitegate.ocpp_server.cli",
 )
