@@ -73,3 +73,12 @@ def test_schema_version_recorded(tmp_path: Path) -> None:
     con = sqlite3.connect(tmp_path / "b.db")
     assert con.execute("PRAGMA user_version").fetchone()[0] == 1
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_fast_serialization_equals_to_dict(tmp_path: Path) -> None:
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    odd = Reading('m"1\\', t, "1-0:1.8.0", Decimal("-0.000100"), "m³", "suspect", t, ("a", "b"))
+    buf = Buffer(tmp_path / "b.db")
+    buf.append_readings([odd, *_readings(1)])
+    stored = [e.data() for e in buf.pending("readings")]
+    assert stored[0] == odd.to_dict() and Reading.from_dict(stored[0]) == odd

@@ -78,7 +78,8 @@ def test_check_config_cli_exit_codes(tmp_path: Path) -> None:
     res = subprocess.run([*run, str(bad), "--json"], capture_output=True, text=True)
     assert res.returncode == 2
     out = json.loads(res.stdout)
-    assert out["problems"][0]["path"] == "meters[0].unit" and out["problems"][0]["line"] == _line_of("unit = 1")
+    first = out["problems"][0]
+    assert first["path"] == "meters[0].unit" and first["line"] == _line_of("unit = 1")
     # an unknown profile is caught too, once the structure is valid
     bad.write_text(GOOD.replace("eastron_sdm630", "nope"))
     res = subprocess.run([*run, str(bad)], capture_output=True, text=True)

@@ -120,7 +120,8 @@ def test_kill_9_loses_nothing_committed(tmp_path: Path, simulator: int) -> None:
     seen: list[tuple[int, str]] = []
     for round_ in range(4):
         proc = _start(cfg)
-        _wait_for(lambda: db.exists() and len(_rows(db)) > len(seen) + 13 * 9)
+        before = len(seen)
+        _wait_for(lambda: db.exists() and len(_rows(db)) > before + 13 * 9)  # noqa: B023
         time.sleep(0.05 * round_)  # land the kill at different points of a cycle
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
