@@ -34,6 +34,7 @@ class Daemon:
         self.workers: dict[str, BusWorker] = {}
         self.latest: dict[tuple[str, str], Reading] = {}  # live values (load management)
         self.services: list[Any] = []  # optional parts with start()/stop()/health()
+        self.ocpp: Any = None
         self._unwritten: list[tuple[list[Reading], list[dict[str, Any]]]] = []
         self._stop = asyncio.Event()
         self._lock_file: Any = None
@@ -82,6 +83,47 @@ class Daemon:
                 backoff_max=bus.backoff_max, clock_synchronized=_clock_check(),
             )
 
+    def _build_services(self, ctl: ControlServer) -> None:
+        """The optional parts, each only when its table is in the site file."""
+        cfg = self.config
+        assert self.buffer is not None
+        if cfg.ocpp is not None:
+            from sitegate.ocpp_server.service import CentralSystem
+
+            self.ocpp = CentralSystem(
+                cfg.ocpp, self.buffer, str(Path(cfg.storage.path).with_name("ocpp-state.db")),
+                main_meter_currents=self._main_meter_currents,
+            )
+            self.services.append(self.ocpp)
+            ctl.add_prefix("ocpp", self.ocpp.handle_command)
+        if cfg.mqtt is not None:
+            from sitegate.sync.client import SyncClient
+
+            self.services.append(SyncClient(
+                cfg.mqtt, cfg.gateway_id, self.buffer,
+                on_badges=self.ocpp.update_badges if self.ocpp is not None else None,
+                on_command=self._cloud_command,
+            ))
+
+    def _main_meter_currents(self) -> tuple[tuple[Any, ...], datetime] | None:
+        """Per-phase currents of the building's main meter, for load management."""
+        assert self.config.ocpp is not None
+        meter = getattr(self.config.ocpp.load_management, "main_meter", None)
+        phases = [self.latest.get((meter, q)) for q in ("1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0")]
+        if meter is None or any(r is None for r in phases):
+            return None
+        return tuple(r.value for r in phases if r), min(r.ts for r in phases if r)
+
+    async def _cloud_command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Commands from the cloud run through the same handlers as the local CLI's."""
+        if name.startswith("ocpp.") and self.ocpp is not None:
+            return await self.ocpp.handle_command(name.removeprefix("ocpp."), args)
+        handlers = {"read": self._cmd_read, "buffer.stats": self._cmd_buffer_stats,
+                    "status": self._cmd_status}
+        if name not in handlers:
+            raise ValueError(f"unknown command {name!r}")
+        return await handlers[name](args)
+
     def _control(self) -> ControlServer:
         ctl = ControlServer(self.config.health.socket)
         ctl.add("status", self._cmd_status)
@@ -125,6 +167,7 @@ class Daemon:
         self.buffer = Buffer(cfg.storage.path, max_bytes=cfg.storage.max_mb * 1024 * 1024)
         self._build_workers()
         ctl = self._control()
+        self._build_services(ctl)
         await ctl.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
