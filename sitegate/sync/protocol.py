@@ -77,6 +77,325 @@ STREAM_EVENTS = "events"
 STREAMS = (STREAM_READINGS, STREAM_SESSIONS, STREAM_EVENTS)
 
 
+# --- uplink/downlink contract (sync part) ---------------------------------------------------
+# Topics live under sitegate/v1/{gateway_id}/. Every payload is compact JSON (UTF-8): the
+# benchmark in bench/bench_sync_encoding.py compares it with msgpack and CBOR (see
+# bench/README.md). Batch items are the buffer's stored JSON texts, spliced in unchanged, so
+# the gateway never decodes and re-encodes a row; decimals travel as exact strings.
+
+import json as _json  # noqa: E402
+from datetime import UTC as _UTC  # noqa: E402
+from typing import Literal as _Lit  # noqa: E402
+from typing import TypeVar as _TypeVar  # noqa: E402
+
+from pydantic import AwareDatetime as _AwareDatetime  # noqa: E402
+from pydantic import BaseModel as _Model  # noqa: E402
+from pydantic import ConfigDict as _Cfg  # noqa: E402
+from pydantic import Field as _Field  # noqa: E402
+from pydantic import ValidationError as _ValidationError  # noqa: E402
+from pydantic import field_validator as _field_validator  # noqa: E402
+from pydantic import model_validator as _model_validator  # noqa: E402
+
+TOPIC_PREFIX = f"sitegate/v{PROTOCOL_VERSION}"
+LEAF_STATUS = "status"
+LEAF_ACK = "ack"
+LEAF_CONFIG = "config"
+LEAF_BADGES = "badges"
+LEAF_CMD = "cmd"
+# Ingest processes share the uplink with an MQTT 5 shared subscription of this group.
+INGEST_SHARE_GROUP = "sitegate-ingest"
+# Status is not shared: every ingest process wants the retained birth/last will.
+STATUS_ONLINE = "online"
+STATUS_OFFLINE = "offline"
+
+
+class ProtocolError(ValueError):
+    """A payload or topic that does not follow this contract; the text says why."""
+
+
+def check_gateway_id(gateway_id: str) -> str:
+    if not gateway_id or any(c in gateway_id for c in "/+#$") or len(gateway_id) > 64:
+        raise ProtocolError(f"gateway id {gateway_id!r} is empty, too long or has / + # $")
+    return gateway_id
+
+
+def topic(gateway_id: str, leaf: str) -> str:
+    """``sitegate/v1/{gateway_id}/{leaf}``; leaf is a stream, status, ack, config, badges."""
+    return f"{TOPIC_PREFIX}/{check_gateway_id(gateway_id)}/{leaf}"
+
+
+def cmd_topic(gateway_id: str, cmd_id: str) -> str:
+    return topic(gateway_id, f"{LEAF_CMD}/{cmd_id}")
+
+
+def cmd_result_topic(gateway_id: str, cmd_id: str) -> str:
+    return topic(gateway_id, f"{LEAF_CMD}/{cmd_id}/result")
+
+
+def parse_topic(name: str) -> tuple[str, str]:
+    """(gateway_id, leaf) of a topic of this protocol version; ProtocolError otherwise."""
+    prefix = TOPIC_PREFIX + "/"
+    if not name.startswith(prefix):
+        raise ProtocolError(f"topic {name!r} is not under {prefix}")
+    gateway_id, _, leaf = name[len(prefix):].partition("/")
+    if not leaf:
+        raise ProtocolError(f"topic {name!r} has no leaf after the gateway id")
+    return check_gateway_id(gateway_id), leaf
+
+
+def ingest_subscriptions() -> list[str]:
+    """What a cloud ingest process subscribes to: shared uplink streams, plain status."""
+    shared = [f"$share/{INGEST_SHARE_GROUP}/{TOPIC_PREFIX}/+/{s}" for s in STREAMS]
+    return [*shared, f"{TOPIC_PREFIX}/+/{LEAF_STATUS}"]
+
+
+def gateway_subscriptions(gateway_id: str) -> list[str]:
+    """What a gateway subscribes to: its acks, desired config, badge list and commands."""
+    return [topic(gateway_id, leaf) for leaf in (LEAF_ACK, LEAF_CONFIG, LEAF_BADGES, "cmd/+")]
+
+
+def dumps(obj: Any) -> bytes:
+    """The wire encoding of every non-batch message: compact JSON."""
+    return _json.dumps(obj, separators=(",", ":"), default=str).encode()
+
+
+def _loads(payload: bytes) -> Any:
+    try:
+        return _json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+
+
+def _parse(model: type[_M], payload: bytes) -> _M:
+    data = _loads(payload)
+    try:
+        return model.model_validate(data)
+    except _ValidationError as exc:
+        raise ProtocolError(_short(exc)) from None
+
+
+def _short(exc: _ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+class _Strict(_Model):
+    model_config = _Cfg(extra="forbid")
+
+
+
+_M = _TypeVar("_M", bound=_Model)
+
+
+# -- uplink batches ---------------------------------------------------------------------------
+
+
+class Batch(_Strict):
+    """A run of consecutive buffer rows of one stream: items[i] has seq ``first + i``."""
+
+    v: int = PROTOCOL_VERSION
+    stream: _Lit["readings", "sessions", "events"]
+    first: int = _Field(ge=1)
+    last: int = _Field(ge=1)
+    items: list[dict[str, Any]]
+
+    @_model_validator(mode="after")
+    def _range_matches(self) -> Batch:
+        if self.v != PROTOCOL_VERSION:
+            raise ValueError(f"protocol version {self.v} is not {PROTOCOL_VERSION}")
+        if self.last - self.first + 1 != len(self.items):
+            raise ValueError(
+                f"range {self.first}..{self.last} does not match {len(self.items)} items")
+        return self
+
+
+def encode_batch(stream: str, first: int, item_texts: list[str]) -> bytes:
+    """Wire form of a batch from the buffer's stored JSON texts (spliced, not re-encoded)."""
+    last = first + len(item_texts) - 1
+    head = f'{{"v":{PROTOCOL_VERSION},"stream":"{stream}","first":{first},"last":{last},"items":['
+    return (head + ",".join(item_texts) + "]}").encode()
+
+
+def decode_batch(payload: bytes) -> Batch:
+    return _parse(Batch, payload)
+
+
+def batch_range(payload: bytes) -> tuple[str, int, int] | None:
+    """(stream, first, last) of a batch whose items are broken but whose envelope is readable.
+
+    Lets the cloud acknowledge (and dead-letter) a bad batch so it is not resent forever.
+    """
+    try:
+        data = _json.loads(payload)
+        stream, first, last = data["stream"], data["first"], data["last"]
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+        return None
+    ok = (stream in STREAMS and type(first) is int and type(last) is int  # noqa: E721
+          and 1 <= first <= last)
+    return (stream, first, last) if ok else None
+
+
+class ReadingItem(_Model):
+    """One reading as it travels (Reading.to_dict); validated by the cloud before storing."""
+
+    model_config = _Cfg(extra="forbid")
+
+    meter_id: str = _Field(min_length=1)
+    ts: _AwareDatetime
+    quantity: str = _Field(min_length=1)
+    value: str  # exact decimal text: parsed for validity, stored as sent
+    unit: str
+    quality: _Lit["good", "suspect", "invalid"] = GOOD
+    read_at: _AwareDatetime | None = None
+    flags: list[str] = []
+
+    @_field_validator("value")
+    @classmethod
+    def _exact_decimal(cls, v: str) -> str:
+        try:
+            d = Decimal(v)
+        except ArithmeticError:
+            raise ValueError(f"value {v!r} is not a decimal number") from None
+        if not d.is_finite():
+            raise ValueError(f"value {v!r} is not finite")
+        return v
+
+
+class EventItem(_Model):
+    """An event row: ts, kind, severity and free fields (kept whole in the payload)."""
+
+    model_config = _Cfg(extra="allow")
+
+    ts: _AwareDatetime
+    kind: str = _Field(min_length=1)
+    severity: str = "info"
+
+
+class SessionItem(_Model):
+    """A sessions-stream row as the cloud reads it: opaque, with the columns it indexes.
+
+    The OCPP part defines the full payload (SessionRecord below); the envelope only needs
+    it to be an object, so a newer gateway's record never bounces off an older cloud.
+    """
+
+    model_config = _Cfg(extra="allow")
+
+    session_id: str | None = None
+    charge_point: str | None = None
+    connector: int | None = None
+    badge: str | None = None
+    start: _AwareDatetime | None = None
+    stop: _AwareDatetime | None = None
+    energy_wh: Decimal | None = None
+
+
+ITEM_MODELS: dict[str, type[_Model]] = {
+    STREAM_READINGS: ReadingItem, STREAM_SESSIONS: SessionItem, STREAM_EVENTS: EventItem,
+}
+
+
+# -- downlink ------------------------------------------------------------------------------
+
+
+class Ack(_Strict):
+    """The cloud committed ``stream`` up to ``upto`` without a gap; (first, last) echo the
+    batch that triggered this ack, committed even when a gap below keeps ``upto`` back."""
+
+    v: int = PROTOCOL_VERSION
+    stream: _Lit["readings", "sessions", "events"]
+    upto: int = _Field(ge=0)
+    first: int | None = None
+    last: int | None = None
+
+
+def decode_ack(payload: bytes) -> Ack:
+    return _parse(Ack, payload)
+
+
+class DesiredConfig(_Strict):
+    """Retained on ``config``: the configuration the cloud wants this gateway to run."""
+
+    v: int = PROTOCOL_VERSION
+    version: int = _Field(ge=1)
+    config: dict[str, Any]
+
+
+def decode_config(payload: bytes) -> DesiredConfig:
+    return _parse(DesiredConfig, payload)
+
+
+class BadgeEntry(_Strict):
+    id: str = _Field(min_length=1)
+    status: _Lit["accepted", "blocked", "expired"]
+    expires: datetime | None = None
+    account: str | None = None
+
+
+class BadgeList(_Strict):
+    """Retained on ``badges``: the local authorization list for the OCPP part."""
+
+    version: int
+    badges: list[BadgeEntry]
+
+
+def decode_badges(payload: bytes) -> BadgeList:
+    return _parse(BadgeList, payload)
+
+
+class Command(_Strict):
+    """On ``cmd/{id}``, sent with an MQTT message expiry so a stale one never runs.
+
+    Names the gateway knows: read_meter {meter_id}, scan_bus {bus}, buffer_stats, restart.
+    """
+
+    v: int = PROTOCOL_VERSION
+    id: str = _Field(min_length=1)
+    name: str = _Field(min_length=1)
+    args: dict[str, Any] = {}
+
+
+def decode_command(payload: bytes) -> Command:
+    return _parse(Command, payload)
+
+
+class CommandResult(_Strict):
+    v: int = PROTOCOL_VERSION
+    id: str
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    ts: datetime = _Field(default_factory=lambda: datetime.now(_UTC))
+
+
+def decode_command_result(payload: bytes) -> CommandResult:
+    return _parse(CommandResult, payload)
+
+
+class Status(_Model):
+    """Retained on ``status``: birth (online, with a health summary) and last will (offline).
+
+    Extra fields are allowed so a newer gateway can report more without breaking the cloud.
+    """
+
+    model_config = _Cfg(extra="allow")
+
+    v: int = PROTOCOL_VERSION
+    state: _Lit["online", "offline"]
+    ts: datetime | None = None
+    applied_config_version: int | None = None
+    # The last desired config that was refused: {"version": int, "error": str}.
+    config_rejected: dict[str, Any] | None = None
+    badges_version: int | None = None
+    backlog: dict[str, int] = {}
+
+
+def decode_status(payload: bytes) -> Status:
+    return _parse(Status, payload)
+
+
 # --- sessions stream (OCPP) ---
 # One payload per session report: a running session is reported periodically (status
 # "running"), and once more when it ends ("completed"). The cloud keeps the latest report
