@@ -80,7 +80,7 @@ class LoadManagementConfig(_Strict):
 
 class OcppConfig(_Strict):
     host: str = "0.0.0.0"
-    port: int = Field(9000, ge=1, le=65535)
+    port: int = Field(9000, ge=0, le=65535, description="TCP port; 0 picks a free one (tests)")
     heartbeat_interval: int = Field(300, ge=10, description="seconds, sent in BootNotification")
     call_timeout: float = Field(30.0, gt=0, description="seconds to wait for a charger's answer")
     session_report_interval: float = Field(

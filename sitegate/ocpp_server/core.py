@@ -1,0 +1,223 @@
+"""What the central system knows and does, independent of the OCPP version on the wire.
+
+The version-specific charge point classes (``cp16``, ``cp201``) translate messages into
+calls on ``Core``: authorize a badge, open, feed and close transactions, report sessions to
+the sink. ``Core`` owns the state file, the badge list and the live connection table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+import structlog
+
+from sitegate.ocpp_server.badges import BadgeList, Decision
+from sitegate.ocpp_server.config import ChargePointConfig, OcppConfig
+from sitegate.ocpp_server.lenient import MeterValue, currents, energy_register
+from sitegate.ocpp_server.state import StateStore, Tx
+from sitegate.sync.protocol import STREAM_SESSIONS, SessionMeterValue, SessionRecord
+
+log = structlog.get_logger(__name__)
+
+
+class Sink(Protocol):
+    """Where sessions and events go: the gateway's Buffer satisfies this."""
+
+    def append(self, stream: str, payloads: list[dict[str, Any]]) -> Any: ...
+
+    def append_event(self, kind: str, severity: str = "info", **fields: Any) -> None: ...
+
+
+@dataclass
+class Connection:
+    """A connected charge point, as the rest of the system sees it."""
+
+    cp_id: str
+    version: str  # "1.6" | "2.0.1"
+    cp: Any  # the ocpp ChargePoint object (cp16.CP16 or cp201.CP201)
+    config: ChargePointConfig
+    accepted: bool = True
+    connected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    vendor: str | None = None
+    model: str | None = None
+    connectors: dict[int, str] = field(default_factory=dict)  # connector -> status
+    limits: dict[int, Decimal] = field(default_factory=dict)  # connector -> last pushed A
+    draw: dict[int, dict[int, Decimal]] = field(default_factory=dict)  # connector->phase->A
+    profile_rejects: int = 0
+    profiles_disabled: bool = False
+    rate_unit: str | None = None  # "A" or "W" once known
+
+
+class Core:
+    def __init__(self, cfg: OcppConfig, sink: Sink, state_path: str) -> None:
+        self.cfg = cfg
+        self.sink = sink
+        self.store = StateStore(state_path)
+        self.badges = BadgeList(cfg.badges)
+        cached = self.store.get("cloud_badges")
+        if cached is not None:
+            self.badges.load_cloud(cached)
+        self.connections: dict[str, Connection] = {}
+        self.on_change: Callable[[], None] = lambda: None  # set by load management
+        self.on_boot: Callable[[Connection], Awaitable[None]] | None = None  # by the service
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- charger configuration ---------------------------------------------------------------
+
+    def charger_config(self, cp_id: str) -> ChargePointConfig | None:
+        """The configured charge point, a default one if unknown chargers are let in."""
+        c = self.cfg.charge_point(cp_id)
+        if c is None and self.cfg.security.unknown_chargers != "reject":
+            c = ChargePointConfig(id=cp_id)
+        return c
+
+    def is_known(self, cp_id: str) -> bool:
+        return self.cfg.charge_point(cp_id) is not None
+
+    # -- events and sessions to the sink --------------------------------------------------------
+
+    def event(self, kind: str, severity: str = "info", **fields: Any) -> None:
+        """Fire-and-forget event into the sink (a worker thread does the fsync)."""
+        log.info("ocpp." + kind, severity=severity, **fields)
+        self._spawn(asyncio.to_thread(self.sink.append_event, kind, severity=severity, **fields))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("ocpp.background_failed", error=repr(task.exception()))
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def record(self, tx: Tx) -> SessionRecord:
+        mv = [SessionMeterValue(ts=datetime.fromisoformat(r["ts"]), measurand=r["measurand"],
+                                value=Decimal(r["value"]), unit=r["unit"],
+                                phase=r["phase"] or None, context=r["context"] or None)
+              for r in self.store.meter_values(tx.id)]
+        last = tx.meter_stop if tx.status == "completed" else tx.last_meter
+        end = tx.stop_ts if tx.status == "completed" else tx.last_meter_ts
+        energy = last - tx.meter_start if last is not None else None
+        return SessionRecord(
+            session_id=tx.session_id, charge_point=tx.cp_id, connector=tx.connector,
+            kind=tx.kind,  # type: ignore[arg-type]
+            badge=tx.badge, account=tx.account, start=tx.start_ts, stop=tx.stop_ts,
+            meter_start_wh=tx.meter_start, meter_stop_wh=last, energy_wh=energy,
+            duration_s=int((end - tx.start_ts).total_seconds()) if end else None,
+            stop_reason=tx.stop_reason, meter_values=mv, flags=tx.flags,
+            status=tx.status,  # type: ignore[arg-type]
+        )
+
+    async def report(self, tx: Tx) -> None:
+        """Hand one session report to the sink; remember it went, so a restart resends
+        only what the sink never got."""
+        payload = self.record(tx).to_payload()
+        await asyncio.to_thread(self.sink.append, STREAM_SESSIONS, [payload])
+        self.store.mark_reported(tx.id, tx.status)
+
+    async def report_pending(self) -> int:
+        """Completed sessions whose final report did not reach the sink (e.g. a crash)."""
+        txs = self.store.unreported_completed()
+        for tx in txs:
+            await self.report(tx)
+        return len(txs)
+
+    async def report_running(self) -> int:
+        txs = self.store.open_txs()
+        for tx in txs:
+            await self.report(tx)
+        return len(txs)
+
+    # -- authorization -----------------------------------------------------------------------
+
+    def authorize(self, conn: Connection, raw_badge: str) -> Decision:
+        d = self.badges.decide(raw_badge, conn.config.badge_format)
+        if d.status != "Accepted":
+            self.event("badge_refused", severity="warning", charge_point=conn.cp_id,
+                       badge=d.badge, raw=raw_badge, status=d.status)
+        return d
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def start_tx(self, conn: Connection, *, connector: int, badge: str | None,
+                 account: str | None, ts: datetime, meter_start: Decimal,
+                 ext_id: str | None = None, flags: list[str] | None = None) -> Tx:
+        tx, created = self.store.start_tx(
+            cp_id=conn.cp_id, connector=connector, kind=conn.config.kind, badge=badge,
+            account=account, start_ts=ts, meter_start=meter_start, ext_id=ext_id, flags=flags)
+        if created:
+            log.info("ocpp.tx_started", charge_point=conn.cp_id, tx=tx.id, connector=connector,
+                     badge=badge)
+            self.on_change()
+        else:
+            log.info("ocpp.tx_start_resent", charge_point=conn.cp_id, tx=tx.id)
+        return tx
+
+    def add_values(self, conn: Connection, tx: Tx | None, connector: int,
+                   values: list[MeterValue]) -> None:
+        draw = currents(values)
+        if draw:
+            conn.draw[connector] = draw
+        if tx is None:
+            return
+        self.store.add_meter_values(tx.id, [v.row() for v in values])
+        reg = energy_register(values)
+        if reg is not None:
+            self.store.set_last_meter(tx.id, reg[0], reg[1])
+
+    async def stop_tx(self, conn: Connection, tx: Tx, *, ts: datetime, meter_stop: Decimal,
+                      reason: str | None, flags: list[str]) -> None:
+        if tx.status == "completed" and "closed_after_reboot" not in tx.flags:
+            log.info("ocpp.tx_stop_resent", charge_point=conn.cp_id, tx=tx.id)
+            return
+        all_flags = [f for f in tx.flags if f != "closed_after_reboot"] + flags
+        if tx.status == "completed":
+            all_flags.append("stop_after_auto_close")  # the charger's real stop won
+        if meter_stop < tx.meter_start:
+            all_flags.append("meter_decreased")
+        self.store.stop_tx(tx.id, stop_ts=ts, meter_stop=meter_stop, reason=reason,
+                           flags=all_flags)
+        conn.draw.pop(tx.connector, None)
+        log.info("ocpp.tx_stopped", charge_point=conn.cp_id, tx=tx.id, reason=reason)
+        self.on_change()
+        stored = self.store.tx(tx.id)
+        assert stored is not None
+        await self.report(stored)
+
+    async def close_after_reboot(self, conn: Connection) -> None:
+        """A charger that booted has lost its open transactions: close them with the last
+        meter value we know, flagged, so billing sees them and a human can check."""
+        for tx in self.store.open_txs(conn.cp_id):
+            last = tx.last_meter if tx.last_meter is not None else tx.meter_start
+            self.store.stop_tx(tx.id, stop_ts=tx.last_meter_ts or tx.start_ts, meter_stop=last,
+                               reason="Reboot", flags=tx.flags + ["closed_after_reboot"])
+            self.event("tx_closed_after_reboot", severity="warning", charge_point=conn.cp_id,
+                       transaction=tx.session_id, meter_stop_wh=str(last))
+            stored = self.store.tx(tx.id)
+            assert stored is not None
+            await self.report(stored)
+        conn.draw.clear()
+        self.on_change()
+
+    async def after_boot(self, conn: Connection) -> None:
+        if self.on_boot is not None:
+            await self.on_boot(conn)
+
+    def keep_raw(self, conn_id: str, action: str, raw: str, problems: list[str]) -> None:
+        self.store.keep_raw(conn_id, action, raw, problems)
+        log.warning("ocpp.nonconformant", charge_point=conn_id, action=action,
+                    problems=problems[:5])
+
+    def update_badges(self, payload: dict[str, Any]) -> None:
+        self.badges.load_cloud(payload)  # raises ValueError before changing anything
+        self.store.put("cloud_badges", payload)

@@ -1,0 +1,68 @@
+"""Helpers shared by the OCPP tests (imported by name: conftest puts this folder on the path)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
+from typing import Any
+
+from sitegate.gateway.buffer import Buffer
+from sitegate.ocpp_server.config import OcppConfig
+from sitegate.ocpp_server.service import CentralSystem
+
+
+def run(coro: Coroutine[Any, Any, Any], timeout: float = 40) -> Any:
+    """Run one scenario on a fresh event loop, with an overall deadline."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def make_cfg(**overrides: Any) -> OcppConfig:
+    data: dict[str, Any] = {
+        "host": "127.0.0.1", "port": 0,
+        "charge_points": [
+            {"id": "CP1"}, {"id": "CP2"}, {"id": "LAUNDRY1", "kind": "laundry"},
+            {"id": "REV1", "badge_format": "hex-reversed"},
+        ],
+        "badges": [
+            {"id": "04:A2:3B:C1", "account": "tenant-7"},
+            {"id": "DEADBEEF", "status": "blocked"},
+            {"id": "0BADC0DE", "expires": "2020-01-01T00:00:00Z"},
+        ],
+    }
+    data.update(overrides)
+    return OcppConfig.model_validate(data)
+
+
+@contextlib.asynccontextmanager
+async def central(tmp: Path, cfg: OcppConfig | None = None, **kw: Any
+                  ) -> AsyncIterator[tuple[CentralSystem, Buffer, str]]:
+    """A real CentralSystem on a free loopback port with a real SQLite buffer as its sink."""
+    buf = Buffer(tmp / "buffer.db")
+    cs = CentralSystem(cfg or make_cfg(), buf, str(tmp / "ocpp.db"), **kw)
+    await cs.start()
+    try:
+        yield cs, buf, f"ws://127.0.0.1:{cs.port}/ocpp/"
+    finally:
+        await cs.stop()
+        buf.close()
+
+
+def sessions(buf: Buffer) -> list[dict[str, Any]]:
+    return [e.data() for e in buf.pending("sessions", limit=10000)]
+
+
+def events(buf: Buffer) -> list[dict[str, Any]]:
+    return [e.data() for e in buf.pending("events", limit=10000)]
+
+
+async def until(pred: Any, timeout: float = 10.0) -> None:
+    """Wait for a condition (state settles asynchronously); fails the test at the deadline."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        if loop.time() > end:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+
