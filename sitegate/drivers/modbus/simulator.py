@@ -52,7 +52,9 @@ class SimulatedMeter:
 
     def device(self) -> SimDevice:
         def block(kind: DataType) -> list[SimData]:
-            return [SimData(0, count=self.size, values=0, datatype=kind)]
+            # One value per register, count=1: pymodbus 3.16 multiplies values by count twice,
+            # so count=size costs size**2 memory (a MemoryError at ABB/Janitza addresses).
+            return [SimData(0, values=[0] * self.size, datatype=kind)]
 
         bits, regs = DataType.BITS, DataType.REGISTERS
         return SimDevice(self.unit, simdata=(block(bits), block(bits), block(regs), block(regs)),
