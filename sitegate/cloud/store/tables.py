@@ -1,0 +1,111 @@
+"""The cloud schema as SQLAlchemy Core tables (one MetaData); migrations mirror it.
+
+Times are stored in UTC. SQLite keeps DateTime columns without an offset, so every writer
+converts to UTC first and readers treat naive values from SQLite as UTC. Decimal values
+are TEXT holding the exact string the gateway sent (SQLite has no exact numeric type).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+TZ = DateTime(timezone=True)
+
+gateways = Table(
+    "gateways", metadata,
+    Column("gateway_id", String(64), primary_key=True),
+    Column("first_seen", TZ, nullable=False),
+    Column("last_seen", TZ, nullable=False),
+    Column("online", Boolean, nullable=False, default=False),
+    Column("status", Text),  # JSON: the last status message (birth / health / will)
+    Column("applied_config_version", Integer),
+)
+
+readings = Table(
+    "readings", metadata,
+    Column("gateway_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("meter_id", String(128), nullable=False),
+    Column("ts", TZ, nullable=False),
+    Column("quantity", String(64), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("unit", String(32), nullable=False),
+    Column("quality", String(16), nullable=False),
+    Column("flags", Text, nullable=False, default="[]"),  # JSON list
+    Column("read_at", TZ),
+    Column("received_at", TZ, nullable=False),
+    UniqueConstraint("gateway_id", "seq", name="uq_readings_gateway_seq"),
+    Index("ix_readings_series", "gateway_id", "meter_id", "quantity", "ts"),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("gateway_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("payload", Text, nullable=False),  # the full record, JSON
+    Column("session_id", String(128)),
+    Column("charge_point_id", String(128)),
+    Column("connector", Integer),
+    Column("badge", String(64)),
+    Column("started_at", TZ),
+    Column("stopped_at", TZ),
+    Column("energy_wh", Text),
+    Column("received_at", TZ, nullable=False),
+    UniqueConstraint("gateway_id", "seq", name="uq_sessions_gateway_seq"),
+    Index("ix_sessions_session", "gateway_id", "session_id"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("gateway_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("ts", TZ, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON
+    Column("received_at", TZ, nullable=False),
+    UniqueConstraint("gateway_id", "seq", name="uq_events_gateway_seq"),
+)
+
+dead_letters = Table(
+    "dead_letters", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", TZ, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+)
+
+# The contiguous high-water mark acknowledged per gateway and stream.
+acks = Table(
+    "acks", metadata,
+    Column("gateway_id", String(64), primary_key=True),
+    Column("stream", String(16), primary_key=True),
+    Column("upto", Integer, nullable=False, default=0),
+    Column("updated_at", TZ, nullable=False),
+)
+
+# Batches committed above the mark (a gap below them); merged into the mark once it closes.
+ack_ranges = Table(
+    "ack_ranges", metadata,
+    Column("gateway_id", String(64), primary_key=True),
+    Column("stream", String(16), primary_key=True),
+    Column("first", Integer, primary_key=True),
+    Column("last", Integer, nullable=False),
+)
+
+STREAM_TABLES = {"readings": readings, "sessions": sessions, "events": events}
