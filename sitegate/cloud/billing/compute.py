@@ -1,0 +1,364 @@
+"""Billing one site for one period: pure function from the site model, the readings and
+the sessions to one invoice document per account, plus the site's reconciliation.
+
+Documents are plain JSON-ready dicts (decimals as strings, times ISO) built in a fixed
+order, so billing the same period twice from the same data gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sitegate.cloud.billing import solar as sol
+from sitegate.cloud.billing.consumption import (
+    ESTIMATED,
+    MISSING,
+    Assignment,
+    Issue,
+    Series,
+    billing_point_series,
+    interval_consumption,
+)
+from sitegate.cloud.billing.invoice import line_amount, totals
+from sitegate.cloud.billing.periods import STEP, Grid, Period, grid_for, local_midnight
+from sitegate.cloud.billing.sitemodel import SiteModel, Tariff
+from sitegate.cloud.billing.tariffs import (
+    interval_keys,
+    month_chunks,
+    session_quantities,
+    session_tariff,
+    version_spans,
+)
+from sitegate.cloud.billing.units import CENT, kwh_to_units, round_money, units_to_kwh
+
+IMPORT = "1-0:1.8.0"
+EXPORT = "1-0:2.8.0"
+# Register readings by site meter id, then quantity: [(epoch s, micro-kWh)], any order.
+Readings = dict[str, dict[str, list[tuple[int, int]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionIn:
+    session_id: str
+    gateway: str
+    charge_point: str
+    connector: int
+    kind: str  # ev | laundry | ebike
+    badge: str | None
+    start: int  # epoch s
+    stop: int
+    energy_wh: Decimal
+
+
+@dataclass(slots=True)
+class BillRun:
+    documents: dict[str, dict[str, Any]]  # account id -> invoice document
+    summary: dict[str, Any]
+    digests: dict[str, str]  # site meter id -> digest of the readings billed
+    issues: list[Issue] = field(default_factory=list)
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _epoch(v: date | datetime, model: SiteModel) -> int:
+    if isinstance(v, datetime):
+        return int((v if v.tzinfo else v.replace(tzinfo=model.tz)).timestamp())
+    return local_midnight(v, model.tz)
+
+
+def _digest(rows: dict[str, list[tuple[int, int]]]) -> str:
+    h = hashlib.sha256()
+    for q in sorted(rows):
+        for ts, v in sorted(rows[q]):
+            h.update(f"{q}|{ts}|{v};".encode())
+    return h.hexdigest()[:16]
+
+
+def occupants(model: SiteModel, bp_id: str, period: Period) -> list[tuple[str, date, date]]:
+    """Who is billed for a billing point over the period: tenants, the owner in between."""
+    owner = next(b.owner for b in model.billing_points if b.id == bp_id)
+    occ = sorted((o for o in model.occupancy if o.billing_point == bp_id), key=lambda o: o.start)
+    out: list[tuple[str, date, date]] = []
+    cur = period.first
+    for o in occ:
+        lo, hi = max(o.start, period.first), min(o.end or date.max, period.end)
+        if lo >= hi:
+            continue
+        if lo > cur:
+            out.append((owner, cur, lo))
+        out.append((o.account, lo, hi))
+        cur = hi
+    if cur < period.end:
+        out.append((owner, cur, period.end))
+    return out
+
+
+def _series(model: SiteModel, meter_id: str, quantity: str, readings: Readings,
+            grid: Grid) -> Series:
+    m = next(x for x in model.meters if x.id == meter_id)
+    rows = readings.get(meter_id, {}).get(quantity, [])
+    roll = kwh_to_units(m.rollover) if m.rollover else None
+    s = interval_consumption(rows, grid.start, grid.n, meter_id, roll)
+    return s
+
+
+class _Trace:
+    """Where a line's numbers come from: meters, their readings, intervals."""
+
+    def __init__(self, model: SiteModel, readings: Readings, grid: Grid) -> None:
+        self.model, self.readings, self.grid = model, readings, grid
+        self.sources: list[dict[str, Any]] = []
+        self._sorted: dict[str, list[tuple[int, int]]] = {}
+
+    def _rows(self, meter: str) -> list[tuple[int, int]]:
+        if meter not in self._sorted:
+            self._sorted[meter] = sorted(self.readings.get(meter, {}).get(IMPORT, []))
+        return self._sorted[meter]
+
+    def add(self, bp: str, assignments: Sequence[Assignment], i0: int, i1: int,
+            flags: dict[int, str]) -> str:
+        lo, hi = self.grid.start + i0 * STEP, self.grid.start + i1 * STEP
+        meters = []
+        for a in assignments:
+            a_lo, a_hi = max(lo, a.start), min(hi, a.end if a.end is not None else hi)
+            if a_lo >= a_hi:
+                continue
+            rows = self._rows(a.meter)
+            j0, j1 = bisect_left(rows, (a_lo, -1)), bisect_right(rows, (a_hi, 1 << 62))
+            inside = rows[j0:j1]
+            m = next(x for x in self.model.meters if x.id == a.meter)
+            meters.append({
+                "meter": a.meter, "gateway": m.gateway, "meter_id": m.source_id,
+                "from": _iso(a_lo), "to": _iso(a_hi), "readings": len(inside),
+                "first": [_iso(inside[0][0]), str(units_to_kwh(inside[0][1]))] if inside else None,
+                "last": [_iso(inside[-1][0]), str(units_to_kwh(inside[-1][1]))] if inside else None,
+                "start_reading": str(units_to_kwh(a.start_reading))
+                if a.start_reading is not None and a_lo == a.start else None,
+                "end_reading": str(units_to_kwh(a.end_reading))
+                if a.end_reading is not None and a_hi == a.end else None,
+            })
+        fl = [f for i, f in flags.items() if i0 <= i < i1]
+        sid = f"S{len(self.sources) + 1}"
+        self.sources.append({
+            "id": sid, "billing_point": bp, "intervals": [_iso(lo), _iso(hi)],
+            "interval_count": i1 - i0, "estimated": fl.count(ESTIMATED),
+            "missing": fl.count(MISSING), "meters": meters,
+        })
+        return sid
+
+
+def _energy_lines(tariff: Tariff, keys: array, solar: array, cons: array, i0: int, i1: int,
+                  bp: str, src: str, labels: dict[str, str], spans: list) -> list[dict]:
+    nk = 2 * len(tariff.versions)
+    s_acc, g_acc = [0] * nk, [0] * nk
+    for i in range(i0, i1):
+        k = keys[i]
+        if k >= 0:
+            s_acc[k] += solar[i]
+            g_acc[k] += cons[i] - solar[i]
+    lines = []
+    for vi, v_from, v_to in spans:
+        version = tariff.versions[vi]
+        for c in version.components:
+            q = 0
+            for peak in (0, 1):
+                if c.tou == "all" or (c.tou == "peak") == bool(peak):
+                    k = vi * 2 + peak
+                    q += (s_acc[k] if c.applies != "grid" else 0) + \
+                         (g_acc[k] if c.applies != "solar" else 0)
+            if q == 0:
+                continue
+            qty = units_to_kwh(q)
+            lines.append({
+                "billing_point": bp, "key": c.key, "label": labels.get(c.key, c.label),
+                "from": v_from.isoformat(), "to": v_to.isoformat(),
+                "quantity": str(qty), "unit": "kWh", "unit_price": str(c.price),
+                "amount": str(line_amount(qty, c.price)), "vat_rate": str(c.vat), "source": src,
+            })
+    return lines
+
+
+def _fee_lines(tariff: Tariff, first: date, end: date, bp: str,
+               labels: dict[str, str]) -> list[dict]:
+    lines = []
+    for vi, lo, hi in version_spans(tariff, first, end):
+        for fee in tariff.versions[vi].fees:
+            for c_lo, c_hi, dim in month_chunks(lo, hi):
+                days = (c_hi - c_lo).days
+                lines.append({
+                    "billing_point": bp, "key": fee.key, "label": labels.get(fee.key, fee.label),
+                    "from": c_lo.isoformat(), "to": c_hi.isoformat(),
+                    "quantity": f"{days}/{dim}", "unit": "month", "unit_price": str(fee.monthly),
+                    "amount": str(round_money(fee.monthly * days / dim)),
+                    "vat_rate": str(fee.vat), "source": None,
+                })
+    return lines
+
+
+def _session_lines(model: SiteModel, sessions: Sequence[SessionIn], period: Period,
+                   issues: list[Issue]) -> dict[str, list[dict]]:
+    """Sessions are billed in the period they end in, at the tariff valid when they began."""
+    tz = model.tz
+    badge_acc = {b.tag: b.account for b in model.badges}
+    gateways = set(model.site.gateways) | {m.gateway for m in model.meters}
+    agg: dict[tuple, list] = {}
+    for s in sorted(sessions, key=lambda s: (s.stop, s.session_id)):
+        stop_day = datetime.fromtimestamp(s.stop, tz).date()
+        if s.gateway not in gateways or not period.first <= stop_day < period.end:
+            continue
+        acc = badge_acc.get(s.badge or "")
+        t = session_tariff(model.session_tariffs, s.kind,
+                           datetime.fromtimestamp(s.start, tz).date())
+        if acc is None or t is None:
+            why = "unknown badge" if acc is None else f"no {s.kind} tariff"
+            issues.append(Issue("unbilled_session", s.charge_point, s.stop,
+                                f"{s.session_id}: {why} {s.badge!r}"))
+            continue
+        q = session_quantities(s.energy_wh, s.stop - s.start)
+        for comp in ("per_kwh", "per_session", "per_hour", "per_minute"):
+            price = getattr(t, comp)
+            if price:
+                row = agg.setdefault((acc, t.kind, t.valid_from, comp),
+                                     [t, Decimal(0), Decimal(0), []])
+                row[1] += q[comp]
+                row[2] += q[comp] * price
+                row[3].append(s.session_id)
+    units = {"per_kwh": "kWh", "per_session": "session", "per_hour": "h", "per_minute": "min"}
+    out: dict[str, list[dict]] = {}
+    for (acc, kind, _vf, comp), (t, qty, amount, ids) in agg.items():
+        key = f"{kind}_{comp}"
+        shown = qty if comp != "per_hour" else qty.quantize(Decimal("0.0001"))
+        out.setdefault(acc, []).append({
+            "billing_point": None, "key": key, "label": model.site.labels.get(key, t.label),
+            "from": period.first.isoformat(), "to": period.end.isoformat(),
+            "quantity": str(shown), "unit": units[comp], "unit_price": str(getattr(t, comp)),
+            "amount": str(round_money(amount)), "vat_rate": str(t.vat), "source": None,
+            "sessions": ids,
+        })
+    return out
+
+
+def bill_site(model: SiteModel, period: Period, readings: Readings,
+              sessions: Sequence[SessionIn] = ()) -> BillRun:
+    grid = grid_for(period, model.tz)
+    n = grid.n
+    issues: list[Issue] = []
+    labels = model.site.labels
+    meters = {m.id: m for m in model.meters}
+    tariffs = {t.id: t for t in model.tariffs}
+
+    # Consumption of every metered billing point, in id order (the allocation order).
+    assigns: dict[str, list[Assignment]] = {}
+    for a in model.meter_assignments:
+        m = meters[a.meter]
+        assigns.setdefault(a.billing_point, []).append(Assignment(
+            meter=a.meter, start=_epoch(a.start, model),
+            end=_epoch(a.end, model) if a.end is not None else None,
+            start_reading=kwh_to_units(a.start_reading) if a.start_reading is not None else None,
+            end_reading=kwh_to_units(a.end_reading) if a.end_reading is not None else None,
+            rollover=kwh_to_units(m.rollover) if m.rollover else None,
+        ))
+    bp_ids = sorted(b.id for b in model.billing_points if b.id in assigns)
+    imports = {mid: rows.get(IMPORT, []) for mid, rows in readings.items()}
+    series = {}
+    for bp in bp_ids:
+        assigns[bp].sort(key=lambda a: a.start)
+        series[bp] = billing_point_series(assigns[bp], imports, grid.start, n)
+        issues += series[bp].issues
+    total = sol.totals([series[b].values for b in bp_ids], n)
+
+    # The community: solar used per interval from the grid-connection meter.
+    zero = array("q", bytes(8 * n))
+    site = model.site
+    if site.grid_meter:
+        g_imp = _series(model, site.grid_meter, IMPORT, readings, grid)
+        g_exp = _series(model, site.grid_meter, EXPORT, readings, grid)
+        issues += g_imp.issues + g_exp.issues
+        used = sol.solar_used(total, g_imp.values)
+        imp_v, exp_v = g_imp.values, g_exp.values
+    else:
+        used, imp_v, exp_v = zero, total, zero
+    charge = discharge = production = None
+    if site.battery_meter:
+        charge = _series(model, site.battery_meter, IMPORT, readings, grid).values
+        discharge = _series(model, site.battery_meter, EXPORT, readings, grid).values
+    if site.pv_meters:
+        production = array("q", bytes(8 * n))
+        for pv in site.pv_meters:
+            s = _series(model, pv, meters[pv].export_quantity, readings, grid)
+            issues += s.issues
+            for i in range(n):
+                production[i] += s.values[i]
+    rec = sol.reconcile(total, used, imp_v, exp_v, charge, discharge, production)
+    alloc = sol.Allocator(total, used)
+
+    trace = _Trace(model, readings, grid)
+    keys_by_tariff = {t: interval_keys(tariffs[t], grid)
+                      for t in sorted({b.tariff for b in model.billing_points})}
+    lines_by_acc: dict[str, list[dict]] = {}
+    for bpm in sorted(model.billing_points, key=lambda b: b.id):
+        bp = bpm.id
+        tariff = tariffs[bpm.tariff]
+        cons = series[bp].values if bp in series else None
+        solar = alloc.share(cons) if cons is not None else None
+        for acc, first, end in occupants(model, bp, period):
+            lines = lines_by_acc.setdefault(acc, [])
+            if cons is not None and solar is not None:
+                i0 = (local_midnight(first, model.tz) - grid.start) // STEP
+                i1 = (local_midnight(end, model.tz) - grid.start) // STEP
+                src = trace.add(bp, assigns[bp], i0, i1, series[bp].flags)
+                lines += _energy_lines(tariff, keys_by_tariff[tariff.id], solar, cons, i0, i1,
+                                       bp, src, labels, version_spans(tariff, first, end))
+            lines += _fee_lines(tariff, first, end, bp, labels)
+    for acc, lines in _session_lines(model, sessions, period, issues).items():
+        lines_by_acc.setdefault(acc, []).extend(lines)
+
+    accounts = {a.id: a for a in model.accounts}
+    sources = {s["id"]: s for s in trace.sources}
+    docs: dict[str, dict[str, Any]] = {}
+    for acc in sorted(lines_by_acc):
+        lines = lines_by_acc[acc]
+        if not lines:
+            continue
+        for k, ln in enumerate(lines, 1):
+            ln["n"] = k
+        a = accounts[acc]
+        adv = sum((x.amount for x in a.advances if period.first <= x.paid_on < period.end),
+                  Decimal("0"))
+        used_src = sorted({ln["source"] for ln in lines if ln["source"]},
+                          key=lambda s: int(s[1:]))
+        docs[acc] = {
+            "site": site.id, "site_name": site.name, "currency": site.currency,
+            "period": period.label, "period_first": period.first.isoformat(),
+            "period_last": period.last.isoformat(),
+            "account": {"id": a.id, "name": a.name, "delivery": a.delivery, "email": a.email,
+                        "address": a.address.model_dump(mode="json") if a.address else None},
+            "lines": lines,
+            "sources": [sources[s] for s in used_src],
+            **totals(lines, adv, site.cash_unit),
+        }
+    digests = {m: _digest(readings[m]) for m in sorted(readings)}
+    summary = {
+        "site": site.id, "period": period.label, "intervals": n,
+        "billing_points": len(model.billing_points), "invoices": len(docs),
+        "energy_kwh": {k: str(units_to_kwh(getattr(rec, k))) for k in (
+            "consumption", "solar", "grid", "grid_import", "grid_export", "battery_charge",
+            "battery_discharge", "production_derived")},
+        "production_metered_kwh": str(units_to_kwh(rec.production_metered))
+        if rec.production_metered is not None else None,
+        "unexplained_import_kwh": str(units_to_kwh(rec.unexplained_import)),
+        "amount_total": str(sum((Decimal(d["total_due"]) for d in docs.values()),
+                                Decimal("0")).quantize(CENT)),
+        "issues": [{"kind": i.kind, "meter": i.meter, "at": _iso(i.ts), "detail": i.detail}
+                   for i in issues],
+    }
+    return BillRun(docs, summary, digests, issues)

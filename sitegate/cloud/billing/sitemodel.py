@@ -1,0 +1,305 @@
+"""The site model: what is billed, to whom, at which price. Imported from a TOML file.
+
+Every error names the key it is about (``occupancy[2].account: unknown account 'x'``).
+Dates are local dates of the site; an ``end``/``to`` date is exclusive: a move on 15 March
+is ``to = 2026-03-15`` for the old tenant and ``from = 2026-03-15`` for the new one.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class SiteModelError(ValueError):
+    """The site file is invalid; ``errors`` are ``key.path: message`` strings."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("invalid site model:\n  " + "\n  ".join(errors))
+        self.errors = errors
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Address(_M):
+    street: str = ""
+    house_num: str = ""
+    pcode: str
+    city: str
+    country: str = "CH"
+
+
+class Creditor(Address):
+    name: str
+    iban: str
+
+
+class Reminders(_M):
+    fees: list[Decimal] = [Decimal("0"), Decimal("20.00"), Decimal("30.00")]
+    days: int = 10  # new due date = reminder date + days
+
+
+class Site(_M):
+    id: str
+    name: str
+    timezone: str = "Europe/Zurich"
+    currency: Literal["CHF", "EUR"] = "CHF"
+    cash_unit: Decimal = Decimal("0.05")
+    billing_period: Literal["monthly", "quarterly", "yearly"] = "monthly"
+    payment_days: int = 30
+    gateways: list[str] = []
+    grid_meter: str | None = None
+    pv_meters: list[str] = []
+    battery_meter: str | None = None
+    qr_reference_prefix: str = Field(default="0", pattern=r"^\d{1,8}$")
+    creditor: Creditor
+    reminders: Reminders = Reminders()
+    labels: dict[str, str] = {}
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+
+class Building(_M):
+    id: str
+    name: str
+    address: Address | None = None
+
+
+class Meter(_M):
+    id: str
+    gateway: str
+    meter_id: str | None = None  # the gateway's meter id; defaults to ``id``
+    rollover: Decimal | None = None  # register wraps to 0 at this value (kWh)
+    import_quantity: str = "1-0:1.8.0"
+    export_quantity: str = "1-0:2.8.0"
+
+    @property
+    def source_id(self) -> str:
+        return self.meter_id or self.id
+
+
+class BillingPoint(_M):
+    id: str
+    building: str
+    name: str
+    kind: Literal["unit", "common", "charging", "laundry"] = "unit"
+    area_m2: Decimal | None = None
+    tariff: str
+    owner: str  # account billed while vacant
+
+
+class MeterAssignment(_M):
+    billing_point: str
+    meter: str
+    start: date | datetime = Field(alias="from")
+    end: date | datetime | None = Field(default=None, alias="to")
+    start_reading: Decimal | None = None
+    end_reading: Decimal | None = None
+
+
+class Advance(_M):
+    paid_on: date = Field(alias="date")
+    amount: Decimal
+
+
+class Account(_M):
+    id: str
+    name: str
+    kind: Literal["consumer", "owner"] = "consumer"
+    email: str | None = None
+    delivery: Literal["email", "postal"] = "postal"
+    address: Address | None = None
+    advances: list[Advance] = []
+
+
+class Occupancy(_M):
+    billing_point: str
+    account: str
+    start: date = Field(alias="from")
+    end: date | None = Field(default=None, alias="to")
+
+
+class Badge(_M):
+    tag: str
+    account: str
+
+
+class TimeOfUse(_M):
+    peak_days: list[Day] = ["mon", "tue", "wed", "thu", "fri"]
+    peak_from: time = time(7)
+    peak_to: time = time(20)
+    holidays: list[date] = []  # off-peak all day
+
+
+class Component(_M):
+    key: str
+    label: str
+    applies: Literal["solar", "grid", "all"] = "all"
+    tou: Literal["peak", "offpeak", "all"] = "all"
+    price: Decimal  # per kWh
+    vat: Decimal = Decimal("8.1")
+
+
+class Fee(_M):
+    key: str
+    label: str
+    monthly: Decimal
+    vat: Decimal = Decimal("8.1")
+
+
+class TariffVersion(_M):
+    valid_from: date
+    components: list[Component]
+    fees: list[Fee] = []
+
+
+class Tariff(_M):
+    id: str
+    tou: TimeOfUse = TimeOfUse()
+    versions: list[TariffVersion]
+
+
+class SessionTariff(_M):
+    kind: Literal["ev", "laundry", "ebike"]
+    valid_from: date
+    label: str
+    per_kwh: Decimal = Decimal("0")
+    per_session: Decimal = Decimal("0")
+    per_hour: Decimal = Decimal("0")  # parking / plugged-in time
+    per_minute: Decimal = Decimal("0")
+    vat: Decimal = Decimal("8.1")
+
+
+class SiteModel(_M):
+    site: Site
+    buildings: list[Building]
+    meters: list[Meter] = []
+    billing_points: list[BillingPoint]
+    meter_assignments: list[MeterAssignment] = []
+    accounts: list[Account]
+    occupancy: list[Occupancy] = []
+    badges: list[Badge] = []
+    tariffs: list[Tariff]
+    session_tariffs: list[SessionTariff] = []
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.site.timezone)
+
+
+def _cross_check(m: SiteModel) -> list[str]:
+    """References between sections, and periods that must not overlap."""
+    err: list[str] = []
+    ids = {
+        "building": {b.id for b in m.buildings},
+        "meter": {x.id for x in m.meters},
+        "billing_point": {b.id for b in m.billing_points},
+        "account": {a.id for a in m.accounts},
+        "tariff": {t.id for t in m.tariffs},
+    }
+    for section, items in (("buildings", m.buildings), ("meters", m.meters),
+                           ("billing_points", m.billing_points), ("accounts", m.accounts),
+                           ("tariffs", m.tariffs)):
+        seen: set[str] = set()
+        for i, it in enumerate(items):
+            if it.id in seen:
+                err.append(f"{section}[{i}].id: duplicate id {it.id!r}")
+            seen.add(it.id)
+
+    def ref(path: str, kind: str, value: str | None) -> None:
+        if value is not None and value not in ids[kind]:
+            err.append(f"{path}: unknown {kind} {value!r}")
+
+    ref("site.grid_meter", "meter", m.site.grid_meter)
+    ref("site.battery_meter", "meter", m.site.battery_meter)
+    for i, p in enumerate(m.site.pv_meters):
+        ref(f"site.pv_meters[{i}]", "meter", p)
+    for i, b in enumerate(m.billing_points):
+        ref(f"billing_points[{i}].building", "building", b.building)
+        ref(f"billing_points[{i}].tariff", "tariff", b.tariff)
+        ref(f"billing_points[{i}].owner", "account", b.owner)
+    for i, a in enumerate(m.meter_assignments):
+        ref(f"meter_assignments[{i}].billing_point", "billing_point", a.billing_point)
+        ref(f"meter_assignments[{i}].meter", "meter", a.meter)
+        for k in ("start", "end"):
+            v = getattr(a, k)
+            if isinstance(v, datetime) and (v.minute % 15 or v.second or v.microsecond):
+                key = "from" if k == "start" else "to"
+                err.append(f"meter_assignments[{i}].{key}: must be on a quarter hour, got {v}")
+    for i, o in enumerate(m.occupancy):
+        ref(f"occupancy[{i}].billing_point", "billing_point", o.billing_point)
+        ref(f"occupancy[{i}].account", "account", o.account)
+        if o.end is not None and o.end <= o.start:
+            err.append(f"occupancy[{i}].to: {o.end} is not after from {o.start}")
+    for i, bd in enumerate(m.badges):
+        ref(f"badges[{i}].account", "account", bd.account)
+    for i, t in enumerate(m.tariffs):
+        if not t.versions:
+            err.append(f"tariffs[{i}].versions: at least one version is needed")
+        froms = [v.valid_from for v in t.versions]
+        if froms != sorted(set(froms)):
+            err.append(f"tariffs[{i}].versions: valid_from must be strictly increasing")
+    err += _overlaps(m)
+    return err
+
+
+def _overlaps(m: SiteModel) -> list[str]:
+    err: list[str] = []
+    by_bp: dict[str, list[tuple[int, Occupancy]]] = {}
+    for i, o in enumerate(m.occupancy):
+        by_bp.setdefault(o.billing_point, []).append((i, o))
+    for rows in by_bp.values():
+        rows.sort(key=lambda r: r[1].start)
+        for (_, a), (j, b) in zip(rows, rows[1:], strict=False):
+            if a.end is None or a.end > b.start:
+                err.append(f"occupancy[{j}].from: {b.billing_point} already occupied by "
+                           f"{a.account} on {b.start}")
+    return err
+
+
+def parse_site(data: dict) -> SiteModel:
+    """Validate plain data (a parsed TOML document) into a SiteModel."""
+    try:
+        model = SiteModel.model_validate(data)
+    except ValidationError as exc:
+        raise SiteModelError([
+            ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in e["loc"])
+            .replace(".[", "[") + f": {e['msg']}"
+            for e in exc.errors()
+        ]) from None
+    errors = _cross_check(model)
+    if errors:
+        raise SiteModelError(errors)
+    return model
+
+
+def load_site(path: str | Path) -> SiteModel:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SiteModelError([f"{p.name}: {exc}"]) from None
+    return parse_site(data)
+
+
+def site_to_json(model: SiteModel) -> dict:
+    """Plain JSON form (aliases, exact decimals as strings) that parse_site reads back."""
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,34 @@
+"""Interval consumption from cumulative registers: rollover, faults, gaps."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from sitegate.cloud.billing.consumption import ESTIMATED, MISSING, interval_consumption
+from sitegate.cloud.billing.units import kwh_to_units as U
+
+
+def test_rollover_is_unwrapped() -> None:
+    # A 6-digit register wraps at 100000 kWh: 99999.5 -> 99999.75 -> 0.0 -> 0.25
+    rows = [(0, U(D("99999.5"))), (900, U(D("99999.75"))), (1800, 0), (2700, U(D("0.25")))]
+    s = interval_consumption(rows, 0, 3, "m", rollover=U(D(100000)))
+    assert list(s.values) == [U(D("0.25"))] * 3
+    assert [i.kind for i in s.issues] == ["rollover"]
+
+
+def test_backwards_reading_is_flagged_and_not_counted_twice() -> None:
+    # 10 -> 11 -> (glitch 3) -> 12: the glitch is dropped, its boundary interpolated
+    rows = [(0, U(D(10))), (900, U(D(11))), (1800, U(D(3))), (2700, U(D(12)))]
+    s = interval_consumption(rows, 0, 3, "m")
+    assert list(s.values) == [U(D(1)), U(D("0.5")), U(D("0.5"))]
+    assert [i.kind for i in s.issues] == ["backwards", "estimated"]
+    assert s.flags == {1: ESTIMATED, 2: ESTIMATED}
+    assert sum(s.values) == U(D(2))  # 12 - 10: nothing gained or lost
+
+
+def test_gap_interpolated_and_unknown_edges_missing() -> None:
+    # readings at 0 and 3600 only: 4 intervals of 1 kWh each, estimated; nothing after
+    rows = [(0, U(D(100))), (3600, U(D(104)))]
+    s = interval_consumption(rows, 0, 5, "m")
+    assert list(s.values) == [U(D(1))] * 4 + [0]
+    assert s.flags == {0: ESTIMATED, 1: ESTIMATED, 2: ESTIMATED, 3: ESTIMATED, 4: MISSING}
