@@ -46,7 +46,7 @@ async def central(tmp: Path, cfg: OcppConfig | None = None, **kw: Any
         yield cs, buf, f"ws://127.0.0.1:{cs.port}/ocpp/"
     finally:
         await cs.stop()
-        buf.close()
+        # The buffer stays open so the test can read what arrived after the stop.
 
 
 def sessions(buf: Buffer) -> list[dict[str, Any]]:

@@ -1,0 +1,274 @@
+"""OCPP 1.6J over real WebSockets: boot, authorization, transactions, quirks, restarts."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from ocpp_helpers import central, events, make_cfg, run, sessions, until
+
+from sitegate.ocpp_server.simulator import close, connect
+
+
+def test_boot_and_heartbeat_interval(tmp: Path) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "CP1")
+            assert await sim.boot() == "Accepted"
+            assert cs.handle_command  # the service is up
+            listed = (await cs.handle_command("list", {}))["charge_points"]
+            assert [c["id"] for c in listed] == ["CP1"]
+            assert listed[0]["vendor"] == "sitegate" and listed[0]["version"] == "1.6"
+            await close(sim, task)
+    run(scenario())
+
+
+@pytest.mark.parametrize(("badge", "expected"), [
+    ("04a23bc1", "Accepted"),          # case
+    ("04:A2:3B:C1", "Accepted"),       # separators
+    ("DE AD BE EF", "Blocked"),
+    ("0badc0de", "Expired"),           # past expiry date
+    ("11223344", "Invalid"),           # unknown
+])
+def test_authorize_from_local_list(tmp: Path, badge: str, expected: str) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "CP1")
+            await sim.boot()
+            assert await sim.authorize(badge) == expected
+            await close(sim, task)
+        if expected != "Accepted":
+            refused = [e for e in events(buf) if e["kind"] == "badge_refused"]
+            assert refused and refused[0]["status"] == expected
+    run(scenario())
+
+
+def test_reversed_byte_order_charger(tmp: Path) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "REV1")
+            await sim.boot()
+            # The reader of REV1 sends 04A23BC1 as C13BA204.
+            assert await sim.authorize("c13ba204") == "Accepted"
+            assert await sim.authorize("04a23bc1") == "Invalid"
+            await close(sim, task)
+    run(scenario())
+
+
+def test_cloud_badge_list_survives_restart_with_cloud_offline(tmp: Path) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            cs.update_badges({"version": 4, "badges": [
+                {"id": "AABBCCDD", "status": "accepted", "expires": None, "account": "t-1"},
+                {"id": "04A23BC1", "status": "blocked", "expires": None, "account": None},
+            ]})
+            cs.update_badges({"version": "garbage"})  # refused, list unchanged
+            assert cs.health()["badge_list_version"] == 4
+        # Restart without any cloud: the list comes from the state file.
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "CP1")
+            await sim.boot()
+            assert await sim.authorize("aabbccdd") == "Accepted"
+            assert await sim.authorize("04a23bc1") == "Blocked"  # the cloud overrides config
+            await close(sim, task)
+        assert any(e["kind"] == "badge_list_rejected" for e in events(buf))
+    run(scenario())
+
+
+def test_full_transaction_exact_session_record(tmp: Path) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "CP1")
+            await sim.boot()
+            tx, status = await sim.start_tx(1, "04A23BC1", 120_000,
+                                            timestamp="2025-03-01T18:00:00Z")
+            assert status == "Accepted"
+            await sim.meter(1, tx, 121_500, timestamp="2025-03-01T18:15:00Z")
+            await sim.meter(1, tx, 123_250, timestamp="2025-03-01T18:30:00Z")
+            await sim.stop_tx(tx, 124_000, reason="EVDisconnected",
+                              timestamp="2025-03-01T18:40:30Z")
+            await close(sim, task)
+        [s] = sessions(buf)
+        assert s["session_id"] == f"CP1-{tx}"
+        assert (s["charge_point"], s["connector"], s["kind"]) == ("CP1", 1, "ev")
+        assert (s["badge"], s["account"]) == ("04A23BC1", "tenant-7")
+        assert (s["meter_start_wh"], s["meter_stop_wh"], s["energy_wh"]) == (
+            "120000", "124000", "4000")
+        assert s["duration_s"] == 40 * 60 + 30
+        assert s["stop_reason"] == "EVDisconnected" and s["status"] == "completed"
+        assert [(v["ts"], v["value"]) for v in s["meter_values"]] == [
+            ("2025-03-01T18:15:00Z", "121500"), ("2025-03-01T18:30:00Z", "123250")]
+        assert s["flags"] == []
+    run(scenario())
+
+
+def test_relay_box_session_is_laundry(tmp: Path) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "LAUNDRY1")
+            await sim.boot()
+            tx, _ = await sim.start_tx(2, "04A23BC1", 5000, timestamp="2025-03-01T08:00:00Z")
+            await sim.stop_tx(tx, 5800, timestamp="2025-03-01T09:10:00Z")
+            await close(sim, task)
+        [s] = sessions(buf)
+        assert (s["kind"], s["connector"], s["energy_wh"], s["duration_s"]) == (
+            "laundry", 2, "800", 4200)
+    run(scenario())
+
+
+def test_resent_messages_are_idempotent(tmp: Path) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "CP1")
+            await sim.boot()
+            ts = "2025-03-01T18:00:00Z"
+            tx1, _ = await sim.start_tx(1, "04A23BC1", 1000, timestamp=ts)
+            await close(sim, task)
+            # Reconnect and resend everything (new message ids), as chargers do.
+            sim, task = await connect(url, "CP1")
+            tx2, _ = await sim.start_tx(1, "04A23BC1", 1000, timestamp=ts)
+            assert tx2 == tx1
+            for _ in range(2):
+                await sim.meter(1, tx1, 1500, timestamp="2025-03-01T18:15:00Z")
+            await sim.stop_tx(tx1, 2000, timestamp="2025-03-01T18:20:00Z")
+            await sim.stop_tx(tx1, 2000, timestamp="2025-03-01T18:20:00Z")
+            await close(sim, task)
+        [s] = sessions(buf)
+        assert s["energy_wh"] == "1000" and len(s["meter_values"]) == 1
+    run(scenario())
+
+
+def test_quirky_payloads_are_acknowledged_and_kept(tmp: Path) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "CP1")
+            await sim.boot()
+            # Over-long idTag (21 chars), float meterStart, timestamp without zone.
+            r = await sim.raw_call("StartTransaction", {
+                "connectorId": 1, "idTag": "04A23BC1" + "0" * 13, "meterStart": 1000.5,
+                "timestamp": "2025-03-01T18:00:00"})
+            tx = r["transactionId"]
+            assert r["idTagInfo"]["status"] == "Invalid"  # unknown badge, still recorded
+            # kWh instead of Wh, lower-case unit, unknown measurand context, on connector 0.
+            await sim.raw_call("MeterValues", {"connectorId": 0, "transactionId": tx,
+                                               "meterValue": [{
+                "timestamp": "2025-03-01T18:10:00Z", "sampledValue": [
+                    {"value": "1.7505", "unit": "kWh", "context": "Sample.Weird"},
+                    {"value": "garbage", "measurand": "Power.Active.Import"}]}]})
+            # Unknown stop reason enum value; the stop is still taken.
+            r = await sim.raw_call("StopTransaction", {
+                "transactionId": tx, "meterStop": 2250, "timestamp": "2025-03-01T18:20:00Z",
+                "reason": "CableYanked"})
+            assert r == {}
+            await sim.send_text("this is not json")
+            await close(sim, task)
+            raws = cs.core.store.raw_messages()
+        [s] = sessions(buf)
+        assert s["meter_start_wh"] == "1000.5" and s["meter_stop_wh"] == "2250"
+        assert s["energy_wh"] == "1249.5"
+        assert [v["value"] for v in s["meter_values"]] == ["1750.5000"]
+        assert s["stop_reason"] == "CableYanked"
+        assert "nonconformant_payload" in s["flags"] and "badge_refused" in s["flags"]
+        assert {r["action"] for r in raws} == {"StartTransaction", "MeterValues",
+                                               "StopTransaction", "?"}
+        start_raw = next(r for r in raws if r["action"] == "StartTransaction")
+        assert json.loads(start_raw["raw"])[3]["meterStart"] == 1000.5
+    run(scenario())
+
+
+def test_transaction_spans_gateway_restart(tmp: Path) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "CP1")
+            await sim.boot()
+            tx, _ = await sim.start_tx(1, "04A23BC1", 7000, timestamp="2025-03-01T18:00:00Z")
+            await sim.meter(1, tx, 7400, timestamp="2025-03-01T18:15:00Z")
+            await close(sim, task)
+        async with central(tmp) as (cs, buf, url):
+            assert cs.health()["open_sessions"] == 1
+            # The charger comes back without rebooting and finishes its transaction.
+            sim, task = await connect(url, "CP1")
+            await sim.meter(1, tx, 7900, timestamp="2025-03-01T18:30:00Z")
+            await sim.stop_tx(tx, 8100, timestamp="2025-03-01T18:35:00Z")
+            await close(sim, task)
+            [s] = sessions(buf)
+            assert s["session_id"] == f"CP1-{tx}" and s["energy_wh"] == "1100"
+            assert len(s["meter_values"]) == 2
+            # New transactions get new ids after the restart (never reused).
+            sim, task = await connect(url, "CP1")
+            tx2, _ = await sim.start_tx(1, "04A23BC1", 8100)
+            assert tx2 > tx
+            await close(sim, task)
+    run(scenario())
+
+
+def test_charger_reboot_closes_open_transaction_flagged_and_late_stop_corrects(
+        tmp: Path) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "CP1")
+            await sim.boot()
+            tx, _ = await sim.start_tx(1, "04A23BC1", 100, timestamp="2025-03-01T18:00:00Z")
+            await sim.meter(1, tx, 900, timestamp="2025-03-01T18:30:00Z")
+            await close(sim, task)
+            sim, task = await connect(url, "CP1")
+            await sim.boot()  # rebooted: its transaction is gone
+            await until(lambda: len(sessions(buf)) == 1)
+            [s] = sessions(buf)
+            assert s["status"] == "completed" and s["meter_stop_wh"] == "900"
+            assert s["flags"] == ["closed_after_reboot"] and s["stop_reason"] == "Reboot"
+            assert s["stop"] == "2025-03-01T18:30:00Z"
+            # Its offline queue then delivers the real stop: the session is corrected.
+            await sim.stop_tx(tx, 950, reason="PowerLoss", timestamp="2025-03-01T18:31:00Z")
+            await close(sim, task)
+        last = sessions(buf)[-1]
+        assert last["session_id"] == s["session_id"]
+        assert (last["meter_stop_wh"], last["stop_reason"]) == ("950", "PowerLoss")
+        assert last["flags"] == ["stop_after_auto_close"]
+        assert any(e["kind"] == "tx_closed_after_reboot" for e in events(buf))
+    run(scenario())
+
+
+def test_completed_report_lost_by_crash_is_resent_on_start(tmp: Path) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "CP1")
+            await sim.boot()
+            tx, _ = await sim.start_tx(1, "04A23BC1", 0)
+            await sim.stop_tx(tx, 10)
+            await close(sim, task)
+        # Simulate a crash between closing and reporting: forget the report.
+        db = sqlite3.connect(tmp / "ocpp.db")
+        db.execute("UPDATE transactions SET reported=NULL")
+        db.commit()
+        db.close()
+        async with central(tmp) as (cs, buf, url):
+            pass
+        assert [s["status"] for s in sessions(buf)] == ["completed", "completed"]
+    run(scenario())
+
+
+def test_no_subprotocol_is_accepted_as_16(tmp: Path) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "CP2", offer_subprotocol=False)
+            assert await sim.boot() == "Accepted"
+            assert cs.core.connections["CP2"].version == "1.6"
+            await close(sim, task)
+    run(scenario())
+
+
+def test_unknown_charger_rejected_or_pending(tmp: Path) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            with pytest.raises(Exception, match="404"):
+                await connect(url, "STRANGER")
+        cfg = make_cfg(security={"unknown_chargers": "pending"})
+        async with central(tmp, cfg) as (cs, buf, url):
+            sim, task = await connect(url, "STRANGER")
+            assert await sim.boot() == "Pending"
+            await close(sim, task)
+        assert any(e["kind"] == "unknown_charger" for e in events(buf))
+    run(scenario())
