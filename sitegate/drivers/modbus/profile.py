@@ -114,9 +114,20 @@ def load_profile_file(path: Path) -> Profile:
     except ValidationError as exc:
         msgs = []
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
+            loc = ".".join(str(p) for p in err["loc"]) + _quantity_at(data, err["loc"])
             msgs.append(f"{loc or '(profile)'}: {err['msg'].removeprefix('Value error, ')}")
         raise ProfileError(f"{path}: " + "; ".join(msgs)) from exc
+
+
+def _quantity_at(data: dict[str, object], loc: tuple[int | str, ...]) -> str:
+    """' (1-0:1.8.0)' for an error inside a register: 'registers.3.type' alone says not which."""
+    regs = data.get("registers")
+    if len(loc) >= 2 and loc[0] == "registers" and isinstance(loc[1], int) \
+            and isinstance(regs, list) and loc[1] < len(regs) and isinstance(regs[loc[1]], dict):
+        quantity = regs[loc[1]].get("quantity")
+        if quantity:
+            return f" ({quantity})"
+    return ""
 
 
 @cache
