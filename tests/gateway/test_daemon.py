@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from sitegate.drivers.modbus.profile import load_profile
+
 UNITS = range(1, 11)
+QUANTITIES = len(load_profile("eastron_sdm630").registers)
 
 
 def _port() -> int:
@@ -87,7 +90,7 @@ def test_daemon_polls_reports_and_stops_cleanly(tmp_path: Path, simulator: int) 
     proc = _start(cfg)
     try:
         db = tmp_path / "buffer.db"
-        _wait_for(lambda: db.exists() and len(_rows(db)) >= 9 * 13 * 2)
+        _wait_for(lambda: db.exists() and len(_rows(db)) >= 9 * QUANTITIES * 2)
         status = _sitegate("status", "-c", str(cfg), "--json")
         assert status.returncode == 0, status.stderr
         health = json.loads(status.stdout)
@@ -100,7 +103,7 @@ def test_daemon_polls_reports_and_stops_cleanly(tmp_path: Path, simulator: int) 
         assert read.returncode == 0, read.stderr
         assert {r["quantity"] for r in json.loads(read.stdout)["readings"]} >= {"1-0:1.8.0"}
         stats = _sitegate("buffer", "stats", "-c", str(cfg), "--json")
-        assert json.loads(stats.stdout)["streams"]["readings"]["unacknowledged"] >= 9 * 13
+        assert json.loads(stats.stdout)["streams"]["readings"]["unacknowledged"] >= 9 * QUANTITIES
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
@@ -121,7 +124,7 @@ def test_kill_9_loses_nothing_committed(tmp_path: Path, simulator: int) -> None:
     for round_ in range(4):
         proc = _start(cfg)
         before = len(seen)
-        _wait_for(lambda: db.exists() and len(_rows(db)) > before + 13 * 9)  # noqa: B023
+        _wait_for(lambda: db.exists() and len(_rows(db)) > before + QUANTITIES * 9)  # noqa: B023
         time.sleep(0.05 * round_)  # land the kill at different points of a cycle
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -131,12 +134,12 @@ def test_kill_9_loses_nothing_committed(tmp_path: Path, simulator: int) -> None:
         assert [s for s, _ in rows] == list(range(1, len(rows) + 1))
         for _, payload in rows:
             json.loads(payload)
-        # whole cycles only: per slot, every healthy meter has all 13 quantities
+        # whole cycles only: per slot, every healthy meter has all its quantities
         per_slot: dict[tuple[str, str], int] = {}
         for _, payload in rows:
             p = json.loads(payload)
             per_slot[(p["meter_id"], p["ts"])] = per_slot.get((p["meter_id"], p["ts"]), 0) + 1
-        assert set(per_slot.values()) == {13}
+        assert set(per_slot.values()) == {QUANTITIES}
         seen = rows
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
