@@ -1,0 +1,130 @@
+"""The cloud's HTTP API (FastAPI): gateways, readings, dead letters, and billing if present."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query
+from sqlalchemy import Engine, func, select
+
+from sitegate.cloud.store import tables as t
+from sitegate.cloud.store.db import make_engine
+
+
+def create_app(db_url: str) -> FastAPI:
+    engine = make_engine(db_url)
+    app = FastAPI(title="sitegate cloud", version="1")
+    app.state.engine = engine
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/gateways")
+    def list_gateways() -> list[dict[str, Any]]:
+        return gateways(engine)
+
+    @app.get("/gateways/{gateway_id}")
+    def one_gateway(gateway_id: str) -> dict[str, Any]:
+        for g in gateways(engine):
+            if g["gateway_id"] == gateway_id:
+                return g
+        raise HTTPException(404, f"no gateway {gateway_id!r}")
+
+    @app.get("/readings")
+    def list_readings(
+        gateway_id: str | None = None, meter_id: str | None = None,
+        quantity: str | None = None, since: datetime | None = None,
+        until: datetime | None = None,
+        unsynced: bool = Query(False, description="only readings taken with an unsynced clock"),
+        limit: int = Query(1000, le=100_000),
+    ) -> list[dict[str, Any]]:
+        return readings(engine, gateway_id=gateway_id, meter_id=meter_id, quantity=quantity,
+                        since=since, until=until, unsynced=unsynced, limit=limit)
+
+    @app.get("/dead-letters")
+    def list_dead_letters(limit: int = Query(100, le=10_000)) -> list[dict[str, Any]]:
+        return dead_letters(engine, limit)
+
+    try:
+        billing = importlib.import_module("sitegate.cloud.api.billing")
+    except ModuleNotFoundError as exc:
+        if exc.name != "sitegate.cloud.api.billing":
+            raise
+    else:
+        app.include_router(billing.router)
+    return app
+
+
+# Queries shared by the API and the CLI ------------------------------------------------------
+
+
+def gateways(engine: Engine) -> list[dict[str, Any]]:
+    """The registry, with each stream's acknowledged mark and the unsynced-clock count."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.gateways).order_by(t.gateways.c.gateway_id)).mappings().all()
+        marks = conn.execute(select(t.acks)).mappings().all()
+    unsynced = unsynced_counts(engine)
+    out = []
+    for r in rows:
+        d = dict(r)
+        d["status"] = json.loads(d["status"]) if d["status"] else None
+        d["acked_upto"] = {m["stream"]: m["upto"] for m in marks
+                           if m["gateway_id"] == r["gateway_id"]}
+        d["unsynced_readings"] = unsynced.get(r["gateway_id"], 0)
+        out.append(d)
+    return out
+
+
+def readings(
+    engine: Engine, *, gateway_id: str | None = None, meter_id: str | None = None,
+    quantity: str | None = None, since: datetime | None = None, until: datetime | None = None,
+    unsynced: bool = False, limit: int = 1000,
+) -> list[dict[str, Any]]:
+    c = t.readings.c
+    q = select(t.readings).order_by(c.gateway_id, c.seq).limit(limit)
+    for col, val in ((c.gateway_id, gateway_id), (c.meter_id, meter_id), (c.quantity, quantity)):
+        if val is not None:
+            q = q.where(col == val)
+    # Stored in UTC (naive on SQLite): compare in UTC.
+    if since is not None:
+        q = q.where(c.ts >= _utc(since))
+    if until is not None:
+        q = q.where(c.ts < _utc(until))
+    if unsynced:
+        q = q.where(c.flags.like('%"clock_unsynced"%'))
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(q).mappings()]
+    for r in rows:
+        r["flags"] = json.loads(r["flags"])
+    return rows
+
+
+def unsynced_counts(engine: Engine) -> dict[str, int]:
+    """Readings per gateway taken while its clock was not synchronized."""
+    c = t.readings.c
+    q = (select(c.gateway_id, func.count()).where(c.flags.like('%"clock_unsynced"%'))
+         .group_by(c.gateway_id))
+    with engine.connect() as conn:
+        return {g: n for g, n in conn.execute(q).all()}
+
+
+def _utc(d: datetime) -> datetime:
+    return d.astimezone(UTC) if d.tzinfo else d
+
+
+def dead_letters(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
+    c = t.dead_letters.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.dead_letters).order_by(c.id.desc()).limit(limit)).mappings()
+        out = []
+        for r in rows:
+            d = dict(r)
+            raw: bytes = d.pop("payload")
+            d["bytes"] = len(raw)
+            d["preview"] = raw[:200].decode("utf-8", "replace")
+            out.append(d)
+    return out

@@ -1,0 +1,116 @@
+"""The ingest process: an MQTT 5 client on the shared subscription, one writer thread.
+
+paho's network thread only queues messages; a worker thread writes each one, commits and
+then publishes the ack, so a slow commit never delays keepalives. Several processes share
+the uplink through ``$share/sitegate-ingest/...``; status messages reach every process.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from sitegate.cloud.ingest.writer import MAX_MESSAGE_BYTES, Writer
+from sitegate.cloud.store.db import make_engine
+from sitegate.sync import protocol as p
+
+log = structlog.get_logger(__name__)
+
+
+def parse_broker(url: str) -> tuple[str, int, bool]:
+    """(host, port, tls) from mqtt://host[:port] or mqtts://host[:port]."""
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"broker URL {url!r}: expected mqtt://host[:port] or mqtts://...")
+    tls = parts.scheme == "mqtts"
+    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+class IngestService:
+    def __init__(
+        self,
+        db_url: str,
+        broker_url: str,
+        *,
+        client_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.writer = Writer(make_engine(db_url), max_message_bytes)
+        self.host, self.port, tls = parse_broker(broker_url)
+        cid = client_id or f"sitegate-ingest-{socket.gethostname()}-{os.getpid()}-" \
+                           f"{uuid.uuid4().hex[:6]}"
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid,
+                                  protocol=mqtt.MQTTv5)
+        if username:
+            self.client.username_pw_set(username, password)
+        if tls:
+            self.client.tls_set(ca_certs=ca_file)
+        self.client.reconnect_delay_set(1, 30)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=1000)
+        self.connected = threading.Event()
+        self.processed = 0
+
+    # paho callbacks (network thread) -------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode,
+                    _props: Properties | None = None) -> None:
+        if rc.is_failure:
+            log.error("ingest.connect_refused", reason=str(rc))
+            return
+        client.subscribe([(s, 1) for s in p.ingest_subscriptions()])
+        self.connected.set()
+        log.info("ingest.connected", broker=f"{self.host}:{self.port}")
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode,
+                       _props: Properties | None = None) -> None:
+        self.connected.clear()
+        log.warning("ingest.disconnected", reason=str(rc))
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self.inbox.put((msg.topic, bytes(msg.payload)))
+
+    # the writer thread -----------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while (item := self.inbox.get()) is not None:
+            topic, payload = item
+            try:
+                out = self.writer.handle(topic, payload)
+            except Exception:  # noqa: BLE001 - e.g. database down: never lose the loop
+                log.exception("ingest.write_failed", topic=topic)
+                continue  # not acked: the gateway resends after its timeout
+            for msg in out:
+                self.client.publish(msg.topic, msg.payload, qos=1)
+            self.processed += 1
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set."""
+        worker = threading.Thread(target=self._work, name="ingest-writer", daemon=True)
+        worker.start()
+        self.client.connect_async(self.host, self.port, keepalive=30, clean_start=True)
+        self.client.loop_start()
+        try:
+            stop.wait()
+        finally:
+            self.inbox.put(None)
+            worker.join(timeout=30)
+            self.client.disconnect()
+            self.client.loop_stop()
+            log.info("ingest.stopped", processed=self.processed)

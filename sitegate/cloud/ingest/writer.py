@@ -1,0 +1,283 @@
+"""MQTT message -> database, idempotently; answers with the acks to publish.
+
+One message, one transaction: the rows (``ON CONFLICT DO NOTHING`` on gateway and
+sequence, so a batch delivered twice changes nothing), the batch's range, and the merged
+contiguous high-water mark commit together; only then is the ack published. A message that
+breaks the contract goes to ``dead_letters`` with the reason and never stops ingest; if
+its envelope still names a sequence range, that range is acknowledged so the gateway does
+not resend it forever (the rows stay in the dead letter for inspection).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from sitegate.cloud.store import tables as t
+from sitegate.sync import protocol as p
+
+log = structlog.get_logger(__name__)
+
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+_ITEM_ADAPTERS = {s: TypeAdapter(list[m]) for s, m in p.ITEM_MODELS.items()}  # type: ignore[valid-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    payload: bytes
+
+
+def _utc(d: datetime | None) -> datetime | None:
+    return d.astimezone(UTC) if d is not None else None
+
+
+class Writer:
+    """Stores what gateways send. Thread-safe as far as the engine is (one per process)."""
+
+    def __init__(self, engine: Engine, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        self.engine = engine
+        self.max_message_bytes = max_message_bytes
+        self.pg = engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self.pg else sqlite.insert
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def handle(self, topic: str, payload: bytes) -> list[Outgoing]:
+        """Process one message; returns the acks to publish once this returned."""
+        try:
+            gateway_id, leaf = p.parse_topic(topic)
+        except p.ProtocolError as exc:
+            self.dead_letter(topic, str(exc), payload)
+            return []
+        if leaf in p.STREAMS:
+            return self._batch(topic, gateway_id, leaf, payload)
+        if leaf == p.LEAF_STATUS:
+            self._status(topic, gateway_id, payload)
+        return []
+
+    # -- uplink batches ------------------------------------------------------------------
+
+    def _batch(self, topic: str, gateway_id: str, stream: str, payload: bytes) -> list[Outgoing]:
+        if len(payload) > self.max_message_bytes:
+            return self._reject(topic, gateway_id, stream, payload,
+                                f"oversized: {len(payload)} bytes > {self.max_message_bytes}")
+        try:
+            batch = p.decode_batch(payload)
+        except p.ProtocolError as exc:
+            return self._reject(topic, gateway_id, stream, payload, f"bad batch: {exc}")
+        if batch.stream != stream:
+            return self._reject(topic, gateway_id, stream, payload,
+                                f"batch of {batch.stream!r} on the {stream!r} topic")
+        upto = self.store_batch(gateway_id, batch, topic)
+        return [self._ack(gateway_id, stream, upto, batch.first, batch.last)]
+
+    def _reject(
+        self, topic: str, gateway_id: str, stream: str, payload: bytes, reason: str
+    ) -> list[Outgoing]:
+        rng = p.batch_range(payload) if len(payload) <= 16 * self.max_message_bytes else None
+        if rng is None or rng[0] != stream:
+            self.dead_letter(topic, reason, payload)
+            return []
+        _, first, last = rng
+        with self.engine.begin() as conn:
+            self._dead_letter(conn, topic, f"{reason} (seq {first}..{last} acknowledged)",
+                              payload)
+            upto = self._advance(conn, gateway_id, stream, first, last)
+        return [self._ack(gateway_id, stream, upto, first, last)]
+
+    def store_batch(self, gateway_id: str, batch: p.Batch, topic: str = "") -> int:
+        """Write a decoded batch; returns the stream's contiguous mark after it."""
+        now = datetime.now(UTC)
+        rows, bad = self._rows(gateway_id, batch, now)
+        table = t.STREAM_TABLES[batch.stream]
+        with self.engine.begin() as conn:
+            upto = self._lock_mark(conn, gateway_id, batch.stream, now)
+            if batch.last > upto:  # else a resend of committed rows: nothing to write
+                if rows:
+                    conn.execute(
+                        self._insert(table).on_conflict_do_nothing(
+                            index_elements=["gateway_id", "seq"]), rows)
+                for seq, reason, item in bad:
+                    self._dead_letter(conn, topic or p.topic(gateway_id, batch.stream),
+                                      f"seq {seq}: {reason}", json.dumps(item).encode())
+                upto = self._advance(conn, gateway_id, batch.stream, batch.first, batch.last,
+                                     upto, now)
+            self._seen(conn, gateway_id, now)
+        if bad:
+            log.warning("ingest.bad_items", gateway=gateway_id, stream=batch.stream,
+                        count=len(bad), first_reason=bad[0][1])
+        return upto
+
+    def _rows(
+        self, gateway_id: str, batch: p.Batch, now: datetime
+    ) -> tuple[list[dict[str, Any]], list[tuple[int, str, Any]]]:
+        adapter = _ITEM_ADAPTERS[batch.stream]
+        bad: list[tuple[int, str, Any]] = []
+        try:
+            items = list(enumerate(adapter.validate_python(batch.items)))
+        except ValidationError:
+            # Find the bad ones; the good ones in the same batch are stored all the same.
+            items = []
+            model = p.ITEM_MODELS[batch.stream]
+            for i, raw in enumerate(batch.items):
+                try:
+                    items.append((i, model.model_validate(raw)))
+                except ValidationError as exc:
+                    bad.append((batch.first + i, p._short(exc), raw))
+        convert = getattr(self, f"_{batch.stream}_row")
+        rows = [convert(gateway_id, batch.first + i, it, batch.items[i], now) for i, it in items]
+        return rows, bad
+
+    @staticmethod
+    def _readings_row(
+        gw: str, seq: int, it: p.ReadingItem, _raw: dict[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "gateway_id": gw, "seq": seq, "meter_id": it.meter_id, "ts": _utc(it.ts),
+            "quantity": it.quantity, "value": it.value, "unit": it.unit,
+            "quality": it.quality, "flags": json.dumps(it.flags), "read_at": _utc(it.read_at),
+            "received_at": now,
+        }
+
+    @staticmethod
+    def _sessions_row(
+        gw: str, seq: int, it: p.SessionItem, raw: dict[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "gateway_id": gw, "seq": seq, "payload": json.dumps(raw, separators=(",", ":")),
+            "session_id": it.session_id, "charge_point_id": it.charge_point,
+            "connector": it.connector, "badge": it.badge, "started_at": _utc(it.start),
+            "stopped_at": _utc(it.stop),
+            "energy_wh": str(it.energy_wh) if it.energy_wh is not None else None,
+            "received_at": now,
+        }
+
+    @staticmethod
+    def _events_row(
+        gw: str, seq: int, it: p.EventItem, raw: dict[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "gateway_id": gw, "seq": seq, "ts": _utc(it.ts), "kind": it.kind,
+            "severity": it.severity, "payload": json.dumps(raw, separators=(",", ":")),
+            "received_at": now,
+        }
+
+    # -- the high-water mark -------------------------------------------------------------
+
+    def _lock_mark(self, conn: Connection, gateway_id: str, stream: str, now: datetime) -> int:
+        # A write first: on SQLite it takes the database write lock before anything is read
+        # (no stale snapshot between two ingest processes); on PostgreSQL FOR UPDATE
+        # serializes batches of one gateway stream, so two processes never lose a merge.
+        conn.execute(self._insert(t.acks).values(
+            gateway_id=gateway_id, stream=stream, upto=0, updated_at=now,
+        ).on_conflict_do_nothing(index_elements=["gateway_id", "stream"]))
+        q = select(t.acks.c.upto).where(t.acks.c.gateway_id == gateway_id,
+                                        t.acks.c.stream == stream)
+        if self.pg:
+            q = q.with_for_update()
+        return int(conn.execute(q).scalar_one())
+
+    def _advance(
+        self, conn: Connection, gateway_id: str, stream: str, first: int, last: int,
+        upto: int | None = None, now: datetime | None = None,
+    ) -> int:
+        now = now or datetime.now(UTC)
+        if upto is None:
+            upto = self._lock_mark(conn, gateway_id, stream, now)
+        if last <= upto:
+            return upto
+        if first <= upto + 1 and not self._has_ranges(conn, gateway_id, stream):
+            new = last  # the common case: in order, nothing parked above the mark
+        else:
+            ins = self._insert(t.ack_ranges).values(
+                gateway_id=gateway_id, stream=stream, first=first, last=last)
+            greatest = func.greatest if self.pg else func.max
+            conn.execute(ins.on_conflict_do_update(
+                index_elements=["gateway_id", "stream", "first"],
+                set_={"last": greatest(t.ack_ranges.c["last"], ins.excluded["last"])},
+            ))
+            parked = conn.execute(
+                select(t.ack_ranges.c["first"], t.ack_ranges.c["last"])
+                .where(t.ack_ranges.c.gateway_id == gateway_id,
+                       t.ack_ranges.c.stream == stream)
+                .order_by(t.ack_ranges.c["first"])
+            ).all()
+            new = _merge(upto, parked)
+            conn.execute(delete(t.ack_ranges).where(
+                t.ack_ranges.c.gateway_id == gateway_id, t.ack_ranges.c.stream == stream,
+                t.ack_ranges.c["last"] <= new))
+        if new != upto:
+            conn.execute(update(t.acks).where(
+                t.acks.c.gateway_id == gateway_id, t.acks.c.stream == stream,
+            ).values(upto=new, updated_at=now))
+        return new
+
+    @staticmethod
+    def _has_ranges(conn: Connection, gateway_id: str, stream: str) -> bool:
+        return conn.execute(
+            select(t.ack_ranges.c["first"]).where(
+                t.ack_ranges.c.gateway_id == gateway_id, t.ack_ranges.c.stream == stream
+            ).limit(1)
+        ).first() is not None
+
+    @staticmethod
+    def _ack(gateway_id: str, stream: str, upto: int, first: int, last: int) -> Outgoing:
+        ack = p.Ack(stream=stream, upto=upto, first=first, last=last)  # type: ignore[arg-type]
+        return Outgoing(p.topic(gateway_id, p.LEAF_ACK), p.dumps(ack.model_dump()))
+
+    # -- registry and dead letters -------------------------------------------------------------
+
+    def _seen(self, conn: Connection, gateway_id: str, now: datetime,
+              status: dict[str, Any] | None = None) -> None:
+        values: dict[str, Any] = {"gateway_id": gateway_id, "first_seen": now, "last_seen": now,
+                                  "online": True}
+        set_: dict[str, Any] = {"last_seen": now}
+        if status is not None:
+            values["online"] = set_["online"] = status["state"] == p.STATUS_ONLINE
+            values["status"] = set_["status"] = json.dumps(status, default=str)
+            if status.get("applied_config_version") is not None:
+                values["applied_config_version"] = set_["applied_config_version"] = (
+                    status["applied_config_version"])
+        ins = self._insert(t.gateways).values(**values)
+        conn.execute(ins.on_conflict_do_update(index_elements=["gateway_id"], set_=set_))
+
+    def _status(self, topic: str, gateway_id: str, payload: bytes) -> None:
+        if not payload:
+            return  # a cleared retained message
+        try:
+            status = p.decode_status(payload)
+        except p.ProtocolError as exc:
+            self.dead_letter(topic, f"bad status: {exc}", payload)
+            return
+        with self.engine.begin() as conn:
+            self._seen(conn, gateway_id, datetime.now(UTC), status.model_dump(mode="json"))
+        log.info("ingest.status", gateway=gateway_id, state=status.state)
+
+    def dead_letter(self, topic: str, reason: str, payload: bytes) -> None:
+        with self.engine.begin() as conn:
+            self._dead_letter(conn, topic, reason, payload)
+
+    @staticmethod
+    def _dead_letter(conn: Connection, topic: str, reason: str, payload: bytes) -> None:
+        log.warning("ingest.dead_letter", topic=topic, reason=reason[:300], bytes=len(payload))
+        conn.execute(t.dead_letters.insert().values(
+            received_at=datetime.now(UTC), topic=topic, reason=reason, payload=payload))
+
+
+def _merge(upto: int, parked: Sequence[Sequence[int]]) -> int:
+    """The contiguous mark after ``upto`` given committed (first, last) ranges, sorted."""
+    for first, last in parked:
+        if first > upto + 1:
+            break
+        upto = max(upto, last)
+    return upto

@@ -1,0 +1,172 @@
+"""``sitegate-cloud`` subcommands of the ingest part: serve, migrate, gateways, dead-letters,
+readings (``--unsynced``: readings taken while the gateway clock was not synchronized)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="ingest MQTT uplink into the database (+ HTTP API)")
+    p.add_argument("--db", required=True, help="database URL or SQLite file path")
+    p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--http", metavar="HOST:PORT", help="also serve the HTTP API here")
+    p.add_argument("--username")
+    p.add_argument("--password")
+    p.add_argument("--ca-file", help="CA certificate of the broker (mqtts://)")
+    p.add_argument("--client-id", help="MQTT client id (default: unique per process)")
+    p.add_argument("--max-message-bytes", type=int, default=1024 * 1024,
+                   help="larger uplink messages go to the dead letters")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("migrate", help="bring the database schema up to date")
+    p.add_argument("--db", required=True)
+    p.set_defaults(func=_migrate)
+
+    for name, func, text in (
+        ("gateways", _gateways, "gateway registry: online, last seen, acknowledged marks"),
+        ("dead-letters", _dead_letters, "messages refused by ingest, with the reason"),
+        ("readings", _readings, "stored readings (e.g. --unsynced)"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--db", required=True)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("--limit", type=int, default=100)
+        if name == "readings":
+            p.add_argument("--gateway")
+            p.add_argument("--meter")
+            p.add_argument("--unsynced", action="store_true",
+                           help="only readings taken while the gateway clock was unsynced")
+        p.set_defaults(func=func)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sitegate.cloud.ingest.service import IngestService
+    from sitegate.cloud.store.db import upgrade
+
+    upgrade(args.db)
+    service = IngestService(
+        args.db, args.broker, client_id=args.client_id, username=args.username,
+        password=args.password, ca_file=args.ca_file, max_message_bytes=args.max_message_bytes,
+    )
+    stop = threading.Event()
+    if args.http:
+        import uvicorn
+
+        from sitegate.cloud.api.app import create_app
+
+        host, _, port = args.http.rpartition(":")
+        worker = threading.Thread(target=service.run, args=(stop,), name="ingest", daemon=True)
+        worker.start()
+        try:
+            uvicorn.run(create_app(args.db), host=host or "127.0.0.1", port=int(port),
+                        log_level="warning")
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+        return 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    service.run(stop)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from sitegate.cloud.store.db import upgrade
+
+    upgrade(args.db)
+    print(f"schema up to date: {args.db}")
+    return 0
+
+
+def _engine(url: str):  # type: ignore[no-untyped-def]
+    from sitegate.cloud.store.db import make_engine
+
+    return make_engine(url)
+
+
+def _gateways(args: argparse.Namespace) -> int:
+    from sitegate.cloud.api.app import gateways
+
+    rows = gateways(_engine(args.db))[: args.limit]
+    text = _table(
+        [[g["gateway_id"], "online" if g["online"] else "offline", _t(g["last_seen"]),
+          _t(g["first_seen"]), g["applied_config_version"],
+          " ".join(f"{k}={v}" for k, v in sorted(g["acked_upto"].items())),
+          g["unsynced_readings"]] for g in rows],
+        ["gateway", "state", "last seen", "first seen", "config", "acked up to",
+         "unsynced clock"],
+    ) if rows else "no gateways yet"
+    _emit(rows, args.json, text)
+    return 0
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    from sitegate.cloud.api.app import dead_letters
+
+    rows = dead_letters(_engine(args.db), args.limit)
+    text = _table(
+        [[d["id"], _t(d["received_at"]), d["topic"], d["bytes"], d["reason"][:80]] for d in rows],
+        ["id", "received", "topic", "bytes", "reason"],
+    ) if rows else "no dead letters"
+    _emit(rows, args.json, text)
+    return 0
+
+
+def _readings(args: argparse.Namespace) -> int:
+    from sitegate.cloud.api.app import readings
+
+    rows = readings(_engine(args.db), gateway_id=args.gateway, meter_id=args.meter,
+                    unsynced=args.unsynced, limit=args.limit)
+    text = _table(
+        [[r["gateway_id"], r["seq"], r["meter_id"], _t(r["ts"]), r["quantity"], r["value"],
+          r["unit"], r["quality"], ",".join(r["flags"])] for r in rows],
+        ["gateway", "seq", "meter", "ts (UTC)", "quantity", "value", "unit", "quality",
+         "flags"],
+    ) if rows else "no readings"
+    _emit(rows, args.json, text)
+    return 0
+
+
+# Output (the cloud never imports the gateway's CLI helpers) -----------------------------------
+
+
+def _t(v: Any) -> str:
+    return v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, datetime) else str(v or "")
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, Decimal):
+        return str(o)
+    if isinstance(o, datetime | date):
+        return o.isoformat()
+    if isinstance(o, bytes):
+        return o.decode("utf-8", "replace")
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _emit(data: Any, as_json: bool, text: str) -> None:
+    if as_json:
+        json.dump(data, sys.stdout, default=_default, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
