@@ -74,3 +74,37 @@ def register() -> Callable[..., list[tuple[int, int]]]:
         return out
 
     return build
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A migrated SQLite cloud database (every branch: ingest and billing)."""
+    from sitegate.cloud.store.db import make_engine, upgrade
+
+    url = str(tmp_path / "cloud.db")
+    upgrade(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+def insert_readings(conn, gateway: str, meter: str, rows, quantity: str = "1-0:1.8.0",
+                    received_at=None, seq0: int = 1) -> int:
+    """Rows of (epoch s, micro-kWh) into the ingest table as kWh strings; returns next seq."""
+    from datetime import UTC, datetime
+
+    from sitegate.cloud.billing.units import units_to_kwh
+    from sitegate.cloud.store.tables import readings
+
+    recv = received_at or datetime(2026, 2, 1, tzinfo=UTC)
+    conn.execute(readings.insert(), [
+        {"gateway_id": gateway, "seq": seq0 + k, "meter_id": meter,
+         "ts": datetime.fromtimestamp(t, UTC), "quantity": quantity,
+         "value": str(units_to_kwh(v)), "unit": "kWh", "quality": "good", "flags": "[]",
+         "received_at": recv} for k, (t, v) in enumerate(rows)])
+    return seq0 + len(rows)
+
+
+@pytest.fixture
+def put_readings():
+    return insert_readings

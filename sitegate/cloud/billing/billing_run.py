@@ -1,0 +1,104 @@
+"""``bill``: compute a site's period from the store and keep the drafts; issued invoices
+are never touched, a difference to them is reported (late readings)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from sitegate.cloud.billing.compute import BillRun, bill_site
+from sitegate.cloud.billing.ledger import INV, next_number
+from sitegate.cloud.billing.periods import grid_for, parse_period
+from sitegate.cloud.billing.sitemodel import SiteModel
+from sitegate.cloud.billing.sites import canonical
+from sitegate.cloud.billing.source import late_readings, load_readings, load_sessions, utc
+
+
+def compute(conn: Connection, model: SiteModel, period_label: str) -> BillRun:
+    period = parse_period(period_label)
+    grid = grid_for(period, model.tz)
+    issues: list = []
+    readings = load_readings(conn, model, grid.start, grid.end, issues)
+    sessions = load_sessions(conn, model, grid.start, grid.end)
+    run = bill_site(model, period, readings, sessions)
+    run.summary["issues"][:0] = [{"kind": i.kind, "meter": i.meter, "at": str(i.ts),
+                                  "detail": i.detail} for i in issues]
+    return run
+
+
+def bill(conn: Connection, model: SiteModel, period_label: str) -> dict[str, Any]:
+    """Draft invoices for every account with something to bill. Re-billing rewrites drafts
+    in place (same numbers), so numbers stay gap-free and results repeat byte for byte."""
+    run = compute(conn, model, period_label)
+    site = model.site.id
+    inputs = canonical(run.digests)
+    existing: dict[str, dict] = {}
+    for r in conn.execute(select(INV).where(INV.c.site_id == site, INV.c.period == period_label,
+                                            INV.c.kind == "invoice").order_by(INV.c.number)):
+        row = dict(r._mapping)
+        if row["state"] != "cancelled":
+            existing[row["account_id"]] = row
+    created, updated, unchanged, differs = [], [], [], []
+    for acc, doc in run.documents.items():
+        text = canonical(doc)
+        row = existing.get(acc)
+        if row is None:
+            num = next_number(conn, site)
+            conn.execute(INV.insert().values(
+                site_id=site, number=num, kind="invoice", account_id=acc, period=period_label,
+                state="draft", reminder_level=0, total_due=doc["total_due"], document=text,
+                inputs=inputs))
+            created.append(num)
+        elif row["document"] == text:
+            unchanged.append(row["number"])
+        elif row["state"] == "draft":
+            conn.execute(INV.update().where(INV.c.id == row["id"]).values(
+                document=text, total_due=doc["total_due"], inputs=inputs))
+            updated.append(row["number"])
+        else:
+            differs.append({"number": row["number"], "state": row["state"], "account": acc,
+                            "issued_total": row["total_due"], "now": doc["total_due"]})
+    stale = [row["number"] for acc, row in existing.items()
+             if acc not in run.documents and row["state"] == "draft"]
+    return {"site": site, "period": period_label, "created": created, "updated": updated,
+            "unchanged": unchanged, "issued_differs": differs, "drafts_without_lines": stale,
+            "summary": run.summary}
+
+
+def late(conn: Connection, model: SiteModel, period_label: str | None = None) -> list[dict]:
+    """Readings that arrived after an invoice of their period was issued."""
+    q = select(INV).where(INV.c.site_id == model.site.id, INV.c.kind == "invoice",
+                          INV.c.issued_at.is_not(None))
+    if period_label:
+        q = q.where(INV.c.period == period_label)
+    first_issue: dict[str, datetime] = {}
+    used: dict[str, set[str]] = {}
+    for r in conn.execute(q):
+        row = dict(r._mapping)
+        at = utc(row["issued_at"])
+        p = row["period"]
+        first_issue[p] = min(first_issue.get(p, at), at)
+        doc = json.loads(row["document"])
+        meters = {m["meter"] for s in doc["sources"] for m in s["meters"]}
+        for m in meters:
+            used.setdefault(f"{p}|{m}", set()).add(str(row["number"]))
+    out = []
+    for p in sorted(first_issue):
+        grid = grid_for(parse_period(p), model.tz)
+        for meter, info in sorted(late_readings(conn, model, grid.start, grid.end,
+                                                first_issue[p]).items()):
+            out.append({"period": p, "meter": meter, **info,
+                        "invoices": sorted(used.get(f"{p}|{meter}", set()), key=int),
+                        "community": meter in _community_meters(model)})
+    return out
+
+
+def _community_meters(model: SiteModel) -> set[str]:
+    """Meters whose readings move everyone's solar share (any consumer, the grid meter)."""
+    ms = {a.meter for a in model.meter_assignments}
+    if model.site.grid_meter:
+        ms.add(model.site.grid_meter)
+    return ms if model.site.grid_meter else set()

@@ -1,0 +1,52 @@
+"""``invoice explain``: each line with the meters, readings and intervals it came from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def explain(view: dict[str, Any]) -> dict[str, Any]:
+    doc = view["document"]
+    sources = {s["id"]: s for s in doc.get("sources", [])}
+    lines = []
+    for ln in doc["lines"]:
+        item = {k: ln.get(k) for k in ("n", "label", "billing_point", "from", "to",
+                                       "quantity", "unit", "unit_price", "amount", "vat_rate")}
+        if ln.get("source"):
+            item["source"] = sources[ln["source"]]
+        if ln.get("sessions"):
+            item["sessions"] = ln["sessions"]
+        if ln["unit"] == "month":
+            item["basis"] = f"{ln['quantity']} days of {ln['from']}..{ln['to']} (exclusive)"
+        lines.append(item)
+    return {"number": view["number"], "state": view["state"], "account": view["account"],
+            "period": view["period"], "lines": lines,
+            "totals": {k: doc[k] for k in ("net_total", "vat", "vat_total", "advances",
+                                           "rounding", "total_due")}}
+
+
+def explain_text(e: dict[str, Any]) -> str:
+    out = [f"Invoice {e['number']} ({e['state']}) {e['account']} {e['period']}"]
+    for ln in e["lines"]:
+        out.append(f"  {ln['n']:>2}. {ln['label']}  {ln['quantity']} {ln['unit']} x "
+                   f"{ln['unit_price']} = {ln['amount']}  (VAT {ln['vat_rate']} %)")
+        src = ln.get("source")
+        if src:
+            out.append(f"      billing point {src['billing_point']}: {src['interval_count']} "
+                       f"intervals {src['intervals'][0]} .. {src['intervals'][1]}, "
+                       f"{src['estimated']} estimated, {src['missing']} missing")
+            for m in src["meters"]:
+                out.append(f"      meter {m['meter']} ({m['gateway']}/{m['meter_id']}) "
+                           f"{m['from']} .. {m['to']}: {m['readings']} readings, first "
+                           f"{m['first']}, last {m['last']}"
+                           + (f", start reading {m['start_reading']}" if m['start_reading']
+                              else "")
+                           + (f", end reading {m['end_reading']}" if m['end_reading'] else ""))
+        if ln.get("sessions"):
+            out.append(f"      sessions: {', '.join(ln['sessions'])}")
+        if ln.get("basis"):
+            out.append(f"      {ln['basis']}")
+    t = e["totals"]
+    out.append(f"  net {t['net_total']}  VAT {t['vat_total']}  advances {t['advances']}  "
+               f"rounding {t['rounding']}  due {t['total_due']}")
+    return "\n".join(out)

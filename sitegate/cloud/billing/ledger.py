@@ -1,0 +1,243 @@
+"""Invoice lifecycle: draft -> issued -> settled, or cancelled / written off; payments,
+reminders 1-3 with fees, credit notes. Issued documents are never edited: every change
+after issue is an event (payment, reminder, credit note) next to the document."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from sitegate.cloud.billing.invoice import line_amount, totals
+from sitegate.cloud.billing.sitemodel import SiteModel
+from sitegate.cloud.billing.sites import NotFound, canonical
+from sitegate.cloud.billing.tables import billing_events, billing_invoices
+
+INV, EV = billing_invoices, billing_events
+
+
+class LifecycleError(ValueError):
+    """The operation does not fit the invoice's state; the message says why."""
+
+
+def money(text: str) -> Decimal:
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        raise LifecycleError(f"not an amount: {text!r}") from None
+    if d != d.quantize(Decimal("0.01")):
+        raise LifecycleError(f"amount {text} has more than 2 decimals")
+    return d
+
+
+def next_number(conn: Connection, site_id: str) -> int:
+    """Next number of the site's one sequence (invoices and credit notes); callers hold the
+    write transaction, and the unique constraint stops a racing writer."""
+    cur = conn.execute(select(func.max(INV.c.number)).where(INV.c.site_id == site_id)).scalar()
+    return (cur or 0) + 1
+
+
+def get_row(conn: Connection, site_id: str, number: int) -> dict[str, Any]:
+    row = conn.execute(select(INV).where(INV.c.site_id == site_id, INV.c.number == number)).first()
+    if row is None:
+        raise NotFound(f"no invoice {number} at site {site_id!r}")
+    return dict(row._mapping)
+
+
+def events(conn: Connection, invoice_id: int) -> list[dict[str, Any]]:
+    q = select(EV.c.date, EV.c.kind, EV.c.amount, EV.c.note).where(
+        EV.c.invoice_id == invoice_id).order_by(EV.c.id)
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def _event(conn: Connection, invoice_id: int, day: date, kind: str,
+           amount: Decimal | None = None, note: str | None = None) -> None:
+    conn.execute(EV.insert().values(invoice_id=invoice_id, date=day.isoformat(), kind=kind,
+                                   amount=None if amount is None else str(amount), note=note))
+
+
+def balance(row: dict[str, Any], evs: list[dict[str, Any]]) -> Decimal:
+    """Still to pay: amount due + reminder fees - payments + credit notes (negative).
+    Cancelled and written-off invoices owe nothing."""
+    if row["state"] in ("cancelled", "written_off") or row["kind"] == "credit_note":
+        return Decimal("0.00")
+    b = Decimal(row["total_due"])
+    for e in evs:
+        if e["kind"] in ("reminder", "credit"):
+            b += Decimal(e["amount"])
+        elif e["kind"] == "payment":
+            b -= Decimal(e["amount"])
+    return b
+
+
+def view(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+    evs = events(conn, row["id"])
+    doc = json.loads(row["document"])
+    return {
+        "number": row["number"], "site": row["site_id"], "kind": row["kind"],
+        "account": row["account_id"], "account_name": doc["account"]["name"],
+        "period": row["period"], "state": row["state"], "reminder_level": row["reminder_level"],
+        "issue_date": row["issue_date"], "due_date": row["due_date"],
+        "total_due": row["total_due"], "balance": str(balance(row, evs)),
+        "borne_by": row["borne_by"], "events": evs, "document": doc,
+    }
+
+
+def _settle_if_paid(conn: Connection, row: dict[str, Any]) -> None:
+    if row["state"] == "issued" and balance(row, events(conn, row["id"])) <= 0:
+        conn.execute(INV.update().where(INV.c.id == row["id"]).values(state="settled"))
+
+
+def issue(conn: Connection, model: SiteModel, number: int, day: date, now: Any) -> dict:
+    row = get_row(conn, model.site.id, number)
+    if row["state"] != "draft":
+        raise LifecycleError(f"invoice {number} is {row['state']}: only drafts are issued")
+    due = day + timedelta(days=model.site.payment_days)
+    conn.execute(INV.update().where(INV.c.id == row["id"]).values(
+        state="issued", issue_date=day.isoformat(), due_date=due.isoformat(), issued_at=now))
+    _event(conn, row["id"], day, "issue")
+    row = get_row(conn, model.site.id, number)
+    _settle_if_paid(conn, row)  # a zero or negative invoice is settled on issue
+    return view(conn, get_row(conn, model.site.id, number))
+
+
+def pay(conn: Connection, model: SiteModel, number: int, amount: str, day: date,
+        note: str | None = None) -> dict:
+    row = get_row(conn, model.site.id, number)
+    if row["state"] not in ("issued", "settled") or row["kind"] != "invoice":
+        raise LifecycleError(f"invoice {number} is {row['state']}: payments go to issued "
+                             "invoices")
+    amt = money(amount)
+    if amt <= 0:
+        raise LifecycleError("a payment is a positive amount")
+    _event(conn, row["id"], day, "payment", amt, note)
+    _settle_if_paid(conn, row)
+    return view(conn, get_row(conn, model.site.id, number))
+
+
+def remind(conn: Connection, model: SiteModel, number: int, day: date) -> dict:
+    """Next reminder level (1-3) with its fee and a new due date; only when overdue."""
+    row = get_row(conn, model.site.id, number)
+    if row["state"] != "issued":
+        raise LifecycleError(f"invoice {number} is {row['state']}: only open invoices are "
+                             "reminded")
+    if row["reminder_level"] >= 3:
+        raise LifecycleError(f"invoice {number} already had reminder 3")
+    if day <= date.fromisoformat(row["due_date"]):
+        raise LifecycleError(f"invoice {number} is due on {row['due_date']}: not overdue "
+                             f"on {day}")
+    level = row["reminder_level"] + 1
+    fees = model.site.reminders.fees
+    fee = fees[min(level, len(fees)) - 1].quantize(Decimal("0.01"))
+    due = day + timedelta(days=model.site.reminders.days)
+    conn.execute(INV.update().where(INV.c.id == row["id"]).values(
+        reminder_level=level, due_date=due.isoformat()))
+    _event(conn, row["id"], day, "reminder", fee, f"R{level}")
+    return view(conn, get_row(conn, model.site.id, number))
+
+
+def cancel(conn: Connection, model: SiteModel, number: int, day: date) -> dict:
+    """Drafts and issued invoices; the billing costs are the operator's."""
+    row = get_row(conn, model.site.id, number)
+    if row["state"] not in ("draft", "issued") or row["kind"] != "invoice":
+        raise LifecycleError(f"invoice {number} is {row['state']}: cannot cancel")
+    conn.execute(INV.update().where(INV.c.id == row["id"]).values(
+        state="cancelled", borne_by="operator"))
+    _event(conn, row["id"], day, "cancel")
+    return view(conn, get_row(conn, model.site.id, number))
+
+
+def write_off(conn: Connection, model: SiteModel, number: int, day: date) -> dict:
+    """An uncollectable issued invoice; the open balance is borne by the owner."""
+    row = get_row(conn, model.site.id, number)
+    if row["state"] != "issued":
+        raise LifecycleError(f"invoice {number} is {row['state']}: only issued invoices are "
+                             "written off")
+    open_amount = balance(row, events(conn, row["id"]))
+    conn.execute(INV.update().where(INV.c.id == row["id"]).values(
+        state="written_off", borne_by="owner"))
+    _event(conn, row["id"], day, "write_off", open_amount)
+    return view(conn, get_row(conn, model.site.id, number))
+
+
+def credit(conn: Connection, model: SiteModel, number: int, day: date,
+           net: str | None = None, vat: str | None = None, label: str | None = None) -> dict:
+    """A credit note against an issued invoice: the whole invoice (every line negated) or
+    one net amount at a VAT rate. It takes the next number and reduces the balance."""
+    row = get_row(conn, model.site.id, number)
+    if row["state"] not in ("issued", "settled") or row["kind"] != "invoice":
+        raise LifecycleError(f"invoice {number} is {row['state']}: credit notes correct "
+                             "issued invoices")
+    doc = json.loads(row["document"])
+    text = label or f"Gutschrift zu Rechnung {number}"
+    if net is None:
+        lines = [{**ln, "quantity": "-" + ln["quantity"].lstrip("-"),
+                  "amount": str(-Decimal(ln["amount"]))} for ln in doc["lines"]]
+    else:
+        amt = money(net)
+        if amt <= 0:
+            raise LifecycleError("credit amount must be positive (it is credited)")
+        rate = Decimal(vat) if vat is not None else Decimal(doc["lines"][0]["vat_rate"])
+        lines = [{"n": 1, "billing_point": None, "key": "credit", "label": text,
+                  "from": doc["period_first"], "to": doc["period_last"], "quantity": "1",
+                  "unit": "", "unit_price": str(-amt), "amount": str(line_amount(Decimal(1),
+                                                                                 -amt)),
+                  "vat_rate": str(rate), "source": None}]
+    cdoc = {**{k: doc[k] for k in ("site", "site_name", "currency", "period", "period_first",
+                                    "period_last", "account")},
+            "credits_invoice": number, "label": text, "lines": lines, "sources": [],
+            **totals(lines, Decimal(0), model.site.cash_unit)}
+    cnum = next_number(conn, model.site.id)
+    res = conn.execute(INV.insert().values(
+        site_id=model.site.id, number=cnum, kind="credit_note", account_id=row["account_id"],
+        period=row["period"], state="issued", reminder_level=0, issue_date=day.isoformat(),
+        due_date=None, total_due=cdoc["total_due"], document=canonical(cdoc), inputs="{}",
+        credited_invoice_id=row["id"]))
+    _event(conn, res.inserted_primary_key[0], day, "issue", None, f"credits {number}")
+    _event(conn, row["id"], day, "credit", Decimal(cdoc["total_due"]), f"credit note {cnum}")
+    _settle_if_paid(conn, row)
+    return {"credit_note": view(conn, get_row(conn, model.site.id, cnum)),
+            "invoice": view(conn, get_row(conn, model.site.id, number))}
+
+
+def list_invoices(conn: Connection, site_id: str, period: str | None = None) -> list[dict]:
+    q = select(INV).where(INV.c.site_id == site_id).order_by(INV.c.number)
+    if period:
+        q = q.where(INV.c.period == period)
+    out = []
+    for r in conn.execute(q):
+        row = dict(r._mapping)
+        v = view(conn, row)
+        del v["document"], v["events"]
+        out.append(v)
+    return out
+
+
+def overview(conn: Connection, site_id: str, period: str | None = None) -> dict[str, Any]:
+    """Per site and period: amount billed, collected, open balance, and the counts."""
+    counts = dict.fromkeys(("draft", "in_progress", "settled", "cancelled", "written_off",
+                            "R1", "R2", "R3"), 0)
+    amount = collected = bal = Decimal("0.00")
+    q = select(INV).where(INV.c.site_id == site_id, INV.c.kind == "invoice")
+    if period:
+        q = q.where(INV.c.period == period)
+    for r in conn.execute(q):
+        row = dict(r._mapping)
+        evs = events(conn, row["id"])
+        st = row["state"]
+        counts["in_progress" if st == "issued" else st] += 1
+        if st == "issued" and row["reminder_level"]:
+            counts[f"R{row['reminder_level']}"] += 1
+        if st in ("draft", "cancelled"):
+            continue
+        amount += Decimal(row["total_due"]) + sum(
+            (Decimal(e["amount"]) for e in evs if e["kind"] in ("reminder", "credit")),
+            Decimal(0))
+        collected += sum((Decimal(e["amount"]) for e in evs if e["kind"] == "payment"),
+                         Decimal(0))
+        bal += balance(row, evs)
+    return {"site": site_id, "period": period, "amount": str(amount),
+            "collected": str(collected), "balance": str(bal), **counts}
