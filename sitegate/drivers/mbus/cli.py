@@ -1,0 +1,219 @@
+"""``sitegate mbus decode | scan | read | set-address | profiles``: M-Bus work without a
+site configuration. Readable text by default, ``--json`` for scripts. (Drivers do not
+import gateway code, so this module prints for itself.)"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sitegate.drivers.base import BusError, DeviceError, LinkSettings, MeterRef, NoResponse
+from sitegate.drivers.mbus.client import MbusBusClient
+from sitegate.drivers.mbus.decode import DecodeError, Telegram, decode_telegram
+from sitegate.drivers.mbus.frames import normalize_secondary
+from sitegate.drivers.mbus.link import Timing
+from sitegate.drivers.mbus.profile import ProfileError, load_profile, profile_names
+from sitegate.drivers.mbus.scan import Found, primary_scan, secondary_search
+
+
+def _print(data: Any, as_json: bool, text: str) -> None:
+    if as_json:
+        json.dump(data, sys.stdout, indent=2, ensure_ascii=False,
+                  default=lambda o: str(o) if isinstance(o, Decimal) else o.isoformat())
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"sitegate mbus: {message}", file=sys.stderr)
+    return code
+
+
+def _link_args(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", metavar="DEV", help="serial port of the M-Bus level converter")
+    where.add_argument("--host", help="M-Bus-to-Ethernet converter (transparent TCP)")
+    p.add_argument("--tcp-port", type=int, default=10001, help="converter TCP port (10001)")
+    p.add_argument("--baud", type=int, default=2400, choices=[300, 600, 1200, 2400, 4800, 9600,
+                                                              19200, 38400], help="(2400)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds to wait for a reply (serial: the standard's for the baud "
+                        "rate; TCP: 1.0)")
+    p.add_argument("--retries", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+
+
+def _client(args: argparse.Namespace) -> MbusBusClient:
+    if args.port:
+        link = LinkSettings(serial_port=args.port, baudrate=args.baud, parity="E",
+                            timeout=args.timeout or 0.0, retries=args.retries)
+        return MbusBusClient(link, Timing.standard(args.baud, args.timeout))
+    link = LinkSettings(host=args.host, port=args.tcp_port, timeout=args.timeout or 1.0,
+                        retries=args.retries)
+    return MbusBusClient(link)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    m = sub.add_parser("mbus", help="wired M-Bus: decode telegrams, scan a bus, read meters")
+    msub = m.add_subparsers(dest="mbus_command", metavar="COMMAND")
+    msub.required = True
+
+    p = msub.add_parser("decode", help="decode a telegram given in hex ('-': read stdin)")
+    p.add_argument("hex", help="the frame in hex (spaces allowed), or - for stdin")
+    p.add_argument("--json", action="store_true", help="the normalized records as JSON")
+    p.set_defaults(func=cmd_decode)
+
+    p = msub.add_parser("scan", help="find the meters on a bus (primary or secondary)")
+    _link_args(p)
+    p.add_argument("--secondary", action="store_true", help="wildcard search by secondary "
+                                                           "address instead of primary scan")
+    p.add_argument("--addresses", default="0-250", help="primary range, e.g. 1-20")
+    p.set_defaults(func=cmd_scan)
+
+    p = msub.add_parser("read", help="read one meter and show its readings")
+    _link_args(p)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--address", type=int, help="primary address 0-250")
+    who.add_argument("--secondary", help="secondary address (8 or 16 hex digits)")
+    p.add_argument("--profile", default="mbus_generic", help="M-Bus profile (mbus_generic)")
+    p.add_argument("--raw", action="store_true", help="show the decoded telegrams instead")
+    p.set_defaults(func=cmd_read)
+
+    p = msub.add_parser("set-address", help="give the meter with this secondary address a "
+                                            "new primary address")
+    _link_args(p)
+    p.add_argument("--secondary", required=True)
+    p.add_argument("--new", type=int, required=True, metavar="ADDR", help="1-250")
+    p.set_defaults(func=cmd_set_address)
+
+    p = msub.add_parser("profiles", help="list the M-Bus profiles")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_profiles)
+
+
+def telegram_text(t: Telegram) -> str:
+    lines = []
+    if t.identity:
+        i = t.identity
+        lines.append(f"meter {i.id}  {i.manufacturer} v{i.version}  {i.medium}  "
+                     f"access {i.access_number}  status 0x{i.status:02X}  "
+                     f"(secondary {i.secondary}, primary {t.address})")
+    else:
+        lines.append(f"primary {t.address}, CI 0x{t.ci:02X} (no identity header)")
+    if t.flags:
+        lines.append("status: " + ", ".join(t.flags))
+    for p in t.problems:
+        lines.append(f"PARTIAL: {p}")
+    for r in t.records:
+        where = f"s{r.storage}" + (f" t{r.tariff}" if r.tariff else "") + (
+            f" u{r.subunit}" if r.subunit else "")
+        extra = (" [" + ", ".join(r.qualifiers + r.flags) + "]") if (
+            r.qualifiers or r.flags) else ""
+        lines.append(f"  {r.index:3d}  {r.quantity or '-':32s} {str(r.value):>22s} "
+                     f"{r.unit:6s} {r.function:14s} {where}{extra}")
+    if t.more_follow:
+        lines.append("  (more records follow in the next telegram)")
+    return "\n".join(lines)
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.hex == "-" else args.hex
+    try:
+        t = decode_telegram(text)
+    except DecodeError as exc:
+        return _fail(f"cannot decode ({exc.kind}): {exc}", 2)
+    _print(t.to_dict(), args.json, telegram_text(t))
+    return 0
+
+
+def _range(spec: str) -> range:
+    lo, _, hi = spec.partition("-")
+    return range(int(lo), int(hi or lo) + 1)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    async def go() -> list[Found]:
+        client = _client(args)
+        try:
+            if args.secondary:
+                return await secondary_search(client)
+            return await primary_scan(client, _range(args.addresses))
+        finally:
+            await client.close()
+
+    try:
+        found = asyncio.run(go())
+    except BusError as exc:
+        return _fail(str(exc))
+    text = "\n".join(f"primary {f.primary if f.primary is not None else '-':>3}  secondary "
+                     f"{f.secondary or '-':16s}  {f.manufacturer:3s}  {f.medium}  {f.note}"
+                     for f in found) or "no meters found"
+    _print([f.to_dict() for f in found], args.json, text)
+    return 0
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    try:
+        load_profile(args.profile)
+        secondary = normalize_secondary(args.secondary) if args.secondary else None
+    except (ProfileError, ValueError) as exc:
+        return _fail(str(exc), 2)
+    meter = MeterRef("adhoc", args.profile, address=args.address, secondary=secondary)
+
+    async def go() -> Any:
+        client = _client(args)
+        try:
+            if args.raw:
+                return [decode_telegram(raw) for raw in await client.read_telegrams(meter)]
+            return await client.read(meter, datetime.now(UTC))
+        finally:
+            await client.close()
+
+    try:
+        result = asyncio.run(go())
+    except (NoResponse, DeviceError, BusError, DecodeError) as exc:
+        return _fail(str(exc))
+    if args.raw:
+        _print([t.to_dict() for t in result], args.json,
+               "\n\n".join(telegram_text(t) for t in result))
+        return 0
+    lines = [f"{r.quantity:28s} {str(r.value):>18s} {r.unit:5s} {r.quality}"
+             + (f" ({', '.join(r.flags)})" if r.flags else "") for r in result.readings]
+    lines += [f"event {e['kind']}: {e['message']}" for e in result.events]
+    _print({"readings": [r.to_dict() for r in result.readings], "events": result.events},
+           args.json, "\n".join(lines) or "no readings")
+    return 0
+
+
+def cmd_set_address(args: argparse.Namespace) -> int:
+    async def go() -> None:
+        client = _client(args)
+        try:
+            await client.set_address(args.secondary, args.new)
+        finally:
+            await client.close()
+
+    try:
+        asyncio.run(go())
+    except (NoResponse, DeviceError, BusError, ValueError) as exc:
+        return _fail(str(exc))
+    _print({"secondary": args.secondary, "primary": args.new}, args.json,
+           f"meter {args.secondary} now answers at primary address {args.new}")
+    return 0
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    rows = []
+    for name in profile_names():
+        p = load_profile(name)
+        rows.append({"name": name, "vendor": p.vendor, "model": p.model,
+                     "quantities": sorted({m.name for m in p.maps})})
+    _print(rows, args.json, "\n".join(f"{r['name']:28s} {r['vendor']} {r['model']}"
+                                      for r in rows))
+    return 0
