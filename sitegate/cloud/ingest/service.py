@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import socket
 import threading
 import uuid
@@ -89,6 +90,8 @@ class IngestService:
     # the writer thread -----------------------------------------------------------------------
 
     def _work(self) -> None:
+        # Fault-test hook: die by SIGKILL after N commits, before their acks are published.
+        crash_after = int(os.environ.get("SITEGATE_INGEST_KILL_AFTER_COMMITS", "0"))
         while (item := self.inbox.get()) is not None:
             topic, payload = item
             try:
@@ -96,6 +99,8 @@ class IngestService:
             except Exception:  # noqa: BLE001 - e.g. database down: never lose the loop
                 log.exception("ingest.write_failed", topic=topic)
                 continue  # not acked: the gateway resends after its timeout
+            if crash_after and out and self.processed + 1 >= crash_after:
+                os.kill(os.getpid(), signal.SIGKILL)
             for msg in out:
                 self.client.publish(msg.topic, msg.payload, qos=1)
             self.processed += 1

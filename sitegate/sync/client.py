@@ -1,0 +1,494 @@
+"""The gateway's MQTT client: uplink batches from the buffer, acks, downlink config/commands.
+
+Threads: paho's network loop runs in its own thread (connect, reconnect with tenacity's
+jittered exponential backoff, keepalive); everything else runs on the asyncio loop that
+called ``start()``. Messages cross over with ``call_soon_threadsafe``.
+
+Uplink per stream: at each (re)connect, rows up to the buffer's end are *backlog* and
+drain at ``drain_rate``; rows appended after are *live* and go out at once on their own
+window, so a long backlog never delays live data. A row counts as sent only when the
+cloud's ack (a contiguous high-water mark) covers it; a batch without any answer within
+``ack_timeout`` is sent again. The cloud writes idempotently, so resending is always safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
+
+from sitegate.sync import protocol as p
+from sitegate.sync.config import MqttConfig
+
+log = structlog.get_logger(__name__)
+
+
+class EntryLike(Protocol):
+    seq: int
+    payload: str  # the row's JSON text, as stored
+
+
+class BufferLike(Protocol):
+    """What sync needs of the gateway's buffer (sitegate.gateway.buffer.Buffer fits)."""
+
+    def pending(self, stream: str, limit: int = ..., after: int | None = ...
+                ) -> Sequence[EntryLike]: ...
+    def ack(self, stream: str, upto: int) -> int: ...
+    def last_seq(self, stream: str) -> int: ...
+    def acked_upto(self, stream: str) -> int: ...
+    def append_event(self, kind: str, severity: str = ..., **fields: Any) -> None: ...
+
+
+OnConfig = Callable[[dict[str, Any]], str | None]
+OnBadges = Callable[[dict[str, Any]], None]
+OnCommand = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class _SessionEnded(Exception):
+    """The MQTT connection failed or dropped; the network thread reconnects."""
+
+
+@dataclass(slots=True)
+class _Flight:
+    first: int
+    last: int
+    sent_at: float
+    backlog: bool
+    confirmed: bool = False  # the cloud committed it (a gap below may hold back the mark)
+
+
+@dataclass(slots=True)
+class _Stream:
+    name: str
+    acked: int = 0
+    last_seq: int = 0
+    backlog_next: int = 1  # next backlog seq to send
+    backlog_end: int = 0  # the buffer's end at connect: beyond it is live
+    live_next: int = 1
+    tokens: float = 0.0
+    refilled: float = field(default_factory=time.monotonic)
+    flights: dict[int, _Flight] = field(default_factory=dict)
+    last_ack_at: str | None = None
+
+
+class SyncClient:
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        gateway_id: str,
+        buffer: BufferLike,
+        *,
+        on_config: OnConfig | None = None,
+        on_badges: OnBadges | None = None,
+        on_command: OnCommand | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.gateway_id = p.check_gateway_id(gateway_id)
+        self.buffer = buffer
+        self.on_config = on_config
+        self.on_badges = on_badges
+        self.on_command = on_command
+        self.applied_config_version: int | None = None
+        self.config_rejected: dict[str, Any] | None = None
+        self.badges_version: int | None = None
+        self._streams = {s: _Stream(s) for s in p.STREAMS}
+        self._connected = False
+        self._generation = 0  # bumps at every connect: stale work is dropped
+        self._closing = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._cmd_tasks: set[asyncio.Task[Any]] = set()
+        self._recent_cmds: collections.deque[str] = collections.deque(maxlen=256)
+        self._net: threading.Thread | None = None
+        self.bytes_sent = 0
+        self.batches_sent = 0
+        self.client = self._make_client()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        for st in self._streams.values():
+            st.acked = await asyncio.to_thread(self.buffer.acked_upto, st.name)
+            st.last_seq = await asyncio.to_thread(self.buffer.last_seq, st.name)
+        self._net = threading.Thread(target=self._network_main, name="sync-mqtt", daemon=True)
+        self._net.start()
+        self._tasks = [asyncio.create_task(self._pump_forever(), name="sync-pump"),
+                       asyncio.create_task(self._status_forever(), name="sync-status")]
+
+    async def stop(self) -> None:
+        """Say goodbye (retained offline status), disconnect, stop the threads."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._connected:
+            info = self.client.publish(p.topic(self.gateway_id, p.LEAF_STATUS),
+                                       self._status_payload(p.STATUS_OFFLINE), qos=1, retain=True)
+            await asyncio.to_thread(_wait_published, info, 5.0)
+        self._closing.set()
+        self.client.disconnect()
+        if self._net is not None:
+            await asyncio.to_thread(self._net.join, 10)
+
+    def wake(self) -> None:
+        """New rows are in the buffer: look now (thread-safe; the daemon calls it per cycle)."""
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "connected": self._connected,
+            "backlog": {s.name: max(s.last_seq - s.acked, 0) for s in self._streams.values()},
+            "last_ack": {s.name: {"upto": s.acked, "at": s.last_ack_at}
+                         for s in self._streams.values()},
+            "in_flight": {s.name: len(s.flights) for s in self._streams.values()},
+            "applied_config_version": self.applied_config_version,
+            "badges_version": self.badges_version,
+        }
+
+    # -- the network thread ----------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sitegate-gw-{self.gateway_id}",
+                        protocol=mqtt.MQTTv5)
+        if self.cfg.username:
+            c.username_pw_set(self.cfg.username, self.cfg.password)
+        _, _, tls = self.cfg.host_port()
+        if tls:
+            c.tls_set(ca_certs=self.cfg.ca_file, certfile=self.cfg.cert_file,
+                      keyfile=self.cfg.key_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        c.will_set(p.topic(self.gateway_id, p.LEAF_STATUS),
+                   p.dumps({"v": p.PROTOCOL_VERSION, "state": p.STATUS_OFFLINE}),
+                   qos=1, retain=True)
+        c.max_inflight_messages_set(self.cfg.max_inflight * len(p.STREAMS) * 2 + 20)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        return c
+
+    def _network_main(self) -> None:
+        # Full jitter (a random delay up to the exponential bound) so a fleet that lost the
+        # broker together does not come back together.
+        retrying = Retrying(
+            wait=wait_random_exponential(multiplier=self.cfg.reconnect_min,
+                                         max=self.cfg.reconnect_max),
+            retry=retry_if_exception_type((OSError, _SessionEnded, mqtt.WebsocketConnectionError)),
+            stop=lambda _state: self._closing.is_set(),
+            sleep=self._closing.wait,
+            before_sleep=lambda s: log.warning(
+                "sync.reconnect", attempt=s.attempt_number,
+                delay=round(s.next_action.sleep, 2) if s.next_action else None,
+                error=str(s.outcome.exception()) if s.outcome else None),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    began = time.monotonic()
+                    try:
+                        self._one_session()
+                    finally:
+                        if time.monotonic() - began > 60:
+                            attempt.retry_state.attempt_number = 1  # was up: start short
+        except Exception as exc:  # noqa: BLE001 - only when closing
+            if not self._closing.is_set():
+                log.exception("sync.network_thread_died", error=str(exc))
+
+    def _one_session(self) -> None:
+        host, port, _ = self.cfg.host_port()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.cfg.session_expiry
+        self._connack: ReasonCode | None = None
+        self.client.connect(host, port, keepalive=self.cfg.keepalive, clean_start=False,
+                            properties=props)
+        while not self._closing.is_set():
+            rc = self.client.loop(timeout=0.5)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                raise _SessionEnded(mqtt.error_string(rc))
+            if self._connack is not None and self._connack.is_failure:
+                self.client.disconnect()
+                raise _SessionEnded(f"broker refused: {self._connack}")
+        self.client.loop(timeout=0.5)  # flush the DISCONNECT
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, rc: ReasonCode,
+                    _props: Properties | None = None) -> None:
+        self._connack = rc
+        if rc.is_failure:
+            log.error("sync.connect_refused", reason=str(rc))
+            return
+        client.subscribe([(t, 1) for t in p.gateway_subscriptions(self.gateway_id)])
+        client.publish(p.topic(self.gateway_id, p.LEAF_STATUS),
+                       self._status_payload(p.STATUS_ONLINE), qos=1, retain=True)
+        log.info("sync.connected", session_present=getattr(flags, "session_present", None))
+        self._call(self._connected_now)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode,
+                       _props: Properties | None = None) -> None:
+        log.warning("sync.disconnected", reason=str(rc))
+        self._call(self._disconnected_now)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._call(self._dispatch, msg.topic, bytes(msg.payload))
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    # -- uplink ------------------------------------------------------------------------------
+
+    def _connected_now(self) -> None:
+        self._connected = True
+        self._generation += 1
+        for st in self._streams.values():
+            st.flights.clear()
+            st.backlog_next = st.acked + 1
+            st.backlog_end = st.last_seq  # refreshed by the first pump pass
+            st.live_next = -1  # "set at the first pump pass"
+        self.wake()
+
+    def _disconnected_now(self) -> None:
+        self._connected = False
+
+    async def _pump_forever(self) -> None:
+        assert self._wake is not None
+        while True:
+            timeout = self.cfg.poll_interval
+            if self._connected:
+                generation = self._generation
+                for st in self._streams.values():
+                    try:
+                        timeout = min(timeout, await self._pump(st, generation))
+                    except Exception:  # noqa: BLE001 - a buffer hiccup must not end sync
+                        log.exception("sync.pump_failed", stream=st.name)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def _pump(self, st: _Stream, generation: int) -> float:
+        """Send what the windows allow; returns how soon to look again (seconds)."""
+        st.last_seq = await asyncio.to_thread(self.buffer.last_seq, st.name)
+        if st.live_next < 0:  # first pass after connect: fix the backlog/live boundary
+            st.backlog_end = st.last_seq
+            st.live_next = st.last_seq + 1
+        now = time.monotonic()
+        for f in list(st.flights.values()):
+            if f.last <= st.acked:
+                del st.flights[f.first]
+            elif not f.confirmed and now - f.sent_at > self.cfg.ack_timeout:
+                log.warning("sync.resend", stream=st.name, first=f.first, last=f.last)
+                await self._send(st, f.first, f.last - f.first + 1, f.backlog, generation)
+        soon = self.cfg.poll_interval
+        # Live rows first, on their own window.
+        while self._window(st, backlog=False) and st.live_next <= st.last_seq:
+            n = await self._send(st, st.live_next, self.cfg.batch_rows, False, generation)
+            if not n:
+                break
+            st.live_next += n
+        # Then the backlog, at the drain rate.
+        st.backlog_next = max(st.backlog_next, st.acked + 1)
+        rate = self.cfg.drain_rate
+        if rate:
+            cap = max(self.cfg.batch_rows, rate)
+            st.tokens = min(cap, st.tokens + (now - st.refilled) * rate)
+        st.refilled = now
+        while self._window(st, backlog=True) and st.backlog_next <= st.backlog_end:
+            want = min(self.cfg.batch_rows, st.backlog_end - st.backlog_next + 1)
+            if rate and st.tokens < want:
+                soon = min(soon, (want - st.tokens) / rate)
+                break
+            n = await self._send(st, st.backlog_next, want, True, generation)
+            if not n:
+                break
+            st.backlog_next += n
+            if rate:
+                st.tokens -= n
+        if st.flights:
+            oldest = min(f.sent_at for f in st.flights.values())
+            soon = min(soon, max(0.05, oldest + self.cfg.ack_timeout - now))
+        return soon
+
+    def _window(self, st: _Stream, backlog: bool) -> bool:
+        busy = sum(1 for f in st.flights.values() if f.backlog == backlog and not f.confirmed)
+        return busy < self.cfg.max_inflight and self._connected
+
+    async def _send(self, st: _Stream, first: int, limit: int, backlog: bool,
+                    generation: int) -> int:
+        """Publish rows from ``first`` (at most ``limit`` and ``batch_bytes``); returns count."""
+        rows = await asyncio.to_thread(self.buffer.pending, st.name, limit, first - 1)
+        texts: list[str] = []
+        size = 0
+        expect = first
+        for row in rows:
+            if row.seq != expect:  # never happens with the gateway's buffer; never guess
+                break
+            if texts and size + len(row.payload) > self.cfg.batch_bytes:
+                break
+            texts.append(row.payload)
+            size += len(row.payload) + 1
+            expect += 1
+        if not texts or generation != self._generation or not self._connected:
+            return 0
+        payload = p.encode_batch(st.name, first, texts)
+        self.client.publish(p.topic(self.gateway_id, st.name), payload, qos=1)
+        last = first + len(texts) - 1
+        st.flights[first] = _Flight(first, last, time.monotonic(), backlog)
+        self.bytes_sent += len(payload)
+        self.batches_sent += 1
+        return len(texts)
+
+    async def _on_ack(self, payload: bytes) -> None:
+        try:
+            ack = p.decode_ack(payload)
+        except p.ProtocolError as exc:
+            log.warning("sync.bad_ack", error=str(exc))
+            return
+        st = self._streams[ack.stream]
+        if ack.first is not None and ack.first in st.flights:
+            st.flights[ack.first].confirmed = True
+        if ack.upto > st.acked:
+            st.acked = await asyncio.to_thread(self.buffer.ack, ack.stream, ack.upto)
+            st.last_ack_at = datetime.now(UTC).isoformat()
+        if self._wake is not None:
+            self._wake.set()
+
+    # -- downlink ------------------------------------------------------------------------------
+
+    def _dispatch(self, topic: str, payload: bytes) -> None:
+        try:
+            gateway_id, leaf = p.parse_topic(topic)
+        except p.ProtocolError as exc:
+            log.warning("sync.bad_topic", topic=topic, error=str(exc))
+            return
+        if gateway_id != self.gateway_id:
+            return
+        if leaf == p.LEAF_ACK:
+            self._spawn(self._on_ack(payload))
+        elif leaf == p.LEAF_CONFIG:
+            self._spawn(self._on_config_msg(payload))
+        elif leaf == p.LEAF_BADGES:
+            self._spawn(self._on_badges_msg(payload))
+        elif leaf.startswith(p.LEAF_CMD + "/") and leaf.count("/") == 1:
+            self._spawn(self._on_command_msg(leaf.split("/", 1)[1], payload))
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._cmd_tasks.add(task)
+        task.add_done_callback(self._cmd_tasks.discard)
+
+    async def _event(self, kind: str, severity: str, **fields: Any) -> None:
+        try:
+            await asyncio.to_thread(self.buffer.append_event, kind, severity=severity, **fields)
+        except Exception:  # noqa: BLE001 - logging the event must not lose the message
+            log.exception("sync.event_failed", kind=kind)
+
+    async def _on_config_msg(self, payload: bytes) -> None:
+        if not payload:
+            return  # retained config cleared
+        try:
+            desired = p.decode_config(payload)
+        except p.ProtocolError as exc:
+            await self._config_result(None, f"unreadable desired config: {exc}")
+            return
+        if desired.version == self.applied_config_version:
+            return  # the retained copy again, after a reconnect
+        if self.on_config is None:
+            await self._config_result(desired.version, "this gateway takes no remote config")
+            return
+        try:
+            error = self.on_config({"version": desired.version, "config": desired.config})
+        except Exception as exc:  # noqa: BLE001 - reported, never fatal
+            error = f"{type(exc).__name__}: {exc}"
+        await self._config_result(desired.version, error)
+
+    async def _config_result(self, version: int | None, error: str | None) -> None:
+        if error is None:
+            self.applied_config_version = version
+            self.config_rejected = None
+            log.info("sync.config_applied", version=version)
+            await self._event("config_applied", "info", version=version)
+        else:
+            self.config_rejected = {"version": version, "error": error}
+            log.warning("sync.config_rejected", version=version, error=error)
+            await self._event("config_rejected", "warning", version=version, error=error)
+        self._publish_status()
+
+    async def _on_badges_msg(self, payload: bytes) -> None:
+        if not payload:
+            return
+        try:
+            badges = p.decode_badges(payload)
+            if self.on_badges is not None:
+                self.on_badges(badges.model_dump(mode="json"))
+        except Exception as exc:  # noqa: BLE001 - ProtocolError or the consumer's refusal
+            log.warning("sync.badges_rejected", error=str(exc))
+            await self._event("badges_rejected", "warning", error=str(exc))
+            return
+        self.badges_version = badges.version
+        self._publish_status()
+
+    async def _on_command_msg(self, cmd_id: str, payload: bytes) -> None:
+        if cmd_id in self._recent_cmds:
+            return  # QoS 1 may deliver twice; a restart must not run twice
+        self._recent_cmds.append(cmd_id)
+        try:
+            cmd = p.decode_command(payload)
+            if cmd.id != cmd_id:
+                raise p.ProtocolError(f"command id {cmd.id!r} differs from topic {cmd_id!r}")
+            if self.on_command is None:
+                raise LookupError("this gateway takes no commands")
+            log.info("sync.command", id=cmd_id, name=cmd.name)
+            result = p.CommandResult(id=cmd_id, ok=True,
+                                     result=await self.on_command(cmd.name, cmd.args))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a result
+            log.warning("sync.command_failed", id=cmd_id, error=str(exc))
+            result = p.CommandResult(id=cmd_id, ok=False, error=f"{type(exc).__name__}: {exc}")
+        self.client.publish(p.cmd_result_topic(self.gateway_id, cmd_id),
+                            p.dumps(result.model_dump(mode="json")), qos=1)
+
+    # -- status --------------------------------------------------------------------------
+
+    def _status_payload(self, state: str) -> bytes:
+        h = self.health()
+        status = p.Status(
+            state=state,  # type: ignore[arg-type]
+            ts=datetime.now(UTC), applied_config_version=self.applied_config_version,
+            config_rejected=self.config_rejected, badges_version=self.badges_version,
+            backlog=h["backlog"],
+        )
+        return p.dumps(status.model_dump(mode="json"))
+
+    def _publish_status(self) -> None:
+        if self._connected:
+            self.client.publish(p.topic(self.gateway_id, p.LEAF_STATUS),
+                                self._status_payload(p.STATUS_ONLINE), qos=1, retain=True)
+
+    async def _status_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.status_interval)
+            self._publish_status()
+
+
+def _wait_published(info: mqtt.MQTTMessageInfo, timeout: float) -> None:
+    try:
+        info.wait_for_publish(timeout)
+    except (RuntimeError, ValueError):
+        pass  # not connected any more: the broker publishes our will instead
+
