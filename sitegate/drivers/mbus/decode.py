@@ -46,8 +46,6 @@ FUNCTIONS = {
     "More records follow": "more_records_follow",
 }
 
-_OFFSET = re.compile(r"at byte offset (\d+)")
-
 
 class DecodeError(ValueError):
     """The bytes are not a decodable M-Bus data telegram; ``kind`` says why."""
@@ -236,24 +234,44 @@ def decode_telegram(data: bytes | bytearray | str) -> Telegram:
                     more_follow=more, problems=problems, flags=tel_flags, raw_hex=raw_hex)
 
 
+def parse_records_safe(data: bytes) -> list[dict[str, Any]] | None:
+    """pymbusparser.parse_records, None instead of any error (a Rust panic included)."""
+    try:
+        return pymbusparser.parse_records(data)
+    except Exception:  # MbusParserError, and pyo3's PanicException on odd input
+        return None
+    except BaseException as exc:  # PanicException derives from BaseException
+        if type(exc).__name__ == "PanicException":
+            return None
+        raise
+
+
 def decode_records(body: bytes) -> tuple[list[Record], list[str]]:
-    """All data records of a telegram body; on a record pymbusparser cannot read, decode
-    that one ourselves (or stop there, keeping the rest raw) and continue after it."""
+    """All data records of a telegram body. Fast path: pymbusparser reads them all. When it
+    gives up, walk the records one by one (our own DIF/VIF walk), decode each with
+    pymbusparser, fix up the ones it rejects, and keep the rest raw if one is unreadable."""
+    whole = parse_records_safe(body)
+    if whole is not None:
+        return [_record(i, r) for i, r in enumerate(whole)], []
     out: list[Record] = []
     problems: list[str] = []
     pos = 0
     while pos < len(body):
-        try:
-            out += [_record(len(out) + i, r) for i, r in
-                    enumerate(pymbusparser.parse_records(body[pos:]))]
+        if body[pos] == 0x2F:  # idle filler
+            pos += 1
+            continue
+        if body[pos] & 0x0F == 0x0F:  # manufacturer data (0x1F: more records) to the end
+            rest = parse_records_safe(body[pos:]) or []
+            out += [_record(len(out) + i, r) for i, r in enumerate(rest[:1])]
+            if not rest:
+                problems.append(f"manufacturer data at body offset {pos} unreadable")
             break
-        except pymbusparser.MbusParserError as exc:
-            m = _OFFSET.search(str(exc))
-            bad = int(m.group(1)) if m else 0
-        if bad:
-            out += [_record(len(out) + i, r) for i, r in
-                    enumerate(pymbusparser.parse_records(body[pos:pos + bad]))]
-        pos += bad
+        span = rec_fix.record_span(body, pos)
+        one = parse_records_safe(body[pos:span.end]) if span is not None else None
+        if one is not None and len(one) == 1:
+            out.append(_record(len(out), one[0]))
+            pos = span.end  # type: ignore[union-attr]
+            continue
         fixed = rec_fix.fallback_record(body, pos, len(out))
         if fixed is None:
             problems.append(f"record at body offset {pos} unreadable; "
@@ -272,7 +290,9 @@ def _record(index: int, r: dict[str, Any]) -> Record:
     if kind == "decimal":
         value = Decimal(v["value"])
     elif kind == "float":
-        value = Decimal(repr(v["value"])) * _float_scale(r)
+        f = Decimal(repr(v["value"]))
+        # NaN/inf: the meter's way of saying 'no value'; never a number in the buffer.
+        value = f * _float_scale(r) if f.is_finite() else None
     elif kind in ("manufacturer_specific", None):
         value = r.get("data_hex", "").replace(" ", "")
     elif kind in ("date", "datetime") and isinstance(v.get("value"), dict):

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-import pymbusparser
-
 if TYPE_CHECKING:
     from sitegate.drivers.mbus.decode import Record, Telegram
 
@@ -124,7 +122,7 @@ def _int_value(field: int, data: bytes) -> Decimal | None:
 
 
 def fallback_record(body: bytes, pos: int, index: int) -> tuple[Record, int] | None:
-    from sitegate.drivers.mbus.decode import FUNCTIONS, Record, _record
+    from sitegate.drivers.mbus.decode import FUNCTIONS, Record, _record, parse_records_safe
 
     span = record_span(body, pos)
     if span is None:
@@ -149,11 +147,8 @@ def fallback_record(body: bytes, pos: int, index: int) -> tuple[Record, int] | N
     # Same record with zeroed data: if that parses, only the value was bad (e.g. BCD
     # digits A-F that meters use to signal a sensor error).
     zeroed = body[span.start:span.data_start] + bytes(len(data))
-    try:
-        parsed = pymbusparser.parse_records(zeroed)
-    except pymbusparser.MbusParserError:
-        return None
-    if len(parsed) != 1:
+    parsed = parse_records_safe(zeroed)
+    if parsed is None or len(parsed) != 1:
         return None
     r = _record(index, parsed[0])
     return Record(index=index, quantity=r.quantity, value=None, unit=r.unit,
