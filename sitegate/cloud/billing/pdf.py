@@ -1,0 +1,123 @@
+"""Invoice PDF: the invoice page with a Swiss QR-bill payment part at its foot.
+
+``qrbill`` draws the payment part as SVG; fpdf2 (pure Python, from PyPI alone) places
+that SVG as vectors, so no Cairo or other system library is needed.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from fpdf import FPDF
+from qrbill import QRBill
+from stdnum import iban as iban_mod
+
+from sitegate.cloud.billing.qrref import qr_reference
+from sitegate.cloud.billing.sitemodel import SiteModel
+
+_FIXED = datetime(2000, 1, 1, tzinfo=UTC)  # same data -> same PDF bytes
+
+
+def _t(s: object) -> str:
+    """Core PDF fonts are Latin-1: anything else becomes '?' instead of failing."""
+    return str(s).replace("\u2013", "-").encode("latin-1", "replace").decode("latin-1")
+
+
+def is_qr_iban(iban: str) -> bool:
+    compact = iban_mod.compact(iban)
+    return 30000 <= int(compact[4:9]) <= 31999
+
+
+def qr_bill(view: dict[str, Any], model: SiteModel) -> QRBill:
+    c = model.site.creditor
+    doc = view["document"]
+    addr = doc["account"].get("address") or {}
+    debtor = None
+    if addr:
+        debtor = {"name": doc["account"]["name"], "street": addr.get("street", ""),
+                  "house_num": addr.get("house_num", ""), "pcode": addr["pcode"],
+                  "city": addr["city"], "country": addr.get("country", "CH")}
+    qr_iban = is_qr_iban(c.iban)
+    return QRBill(
+        account=c.iban,
+        creditor={"name": c.name, "street": c.street, "house_num": c.house_num,
+                  "pcode": c.pcode, "city": c.city, "country": c.country},
+        amount=view["balance"] if view["state"] == "issued" else view["total_due"],
+        currency=doc["currency"],
+        debtor=debtor,
+        reference_number=qr_reference(model.site.qr_reference_prefix, view["number"])
+        if qr_iban else None,
+        additional_information=f"Rechnung {view['number']} {doc['period']}",
+        language="de",
+    )
+
+
+def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
+    doc = view["document"]
+    pdf = FPDF(format="A4")
+    pdf.set_creation_date(_FIXED)
+    pdf.set_auto_page_break(False)
+    pdf.add_page()
+    c = model.site.creditor
+    pdf.set_font("helvetica", size=9)
+    pdf.set_xy(15, 12)
+    pdf.multi_cell(90, 4.5, _t(f"{c.name}\n{c.street} {c.house_num}\n{c.pcode} {c.city}"))
+    acc = doc["account"]
+    addr = acc.get("address") or {}
+    pdf.set_xy(120, 40)
+    pdf.set_font("helvetica", size=10)
+    pdf.multi_cell(80, 5, _t(f"{acc['name']}\n{addr.get('street', '')} "
+                             f"{addr.get('house_num', '')}\n{addr.get('pcode', '')} "
+                             f"{addr.get('city', '')}"))
+    kind = "Gutschrift" if view["kind"] == "credit_note" else "Rechnung"
+    pdf.set_xy(15, 68)
+    pdf.set_font("helvetica", "B", 13)
+    pdf.cell(0, 7, _t(f"{kind} {view['number']} - {doc['site_name']}, {doc['period']}"))
+    pdf.set_font("helvetica", size=8.5)
+    pdf.set_xy(15, 76)
+    pdf.cell(0, 5, _t(f"Periode {doc['period_first']} bis {doc['period_last']}   "
+                      f"Datum {view['issue_date'] or '(Entwurf)'}   "
+                      f"zahlbar bis {view['due_date'] or '-'}"))
+    y = 84.0
+    pdf.set_font("helvetica", "B", 8.5)
+    cols = [(15, 74, "Position", "L"), (89, 34, "Zeitraum", "L"), (123, 24, "Menge", "R"),
+            (147, 18, "Preis", "R"), (165, 12, "MWST", "R"), (177, 20, "Betrag", "R")]
+    for x, w, h, align in cols:
+        pdf.set_xy(x, y)
+        pdf.cell(w, 5, h, align=align)
+    pdf.set_font("helvetica", size=8)
+    for ln in doc["lines"]:
+        y += 4.6
+        if y > 170:  # the rest stays in the export / explain; the page keeps its QR part
+            pdf.set_xy(15, y)
+            pdf.cell(0, 4, _t(f"... {len(doc['lines'])} Positionen, siehe Beilage"))
+            break
+        qty = ln["quantity"]
+        if ln["unit"] == "kWh":  # the document keeps the exact value; print Wh
+            qty = str(Decimal(qty).quantize(Decimal("0.001")))
+        last = date.fromisoformat(ln["to"]) - timedelta(days=1)  # "to" is exclusive
+        vals = [f"{ln['label']}" + (f" ({ln['billing_point']})" if ln["billing_point"] else ""),
+                f"{ln['from']}..{last.isoformat()}", f"{qty} {ln['unit']}",
+                ln["unit_price"], f"{ln['vat_rate']}%", ln["amount"]]
+        for (x, w, _h, align), v in zip(cols, vals, strict=True):
+            pdf.set_xy(x, y)
+            pdf.cell(w, 4.6, _t(v)[:48], align=align)
+    y += 8
+    rows = [("Total netto", doc["net_total"])]
+    rows += [(f"MWST {v['rate']}% auf {v['net']}", v["vat"]) for v in doc["vat"]]
+    rows += [("Akontozahlungen", f"-{doc['advances']}"), ("Rundung", doc["rounding"]),
+             (f"Total {doc['currency']}", doc["total_due"])]
+    for label, amount in rows:
+        pdf.set_xy(120, y)
+        pdf.set_font("helvetica", "B" if label.startswith("Total ") else "", 9)
+        pdf.cell(57, 5, _t(label))
+        pdf.cell(20, 5, _t(amount), align="R")
+        y += 5
+    if view["kind"] == "invoice":
+        svg = io.StringIO()
+        qr_bill(view, model).as_svg(svg, full_page=False)
+        pdf.image(io.BytesIO(svg.getvalue().encode()), x=0, y=297 - 105, w=210)
+    return bytes(pdf.output())

@@ -1,0 +1,246 @@
+"""``sitegate-cloud site|bill|invoice|export``: the billing part of the cloud CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sitegate.cloud.billing import ops
+from sitegate.cloud.billing.explain import explain_text
+from sitegate.cloud.billing.ledger import LifecycleError
+from sitegate.cloud.billing.sitemodel import SiteModelError, load_site
+from sitegate.cloud.billing.sites import NotFound
+from sitegate.cloud.store.db import make_engine
+
+
+def _emit(data: Any, as_json: bool, text: str | None = None) -> None:
+    if as_json or text is None:
+        json.dump(data, sys.stdout, indent=2, ensure_ascii=False,
+                  default=lambda o: str(o) if isinstance(o, Decimal | date) else o)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _common(p: argparse.ArgumentParser, site: bool = True) -> None:
+    p.add_argument("--db", required=True, help="database URL or SQLite file path")
+    if site:
+        p.add_argument("--site", help="site id (optional when the database holds one site)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("site", help="site model: import a TOML file, show, list")
+    ss = p.add_subparsers(dest="site_cmd", required=True)
+    q = ss.add_parser("import", help="validate and import a site file (TOML)")
+    q.add_argument("file")
+    _common(q, site=False)
+    q.set_defaults(func=cmd_site_import)
+    q = ss.add_parser("show", help="the stored site model as JSON")
+    _common(q)
+    q.set_defaults(func=cmd_site_show)
+
+    p = sub.add_parser("bill", help="compute draft invoices of a site for a period")
+    _common(p)
+    p.add_argument("--period", required=True, help="2026-01, 2026-Q1 or 2026")
+    p.set_defaults(func=cmd_bill)
+
+    p = sub.add_parser("invoice", help="invoices: list, show, lifecycle, explain, pdf")
+    ss = p.add_subparsers(dest="invoice_cmd", required=True)
+    q = ss.add_parser("list", help="invoices of a site (optionally one period)")
+    _common(q)
+    q.add_argument("--period")
+    q.set_defaults(func=cmd_list)
+    q = ss.add_parser("overview", help="amount, collected, balance and counts per period")
+    _common(q)
+    q.add_argument("--period")
+    q.set_defaults(func=cmd_overview)
+    q = ss.add_parser("late", help="readings received after their period was invoiced")
+    _common(q)
+    q.add_argument("--period")
+    q.set_defaults(func=cmd_late)
+    for name in ("show", "explain"):
+        q = ss.add_parser(name, help=f"{name} one invoice")
+        _common(q)
+        q.add_argument("number", type=int)
+        q.set_defaults(func=cmd_show if name == "show" else cmd_explain)
+    q = ss.add_parser("pdf", help="write the invoice PDF with its QR-bill")
+    _common(q)
+    q.add_argument("number", type=int)
+    q.add_argument("-o", "--output", help="file (default: invoice-<site>-<number>.pdf)")
+    q.set_defaults(func=cmd_pdf)
+    for action in ops.ACTIONS:
+        q = ss.add_parser(action, help=f"{action} an invoice")
+        _common(q)
+        q.add_argument("number", type=int)
+        q.add_argument("--date", type=date.fromisoformat, help="business date (default today)")
+        if action == "pay":
+            q.add_argument("amount")
+            q.add_argument("--note")
+        if action == "credit":
+            q.add_argument("--net", help="net amount to credit (default: the whole invoice)")
+            q.add_argument("--vat", help="VAT rate of the credited amount (default: the "
+                                         "invoice's first line)")
+            q.add_argument("--label")
+        q.set_defaults(func=cmd_action, action=action)
+
+    p = sub.add_parser("export", help="CSV/JSON export of invoices or consumptions")
+    _common(p)
+    p.add_argument("--period")
+    p.add_argument("--what", choices=("invoices", "consumption"), default="invoices")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=cmd_export)
+
+
+def _guard(fn: Any) -> Any:
+    """Clear one-line errors (exit 2) for bad input; never a traceback."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args) or 0
+        except SiteModelError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+        except (NotFound, LifecycleError, ValueError, OSError) as exc:
+            sys.stderr.write(f"error: {exc}\n")
+        return 2
+    return run
+
+
+@_guard
+def cmd_site_import(args: argparse.Namespace) -> int:
+    res = ops.import_site(make_engine(args.db), load_site(args.file))
+    _emit(res, args.json, f"site {res['site']} {'replaced' if res['replaced'] else 'imported'}"
+                          f": {res['billing_points']} billing points, {res['accounts']} "
+                          f"accounts, {res['meters']} meters")
+    return 0
+
+
+@_guard
+def cmd_site_show(args: argparse.Namespace) -> int:
+    from sitegate.cloud.billing.sitemodel import site_to_json
+
+    _emit(site_to_json(ops.site_model(make_engine(args.db), args.site)), True)
+    return 0
+
+
+@_guard
+def cmd_bill(args: argparse.Namespace) -> int:
+    r = ops.run_bill(make_engine(args.db), args.site, args.period)
+    s = r["summary"]
+    text = [f"site {r['site']} {r['period']}: created {r['created']}, updated {r['updated']}, "
+            f"unchanged {r['unchanged']}; total {s['amount_total']}",
+            "energy kWh: " + ", ".join(f"{k} {v}" for k, v in s["energy_kwh"].items())]
+    for d in r["issued_differs"]:
+        text.append(f"  invoice {d['number']} ({d['state']}) would now be {d['now']} instead of "
+                    f"{d['issued_total']}: not changed; see 'invoice late', issue a credit note")
+    kinds: dict[str, int] = {}
+    for i in s["issues"]:
+        kinds[i["kind"]] = kinds.get(i["kind"], 0) + 1
+    if kinds:
+        text.append("issues: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+                    + " (--json for details)")
+    _emit(r, args.json, "\n".join(text))
+    return 0
+
+
+@_guard
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = ops.invoices(make_engine(args.db), args.site, args.period)
+    _emit(rows, args.json, _table(
+        [[v["number"], v["kind"], v["account"], v["period"], v["state"],
+          f"R{v['reminder_level']}" if v["reminder_level"] else "", v["total_due"],
+          v["balance"], v["due_date"]] for v in rows],
+        ["no", "kind", "account", "period", "state", "rem", "total", "balance", "due"]))
+    return 0
+
+
+@_guard
+def cmd_overview(args: argparse.Namespace) -> int:
+    ov = ops.overview(make_engine(args.db), args.site, args.period)
+    _emit(ov, args.json, "\n".join(f"{k:12} {v}" for k, v in ov.items()))
+    return 0
+
+
+@_guard
+def cmd_late(args: argparse.Namespace) -> int:
+    rows = ops.late_report(make_engine(args.db), args.site, args.period)
+    _emit(rows, args.json, _table(
+        [[r["period"], r["meter"], r["count"], r["first"], ",".join(r["invoices"])]
+         for r in rows], ["period", "meter", "late readings", "first", "invoices"])
+        if rows else "no late readings")
+    return 0
+
+
+def _view_text(v: dict[str, Any]) -> str:
+    d = v["document"]
+    out = [f"{v['kind']} {v['number']}  {v['account_name']} ({v['account']})  {v['period']}  "
+           f"{v['state']}  due {v['due_date']}  total {v['total_due']}  balance {v['balance']}"]
+    out += [f"  {ln['n']:>2}. {ln['label']:<28} {ln['quantity']:>12} {ln['unit']:<7} "
+            f"{ln['unit_price']:>8} {ln['amount']:>10}  {ln['vat_rate']}%" for ln in d["lines"]]
+    out.append(f"  net {d['net_total']}  VAT {d['vat_total']}  advances {d['advances']}  "
+               f"rounding {d['rounding']}  due {d['total_due']}")
+    out += [f"  {e['date']} {e['kind']} {e['amount'] or ''} {e['note'] or ''}".rstrip()
+            for e in v["events"]]
+    return "\n".join(out)
+
+
+@_guard
+def cmd_show(args: argparse.Namespace) -> int:
+    v = ops.invoice(make_engine(args.db), args.site, args.number)
+    _emit(v, args.json, _view_text(v))
+    return 0
+
+
+@_guard
+def cmd_explain(args: argparse.Namespace) -> int:
+    e = ops.explain_invoice(make_engine(args.db), args.site, args.number)
+    _emit(e, args.json, explain_text(e))
+    return 0
+
+
+@_guard
+def cmd_pdf(args: argparse.Namespace) -> int:
+    engine = make_engine(args.db)
+    data = ops.pdf(engine, args.site, args.number)
+    site = ops.site_model(engine, args.site).site.id
+    out = Path(args.output or f"invoice-{site}-{args.number}.pdf")
+    out.write_bytes(data)
+    _emit({"file": str(out), "bytes": len(data)}, args.json, f"wrote {out}")
+    return 0
+
+
+@_guard
+def cmd_action(args: argparse.Namespace) -> int:
+    r = ops.act(make_engine(args.db), args.site, args.number, args.action, args.date,
+                amount=getattr(args, "amount", None) or getattr(args, "net", None),
+                vat=getattr(args, "vat", None), label=getattr(args, "label", None),
+                note=getattr(args, "note", None))
+    if "credit_note" in r:
+        _emit(r, args.json, _view_text(r["credit_note"]) + "\n" + _view_text(r["invoice"]))
+    else:
+        _emit(r, args.json, _view_text(r))
+    return 0
+
+
+@_guard
+def cmd_export(args: argparse.Namespace) -> int:
+    text = ops.export(make_engine(args.db), args.site, args.period, args.what, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
