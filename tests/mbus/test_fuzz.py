@@ -60,3 +60,9 @@ def test_mutated_real_frames(frame: bytes, edits: list[tuple[int, int]], cut: in
     if cut:
         body = body[:max(3, len(body) - cut)]
     decode_or_error(refit(bytes(body)) if fix_framing else bytes(frame[:4]) + bytes(body))
+
+
+def test_nan_real_is_no_value() -> None:
+    # DIF 05 (32-bit real) VIF 13 (volume, l): 0x7FC00000 is NaN
+    t = decode_telegram(refit(bytes.fromhex("080172") + bytes(12) + bytes.fromhex("05130000C07F")))
+    assert t.records[0].value is None and "unreadable_value" in t.records[0].flags

@@ -287,18 +287,24 @@ def _record(index: int, r: dict[str, Any]) -> Record:
     v = r["value"]
     kind = v.get("kind")
     value: Decimal | str | None
-    if kind == "decimal":
-        value = Decimal(v["value"])
-    elif kind == "float":
-        f = Decimal(repr(v["value"]))
-        # NaN/inf: the meter's way of saying 'no value'; never a number in the buffer.
-        value = f * _float_scale(r) if f.is_finite() else None
-    elif kind in ("manufacturer_specific", None):
-        value = r.get("data_hex", "").replace(" ", "")
-    elif kind in ("date", "datetime") and isinstance(v.get("value"), dict):
-        value = _wildcard_date(bytes.fromhex(r.get("data_hex", "")))
-    else:
-        value = str(v.get("value", ""))
+    flags: tuple[str, ...] = ()
+    try:
+        if kind == "decimal":
+            value = Decimal(v["value"])
+        elif kind == "float":
+            f = Decimal(str(v["value"]))
+            # NaN/inf: the meter's way of saying 'no value'; never a number in the buffer.
+            value = f * _float_scale(r) if f.is_finite() else None
+        elif kind in ("manufacturer_specific", None):
+            value = r.get("data_hex", "").replace(" ", "")
+        elif kind in ("date", "datetime") and isinstance(v.get("value"), dict):
+            value = _wildcard_date(bytes.fromhex(r.get("data_hex", "")))
+        else:
+            value = str(v.get("value", ""))
+    except (ArithmeticError, ValueError, TypeError, KeyError):
+        value = None
+    if value is None:
+        flags = ("unreadable_value",)
     unit, factor = canonical(r.get("unit"))
     if factor != 1 and isinstance(value, Decimal):
         value = value * factor
@@ -310,6 +316,7 @@ def _record(index: int, r: dict[str, Any]) -> Record:
         storage=int(r.get("storage_number", 0)), tariff=int(r.get("tariff", 0)),
         subunit=int(r.get("subunit", 0)), qualifiers=tuple(quantities[1:]),
         raw_hex=(r.get("header_hex", "") + r.get("data_hex", "")).replace(" ", ""),
+        flags=flags,
     )
 
 
