@@ -1,0 +1,115 @@
+"""Billing over HTTP: the CLI's operations as JSON (site import, bill, invoices and their
+lifecycle, explain, PDF, overview, late readings, export). Included by ``api.app``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+
+from sitegate.cloud.billing import ops
+from sitegate.cloud.billing.ledger import LifecycleError
+from sitegate.cloud.billing.sitemodel import SiteModelError
+from sitegate.cloud.billing.sites import NotFound
+
+router = APIRouter(prefix="/billing", tags=["billing"])
+
+
+def _engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """Bad input is a 4xx with the reason, never a 500."""
+    try:
+        return fn(*args, **kw)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except SiteModelError as exc:
+        raise HTTPException(422, {"errors": exc.errors}) from None
+    except (LifecycleError, ValueError) as exc:
+        raise HTTPException(409 if isinstance(exc, LifecycleError) else 400, str(exc)) from None
+
+
+class Action(BaseModel):
+    day: date | None = Field(default=None, alias="date")  # business date (default today)
+    amount: str | None = None  # pay: the payment; credit: the net amount (omit: whole invoice)
+    vat: str | None = None
+    label: str | None = None
+    note: str | None = None
+
+
+@router.get("/sites")
+def sites(request: Request) -> list[str]:
+    return ops.sites(_engine(request))
+
+
+@router.put("/sites")
+def import_site(request: Request, model: dict[str, Any]) -> dict[str, Any]:
+    """The site model as JSON (the TOML file's structure); validated, errors name the key."""
+    return _call(ops.import_site, _engine(request), model)
+
+
+@router.get("/sites/{site}")
+def site(request: Request, site: str) -> dict[str, Any]:
+    from sitegate.cloud.billing.sitemodel import site_to_json
+
+    return site_to_json(_call(ops.site_model, _engine(request), site))
+
+
+@router.post("/sites/{site}/bill/{period}")
+def bill(request: Request, site: str, period: str) -> dict[str, Any]:
+    return _call(ops.run_bill, _engine(request), site, period)
+
+
+@router.get("/sites/{site}/invoices")
+def invoices(request: Request, site: str, period: str | None = None) -> list[dict[str, Any]]:
+    return _call(ops.invoices, _engine(request), site, period)
+
+
+@router.get("/sites/{site}/overview")
+def overview(request: Request, site: str, period: str | None = None) -> dict[str, Any]:
+    return _call(ops.overview, _engine(request), site, period)
+
+
+@router.get("/sites/{site}/late")
+def late(request: Request, site: str, period: str | None = None) -> list[dict[str, Any]]:
+    return _call(ops.late_report, _engine(request), site, period)
+
+
+@router.get("/sites/{site}/export")
+def export(request: Request, site: str, period: str | None = None,
+           what: Literal["invoices", "consumption"] = "invoices",
+           format: Literal["csv", "json"] = "json") -> Response:
+    text = _call(ops.export, _engine(request), site, period, what, format)
+    return Response(text, media_type="text/csv" if format == "csv" else "application/json")
+
+
+@router.get("/sites/{site}/invoices/{number}")
+def invoice(request: Request, site: str, number: int) -> dict[str, Any]:
+    return _call(ops.invoice, _engine(request), site, number)
+
+
+@router.get("/sites/{site}/invoices/{number}/explain")
+def explain(request: Request, site: str, number: int) -> dict[str, Any]:
+    return _call(ops.explain_invoice, _engine(request), site, number)
+
+
+@router.get("/sites/{site}/invoices/{number}/pdf", response_class=Response)
+def pdf(request: Request, site: str, number: int) -> Response:
+    return Response(_call(ops.pdf, _engine(request), site, number),
+                    media_type="application/pdf")
+
+
+@router.post("/sites/{site}/invoices/{number}/{action}")
+def act(request: Request, site: str, number: int,
+        action: Literal["issue", "pay", "cancel", "write-off", "remind", "credit"],
+        body: Action | None = None) -> dict[str, Any]:
+    b = body or Action()
+    return _call(ops.act, _engine(request), site, number, action, b.day, amount=b.amount,
+                 vat=b.vat, label=b.label, note=b.note)
