@@ -70,13 +70,11 @@ async def run(cs: CentralSystem, name: str, args: dict[str, Any]) -> dict[str, A
             raise CommandError("'amps' must be a number") from exc
         if amps < 0 or amps > conn.config.max_current:
             raise CommandError(f"'amps' must be between 0 and {conn.config.max_current}")
-        from sitegate.ocpp_server.loadmgmt import push_limit
-
         tx = next((t for t in cs.core.store.open_txs(conn.cp_id) if t.connector == connector),
                   None)
-        status = await push_limit(conn, connector, amps, tx)
-        if status == "Accepted":
-            conn.limits[connector] = amps
+        conn.profiles_disabled = False  # a technician asking explicitly gets another try
+        conn.profile_rejects = 0
+        status = await cs.load.push_one(conn, connector, amps, tx)
         cs.set_manual_cap(conn.cp_id, connector, amps)  # load management respects it
     elif name == "trigger":
         message = str(_need(args, "message"))

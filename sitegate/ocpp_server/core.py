@@ -66,6 +66,7 @@ class Core:
         self.on_change: Callable[[], None] = lambda: None  # set by load management
         self.on_boot: Callable[[Connection], Awaitable[None]] | None = None  # by the service
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._calls: set[asyncio.Task[Any]] = set()
 
     # -- charger configuration ---------------------------------------------------------------
 
@@ -96,7 +97,17 @@ class Core:
         if not task.cancelled() and task.exception() is not None:
             log.error("ocpp.background_failed", error=repr(task.exception()))
 
+    def spawn_call(self, coro: Any) -> None:
+        """A background exchange with a charger: cancelled, not awaited, at shutdown."""
+        task = asyncio.ensure_future(coro)
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
     async def drain(self) -> None:
+        """At shutdown: abandon charger exchanges, finish writes to the sink."""
+        for t in list(self._calls):
+            t.cancel()
+        await asyncio.gather(*list(self._calls), return_exceptions=True)
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 

@@ -54,7 +54,11 @@ class CP16(RawMessageMixin, ChargePoint):
                                             status=status)
 
     @after(Action.boot_notification)
-    async def after_boot(self, **kw: Any) -> None:
+    def after_boot(self, **kw: Any) -> None:
+        # Tracked by the core so a shutdown does not wait for a charger that went quiet.
+        self.core.spawn_call(self._booted())
+
+    async def _booted(self) -> None:
         if not self.conn.accepted:
             self.core.event("unknown_charger", severity="warning", charge_point=self.id)
             return

@@ -78,7 +78,8 @@ class LoadManager:
     async def run(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.cfg.interval)
+                async with asyncio.timeout(self.cfg.interval):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -103,21 +104,30 @@ class LoadManager:
         for connector, amps in items:
             tx = next((t for t in self.core.store.open_txs(conn.cp_id)
                        if t.connector == connector), None)
-            status = await push_limit(conn, connector, amps, tx)
-            if status == "Accepted":
-                conn.limits[connector] = amps
-                conn.profile_rejects = 0
-                continue
-            conn.profile_rejects += 1
-            log.warning("ocpp.profile_rejected", charge_point=conn.cp_id, status=status,
-                        count=conn.profile_rejects)
-            if conn.profile_rejects >= self.cfg.max_rejects:
-                conn.profiles_disabled = True
-                self.core.event("profile_rejected", severity="alarm", charge_point=conn.cp_id,
-                                status=status, attempts=conn.profile_rejects,
-                                message="charger rejects charging profiles; no longer sent "
-                                        "until it reconnects")
+            if await self.push_one(conn, connector, amps, tx) != "Accepted":
                 return
+
+    async def push_one(self, conn: Connection, connector: int, amps: Decimal,
+                       tx: Any | None) -> str:
+        """Push one limit, counting rejections: after ``max_rejects`` in a row the charger
+        is reported once and left alone until it reconnects."""
+        if conn.profiles_disabled:
+            return "disabled"
+        status = await push_limit(conn, connector, amps, tx)
+        if status == "Accepted":
+            conn.limits[connector] = amps
+            conn.profile_rejects = 0
+            return status
+        conn.profile_rejects += 1
+        log.warning("ocpp.profile_rejected", charge_point=conn.cp_id, status=status,
+                    count=conn.profile_rejects)
+        if conn.profile_rejects >= self.cfg.max_rejects:
+            conn.profiles_disabled = True
+            self.core.event("profile_rejected", severity="alarm", charge_point=conn.cp_id,
+                            status=status, attempts=conn.profile_rejects,
+                            message="charger rejects charging profiles; no longer sent "
+                                    "until it reconnects")
+        return status
 
 
 async def push_limit(conn: Connection, connector: int, amps: Decimal, tx: Any | None) -> str:

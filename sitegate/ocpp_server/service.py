@@ -23,7 +23,7 @@ from sitegate.ocpp_server.config import OcppConfig
 from sitegate.ocpp_server.core import Connection, Core, Sink
 from sitegate.ocpp_server.cp16 import CP16
 from sitegate.ocpp_server.cp201 import CP201
-from sitegate.ocpp_server.loadmgmt import LoadManager, MainMeter, push_limit
+from sitegate.ocpp_server.loadmgmt import LoadManager, MainMeter
 from sitegate.ocpp_server.server import start_server
 
 log = structlog.get_logger(__name__)
@@ -60,6 +60,7 @@ class CentralSystem:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.core.drain()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -88,7 +89,7 @@ class CentralSystem:
             return
         log.info("ocpp.badges_updated", version=self.core.badges.version)
         for conn in list(self.core.connections.values()):
-            self.core._spawn(self._push_local_list(conn))
+            self.core.spawn_call(self._push_local_list(conn))
 
     async def handle_command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         return await commands.run(self, name, args)
@@ -137,8 +138,8 @@ class CentralSystem:
             await self._push_local_list(conn)
         lm = self.cfg.load_management
         if lm.enabled and conn.config.kind == "ev":
-            status = await push_limit(conn, 0, min(lm.fallback_current, conn.config.max_current),
-                                      None)
+            status = await self.load.push_one(
+                conn, 0, min(lm.fallback_current, conn.config.max_current), None)
             log.info("ocpp.default_profile", charge_point=conn.cp_id, status=status)
         self.core.on_change()
 

@@ -14,8 +14,18 @@ from sitegate.ocpp_server.service import CentralSystem
 
 
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 40) -> Any:
-    """Run one scenario on a fresh event loop, with an overall deadline."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+    """Run one scenario on a fresh event loop, with an overall deadline; on a hang, print
+    where every task waits (so a deadlock is diagnosable from the test log)."""
+    async def guarded() -> Any:
+        task = asyncio.ensure_future(coro)
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            for t in asyncio.all_tasks():
+                t.print_stack(limit=6)
+            task.cancel()
+            raise TimeoutError(f"scenario did not finish within {timeout} s")
+        return task.result()
+    return asyncio.run(guarded())
 
 
 def make_cfg(**overrides: Any) -> OcppConfig:
