@@ -143,10 +143,10 @@ def billing_point_series(
             continue
         i0 = (lo - start) // STEP
         i1 = (a_end - start + STEP - 1) // STEP
-        own = [(t, v) for t, v in readings.get(a.meter, ())
-               if a.start <= t and (a.end is None or t <= a.end)
-               and not (a.start_reading is not None and t == a.start)
-               and not (a.end_reading is not None and t == a.end)]
+        rows = readings.get(a.meter, ())
+        lo_t = a.start + (1 if a.start_reading is not None else 0)
+        hi_t = None if a.end is None else a.end - (1 if a.end_reading is not None else 0)
+        own = [(t, v) for t, v in rows if lo_t <= t and (hi_t is None or t <= hi_t)]
         if a.start_reading is not None:
             own.append((a.start, a.start_reading))
         if a.end_reading is not None and a.end is not None:
