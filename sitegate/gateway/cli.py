@@ -17,7 +17,7 @@ PARTS = (
     "sitegate.gateway.cli_modbus",
     "sitegate.gateway.demo",
     "sitegate.drivers.mbus.cli",
-    "sitegate.ocpp_server.cli",
+    "sitegate.gateway.cli_ocpp",
 )
 
 

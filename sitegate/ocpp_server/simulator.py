@@ -210,7 +210,8 @@ class SimCharger201(_RawCalls, CP201Client):
         kw: dict[str, Any] = {}
         if wh is not None:
             kw["meter_value"] = [{"timestamp": now(), "sampled_value": [
-                {"value": wh if isinstance(wh, int) else float(wh), "measurand": "Energy.Active.Import.Register",
+                {"value": wh if isinstance(wh, int) else float(wh),
+                 "measurand": "Energy.Active.Import.Register",
                  "unit_of_measure": {"unit": "Wh"}}]}]
         if badge:
             kw["id_token"] = {"id_token": badge, "type": "ISO14443"}
