@@ -288,6 +288,7 @@ class SyncClient:
         if st.live_next < 0:  # first pass after connect: fix the backlog/live boundary
             st.backlog_end = st.last_seq
             st.live_next = st.last_seq + 1
+            log.debug("sync.lanes", stream=st.name, acked=st.acked, backlog_end=st.backlog_end)
         now = time.monotonic()
         for f in list(st.flights.values()):
             if f.last <= st.acked:
@@ -350,6 +351,7 @@ class SyncClient:
         self.client.publish(p.topic(self.gateway_id, st.name), payload, qos=1)
         last = first + len(texts) - 1
         st.flights[first] = _Flight(first, last, time.monotonic(), backlog)
+        log.debug("sync.sent", stream=st.name, first=first, last=last, backlog=backlog)
         self.bytes_sent += len(payload)
         self.batches_sent += 1
         return len(texts)
@@ -361,8 +363,11 @@ class SyncClient:
             log.warning("sync.bad_ack", error=str(exc))
             return
         st = self._streams[ack.stream]
-        if ack.first is not None and ack.first in st.flights:
-            st.flights[ack.first].confirmed = True
+        flight = st.flights.get(ack.first) if ack.first is not None else None
+        # Only an ack for the whole flight confirms it: a late ack of an older, shorter
+        # batch with the same first seq must not spare the rest from a resend.
+        if flight is not None and ack.last is not None and ack.last >= flight.last:
+            flight.confirmed = True
         if ack.upto > st.acked:
             st.acked = await asyncio.to_thread(self.buffer.ack, ack.stream, ack.upto)
             st.last_ack_at = datetime.now(UTC).isoformat()
