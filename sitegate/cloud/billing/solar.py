@@ -21,11 +21,9 @@ from dataclasses import dataclass
 
 def totals(consumers: Sequence[Sequence[int]], n: int) -> array:
     """Sum of all consumers per interval."""
-    t = array("q", bytes(8 * n))
-    for c in consumers:
-        for i in range(n):
-            t[i] += c[i]
-    return t
+    if not consumers:
+        return array("q", bytes(8 * n))
+    return array("q", map(sum, zip(*consumers, strict=True)))  # column sums, in C
 
 
 def solar_used(total: Sequence[int], grid_import: Sequence[int]) -> array:
