@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -39,6 +40,11 @@ def pty_pair() -> Iterator[tuple[str, str]]:
         if m:
             paths.append(m.group(1))
     assert len(paths) == 2, "socat did not create two pseudo-terminals"
+    # socat ends when the last user of a side closes it; hold both open (never read) so
+    # several processes in turn can use the 'cable'.
+    keep = [os.open(p, os.O_RDWR | os.O_NOCTTY) for p in paths]
     yield paths[0], paths[1]
+    for fd in keep:
+        os.close(fd)
     proc.terminate()
     proc.wait(5)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,12 +185,22 @@ class Emulator:
             del buf[:n]
             reply = self.bus.answer(request)
             if self.baud:
-                # Request on the wire, the slave's turnaround (>= 11 bit times), the reply.
-                await asyncio.sleep(fr.wire_time(len(request), self.baud) + 11 / self.baud
-                                    + (fr.wire_time(len(reply), self.baud) if reply else 0))
+                # The request's time on the wire, then the slave's turnaround (11 bit times).
+                await asyncio.sleep(fr.wire_time(len(request), self.baud) + 11 / self.baud)
             if reply is not None:
                 out.append(reply)
         return out
+
+    async def _paced(self, write: Callable[[bytes], Awaitable[None]], reply: bytes) -> None:
+        """Hand the reply over as a wire would: the first byte, the long-frame header,
+        then the rest, each when its last bit would have arrived."""
+        if not self.baud:
+            await write(reply)
+            return
+        for chunk in (reply[:1], reply[1:4], reply[4:]):
+            if chunk:
+                await asyncio.sleep(fr.wire_time(len(chunk), self.baud))
+                await write(chunk)
 
     # -- TCP ---------------------------------------------------------------------------
 
@@ -202,10 +213,13 @@ class Emulator:
         try:
             while data := await reader.read(1024):
                 buf += data
+                async def write(chunk: bytes) -> None:
+                    writer.write(chunk)
+                    await writer.drain()
+
                 async with self._lock:
                     for reply in await self._reply_to(buf):
-                        writer.write(reply)
-                        await writer.drain()
+                        await self._paced(write, reply)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -229,10 +243,13 @@ class Emulator:
         task.add_done_callback(self._tasks.discard)
 
     async def _serve_serial(self) -> None:
+        async def write(chunk: bytes) -> None:
+            if self._port is not None:
+                self._port.write(chunk)
+
         async with self._lock:
             for reply in await self._reply_to(self._buf):
-                if self._port is not None:
-                    self._port.write(reply)
+                await self._paced(write, reply)
 
     async def stop(self) -> None:
         if self._server is not None:

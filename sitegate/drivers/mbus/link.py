@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import termios
 from dataclasses import dataclass
 
 import serial
@@ -103,7 +104,7 @@ class SerialTransport(_Transport):
             self._port = serial.Serial(link.serial_port, baudrate=link.baudrate,
                                        parity=link.parity, stopbits=link.stopbits,
                                        bytesize=link.bytesize, timeout=0, write_timeout=5)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except (serial.SerialException, OSError, ValueError, termios.error) as exc:
             raise BusError(f"cannot open {link.describe()}: {exc}") from exc
         self.broken = None
         asyncio.get_running_loop().add_reader(self._port.fileno(), self._on_readable)
