@@ -1,0 +1,171 @@
+"""SyncClient in process against a real Mosquitto: desired config (applied / rejected, in
+status), badge list, commands with results and expiry, and live data overtaking a backlog."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from sitegate.gateway.buffer import Buffer
+from sitegate.sync import protocol as p
+from sitegate.sync.client import SyncClient
+from sitegate.sync.config import MqttConfig
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def until(pred: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if value := pred():
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"gave up waiting for: {what}")
+
+
+def _cfg(url: str, **kw: Any) -> MqttConfig:
+    return MqttConfig(broker=url, reconnect_min=0.2, reconnect_max=1.0, poll_interval=0.2,
+                      keepalive=5, **kw)
+
+
+def test_config_badges_and_commands(mosquitto, mqtt_client, tmp_path: Path) -> None:
+    gw = f"gw-{uuid.uuid4().hex[:8]}"
+    status_topic = p.topic(gw, "status")
+    mqtt_client.subscribe(status_topic)
+    mqtt_client.subscribe(p.topic(gw, "cmd/+/result"))
+    applied: list[dict[str, Any]] = []
+    badge_lists: list[dict[str, Any]] = []
+    ran: list[tuple[str, dict[str, Any]]] = []
+
+    def on_config(desired: dict[str, Any]) -> str | None:
+        if desired["config"].get("meters") == "broken":
+            return "meters: expected a list"
+        applied.append(desired)
+        return None
+
+    async def on_command(name: str, args: dict[str, Any]) -> dict[str, Any]:
+        ran.append((name, args))
+        if name == "buffer_stats":
+            return {"rows": 0}
+        raise LookupError(f"unknown command {name!r}")
+
+    def statuses() -> list[dict[str, Any]]:
+        return [json.loads(m) for m in mqtt_client.on(status_topic) if m]
+
+    def result(cmd_id: str) -> dict[str, Any] | None:
+        got = mqtt_client.on(p.cmd_result_topic(gw, cmd_id))
+        return json.loads(got[-1]) if got else None
+
+    def command(cmd_id: str, name: str, expiry: int = 60) -> None:
+        props = Properties(PacketTypes.PUBLISH)
+        props.MessageExpiryInterval = expiry
+        mqtt_client.publish(p.cmd_topic(gw, cmd_id),
+                            p.dumps({"v": 1, "id": cmd_id, "name": name, "args": {"x": 1}}),
+                            properties=props)
+
+    async def scenario() -> None:
+        buf = Buffer(tmp_path / "buffer.db")
+        # Retained before the gateway exists: it must pick the desired config up on connect.
+        mqtt_client.publish(p.topic(gw, "config"),
+                            p.dumps({"v": 1, "version": 1, "config": {"meters": []}}), retain=True)
+        client = SyncClient(_cfg(mosquitto.url), gw, buf, on_config=on_config,
+                            on_badges=badge_lists.append, on_command=on_command)
+        await client.start()
+        await until(lambda: any(s.get("applied_config_version") == 1 for s in statuses()),
+                    "config 1 applied and reported")
+        assert applied == [{"version": 1, "config": {"meters": []}}]
+
+        mqtt_client.publish(p.topic(gw, "config"),
+                            p.dumps({"v": 1, "version": 2, "config": {"meters": "broken"}}),
+                            retain=True)
+        rejected = await until(lambda: [s for s in statuses() if s.get("config_rejected")],
+                               "config 2 rejected and reported")
+        assert rejected[-1]["config_rejected"] == {"version": 2,
+                                                   "error": "meters: expected a list"}
+        assert rejected[-1]["applied_config_version"] == 1  # the old one still runs
+        mqtt_client.publish(p.topic(gw, "config"), b"{not json", retain=True)
+        await until(lambda: "unreadable" in str(statuses()[-1].get("config_rejected")),
+                    "unreadable config reported")
+
+        badge_list = {"version": 7, "badges": [
+            {"id": "04A1B2C3", "status": "accepted", "expires": None, "account": "t-1"},
+            {"id": "DEADBEEF", "status": "blocked", "expires": "2027-01-01T00:00:00Z",
+             "account": None}]}
+        mqtt_client.publish(p.topic(gw, "badges"), p.dumps(badge_list), retain=True)
+        await until(lambda: any(s.get("badges_version") == 7 for s in statuses()),
+                    "badge list 7 reported")
+        assert badge_lists[-1]["badges"][0] == badge_list["badges"][0]
+        assert badge_lists[-1]["badges"][1]["expires"].startswith("2027-01-01T00:00:00")
+
+        command("c1", "buffer_stats")
+        command("c2", "frobnicate")
+        command("c1", "buffer_stats")  # the same id again: must not run twice
+        command("c3", "buffer_stats")
+        assert (await until(lambda: result("c1"), "result c1"))["result"] == {"rows": 0}
+        r2 = await until(lambda: result("c2"), "result c2")
+        assert r2["ok"] is False and "unknown command 'frobnicate'" in r2["error"]
+        await until(lambda: result("c3"), "result c3")
+        assert [n for n, _ in ran] == ["buffer_stats", "frobnicate", "buffer_stats"]
+
+        # Offline, the broker keeps our session: a command that expires meanwhile never runs.
+        await client.stop()
+        assert statuses()[-1]["state"] == "offline"
+        command("c4", "stale", expiry=1)
+        command("c5", "buffer_stats", expiry=600)
+        await asyncio.sleep(2.5)  # let c4's expiry pass (the broker drops it)
+        again = SyncClient(_cfg(mosquitto.url), gw, buf, on_config=on_config,
+                           on_badges=badge_lists.append, on_command=on_command)
+        await again.start()
+        await until(lambda: result("c5"), "result c5 after reconnect")
+        assert result("c4") is None and "stale" not in [n for n, _ in ran]
+        await again.stop()
+        kinds = [e.data()["kind"] for e in buf.pending("events", 100)]
+        assert kinds[:2] == ["config_applied", "config_rejected"]
+        buf.close()
+
+    asyncio.run(scenario())
+    mqtt_client.publish(p.topic(gw, "config"), b"", retain=True)  # clear retained state
+    mqtt_client.publish(p.topic(gw, "badges"), b"", retain=True)
+
+
+def test_live_rows_overtake_a_throttled_backlog(sqlite_site, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from sitegate.sync.protocol import Reading
+
+    site = sqlite_site
+    site.cloud()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    async def scenario() -> None:
+        buf = Buffer(site.buffer)
+        buf.append_readings([Reading("m1", t0, "1-0:1.8.0", Decimal(i), "kWh")
+                             for i in range(3000)])
+        client = SyncClient(_cfg(site.broker_url, drain_rate=100, batch_rows=50), site.gateway_id,
+                            buf)
+        await client.start()
+        await until(lambda: client.health()["connected"], "connected")
+        await until(lambda: site.cloud_count() > 0, "backlog draining")
+        buf.append_readings([Reading("m1", t0, "1-0:1.8.0", Decimal("0.5"), "kWh")])
+        client.wake()
+        await until(lambda: site.sql("SELECT seq FROM readings WHERE gateway_id=:g AND "
+                                     "seq=3001"), "the live reading in the cloud")
+        backlog_in_cloud = site.cloud_count() - 1
+        # 100 rows/s: the live row arrived while most of the backlog still waits its turn.
+        assert backlog_in_cloud < 1500
+        health = client.health()
+        assert health["backlog"]["readings"] > 0
+        await client.stop()
+        buf.close()
+
+    asyncio.run(scenario())
