@@ -102,9 +102,10 @@ class CP16(RawMessageMixin, ChargePoint):
             flags.append("badge_refused")
         if problems:
             flags.append("nonconformant_payload")
-        self._keep_if("StartTransaction", problems)
-        tx = self.core.start_tx(self.conn, connector=connector, badge=d.badge,
-                                account=d.account, ts=ts, meter_start=meter, flags=flags)
+        with self.core.store.batch():
+            self._keep_if("StartTransaction", problems)
+            tx = self.core.start_tx(self.conn, connector=connector, badge=d.badge,
+                                    account=d.account, ts=ts, meter_start=meter, flags=flags)
         return call_result.StartTransaction(transaction_id=tx.id, id_tag_info=_id_tag_info(d))
 
     @on(Action.meter_values, skip_schema_validation=True)
@@ -123,10 +124,12 @@ class CP16(RawMessageMixin, ChargePoint):
             # Many chargers omit the transaction id: the one open session on the connector.
             open_here = [t for t in self.core.store.open_txs(self.id) if t.connector == connector]
             tx = open_here[0] if len(open_here) == 1 else None
-        if tx is not None and problems:
-            self.core.store.set_flags(tx.id, tx.flags + ["nonconformant_payload"])
-        self._keep_if("MeterValues", problems)
-        self.core.add_values(self.conn, tx, connector if tx is None else tx.connector, values)
+        with self.core.store.batch():
+            if tx is not None and problems:
+                self.core.store.set_flags(tx.id, tx.flags + ["nonconformant_payload"])
+            self._keep_if("MeterValues", problems)
+            self.core.add_values(self.conn, tx, connector if tx is None else tx.connector,
+                                 values)
         return call_result.MeterValues()
 
     @on(Action.stop_transaction, skip_schema_validation=True)

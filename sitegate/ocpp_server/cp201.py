@@ -97,8 +97,9 @@ class CP201(RawMessageMixin, ChargePoint):
         values = parse_meter_values(payload.get("meterValue"), "2.0.1", problems)
         open_here = [t for t in self.core.store.open_txs(self.id) if t.connector == evse]
         tx = open_here[0] if evse > 0 and len(open_here) == 1 else None
-        self._keep_if("MeterValues", problems)
-        self.core.add_values(self.conn, tx, evse, values)
+        with self.core.store.batch():
+            self._keep_if("MeterValues", problems)
+            self.core.add_values(self.conn, tx, evse, values)
         return call_result.MeterValues()
 
     @on(Action.transaction_event, skip_schema_validation=True)
@@ -127,23 +128,28 @@ class CP201(RawMessageMixin, ChargePoint):
         flags = ["nonconformant_payload"] if problems else []
         if payload.get("offline"):
             flags.append("offline")
-        tx = self.core.store.tx_by_ext(self.id, ext_id)
-        if tx is None:
-            # Started, or an Updated/Ended whose Started we never got: open it from what we
-            # have (the first energy register is the best meter start we know).
-            reg = energy_register(values)
-            if event != "Started":
-                flags.append("start_missing")
-            if d is not None and d.status != "Accepted":
-                flags.append("badge_refused")
-            tx = self.core.start_tx(
-                self.conn, connector=evse or 1, badge=d.badge if d else None,
-                account=d.account if d else None, ts=ts,
-                meter_start=reg[0] if reg else Decimal(0), ext_id=ext_id, flags=flags)
-        elif d is not None and tx.badge is None:
-            # 2.0.1 often authorizes after the cable is plugged: badge arrives in an Updated.
-            self.core.store.set_badge(tx.id, d.badge, d.account)
-        self.core.add_values(self.conn, tx, tx.connector, values)
+        with self.core.store.batch():  # one fsync for the whole event
+            tx = self.core.store.tx_by_ext(self.id, ext_id)
+            if tx is None:
+                # Started, or an Updated/Ended whose Started we never got: open it from what
+                # we have (the first energy register is the best meter start we know).
+                reg = energy_register(values)
+                if event != "Started":
+                    flags.append("start_missing")
+                if d is not None and d.status != "Accepted":
+                    flags.append("badge_refused")
+                tx = self.core.start_tx(
+                    self.conn, connector=evse or 1, badge=d.badge if d else None,
+                    account=d.account if d else None, ts=ts,
+                    meter_start=reg[0] if reg else Decimal(0), ext_id=ext_id, flags=flags)
+            elif d is not None and tx.badge is None:
+                # 2.0.1 often authorizes after plugging in: the badge comes in an Updated.
+                self.core.store.set_badge(tx.id, d.badge, d.account)
+            self.core.add_values(self.conn, tx, tx.connector, values)
+            if event != "Ended":
+                if flags and tx.flags != sorted(set(tx.flags + flags)):
+                    self.core.store.set_flags(tx.id, tx.flags + flags)
+                self.core.store.mark_event(self.id, ext_id, seq_no)
         if event == "Ended":
             tx = self.core.store.tx(tx.id) or tx
             reg = energy_register(values)
@@ -154,9 +160,7 @@ class CP201(RawMessageMixin, ChargePoint):
             await self.core.stop_tx(self.conn, tx, ts=ts, meter_stop=meter,
                                     reason=str(info.get("stoppedReason") or "Local"),
                                     flags=flags)
-        elif flags and tx.flags != sorted(set(tx.flags + flags)):
-            self.core.store.set_flags(tx.id, tx.flags + flags)
-        self.core.store.mark_event(self.id, ext_id, seq_no)
+            self.core.store.mark_event(self.id, ext_id, seq_no)
         return call_result.TransactionEvent(**result)
 
     @on(Action.firmware_status_notification)

@@ -46,7 +46,11 @@ class LoadManager:
             return None
         drawn = {1: Decimal(0), 2: Decimal(0), 3: Decimal(0)}
         for conn in self.core.connections.values():
-            for draw in conn.draw.values():
+            # Connector 0 is the whole charger: only counted when no connector reports.
+            per_connector = [d for c, d in conn.draw.items() if c > 0]
+            if not per_connector and 0 in conn.draw:
+                per_connector = [conn.draw[0]]
+            for draw in per_connector:
                 for i, a in draw.items():
                     if i <= len(conn.config.phases):
                         drawn[conn.config.phases[i - 1]] += a

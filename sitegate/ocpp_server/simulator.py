@@ -287,10 +287,12 @@ async def close(sim: Any, task: asyncio.Task[Any]) -> None:
 
 async def run_fleet(base_url: str, n: int, *, interval: float = 10.0, duration: float = 60.0,
                     version: str = "1.6", badge: str = "04A23BC1", prefix: str = "SIM",
-                    ) -> list[float]:
+                    ) -> list[tuple[float, float]]:
     """N chargers, each with one session sending MeterValues every ``interval`` seconds
-    (start times spread over the interval); returns every MeterValues round trip in s."""
-    latencies: list[float] = []
+    (start times spread over the interval); returns (seconds since the fleet started,
+    round trip in s) of every MeterValues."""
+    latencies: list[tuple[float, float]] = []
+    t_start = time.perf_counter()
 
     async def one(i: int) -> None:
         sim, task = await connect(base_url, f"{prefix}{i:04d}", version=version)
@@ -311,7 +313,7 @@ async def run_fleet(base_url: str, n: int, *, interval: float = 10.0, duration: 
                     await sim.meter(1, tx, wh, Decimal("16.0"))
                 else:
                     await sim.event("Updated", tx_ext, 1, wh=wh, trigger="MeterValuePeriodic")
-                latencies.append(time.perf_counter() - t0)
+                latencies.append((t0 - t_start, time.perf_counter() - t0))
                 await asyncio.sleep(interval)
         finally:
             await close(sim, task)

@@ -12,8 +12,10 @@ phase and context are equal.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -129,9 +131,28 @@ class StateStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._depth = 0
 
     def close(self) -> None:
         self._db.close()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction (one fsync) for all writes of one message; nests."""
+        self._depth += 1
+        if self._depth == 1:
+            self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self._depth == 1:
+                self._db.execute("ROLLBACK")
+            raise
+        else:
+            if self._depth == 1:
+                self._db.execute("COMMIT")
+        finally:
+            self._depth -= 1
 
     # -- chargers and key/value ------------------------------------------------------------
 

@@ -272,3 +272,19 @@ def test_unknown_charger_rejected_or_pending(tmp: Path) -> None:
             await close(sim, task)
         assert any(e["kind"] == "unknown_charger" for e in events(buf))
     run(scenario())
+
+
+def test_running_sessions_reported_periodically(tmp: Path) -> None:
+    async def scenario() -> None:
+        cfg = make_cfg(session_report_interval=0.2)
+        async with central(tmp, cfg) as (cs, buf, url):
+            sim, task = await connect(url, "CP1")
+            await sim.boot()
+            tx, _ = await sim.start_tx(1, "04A23BC1", 100, timestamp="2025-03-01T18:00:00Z")
+            await sim.meter(1, tx, 350, timestamp="2025-03-01T18:05:00Z")
+            await until(lambda: any(s["meter_stop_wh"] == "350" for s in sessions(buf)))
+            running = [s for s in sessions(buf) if s["meter_stop_wh"] == "350"][0]
+            assert running["status"] == "running" and running["stop"] is None
+            assert (running["energy_wh"], running["duration_s"]) == ("250", 300)
+            await close(sim, task)
+    run(scenario())
