@@ -193,6 +193,7 @@ class MbusLink:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.requests = 0
+        self.silences = 0  # requests that expected a reply and got none
 
     async def open(self) -> None:
         if not self.is_open:
@@ -221,6 +222,7 @@ class MbusLink:
         wait = self.timing.reply_timeout + (
             fr.wire_time(len(request), self.timing.baud) if self.timing.baud else 0)
         if not t.buf and not await t.wait_data(wait):
+            self.silences += 1
             return None
         return await self._one_frame()
 
