@@ -92,7 +92,9 @@ def test_committed_schema_is_current() -> None:
 
 
 def test_examples_are_valid() -> None:
-    examples = sorted((ROOT / "config" / "examples").glob("*.toml"))
+    # gateway site files; site-*.toml are the cloud billing site models
+    examples = [p for p in sorted((ROOT / "config" / "examples").glob("*.toml"))
+                if not p.name.startswith("site-")]
     assert examples
     run = [sys.executable, "-m", "sitegate.gateway.cli", "check-config"]
     for ex in examples:
