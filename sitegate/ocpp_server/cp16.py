@@ -42,13 +42,17 @@ class CP16(RawMessageMixin, ChargePoint):
         self.conn: Connection = conn_factory(self)
 
     @on(Action.boot_notification)
-    def on_boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any
+    async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any
                 ) -> call_result.BootNotification:
         self.conn.vendor, self.conn.model = charge_point_vendor, charge_point_model
         self.core.store.update_charger(self.id, version="1.6", vendor=charge_point_vendor,
                                        model=charge_point_model, booted=_now(),
                                        firmware=kw.get("firmware_version"))
         status = "Accepted" if self.conn.accepted else "Pending"
+        if self.conn.accepted:
+            # Before answering: a StartTransaction sent right after the boot must not be
+            # taken for one the reboot interrupted.
+            await self.core.close_after_reboot(self.conn)
         return call_result.BootNotification(current_time=_now(),
                                             interval=self.core.cfg.heartbeat_interval,
                                             status=status)
@@ -62,7 +66,6 @@ class CP16(RawMessageMixin, ChargePoint):
         if not self.conn.accepted:
             self.core.event("unknown_charger", severity="warning", charge_point=self.id)
             return
-        await self.core.close_after_reboot(self.conn)
         await self.core.after_boot(self.conn)
 
     @on(Action.heartbeat)

@@ -48,12 +48,16 @@ class CP201(RawMessageMixin, ChargePoint):
         self.conn: Connection = conn_factory(self)
 
     @on(Action.boot_notification)
-    def on_boot(self, charging_station: dict[str, Any], reason: str, **kw: Any
+    async def on_boot(self, charging_station: dict[str, Any], reason: str, **kw: Any
                 ) -> call_result.BootNotification:
         self.conn.vendor = charging_station.get("vendor_name")
         self.conn.model = charging_station.get("model")
         self.core.store.update_charger(self.id, version="2.0.1", vendor=self.conn.vendor,
                                        model=self.conn.model, booted=_now(), reason=reason)
+        if self.conn.accepted:
+            # Before answering: a transaction started right after the boot must not be
+            # taken for one the reboot interrupted.
+            await self.core.close_after_reboot(self.conn)
         return call_result.BootNotification(
             current_time=_now(), interval=self.core.cfg.heartbeat_interval,
             status="Accepted" if self.conn.accepted else "Pending")
@@ -67,7 +71,6 @@ class CP201(RawMessageMixin, ChargePoint):
         if not self.conn.accepted:
             self.core.event("unknown_charger", severity="warning", charge_point=self.id)
             return
-        await self.core.close_after_reboot(self.conn)
         await self.core.after_boot(self.conn)
 
     @on(Action.heartbeat)

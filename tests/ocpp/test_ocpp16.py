@@ -220,6 +220,10 @@ def test_charger_reboot_closes_open_transaction_flagged_and_late_stop_corrects(
             assert s["status"] == "completed" and s["meter_stop_wh"] == "900"
             assert s["flags"] == ["closed_after_reboot"] and s["stop_reason"] == "Reboot"
             assert s["stop"] == "2025-03-01T18:30:00Z"
+            # A session started right after the boot is a new one and stays open.
+            tx_new, _ = await sim.start_tx(1, "04A23BC1", 1000)
+            await until(lambda: cs.core.connections["CP1"].rate_unit is not None)  # after boot
+            assert [t.id for t in cs.core.store.open_txs()] == [tx_new]
             # Its offline queue then delivers the real stop: the session is corrected.
             await sim.stop_tx(tx, 950, reason="PowerLoss", timestamp="2025-03-01T18:31:00Z")
             await close(sim, task)
