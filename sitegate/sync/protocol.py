@@ -368,7 +368,8 @@ def decode_badges(payload: bytes) -> BadgeList:
 class Command(_Strict):
     """On ``cmd/{id}``, sent with an MQTT message expiry so a stale one never runs.
 
-    Names the gateway knows: read_meter {meter_id}, scan_bus {bus}, buffer_stats, restart.
+    ``name`` and ``args`` are the gateway's own command names (those of its control socket,
+    e.g. read, buffer.stats, status); the answer is a CommandResult on ``cmd/{id}/result``.
     """
 
     v: int = PROTOCOL_VERSION
