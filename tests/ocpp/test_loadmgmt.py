@@ -132,3 +132,22 @@ def test_watt_unit_and_rejecting_charger(tmp: Path) -> None:
         assert any(e["kind"] == "profile_rejected" and e["charge_point"] == "BAD"
                    for e in events(buf))
     run(scenario())
+
+
+def test_profiles_on_ocpp201(tmp: Path) -> None:
+    meter = MainMeter()
+    meter.amps = (D(50), D(50), D(50))  # 13 A spare
+
+    async def scenario() -> None:
+        async with central(tmp, lm_cfg(), main_meter_currents=meter) as (cs, buf, url):
+            sim, task = await connect(url, "EV1", version="2.0.1")
+            await sim.boot()
+            await until(lambda: bool(sim.got.profiles))
+            assert sim.got.profiles[0]["charging_profile_purpose"] == "TxDefaultProfile"
+            await sim.event("Started", "t-1", 1, wh=0, badge="04A23BC1")
+            await until(lambda: len(sim.got.profiles) == 2)
+            p = sim.got.profiles[1]
+            assert (p["charging_profile_purpose"], p["transaction_id"]) == ("TxProfile", "t-1")
+            assert p["charging_schedule"][0]["charging_schedule_period"][0]["limit"] == 13.0
+            await close(sim, task)
+    run(scenario())
