@@ -65,6 +65,9 @@ class SecurityConfig(_Strict):
 
 class LoadManagementConfig(_Strict):
     enabled: bool = False
+    main_meter: str | None = Field(
+        None, description="id of the building's main meter in [[meters]]; its per-phase "
+                          "currents give the base load (without it: fallback current)")
     connection_limit: Decimal = Field(Decimal(63), gt=0,
                                       description="building connection, A per phase")
     min_current: Decimal = Field(Decimal(6), ge=0,
