@@ -34,6 +34,29 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--db", required=True)
     p.set_defaults(func=_migrate)
 
+    p = sub.add_parser("push-config", help="retain a desired configuration for a gateway")
+    p.add_argument("--broker", required=True)
+    p.add_argument("--gateway", required=True)
+    p.add_argument("--version", type=int, required=True, help="increases with every change")
+    p.add_argument("file", help="JSON file with the configuration")
+    p.set_defaults(func=_push_config)
+
+    p = sub.add_parser("push-badges", help="retain a badge list ({version, badges}) for a gateway")
+    p.add_argument("--broker", required=True)
+    p.add_argument("--gateway", required=True)
+    p.add_argument("file", help="JSON file with the badge list")
+    p.set_defaults(func=_push_badges)
+
+    p = sub.add_parser("command", help="run a command on a gateway and print its result")
+    p.add_argument("--broker", required=True)
+    p.add_argument("--gateway", required=True)
+    p.add_argument("--expiry", type=int, default=300, help="seconds before it goes stale")
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the result")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("name")
+    p.add_argument("args", nargs="?", default="{}", help="JSON object of arguments")
+    p.set_defaults(func=_command)
+
     for name, func, text in (
         ("gateways", _gateways, "gateway registry: online, last seen, acknowledged marks"),
         ("dead-letters", _dead_letters, "messages refused by ingest, with the reason"),
@@ -88,6 +111,42 @@ def _migrate(args: argparse.Namespace) -> int:
     upgrade(args.db)
     print(f"schema up to date: {args.db}")
     return 0
+
+
+def _load_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _push_config(args: argparse.Namespace) -> int:
+    from sitegate.cloud.ingest.downlink import push_config
+
+    push_config(args.broker, args.gateway, args.version, _load_json(args.file))
+    print(f"desired config version {args.version} retained for {args.gateway}")
+    return 0
+
+
+def _push_badges(args: argparse.Namespace) -> int:
+    from sitegate.cloud.ingest.downlink import push_badges
+
+    push_badges(args.broker, args.gateway, _load_json(args.file))
+    print(f"badge list retained for {args.gateway}")
+    return 0
+
+
+def _command(args: argparse.Namespace) -> int:
+    from sitegate.cloud.ingest.downlink import send_command
+
+    result = send_command(args.broker, args.gateway, args.name, json.loads(args.args),
+                          args.expiry, args.wait)
+    if result is None:
+        print(f"no result within {args.wait:g} s (the command expires after {args.expiry} s)",
+              file=sys.stderr)
+        return 1
+    data = result.model_dump(mode="json")
+    _emit(data, args.json, json.dumps(result.result, indent=2) if result.ok
+          else f"failed: {result.error}")
+    return 0 if result.ok else 1
 
 
 def _engine(url: str):  # type: ignore[no-untyped-def]

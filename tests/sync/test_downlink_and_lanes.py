@@ -169,3 +169,33 @@ def test_live_rows_overtake_a_throttled_backlog(sqlite_site, tmp_path: Path) -> 
         buf.close()
 
     asyncio.run(scenario())
+
+
+def test_cloud_side_push_config_and_command(mosquitto, tmp_path: Path) -> None:
+    from sitegate.cloud.ingest.downlink import push_badges, push_config, send_command
+
+    gw = f"gw-{uuid.uuid4().hex[:8]}"
+    applied: list[dict[str, Any]] = []
+    badge_lists: list[dict[str, Any]] = []
+
+    async def on_command(name: str, args: dict[str, Any]) -> dict[str, Any]:
+        return {"echo": name, "args": args}
+
+    async def scenario() -> None:
+        buf = Buffer(tmp_path / "buffer.db")
+        client = SyncClient(_cfg(mosquitto.url), gw, buf, on_config=lambda d: applied.append(d),
+                            on_badges=badge_lists.append, on_command=on_command)
+        await client.start()
+        await until(lambda: client.health()["connected"], "connected")
+        await asyncio.to_thread(push_config, mosquitto.url, gw, 4, {"meters": ["a"]})
+        await asyncio.to_thread(push_badges, mosquitto.url, gw, {"version": 2, "badges": []})
+        result = await asyncio.to_thread(send_command, mosquitto.url, gw, "status", {"v": 1})
+        assert result is not None and result.ok and result.result == {
+            "echo": "status", "args": {"v": 1}}
+        await until(lambda: applied and badge_lists, "config and badges delivered")
+        assert applied == [{"version": 4, "config": {"meters": ["a"]}}]
+        assert client.health()["applied_config_version"] == 4
+        await client.stop()
+        buf.close()
+
+    asyncio.run(scenario())
