@@ -173,7 +173,8 @@ def main() -> int:
         workdir = Path(tmp)
         port = free_port()
         conf = workdir / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+        # set_tcp_nodelay: without it Nagle holds small acks ~40 ms behind delayed TCP ACKs
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n")
         mosq = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         cloud = None

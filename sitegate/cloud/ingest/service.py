@@ -7,6 +7,7 @@ the uplink through ``$share/sitegate-ingest/...``; status messages reach every p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -38,6 +39,11 @@ def parse_broker(url: str) -> tuple[str, int, bool]:
     return parts.hostname, parts.port or (8883 if tls else 1883), tls
 
 
+def _no_delay(_c: mqtt.Client, _u: Any, sock: Any) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class IngestService:
     def __init__(
         self,
@@ -61,6 +67,8 @@ class IngestService:
         if tls:
             self.client.tls_set(ca_certs=ca_file)
         self.client.reconnect_delay_set(1, 30)
+        # Acks are small: without TCP_NODELAY Nagle holds each ~40 ms (delayed ACK).
+        self.client.on_socket_open = _no_delay
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
