@@ -54,6 +54,10 @@ class Mosquitto:
             self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)],
                                          stdout=out, stderr=subprocess.STDOUT)
         wait_port(self.host, self.port)
+        # Someone else may have taken the port since we picked it: then we did not start.
+        time.sleep(0.1)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-500:]}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

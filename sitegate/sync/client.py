@@ -111,6 +111,7 @@ class SyncClient:
         self._connected = False
         self._generation = 0  # bumps at every connect: stale work is dropped
         self._closing = threading.Event()
+        self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -136,15 +137,18 @@ class SyncClient:
 
     async def stop(self) -> None:
         """Say goodbye (retained offline status), disconnect, stop the threads."""
+        self._stopping = True  # Python 3.11's wait_for can swallow a cancel: also a flag
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.wait(self._tasks, timeout=10)
         if self._connected:
             info = self.client.publish(p.topic(self.gateway_id, p.LEAF_STATUS),
                                        self._status_payload(p.STATUS_OFFLINE), qos=1, retain=True)
             await asyncio.to_thread(_wait_published, info, 5.0)
         self._closing.set()
-        self.client.disconnect()
+        # In a worker thread: paho may hold its locks while the network thread is stuck in a
+        # connect or TLS handshake, and the event loop must never wait on that.
+        await asyncio.to_thread(self.client.disconnect)
         if self._net is not None:
             await asyncio.to_thread(self._net.join, 10)
 
@@ -271,7 +275,7 @@ class SyncClient:
 
     async def _pump_forever(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._stopping:
             timeout = self.cfg.poll_interval
             if self._connected:
                 generation = self._generation
@@ -490,7 +494,7 @@ class SyncClient:
                                 self._status_payload(p.STATUS_ONLINE), qos=1, retain=True)
 
     async def _status_forever(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.cfg.status_interval)
             self._publish_status()
 

@@ -54,7 +54,10 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pa
              "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", str(ext), cwd=d)
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(d / "passwd"), "gw-pw", "s3cret"],
                    check=True, capture_output=True)
-    tls_port, pw_port = free_tcp_port(), free_tcp_port()
+    tls_port = free_tcp_port()
+    pw_port = free_tcp_port()
+    while pw_port == tls_port:
+        pw_port = free_tcp_port()
     (d / "m.conf").write_text(
         "per_listener_settings true\n"
         "user root\n"  # keep reading our temp files (mosquitto drops privileges otherwise)
@@ -68,6 +71,8 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pa
     try:
         wait_port("127.0.0.1", tls_port)
         wait_port("127.0.0.1", pw_port)
+        time.sleep(0.1)
+        assert proc.poll() is None, "mosquitto did not start (port taken meanwhile?)"
         yield d, tls_port, pw_port
     finally:
         proc.kill()
