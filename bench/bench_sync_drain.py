@@ -72,6 +72,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+CREATED: list[tuple[str, str]] = []  # (admin URL, database) to drop at the end
+
+
 def fresh_db(url: str | None, workdir: Path, name: str) -> str:
     if url is None:
         return str(workdir / f"{name}.db")
@@ -82,6 +85,7 @@ def fresh_db(url: str | None, workdir: Path, name: str) -> str:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{db}"'))
     admin.dispose()
+    CREATED.append((base, db))
     return base.rsplit("/", 1)[0] + "/" + db
 
 
@@ -197,6 +201,11 @@ def main() -> int:
                 cloud.kill()
             mosq.kill()
             mosq.wait()
+            for admin_url, name in CREATED:
+                admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                admin.dispose()
     e2e = args.rows / r["drain_s"]
     kind = "PostgreSQL" if args.db else "SQLite"
     assert r["total"] == r["distinct"] == r["end"], "lost or duplicated rows"
