@@ -35,6 +35,7 @@ class Daemon:
         self.latest: dict[tuple[str, str], Reading] = {}  # live values (load management)
         self.services: list[Any] = []  # optional parts with start()/stop()/health()
         self.ocpp: Any = None
+        self.sync: Any = None
         self._unwritten: list[tuple[list[Reading], list[dict[str, Any]]]] = []
         self._stop = asyncio.Event()
         self._lock_file: Any = None
@@ -61,6 +62,8 @@ class Daemon:
                           readings=len(all_r))
             return
         self._unwritten.clear()
+        if self.sync is not None:
+            self.sync.wake()  # new rows: send now rather than at the next poll
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -99,11 +102,12 @@ class Daemon:
         if cfg.mqtt is not None:
             from sitegate.sync.client import SyncClient
 
-            self.services.append(SyncClient(
+            self.sync = SyncClient(
                 cfg.mqtt, cfg.gateway_id, self.buffer,
                 on_badges=self.ocpp.update_badges if self.ocpp is not None else None,
                 on_command=self._cloud_command,
-            ))
+            )
+            self.services.append(self.sync)
 
     def _main_meter_currents(self) -> tuple[tuple[Any, ...], datetime] | None:
         """Per-phase currents of the building's main meter, for load management."""
