@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import socket
 import subprocess
 import time
@@ -115,3 +117,31 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def free_port() -> int:
+    return free_tcp_port()
+
+
+@pytest.fixture
+def pty_pair() -> Iterator[tuple[str, str]]:
+    """Two linked pseudo-terminals from socat: a null-modem cable for serial tests."""
+    proc = subprocess.Popen(["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"],
+                            stderr=subprocess.PIPE, text=True)
+    paths: list[str] = []
+    deadline = time.monotonic() + 10
+    assert proc.stderr is not None
+    while len(paths) < 2 and time.monotonic() < deadline:
+        m = re.search(r"PTY is (\S+)", proc.stderr.readline())
+        if m:
+            paths.append(m.group(1))
+    assert len(paths) == 2, "socat did not create two pseudo-terminals"
+    # socat ends when the last user of a side closes it; hold both open (never read) so
+    # several processes in turn can use the 'cable'.
+    keep = [os.open(p, os.O_RDWR | os.O_NOCTTY) for p in paths]
+    yield paths[0], paths[1]
+    for fd in keep:
+        os.close(fd)
+    proc.terminate()
+    proc.wait(5)
