@@ -64,6 +64,8 @@ def config_or_exit(path: str) -> SiteConfig:
 
 def profile_problems(cfg: SiteConfig) -> list[str]:
     """Every meter's profile must exist and load for its bus protocol."""
+    from sitegate.drivers.mbus.profile import ProfileError as MbusProfileError
+    from sitegate.drivers.mbus.profile import load_profile as load_mbus
     from sitegate.drivers.modbus.profile import ProfileError, load_profile
 
     problems = []
@@ -75,12 +77,8 @@ def profile_problems(cfg: SiteConfig) -> list[str]:
                 problems.append(f"meters[{i}].profile: {exc}")
         else:
             try:
-                from sitegate.drivers.mbus.profiles import load_profile as load_mbus
-            except ImportError:
-                continue
-            try:
                 load_mbus(m.profile)
-            except Exception as exc:
+            except MbusProfileError as exc:
                 problems.append(f"meters[{i}].profile: {exc}")
     return problems
 

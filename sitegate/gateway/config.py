@@ -26,15 +26,17 @@ class _Strict(BaseModel):
 
 class SerialLink(_Strict):
     port: str = Field(description="serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...")
-    baudrate: Literal[300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
-    parity: Literal["N", "E", "O"] = "N"
+    baudrate: Literal[300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = Field(
+        9600, description="default 9600 on Modbus, 2400 on M-Bus"
+    )
+    parity: Literal["N", "E", "O"] = Field("N", description="default N on Modbus, E on M-Bus")
     stopbits: Literal[1, 2] = 1
     bytesize: Literal[7, 8] = 8
 
 
 class TcpLink(_Strict):
     host: str
-    port: int = Field(502, ge=1, le=65535)
+    port: int = Field(502, ge=1, le=65535, description="default 502 on Modbus, 10001 on M-Bus")
     framing: Literal["tcp", "rtu-over-tcp"] = Field(
         "tcp", description="Modbus TCP (MBAP), or RTU frames over a transparent converter"
     )
@@ -50,6 +52,20 @@ class Bus(_Strict):
     backoff_max: float = Field(
         900.0, gt=0, description="longest pause, in seconds, before probing a silent meter again"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mbus_defaults(cls, data: Any) -> Any:
+        """M-Bus links default to what M-Bus hardware uses: 2400 baud 8E1 (EN 13757-2) on
+        serial, and 10001 on the TCP converters (the common factory setting)."""
+        if not isinstance(data, dict) or data.get("protocol") != "mbus":
+            return data
+        data = dict(data)
+        if isinstance(data.get("serial"), dict):
+            data["serial"] = {"baudrate": 2400, "parity": "E", **data["serial"]}
+        if isinstance(data.get("tcp"), dict):
+            data["tcp"] = {"port": 10001, **data["tcp"]}
+        return data
 
     @model_validator(mode="after")
     def _one_link(self) -> Bus:

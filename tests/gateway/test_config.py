@@ -100,3 +100,50 @@ def test_examples_are_valid() -> None:
     for ex in examples:
         res = subprocess.run([*run, str(ex)], capture_output=True, text=True)
         assert res.returncode == 0, f"{ex.name}: {res.stdout}{res.stderr}"
+
+
+MBUS = """
+gateway_id = "gw-1"
+[storage]
+path = "/tmp/x.db"
+[[buses]]
+name = "mbus-usb"
+protocol = "mbus"
+serial = { port = "/dev/ttyUSB1" }
+[[buses]]
+name = "mbus-lan"
+protocol = "mbus"
+tcp = { host = "10.0.0.6" }
+[[buses]]
+name = "modbus-usb"
+serial = { port = "/dev/ttyUSB0" }
+[[meters]]
+id = "heat-1"
+bus = "mbus-usb"
+address = 1
+profile = "kamstrup_multical_601"
+"""
+
+
+def test_mbus_links_default_to_mbus_settings() -> None:
+    cfg = parse_config(MBUS)
+    usb, lan, modbus = cfg.bus("mbus-usb"), cfg.bus("mbus-lan"), cfg.bus("modbus-usb")
+    assert usb.serial is not None and (usb.serial.baudrate, usb.serial.parity) == (2400, "E")
+    assert lan.tcp is not None and lan.tcp.port == 10001
+    assert modbus.serial is not None and (modbus.serial.baudrate, modbus.serial.parity) == (
+        9600, "N")
+    # what the installer wrote wins over the protocol's default
+    cfg = parse_config(MBUS.replace('{ port = "/dev/ttyUSB1" }',
+                                    '{ port = "/dev/ttyUSB1", baudrate = 9600, parity = "N" }'))
+    ser = cfg.bus("mbus-usb").serial
+    assert ser is not None and (ser.baudrate, ser.parity) == (9600, "N")
+
+
+def test_check_config_catches_unknown_mbus_profile(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text(MBUS)
+    run = [sys.executable, "-m", "sitegate.gateway.cli", "check-config", str(site)]
+    assert subprocess.run(run, capture_output=True, text=True).returncode == 0
+    site.write_text(MBUS.replace("kamstrup_multical_601", "kamstrup_nope"))
+    res = subprocess.run(run, capture_output=True, text=True)
+    assert res.returncode == 2 and "unknown M-Bus profile 'kamstrup_nope'" in res.stdout, res.stdout
