@@ -63,23 +63,35 @@ def config_or_exit(path: str) -> SiteConfig:
 
 
 def profile_problems(cfg: SiteConfig) -> list[str]:
-    """Every meter's profile must exist and load for its bus protocol."""
+    """Every meter's profile must exist and load for its bus protocol; the main meter of
+    OCPP load management must read the per-phase currents the daemon shares out."""
     from sitegate.drivers.mbus.profile import ProfileError as MbusProfileError
     from sitegate.drivers.mbus.profile import load_profile as load_mbus
     from sitegate.drivers.modbus.profile import ProfileError, load_profile
+    from sitegate.ocpp_server.config import MAIN_METER_CURRENTS
 
+    main = cfg.ocpp.load_management.main_meter if cfg.ocpp is not None else None
     problems = []
     for i, m in enumerate(cfg.meters):
+        quantities: set[str] | None = None
         if cfg.bus(m.bus).protocol == "modbus":
             try:
-                load_profile(m.profile)
+                quantities = {r.quantity for r in load_profile(m.profile).registers}
             except ProfileError as exc:
                 problems.append(f"meters[{i}].profile: {exc}")
         else:
             try:
-                load_mbus(m.profile)
+                quantities = {mp.name for mp in load_mbus(m.profile).maps}
             except MbusProfileError as exc:
                 problems.append(f"meters[{i}].profile: {exc}")
+        if m.id != main or quantities is None:
+            continue
+        missing = [q for q in MAIN_METER_CURRENTS if q not in quantities]
+        if missing:
+            problems.append(
+                f"ocpp.load_management.main_meter: meter {m.id!r} (profile {m.profile!r}) "
+                f"does not read {', '.join(missing)}: load management needs the current "
+                "of each phase")
     return problems
 
 

@@ -106,6 +106,17 @@ class Health(_Strict):
     socket: str = Field("/run/sitegate/sitegate.sock", description="status socket for the CLI")
 
 
+class AtKey(ValueError):
+    """A cross-check that fails because of one key below the model that checks it.
+
+    pydantic places a model validator's error on the whole model; ``parse_config`` appends
+    this ``loc`` so the problem names the key (``meters[2].bus``) and its line."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class SiteConfig(_Strict):
     gateway_id: Identifier
     storage: Storage = Storage()
@@ -121,20 +132,28 @@ class SiteConfig(_Strict):
         if len(buses) != len(self.buses):
             raise ValueError("bus names must be unique")
         seen: set[str] = set()
-        for m in self.meters:
+        for i, m in enumerate(self.meters):
             if m.id in seen:
-                raise ValueError(f"meter id {m.id!r} appears twice")
+                raise AtKey(("meters", i, "id"), f"meter id {m.id!r} appears twice")
             seen.add(m.id)
             bus = buses.get(m.bus)
             if bus is None:
-                raise ValueError(f"meter {m.id!r}: bus {m.bus!r} is not defined in [[buses]]")
+                raise AtKey(("meters", i, "bus"),
+                            f"meter {m.id!r}: bus {m.bus!r} is not defined in [[buses]]")
             if bus.protocol == "modbus" and m.unit is None:
-                raise ValueError(f"meter {m.id!r} is on Modbus bus {m.bus!r} and needs 'unit'")
+                raise AtKey(("meters", i),
+                            f"meter {m.id!r} is on Modbus bus {m.bus!r} and needs 'unit'")
             if bus.protocol == "mbus" and (m.address is None) == (m.secondary is None):
-                raise ValueError(
+                raise AtKey(
+                    ("meters", i),
                     f"meter {m.id!r} is on M-Bus bus {m.bus!r} and needs exactly one of "
-                    "'address' or 'secondary'"
+                    "'address' or 'secondary'",
                 )
+        main = self.ocpp.load_management.main_meter if self.ocpp is not None else None
+        if main is not None and main not in seen:
+            raise AtKey(("ocpp", "load_management", "main_meter"),
+                        f"meter {main!r} is not defined in [[meters]]; known: "
+                        f"{', '.join(sorted(seen)) or 'none'}")
         return self
 
     def bus(self, name: str) -> Bus:
@@ -178,43 +197,76 @@ def _path_str(loc: tuple[Any, ...]) -> str:
     return out
 
 
+# A TOML key: bare or quoted parts joined by dots (``a.b``, ``"x y".z``).
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
+_KEY_RE = re.compile(rf"^\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=\s*(.*)$")
+_HEADER_RE = re.compile(rf"^\s*(\[\[?)\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*\]")
+
+
+def _key_parts(dotted: str) -> tuple[str, ...]:
+    return tuple(p.strip("\"'") for p in re.findall(_KEY_PART, dotted))
+
+
+def key_lines(text: str) -> dict[tuple[str | int, ...], int]:
+    """Every key path the TOML text defines, in pydantic's location form (an element of an
+    array of tables carries its index: ``("ocpp", "charge_points", 2, "password")``), with
+    the first line that defines or opens it. Implicit parents (``ocpp`` of
+    ``[ocpp.security]``) map to the first line that mentions them."""
+    found: dict[tuple[str | int, ...], int] = {}
+    # Arrays of tables by resolved path (with the indexes of the enclosing elements, so a
+    # nested array counts its elements per parent element) -> elements seen so far.
+    arrays: dict[tuple[str | int, ...], int] = {}
+    table: tuple[str | int, ...] = ()
+    closing: str | None = None  # inside a multi-line string: its closing quotes
+
+    def resolve(parts: tuple[str, ...]) -> tuple[str | int, ...]:
+        out: tuple[str | int, ...] = ()
+        for part in parts:
+            out += (part,)
+            if out in arrays:  # a key below an array of tables means its latest element
+                out += (arrays[out] - 1,)
+        return out
+
+    def note(path: tuple[str | int, ...], no: int) -> None:
+        for n in range(1, len(path) + 1):
+            found.setdefault(path[:n], no)
+
+    for no, line in enumerate(text.splitlines(), start=1):
+        if closing is not None:
+            if closing in line:
+                closing = None
+            continue
+        header = _HEADER_RE.match(line)
+        if header:
+            parts = _key_parts(header.group(2))
+            if header.group(1) == "[[":
+                path = resolve(parts[:-1]) + (parts[-1],)
+                arrays[path] = arrays.get(path, 0) + 1
+                table = path + (arrays[path] - 1,)
+            else:
+                table = resolve(parts)
+            note(table, no)
+            continue
+        key = _KEY_RE.match(line)
+        if key:
+            note(table + _key_parts(key.group(1)), no)
+            value = key.group(2)
+            for quotes in ('"""', "'''"):
+                if value.startswith(quotes) and value.count(quotes) == 1:
+                    closing = quotes
+    return found
+
+
 def find_line(text: str, loc: tuple[Any, ...]) -> int | None:
-    """Best-effort line number of a key path in TOML text (tomllib keeps no positions)."""
-    tables: list[str] = [str(p) for p in loc if not isinstance(p, int)]
-    indexes = [p for p in loc if isinstance(p, int)]
-    lines = text.splitlines()
-    header_re = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]\]?")
-    best: int | None = None
-    if not tables:
-        return None
-    # Locate the table (array-of-tables element) first, then the key within it.
-    target_table, key = (tables[0], tables[1] if len(tables) > 1 else None)
-    want_index = indexes[0] if indexes else 0
-    count = -1
-    inside = False
-    for no, line in enumerate(lines, start=1):
-        m = header_re.match(line)
-        if m:
-            name = m.group(2)
-            inside = False
-            if name == target_table or name.startswith(target_table + "."):
-                if m.group(1) == "[[" and name == target_table:
-                    count += 1
-                    inside = count == want_index
-                elif m.group(1) == "[":
-                    inside = True
-                if inside and best is None:
-                    best = no
-            continue
-        if key is None:
-            if re.match(rf"^\s*{re.escape(target_table)}\s*=", line):
-                return no
-            continue
-        if inside and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+    """Line of a pydantic error location in TOML text (tomllib keeps no positions): the
+    line of the longest part of the location the file defines, so a missing key points at
+    its table and a bad value inside an inline table at the line of that table."""
+    lines = key_lines(text)
+    for n in range(len(loc), 0, -1):
+        no = lines.get(tuple(loc[:n]))
+        if no is not None:
             return no
-        if inside and re.search(rf"[{{,]\s*{re.escape(key)}\s*=", line):
-            return no
-    return best
+    return None
 
 
 def parse_config(text: str, source: str = "<config>") -> SiteConfig:
@@ -230,6 +282,9 @@ def parse_config(text: str, source: str = "<config>") -> SiteConfig:
         problems = []
         for err in exc.errors():
             loc = tuple(err["loc"])
+            cause = err.get("ctx", {}).get("error")
+            if isinstance(cause, AtKey):
+                loc += cause.loc
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (misspelt?)"

@@ -6,9 +6,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 ChargePointId = str
+
+# What load management reads from the main meter: the current of each phase (OBIS).
+MAIN_METER_CURRENTS = ("1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0")
 
 
 class _Strict(BaseModel):
@@ -54,7 +64,26 @@ class SecurityConfig(_Strict):
     certfile: str | None = Field(None, description="server certificate chain (PEM), profile 2")
     keyfile: str | None = Field(None, description="server private key (PEM), profile 2")
     unknown_chargers: Literal["reject", "pending", "accept"] = Field(
-        "reject", description="what to do with a charge point not listed in charge_points")
+        "reject", description="a charge point not listed in charge_points: 'reject' it; "
+                              "'pending': let it connect and boot as Pending, logged and "
+                              "listed, refusing everything else it sends (so an installer "
+                              "sees it and adds it); 'accept' it (security profile 0 only)")
+
+    @field_validator("unknown_chargers")
+    @classmethod
+    def _no_open_door(cls, value: str, info: ValidationInfo) -> str:
+        # With basic auth every charger proves itself with its own password; one that is
+        # not listed has none, so accepting it would bypass the security profile. A shared
+        # "enrolment" password is not offered: one leaked charger would open the door for
+        # any identity, and its sessions are billed to tenants' badges.
+        profile = info.data.get("profile")
+        if value == "accept" and profile:
+            raise ValueError(
+                f"'accept' would let chargers without a password in, which security profile "
+                f"{profile} forbids: use 'pending' (an unknown charger connects and is logged "
+                f"but may do nothing until it is added to [[ocpp.charge_points]] with its "
+                f"password) or 'reject'")
+        return value
 
     @model_validator(mode="after")
     def _tls_files(self) -> SecurityConfig:
@@ -67,7 +96,8 @@ class LoadManagementConfig(_Strict):
     enabled: bool = False
     main_meter: str | None = Field(
         None, description="id of the building's main meter in [[meters]]; its per-phase "
-                          "currents give the base load (without it: fallback current)")
+                          "currents (1-0:31.7.0, 51.7.0, 71.7.0) give the base load "
+                          "(without it: fallback current)")
     connection_limit: Decimal = Field(Decimal(63), gt=0,
                                       description="building connection, A per phase")
     min_current: Decimal = Field(Decimal(6), ge=0,
@@ -93,12 +123,15 @@ class OcppConfig(_Strict):
     badges: list[BadgeConfig] = Field([], description="local badges, besides the cloud's list")
     load_management: LoadManagementConfig = LoadManagementConfig()
 
-    @model_validator(mode="after")
-    def _unique(self) -> OcppConfig:
-        ids = [c.id for c in self.charge_points]
-        if len(set(ids)) != len(ids):
-            raise ValueError("charge point ids must be unique")
-        return self
+    @field_validator("charge_points")
+    @classmethod
+    def _unique(cls, cps: list[ChargePointConfig]) -> list[ChargePointConfig]:
+        ids = [c.id for c in cps]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"charge point ids must be unique: {', '.join(twice)} "
+                             "appears more than once")
+        return cps
 
     def charge_point(self, cp_id: str) -> ChargePointConfig | None:
         for c in self.charge_points:

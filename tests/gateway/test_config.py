@@ -48,8 +48,9 @@ def test_good_config_parses() -> None:
          "unknown key"),
         (('parity = "E"', 'parity = "X"'), "buses[0].serial.parity", "serial =",
          "'N', 'E' or 'O'"),
-        (('bus = "rs485-1"', 'bus = "nope"'), "", None, "bus 'nope' is not defined"),
-        (("unit = 1\n", ""), "", None, "needs 'unit'"),
+        (('bus = "rs485-1"', 'bus = "nope"'), "meters[0].bus", 'bus = "rs485-1"',
+         "bus 'nope' is not defined"),
+        (("unit = 1\n", ""), "meters[0]", "[[meters]]", "needs 'unit'"),
     ],
 )
 def test_errors_name_key_and_line(change, path, line, words) -> None:  # type: ignore[no-untyped-def]
@@ -147,3 +148,121 @@ def test_check_config_catches_unknown_mbus_profile(tmp_path: Path) -> None:
     site.write_text(MBUS.replace("kamstrup_multical_601", "kamstrup_nope"))
     res = subprocess.run(run, capture_output=True, text=True)
     assert res.returncode == 2 and "unknown M-Bus profile 'kamstrup_nope'" in res.stdout, res.stdout
+
+
+OCPP = GOOD + """
+[ocpp]
+port = 9000
+
+[[ocpp.charge_points]]
+id = "garage-1"
+password = "first-password"
+
+[[ocpp.charge_points]]
+id = "garage-2"
+password = "second-password"
+
+[[ocpp.charge_points]]
+id = "garage-3"
+password = "third-password"
+max_current = 16
+
+[ocpp.load_management]
+enabled = true
+main_meter = "apt-1"
+"""
+
+
+def _line_in(text: str, start: str, nth: int = 0) -> int:
+    return [i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith(start)][nth]
+
+
+def test_errors_in_first_and_third_charge_point_have_their_lines() -> None:
+    text = (OCPP.replace('password = "first-password"', "password = 1111")
+            .replace('password = "third-password"', "password = 3333"))
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    found = {p.path: p.line for p in info.value.problems}
+    assert found == {"ocpp.charge_points[0].password": _line_in(text, "password = 1111"),
+                     "ocpp.charge_points[2].password": _line_in(text, "password = 3333")}
+    # a missing key points at the header of its element; a table after the array is itself
+    with pytest.raises(ConfigError) as info:
+        parse_config(OCPP.replace('id = "garage-3"\n', "").replace("enabled = true",
+                                                                   'enabled = "often"'))
+    found = {p.path: p.line for p in info.value.problems}
+    text = OCPP.replace('id = "garage-3"\n', "")
+    assert found == {
+        "ocpp.charge_points[2].id": _line_in(text, "[[ocpp.charge_points]]", 2),
+        "ocpp.load_management.enabled": _line_in(text, "enabled = true"),
+    }
+
+
+NESTED = """\
+[[a]]
+x = 1
+[[a.b]]
+y = 1
+[[a.b]]
+y = 2
+[[a]]
+x = 2
+doc = '''
+y = "not a key"
+'''
+[[a.b]]
+"quoted key" = 3
+[a.c]
+z.w = 1
+[top]
+"""
+
+
+@pytest.mark.parametrize(
+    ("loc", "line"),
+    [
+        (("a", 0, "b", 1, "y"), 6),
+        (("a", 1, "x"), 8),
+        (("a", 1, "b", 0, "quoted key"), 13),
+        (("a", 1, "b", 0, "missing"), 12),  # the element's header
+        (("a", 1, "c", "z", "w"), 15),
+        (("a", 1, "c", "z"), 15),
+        (("a", 0, "b"), 3),
+        (("top", "missing"), 16),
+        (("nowhere",), None),
+    ],
+)
+def test_find_line_in_nested_arrays_of_tables(loc: tuple[str | int, ...],
+                                              line: int | None) -> None:
+    from sitegate.gateway.config import find_line
+
+    assert find_line(NESTED, loc) == line
+
+
+def test_main_meter_must_be_a_configured_meter() -> None:
+    assert parse_config(OCPP).ocpp.load_management.main_meter == "apt-1"  # type: ignore[union-attr]
+    text = OCPP.replace('main_meter = "apt-1"', 'main_meter = "mian"')
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    [problem] = info.value.problems
+    assert problem.path == "ocpp.load_management.main_meter"
+    assert problem.line == _line_in(text, 'main_meter = "mian"')
+    assert problem.message == "meter 'mian' is not defined in [[meters]]; known: apt-1"
+
+
+def test_check_config_main_meter_must_read_phase_currents(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    run = [sys.executable, "-m", "sitegate.gateway.cli", "check-config", str(site), "--json"]
+    site.write_text(OCPP)
+    res = subprocess.run(run, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    # a single-phase meter has L1 current only
+    site.write_text(OCPP.replace("eastron_sdm630", "eastron_sdm120"))
+    res = subprocess.run(run, capture_output=True, text=True)
+    assert res.returncode == 2, res.stdout + res.stderr
+    [problem] = json.loads(res.stdout)["problems"]
+    assert problem["path"] == "ocpp.load_management.main_meter"
+    assert "does not read 1-0:51.7.0, 1-0:71.7.0" in problem["message"]
+    # the same meter is fine as long as load management does not rely on it
+    site.write_text(OCPP.replace("eastron_sdm630", "eastron_sdm120")
+                    .replace('main_meter = "apt-1"\n', ""))
+    assert subprocess.run(run, capture_output=True, text=True).returncode == 0

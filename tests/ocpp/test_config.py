@@ -50,3 +50,26 @@ def test_site_file_with_ocpp() -> None:
 def test_misspelt_key_is_named() -> None:
     with pytest.raises(ConfigError, match=r"ocpp\.charge_points\[0\]\.max_curent: unknown key"):
         parse_config(SITE.replace("max_current = 16", "max_curent = 16"))
+
+
+def test_accepting_unknown_chargers_contradicts_basic_auth() -> None:
+    text = SITE.replace('unknown_chargers = "pending"', 'unknown_chargers = "accept"')
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    [problem] = info.value.problems
+    assert problem.path == "ocpp.security.unknown_chargers"
+    assert problem.line == text.splitlines().index('unknown_chargers = "accept"') + 1
+    assert "security profile 1 forbids" in problem.message and "'pending'" in problem.message
+    # without a security profile there is no password to bypass
+    cfg = parse_config(text.replace("profile = 1", "profile = 0")).ocpp
+    assert cfg is not None and cfg.security.unknown_chargers == "accept"
+
+
+def test_duplicate_charge_point_id_is_named() -> None:
+    text = SITE.replace('id = "laundry-box"', 'id = "garage-1"')
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    [problem] = info.value.problems
+    assert problem.path == "ocpp.charge_points"
+    assert "garage-1 appears more than once" in problem.message
+    assert problem.line == text.splitlines().index("[[ocpp.charge_points]]") + 1
