@@ -8,24 +8,18 @@ the record).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import structlog
-from ocpp.routing import after, on
+from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 
-from sitegate.ocpp_server.core import Connection, Core
+from sitegate.ocpp_server.cpbase import ChargePointBase, now
 from sitegate.ocpp_server.lenient import parse_decimal, parse_int, parse_meter_values, parse_ts
-from sitegate.ocpp_server.rawmsg import RawMessageMixin
 
 log = structlog.get_logger(__name__)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _id_tag_info(d: Any) -> dict[str, Any]:
@@ -35,42 +29,21 @@ def _id_tag_info(d: Any) -> dict[str, Any]:
     return info
 
 
-class CP16(RawMessageMixin, ChargePoint):
-    def __init__(self, cp_id: str, ws: Any, core: Core, conn_factory: Any) -> None:
-        super().__init__(cp_id, ws, response_timeout=core.cfg.call_timeout)
-        self.core = core
-        self.conn: Connection = conn_factory(self)
+class CP16(ChargePointBase, ChargePoint):
+    VERSION = "1.6"
 
     @on(Action.boot_notification)
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any
-                ) -> call_result.BootNotification:
-        self.conn.vendor, self.conn.model = charge_point_vendor, charge_point_model
-        self.core.store.update_charger(self.id, version="1.6", vendor=charge_point_vendor,
-                                       model=charge_point_model, booted=_now(),
-                                       firmware=kw.get("firmware_version"))
-        status = "Accepted" if self.conn.accepted else "Pending"
-        if self.conn.accepted:
-            # Before answering: a StartTransaction sent right after the boot must not be
-            # taken for one the reboot interrupted.
-            await self.core.close_after_reboot(self.conn)
-        return call_result.BootNotification(current_time=_now(),
+                      ) -> call_result.BootNotification:
+        status = await self.booted(charge_point_vendor, charge_point_model,
+                                   firmware=kw.get("firmware_version"))
+        return call_result.BootNotification(current_time=now(),
                                             interval=self.core.cfg.heartbeat_interval,
                                             status=status)
 
-    @after(Action.boot_notification)
-    def after_boot(self, **kw: Any) -> None:
-        # Tracked by the core so a shutdown does not wait for a charger that went quiet.
-        self.core.spawn_call(self._booted())
-
-    async def _booted(self) -> None:
-        if not self.conn.accepted:
-            self.core.event("unknown_charger", severity="warning", charge_point=self.id)
-            return
-        await self.core.after_boot(self.conn)
-
     @on(Action.heartbeat)
     def on_heartbeat(self, **kw: Any) -> call_result.Heartbeat:
-        return call_result.Heartbeat(current_time=_now())
+        return call_result.Heartbeat(current_time=now())
 
     @on(Action.status_notification, skip_schema_validation=True)
     def on_status(self, **kw: Any) -> call_result.StatusNotification:
@@ -181,10 +154,6 @@ class CP16(RawMessageMixin, ChargePoint):
 
     # -- commands to the charger (same method names in cp201) -----------------------------------
 
-    async def _call(self, payload: Any) -> Any:
-        result = await self.call(payload, suppress=False)
-        return result
-
     async def remote_start(self, badge: str, connector: int | None) -> str:
         r = await self._call(call.RemoteStartTransaction(id_tag=badge, connector_id=connector))
         return r.status
@@ -249,7 +218,7 @@ class CP16(RawMessageMixin, ChargePoint):
             "charging_profile_purpose": purpose, "charging_profile_kind": "Absolute",
             "charging_schedule": {
                 "charging_rate_unit": unit,
-                "start_schedule": _now(),
+                "start_schedule": now(),
                 "charging_schedule_period": [{"start_period": 0, "limit": float(limit),
                                               "number_phases": phases}],
             },

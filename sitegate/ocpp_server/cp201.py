@@ -8,30 +8,22 @@ like their 1.6 counterparts (see cp16).
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import structlog
-from ocpp.routing import after, on
+from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
 
-from sitegate.ocpp_server.core import Connection, Core
+from sitegate.ocpp_server.cpbase import ChargePointBase, now
 from sitegate.ocpp_server.lenient import (
     energy_register,
     parse_int,
     parse_meter_values,
     parse_ts,
 )
-from sitegate.ocpp_server.rawmsg import RawMessageMixin
 
-log = structlog.get_logger(__name__)
 _remote_ids = itertools.count(1)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _token_info(d: Any) -> dict[str, Any]:
@@ -41,41 +33,20 @@ def _token_info(d: Any) -> dict[str, Any]:
     return info
 
 
-class CP201(RawMessageMixin, ChargePoint):
-    def __init__(self, cp_id: str, ws: Any, core: Core, conn_factory: Any) -> None:
-        super().__init__(cp_id, ws, response_timeout=core.cfg.call_timeout)
-        self.core = core
-        self.conn: Connection = conn_factory(self)
+class CP201(ChargePointBase, ChargePoint):
+    VERSION = "2.0.1"
 
     @on(Action.boot_notification)
     async def on_boot(self, charging_station: dict[str, Any], reason: str, **kw: Any
-                ) -> call_result.BootNotification:
-        self.conn.vendor = charging_station.get("vendor_name")
-        self.conn.model = charging_station.get("model")
-        self.core.store.update_charger(self.id, version="2.0.1", vendor=self.conn.vendor,
-                                       model=self.conn.model, booted=_now(), reason=reason)
-        if self.conn.accepted:
-            # Before answering: a transaction started right after the boot must not be
-            # taken for one the reboot interrupted.
-            await self.core.close_after_reboot(self.conn)
+                      ) -> call_result.BootNotification:
+        status = await self.booted(charging_station.get("vendor_name"),
+                                   charging_station.get("model"), reason=reason)
         return call_result.BootNotification(
-            current_time=_now(), interval=self.core.cfg.heartbeat_interval,
-            status="Accepted" if self.conn.accepted else "Pending")
-
-    @after(Action.boot_notification)
-    def after_boot(self, **kw: Any) -> None:
-        # Tracked by the core so a shutdown does not wait for a charger that went quiet.
-        self.core.spawn_call(self._booted())
-
-    async def _booted(self) -> None:
-        if not self.conn.accepted:
-            self.core.event("unknown_charger", severity="warning", charge_point=self.id)
-            return
-        await self.core.after_boot(self.conn)
+            current_time=now(), interval=self.core.cfg.heartbeat_interval, status=status)
 
     @on(Action.heartbeat)
     def on_heartbeat(self, **kw: Any) -> call_result.Heartbeat:
-        return call_result.Heartbeat(current_time=_now())
+        return call_result.Heartbeat(current_time=now())
 
     @on(Action.status_notification, skip_schema_validation=True)
     def on_status(self, **kw: Any) -> call_result.StatusNotification:
@@ -178,9 +149,6 @@ class CP201(RawMessageMixin, ChargePoint):
 
     # -- commands to the charger (same method names as cp16) ------------------------------------
 
-    async def _call(self, payload: Any) -> Any:
-        return await self.call(payload, suppress=False)
-
     async def remote_start(self, badge: str, connector: int | None) -> str:
         r = await self._call(call.RequestStartTransaction(
             id_token={"id_token": badge, "type": "ISO14443"},
@@ -254,7 +222,7 @@ class CP201(RawMessageMixin, ChargePoint):
             "charging_profile_purpose": "TxProfile" if tx is not None else "TxDefaultProfile",
             "charging_profile_kind": "Absolute",
             "charging_schedule": [{
-                "id": 1, "charging_rate_unit": unit, "start_schedule": _now(),
+                "id": 1, "charging_rate_unit": unit, "start_schedule": now(),
                 "charging_schedule_period": [{"start_period": 0, "limit": float(limit),
                                               "number_phases": phases}],
             }],

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import ssl
 import subprocess
 from pathlib import Path
 
 import pytest
-from ocpp_helpers import central, make_cfg, run
+from ocpp_helpers import central, events, make_cfg, run, sessions
 from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from sitegate.ocpp_server.simulator import close, connect
@@ -69,3 +70,60 @@ def test_tls_with_basic_auth(tmp: Path, cert: tuple[str, str]) -> None:
 def test_profile_2_needs_certificate() -> None:
     with pytest.raises(ValueError, match="certfile"):
         make_cfg(security={"profile": 2})
+
+
+def test_unknown_charger_under_basic_auth_is_pending_and_may_do_nothing(tmp: Path) -> None:
+    """An unknown charger cannot prove who it is: under basic auth it is let in only as
+    Pending (so the installer sees it), whatever credentials it brings, and everything but
+    its boot is refused; listed chargers still need their own password."""
+    async def scenario() -> None:
+        cfg = make_cfg(charge_points=CPS, security={"profile": 1, "unknown_chargers": "pending"})
+        async with central(tmp, cfg) as (cs, buf, url):
+            for cp, pw in [("CP1", "wrong"), ("CP1", None), ("CP1", "")]:
+                with pytest.raises(InvalidStatus) as exc:
+                    await connect(url, cp, password=pw)
+                assert exc.value.response.status_code == 401
+            start16 = {"connectorId": 1, "idTag": "04A23BC1", "meterStart": 0,
+                       "timestamp": "2025-03-01T18:00:00Z"}
+            start201 = {"eventType": "Started", "timestamp": "2025-03-01T18:00:00Z",
+                        "triggerReason": "Authorized", "seqNo": 0,
+                        "transactionInfo": {"transactionId": "T-1"},
+                        "idToken": {"idToken": "04A23BC1", "type": "ISO14443"}}
+            tries = [("1.6", None), ("1.6", "guess"), ("1.6", "s3cret-passw0rd"),
+                     ("2.0.1", None), ("2.0.1", "s3cret-passw0rd")]
+            for version, pw in tries:
+                sim, task = await connect(url, "STRANGER", password=pw, version=version)
+                assert await sim.boot() == "Pending"
+                assert cs.health()["accepted"] == 0
+                if version == "1.6":
+                    calls = [("Authorize", {"idTag": "04A23BC1"}),
+                             ("StartTransaction", start16), ("Heartbeat", {})]
+                else:
+                    calls = [("Authorize", {"idToken": {"idToken": "04A23BC1",
+                                                        "type": "ISO14443"}}),
+                             ("TransactionEvent", start201), ("Heartbeat", {})]
+                for action, payload in calls:
+                    with pytest.raises(RuntimeError, match="CallError SecurityError"):
+                        await sim.raw_call(action, payload)
+                await close(sim, task)
+            # the listed charger with its password is served as before
+            sim, task = await connect(url, "CP1", password="s3cret-passw0rd")
+            assert await sim.boot() == "Accepted"
+            assert await sim.authorize("04A23BC1") == "Accepted"
+            await close(sim, task)
+        with sqlite3.connect(tmp / "ocpp.db") as db:  # nothing of the stranger's was stored
+            assert db.execute("SELECT count(*) FROM transactions").fetchone() == (0,)
+        assert sessions(buf) == []
+        assert sum(e["kind"] == "unknown_charger" for e in events(buf)) == len(tries)
+    run(scenario())
+
+
+def test_unknown_charger_rejected_whatever_it_sends(tmp: Path) -> None:
+    async def scenario() -> None:
+        cfg = make_cfg(charge_points=CPS, security={"profile": 1})
+        async with central(tmp, cfg) as (cs, buf, url):
+            for pw in [None, "guess", "s3cret-passw0rd"]:
+                with pytest.raises(InvalidStatus) as exc:
+                    await connect(url, "STRANGER", password=pw)
+                assert exc.value.response.status_code == 404
+    run(scenario())
