@@ -46,15 +46,17 @@ def store(tmp_path, register, put_readings):
     def sunny(i: int) -> bool:
         return 40 <= i % 96 < 60
 
+    # apt-2 reads 9575 + 1481 x 0.2 = 9871.200 at the move (16 Jan 10:15): the handover
+    # reading 9871.240 of the example fits (9871.000 at 10:00, 9871.400 at 10:30).
     series = {
-        "apt-1": (D("0.25"), None), "apt-2": (D("0.2"), None), "common": (D("0.1"), None),
+        "apt-1": (D("0.25"), D(0)), "apt-2": (D("0.2"), D(9575)), "common": (D("0.1"), D(0)),
     }
     engine = make_engine(db)
     with engine.begin() as conn:
         seq = 1
-        for meter, (per, _) in series.items():
-            seq = put_readings(conn, GW, meter, register("2026-01", lambda i, p=per: p),
-                               seq0=seq)
+        for meter, (per, start) in series.items():
+            seq = put_readings(conn, GW, meter, register("2026-01", lambda i, p=per: p,
+                                                         start=start), seq0=seq)
         seq = put_readings(conn, GW, "main", register(
             "2026-01", lambda i: D("0.25") if sunny(i) else D("0.55")), seq0=seq)
         seq = put_readings(conn, GW, "main", register(
@@ -109,6 +111,11 @@ def test_bill_issue_explain_export_and_qr_bill(store, tmp_path, capsys) -> None:
     assert issued["due_date"] == "2026-03-04"
     code, out, _ = run(capsys, "invoice", "explain", str(n), "--db", db)
     assert "meter apt-1 (bldg-lindenweg-12/apt-1)" in out and "2977 readings" in out
+    # The move on 16 Jan at 10:20 is split at 10:15 at the manager's handover reading.
+    assert not [i for i in r["summary"]["issues"] if i["kind"] == "handover_reading"]
+    code, out, _ = run(capsys, "invoice", "explain", str(inv["weber"]["number"]), "--db", db)
+    assert ("move-in noted 2026-01-16T10:20:00, split at 2026-01-16T09:15:00Z: handover "
+            "reading noted by hand 9871.240 kWh, meter apt-2") in out
     code, out, _ = run(capsys, "export", "--db", db, "--period", "2026-01", "--what",
                        "consumption")
     rows = list(csv.DictReader(io.StringIO(out)))

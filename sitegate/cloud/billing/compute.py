@@ -12,7 +12,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -23,12 +23,19 @@ from sitegate.cloud.billing.consumption import (
     Assignment,
     Issue,
     Series,
+    Split,
     billing_point_series,
     interval_consumption,
 )
 from sitegate.cloud.billing.invoice import line_amount, totals
 from sitegate.cloud.billing.periods import STEP, Grid, Period, grid_for, local_midnight
-from sitegate.cloud.billing.sitemodel import Occupancy, SiteModel, Tariff
+from sitegate.cloud.billing.sitemodel import (
+    Occupancy,
+    SiteModel,
+    Tariff,
+    local_dt,
+    nearest_quarter,
+)
 from sitegate.cloud.billing.tariffs import (
     interval_keys,
     month_chunks,
@@ -83,22 +90,87 @@ def _digest(rows: dict[str, list[tuple[int, int]]]) -> str:
     return h.hexdigest()[:16]
 
 
-def occupants(owner: str, occupancy: Sequence[Occupancy],
-              period: Period) -> list[tuple[str, date, date]]:
-    """Who is billed for a billing point over the period: tenants, the owner in between."""
-    occ = sorted(occupancy, key=lambda o: o.start)
-    out: list[tuple[str, date, date]] = []
-    cur = period.first
-    for o in occ:
-        lo, hi = max(o.start, period.first), min(o.end or date.max, period.end)
-        if lo >= hi:
+@dataclass(frozen=True, slots=True)
+class Stay:
+    """One account's share of a billing point in the period: fixed fees for the days
+    [first, end), energy for the intervals [t0, t1) (epoch s, boundaries of the grid)."""
+
+    account: str
+    first: date
+    end: date
+    t0: int
+    t1: int
+
+
+def _edge(v: date | datetime, model: SiteModel) -> tuple[date, int]:
+    """An occupancy's from / to: its local day (fees) and the 15-min boundary nearest it
+    (energy; a date alone is its midnight)."""
+    local = local_dt(v, model.tz)
+    return local.date(), int(nearest_quarter(local).replace(tzinfo=model.tz).timestamp())
+
+
+def occupants(owner: str, occupancy: Sequence[Occupancy], period: Period, grid: Grid,
+              model: SiteModel) -> list[Stay]:
+    """Who is billed for a billing point over the period: tenants, the owner in between.
+    Days and intervals are each cut without gap or overlap (the site model forbids
+    overlapping occupancy, and rounding to the nearest boundary keeps the order)."""
+    edges = []
+    for o in occupancy:
+        end = _edge(o.end, model) if o.end is not None else (date.max, 1 << 62)
+        edges.append((_edge(o.start, model), end, o.account))
+    edges.sort(key=lambda e: (e[0][1], e[0][0]))
+    out: list[Stay] = []
+    cur_d, cur_t = period.first, grid.start
+    for (d0, t0), (d1, t1), acc in edges:
+        lo_d, hi_d = max(d0, cur_d), min(d1, period.end)
+        lo_t, hi_t = max(t0, cur_t), min(t1, grid.end)
+        if lo_d >= hi_d and lo_t >= hi_t:
             continue
-        if lo > cur:
-            out.append((owner, cur, lo))
-        out.append((o.account, lo, hi))
-        cur = hi
-    if cur < period.end:
-        out.append((owner, cur, period.end))
+        if lo_d > cur_d or lo_t > cur_t:
+            out.append(Stay(owner, cur_d, lo_d, cur_t, lo_t))
+        out.append(Stay(acc, lo_d, max(lo_d, hi_d), lo_t, max(lo_t, hi_t)))
+        cur_d, cur_t = max(lo_d, hi_d), max(lo_t, hi_t)
+    if cur_d < period.end or cur_t < grid.end:
+        out.append(Stay(owner, cur_d, period.end, cur_t, grid.end))
+    return out
+
+
+def move_splits(occupancy: Sequence[Occupancy], grid: Grid, model: SiteModel) -> list[Split]:
+    """Every move of a billing point inside the grid (its edges included), with the
+    handover reading noted there; a move-out reading first when both sides give one."""
+    by_ts: dict[int, Split] = {}
+    for o in occupancy:
+        for when, reading in ((o.end, o.end_reading), (o.start, o.start_reading)):
+            if when is None:
+                continue
+            ts = _edge(when, model)[1]
+            if not grid.start <= ts <= grid.end:
+                continue
+            units = kwh_to_units(reading) if reading is not None else None
+            noted = when.isoformat() if isinstance(when, datetime) else \
+                datetime.combine(when, time()).isoformat()
+            prev = by_ts.get(ts)
+            if prev is None or (prev.reading is None and units is not None):
+                by_ts[ts] = Split(ts, units, noted)
+    return [by_ts[t] for t in sorted(by_ts)]
+
+
+def _local_label(ts: int, tz: Any) -> str:
+    """A line's from / to: the local date at midnight, else the local date-time."""
+    dt = datetime.fromtimestamp(ts, tz)
+    return dt.date().isoformat() if dt.time() == time() else dt.strftime("%Y-%m-%dT%H:%M")
+
+
+def energy_spans(tariff: Tariff, t0: int, t1: int,
+                 tz: Any) -> list[tuple[int, str, str]]:
+    """[t0, t1) cut where a tariff version starts (at its local midnight)."""
+    froms = [local_midnight(v.valid_from, tz) for v in tariff.versions]
+    out = []
+    for k, vf in enumerate(froms):
+        vend = froms[k + 1] if k + 1 < len(froms) else 1 << 62
+        lo, hi = max(t0, vf), min(t1, vend)
+        if lo < hi:
+            out.append((k, _local_label(lo, tz), _local_label(hi, tz)))
     return out
 
 
@@ -124,7 +196,7 @@ class _Trace:
         return sorted(self.readings.get(meter, {}).get(IMPORT, []))
 
     def add(self, bp: str, assignments: Sequence[Assignment], i0: int, i1: int,
-            flags: dict[int, str]) -> str:
+            series: Series) -> str:
         lo, hi = self.grid.start + i0 * STEP, self.grid.start + i1 * STEP
         meters = []
         for a in assignments:
@@ -145,18 +217,35 @@ class _Trace:
                 "end_reading": str(units_to_kwh(a.end_reading))
                 if a.end_reading is not None and a_hi == a.end else None,
             })
-        fl = [f for i, f in flags.items() if i0 <= i < i1]
+        fl = [f for i, f in series.flags.items() if i0 <= i < i1]
         sid = f"S{len(self.sources) + 1}"
-        self.sources.append({
+        src: dict[str, Any] = {
             "id": sid, "billing_point": bp, "intervals": [_iso(lo), _iso(hi)],
             "interval_count": i1 - i0, "estimated": fl.count(ESTIMATED),
             "missing": fl.count(MISSING), "meters": meters,
-        })
+        }
+        for key, ts in (("move_in", lo), ("move_out", hi)):
+            if ts in series.splits:
+                src[key] = _split_view(ts, series.splits[ts])
+        self.sources.append(src)
         return sid
 
 
+def _split_view(ts: int, info: dict[str, Any]) -> dict[str, Any]:
+    """How a move's boundary got its register value, for the trace."""
+    out = {"at": _iso(ts), "noted": info["noted"], "meter": info["meter"],
+           "method": info["method"], "estimated": info.get("estimated", False),
+           "reading": str(units_to_kwh(info["reading"])) if "reading" in info else None}
+    if "reading_at" in info:
+        out["reading_at"] = _iso(info["reading_at"])
+    if "rejected" in info:
+        out["rejected"] = info["rejected"]
+    return out
+
+
 def _energy_lines(tariff: Tariff, keys: array, solar: array, cons: array, i0: int, i1: int,
-                  bp: str, src: str, labels: dict[str, str], spans: list) -> list[dict]:
+                  bp: str, src: str, labels: dict[str, str],
+                  spans: list[tuple[int, str, str]]) -> list[dict]:
     nk = 2 * len(tariff.versions)
     s_acc, g_acc = [0] * nk, [0] * nk
     for i in range(i0, i1):
@@ -179,7 +268,7 @@ def _energy_lines(tariff: Tariff, keys: array, solar: array, cons: array, i0: in
             qty = units_to_kwh(q)
             lines.append({
                 "billing_point": bp, "key": c.key, "label": labels.get(c.key, c.label),
-                "from": v_from.isoformat(), "to": v_to.isoformat(),
+                "from": v_from, "to": v_to,
                 "quantity": str(qty), "unit": "kWh", "unit_price": str(c.price),
                 "amount": str(line_amount(qty, c.price)), "vat_rate": str(c.vat), "source": src,
             })
@@ -268,10 +357,16 @@ def bill_site(model: SiteModel, period: Period, readings: Readings,
         ))
     bp_ids = sorted(b.id for b in model.billing_points if b.id in assigns)
     imports = {mid: rows.get(IMPORT, []) for mid, rows in readings.items()}
+    occ_by_bp: dict[str, list[Occupancy]] = {}
+    for o in model.occupancy:
+        occ_by_bp.setdefault(o.billing_point, []).append(o)
+    tolerance = 60 * model.site.handover_tolerance_minutes
     series = {}
     for bp in bp_ids:
         assigns[bp].sort(key=lambda a: a.start)
-        series[bp] = billing_point_series(assigns[bp], imports, grid.start, n)
+        splits = move_splits(occ_by_bp.get(bp, []), grid, model)
+        series[bp] = billing_point_series(assigns[bp], imports, grid.start, n, splits,
+                                          tolerance)
         issues += series[bp].issues
     total = sol.totals([series[b].values for b in bp_ids], n)
 
@@ -301,9 +396,6 @@ def bill_site(model: SiteModel, period: Period, readings: Readings,
     alloc = sol.Allocator(total, used)
 
     trace = _Trace(model, readings, grid)
-    occ_by_bp: dict[str, list[Occupancy]] = {}
-    for o in model.occupancy:
-        occ_by_bp.setdefault(o.billing_point, []).append(o)
     keys_by_tariff = {t: interval_keys(tariffs[t], grid)
                       for t in sorted({b.tariff for b in model.billing_points})}
     lines_by_acc: dict[str, list[dict]] = {}
@@ -312,15 +404,16 @@ def bill_site(model: SiteModel, period: Period, readings: Readings,
         tariff = tariffs[bpm.tariff]
         cons = series[bp].values if bp in series else None
         solar = alloc.share(cons) if cons is not None else None
-        for acc, first, end in occupants(bpm.owner, occ_by_bp.get(bp, []), period):
-            lines = lines_by_acc.setdefault(acc, [])
-            if cons is not None and solar is not None:
-                i0 = (local_midnight(first, model.tz) - grid.start) // STEP
-                i1 = (local_midnight(end, model.tz) - grid.start) // STEP
-                src = trace.add(bp, assigns[bp], i0, i1, series[bp].flags)
+        for stay in occupants(bpm.owner, occ_by_bp.get(bp, []), period, grid, model):
+            lines = lines_by_acc.setdefault(stay.account, [])
+            if cons is not None and solar is not None and stay.t0 < stay.t1:
+                i0 = (stay.t0 - grid.start) // STEP
+                i1 = (stay.t1 - grid.start) // STEP
+                src = trace.add(bp, assigns[bp], i0, i1, series[bp])
                 lines += _energy_lines(tariff, keys_by_tariff[tariff.id], solar, cons, i0, i1,
-                                       bp, src, labels, version_spans(tariff, first, end))
-            lines += _fee_lines(tariff, first, end, bp, labels)
+                                       bp, src, labels,
+                                       energy_spans(tariff, stay.t0, stay.t1, model.tz))
+            lines += _fee_lines(tariff, stay.first, stay.end, bp, labels)
     for acc, lines in _session_lines(model, sessions, period, issues).items():
         lines_by_acc.setdefault(acc, []).extend(lines)
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from sitegate.cloud.billing.periods import STEP
+from sitegate.cloud.billing.units import units_to_kwh
 
 ESTIMATED = "estimated"
 MISSING = "missing"
@@ -33,6 +36,7 @@ class Series:
     values: array
     flags: dict[int, str] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
+    splits: dict[int, dict[str, Any]] = field(default_factory=dict)  # ts -> how it was split
 
 
 def clean_register(
@@ -123,15 +127,67 @@ class Assignment:
     rollover: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A move on a billing point: the interval boundary (epoch s) its consumption is split
+    at, the handover reading noted there by hand (micro-kWh), and the move as written."""
+
+    ts: int
+    reading: int | None = None
+    noted: str = ""
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def place_split(rows: list[tuple[int, int]], sp: Split, tolerance: int, meter: str,
+                issues: list[Issue]) -> tuple[list[tuple[int, int]], dict[str, Any]]:
+    """The register value at a move's boundary, as a reading placed on it: the handover
+    reading if it fits the meter's readings around it, else a reading on the boundary,
+    else the recorded one nearest it within ``tolerance`` seconds (moved onto it). Without
+    any of these nothing is placed: the boundary is interpolated (and flagged) later."""
+    ts = sp.ts
+    info: dict[str, Any] = {"meter": meter, "noted": sp.noted}
+    if sp.reading is not None:
+        before = max(((t, v) for t, v in rows if t < ts), default=None)
+        after = min(((t, v) for t, v in rows if t > ts), default=None)
+        wraps = before is not None and after is not None and before[1] > after[1]
+        low = before is not None and not wraps and sp.reading < before[1]
+        high = after is not None and not wraps and sp.reading > after[1]
+        if not (low or high):
+            return ([r for r in rows if r[0] != ts] + [(ts, sp.reading)],
+                    {**info, "method": "handover", "reading": sp.reading})
+        t, v = before if low else after  # type: ignore[misc]
+        why = (f"handover reading {units_to_kwh(sp.reading)} kWh is "
+               f"{'below' if low else 'above'} the meter's {units_to_kwh(v)} kWh at "
+               f"{_iso(t)}: not used")
+        issues.append(Issue("handover_reading", meter, ts, why))
+        info["rejected"] = why
+    exact = [v for t, v in rows if t == ts]
+    if exact:
+        return rows, {**info, "method": "recorded", "reading": exact[0]}
+    near = [(abs(t - ts), t, v) for t, v in rows if abs(t - ts) <= tolerance]
+    if near:
+        _, t, v = min(near)
+        return ([r for r in rows if r[0] != t] + [(ts, v)],
+                {**info, "method": "nearest", "reading": v, "reading_at": t})
+    return rows, {**info, "method": "interpolated"}
+
+
 def billing_point_series(
     assignments: Sequence[Assignment],
     readings: dict[str, list[tuple[int, int]]],
     start: int,
     n: int,
+    splits: Sequence[Split] = (),
+    tolerance: int = 0,
 ) -> Series:
     """One billing point's consumption, stitched from the meters assigned over time.
 
-    Each meter counts only inside its assignment; readings outside it are ignored."""
+    Each meter counts only inside its assignment; readings outside it are ignored. At each
+    move (``splits``) the register value is fixed first (``place_split``), so the tenants
+    on either side share the intervals exactly and the trace can say where it came from."""
     values = array("q", bytes(8 * n))
     out = Series(values)
     covered = [False] * n
@@ -151,6 +207,15 @@ def billing_point_series(
             own.append((a.start, a.start_reading))
         if a.end_reading is not None and a.end is not None:
             own.append((a.end, a.end_reading))
+        placed = []
+        for sp in splits:
+            if sp.ts in (a.start, a.end):  # the replacement's readings are the split
+                out.splits[sp.ts] = {"meter": a.meter, "noted": sp.noted,
+                                     "method": "meter_change"}
+            elif a.start < sp.ts and (a.end is None or sp.ts < a.end):
+                own, info = place_split(own, sp, tolerance, a.meter, out.issues)
+                out.splits[sp.ts] = info
+                placed.append(sp.ts)
         seg = interval_consumption(own, start + i0 * STEP, i1 - i0, a.meter, a.rollover)
         values[i0:i1] = seg.values
         for i, f in seg.flags.items():
@@ -158,6 +223,16 @@ def billing_point_series(
         for i in range(i0, i1):
             covered[i] = True
         out.issues.extend(seg.issues)
+        for ts in placed:
+            info = out.splits[ts]
+            if info["method"] == "interpolated":
+                anchors, _ = clean_register(own, a.meter, a.rollover)
+                (v,), _est = register_at(anchors, ts, 0)
+                if v is None:
+                    info["method"] = "missing"
+                else:
+                    info["reading"] = v % a.rollover if a.rollover else v
+                    info["estimated"] = True
     gaps = [i for i in range(n) if not covered[i]]
     if gaps:
         out.issues.append(Issue("no_meter", "", start + gaps[0] * STEP, f"{len(gaps)} intervals"))

@@ -25,6 +25,28 @@ def explain(view: dict[str, Any]) -> dict[str, Any]:
                                            "rounding", "total_due")}}
 
 
+_METHOD = {
+    "handover": "handover reading noted by hand",
+    "recorded": "meter reading on the boundary",
+    "nearest": "nearest meter reading",
+    "interpolated": "interpolated between the meter's readings, ESTIMATED",
+    "missing": "no reading on one side: consumption around it missing",
+    "meter_change": "meter replacement readings",
+}
+
+
+def _split_text(key: str, sp: dict[str, Any]) -> str:
+    """``move-out noted 2026-01-16T10:20:00, split at 2026-01-16T09:15:00Z: ...``."""
+    what = "move-in" if key == "move_in" else "move-out"
+    text = (f"{what} noted {sp['noted']}, split at {sp['at']}: {_METHOD[sp['method']]}"
+            + (f" {sp['reading']} kWh" if sp.get("reading") else "")
+            + (f" (read at {sp['reading_at']})" if sp.get("reading_at") else "")
+            + f", meter {sp['meter']}")
+    if sp.get("rejected"):
+        text += f"; {sp['rejected']}"
+    return text
+
+
 def explain_text(e: dict[str, Any]) -> str:
     out = [f"Invoice {e['number']} ({e['state']}) {e['account']} {e['period']}"]
     for ln in e["lines"]:
@@ -42,6 +64,9 @@ def explain_text(e: dict[str, Any]) -> str:
                            + (f", start reading {m['start_reading']}" if m['start_reading']
                               else "")
                            + (f", end reading {m['end_reading']}" if m['end_reading'] else ""))
+            for key in ("move_in", "move_out"):
+                if src.get(key):
+                    out.append("      " + _split_text(key, src[key]))
         if ln.get("sessions"):
             out.append(f"      sessions: {', '.join(ln['sessions'])}")
         if ln.get("basis"):

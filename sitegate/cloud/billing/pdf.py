@@ -26,6 +26,28 @@ def _t(s: object) -> str:
     return str(s).replace("\u2013", "-").encode("latin-1", "replace").decode("latin-1")
 
 
+def _span(first: str, end: str) -> str:
+    """A line's [from, to): whole days show their last day; a move at a time of day shows
+    the time (the energy line of a handover), in the short form the column has room for."""
+    if "T" not in first + end:
+        last = date.fromisoformat(end) - timedelta(days=1)  # "to" is exclusive
+        return f"{first}..{last.isoformat()}"
+
+    def short(v: str, exclusive: bool) -> str:
+        if "T" in v:
+            dt = datetime.fromisoformat(v)
+            return f"{dt:%d.%m.%y %H:%M}"
+        d = date.fromisoformat(v) - timedelta(days=1 if exclusive else 0)
+        return f"{d:%d.%m.%y}"
+
+    return f"{short(first, False)}-{short(end, True)}"
+
+
+def payable(view: dict[str, Any]) -> str:
+    """What the payment part asks for: the open balance once issued, else the total."""
+    return view["balance"] if view["state"] == "issued" else view["total_due"]
+
+
 def is_qr_iban(iban: str) -> bool:
     compact = iban_mod.compact(iban)
     return 30000 <= int(compact[4:9]) <= 31999
@@ -45,7 +67,7 @@ def qr_bill(view: dict[str, Any], model: SiteModel) -> QRBill:
         account=c.iban,
         creditor={"name": c.name, "street": c.street, "house_num": c.house_num,
                   "pcode": c.pcode, "city": c.city, "country": c.country},
-        amount=view["balance"] if view["state"] == "issued" else view["total_due"],
+        amount=payable(view),
         currency=doc["currency"],
         debtor=debtor,
         reference_number=qr_reference(model.site.qr_reference_prefix, view["number"])
@@ -98,9 +120,8 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
         qty = ln["quantity"]
         if ln["unit"] == "kWh":  # the document keeps the exact value; print Wh
             qty = str(Decimal(qty).quantize(Decimal("0.001")))
-        last = date.fromisoformat(ln["to"]) - timedelta(days=1)  # "to" is exclusive
         vals = [f"{ln['label']}" + (f" ({ln['billing_point']})" if ln["billing_point"] else ""),
-                f"{ln['from']}..{last.isoformat()}", f"{qty} {ln['unit']}",
+                _span(ln["from"], ln["to"]), f"{qty} {ln['unit']}",
                 ln["unit_price"], f"{ln['vat_rate']}%", ln["amount"]]
         for (x, w, _h, align), v in zip(cols, vals, strict=True):
             pdf.set_xy(x, y)
@@ -116,7 +137,13 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
         pdf.cell(57, 5, _t(label))
         pdf.cell(20, 5, _t(amount), align="R")
         y += 5
-    if view["kind"] == "invoice":
+    if view["kind"] == "invoice" and Decimal(payable(view)) <= 0:
+        # advances or credits cover it: no payment part (a QR-bill cannot ask for <= 0)
+        pdf.set_xy(15, y + 6)
+        pdf.set_font("helvetica", size=9)
+        pdf.cell(0, 5, _t(f"Nichts zu bezahlen: Guthaben {doc['currency']} "
+                          f"{-Decimal(payable(view)):.2f}"))
+    elif view["kind"] == "invoice":
         svg = io.StringIO()
         qr_bill(view, model).as_svg(svg, full_page=False)
         pdf.image(io.BytesIO(svg.getvalue().encode()), x=0, y=297 - 105, w=210)

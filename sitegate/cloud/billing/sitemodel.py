@@ -3,12 +3,21 @@
 Every error names the key it is about (``occupancy[2].account: unknown account 'x'``).
 Dates are local dates of the site; an ``end``/``to`` date is exclusive: a move on 15 March
 is ``to = 2026-03-15`` for the old tenant and ``from = 2026-03-15`` for the new one.
+
+A move (an occupancy's ``from`` / ``to``) may carry the time of the handover, as a local
+date-time (``to = 2026-03-15T10:20:00``), and the meter reading the property manager noted
+then (``end_reading`` / ``start_reading``, kWh: the Zwischenablesung). Energy is split at
+the 15-min boundary nearest that time (a date alone: its midnight); the register value
+there is, in this order: the handover reading, a recorded reading at the boundary, the
+recorded reading nearest to it within ``site.handover_tolerance_minutes``, or the value
+interpolated between the readings around it (flagged as estimated). Fixed monthly fees are
+prorated by whole days: the move day is the incoming occupant's.
 """
 
 from __future__ import annotations
 
 import tomllib
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -66,6 +75,8 @@ class Site(_M):
     creditor: Creditor
     reminders: Reminders = Reminders()
     labels: dict[str, str] = {}
+    # how far from a move's split boundary a recorded reading may be to stand in for it
+    handover_tolerance_minutes: int = Field(default=7, ge=0, le=60)
 
     @field_validator("timezone")
     @classmethod
@@ -133,8 +144,10 @@ class Account(_M):
 class Occupancy(_M):
     billing_point: str
     account: str
-    start: date = Field(alias="from")
-    end: date | None = Field(default=None, alias="to")
+    start: date | datetime = Field(alias="from")  # a date, or the handover's local time
+    end: date | datetime | None = Field(default=None, alias="to")
+    start_reading: Decimal | None = Field(default=None, ge=0)  # kWh noted at move-in
+    end_reading: Decimal | None = Field(default=None, ge=0)  # kWh noted at move-out
 
 
 class Badge(_M):
@@ -247,8 +260,9 @@ def _cross_check(m: SiteModel) -> list[str]:
     for i, o in enumerate(m.occupancy):
         ref(f"occupancy[{i}].billing_point", "billing_point", o.billing_point)
         ref(f"occupancy[{i}].account", "account", o.account)
-        if o.end is not None and o.end <= o.start:
+        if o.end is not None and local_dt(o.end, m.tz) <= local_dt(o.start, m.tz):
             err.append(f"occupancy[{i}].to: {o.end} is not after from {o.start}")
+        err += _handover_meter(m, i, o)
     for i, bd in enumerate(m.badges):
         ref(f"badges[{i}].account", "account", bd.account)
     for i, t in enumerate(m.tariffs):
@@ -261,17 +275,59 @@ def _cross_check(m: SiteModel) -> list[str]:
     return err
 
 
+def local_dt(v: date | datetime, tz: ZoneInfo) -> datetime:
+    """A site-local naive date-time: a date is its midnight, an offset date-time is
+    converted to the site's zone (so dates and date-times of the file compare)."""
+    if isinstance(v, datetime):
+        return v.astimezone(tz).replace(tzinfo=None) if v.tzinfo else v
+    return datetime(v.year, v.month, v.day)
+
+
+def nearest_quarter(v: datetime) -> datetime:
+    """The 15-min boundary nearest ``v`` (half-way rounds up); zone offsets are whole
+    quarter hours, so local and UTC boundaries are the same instants."""
+    hour = v.replace(minute=0, second=0, microsecond=0)
+    s = (v - hour).total_seconds()
+    return hour + timedelta(seconds=int((s + 450) // 900) * 900)
+
+
+def _handover_meter(m: SiteModel, i: int, o: Occupancy) -> list[str]:
+    """A handover reading needs one meter measuring the billing point across the split."""
+    err: list[str] = []
+    spans = [(local_dt(a.start, m.tz), local_dt(a.end, m.tz) if a.end is not None else None)
+             for a in m.meter_assignments if a.billing_point == o.billing_point]
+    for key, when, reading in (("start_reading", o.start, o.start_reading),
+                               ("end_reading", o.end, o.end_reading)):
+        if reading is None:
+            continue
+        if when is None:
+            err.append(f"occupancy[{i}].{key}: a move-out reading needs a 'to'")
+            continue
+        at = nearest_quarter(local_dt(when, m.tz))
+        if any(lo == at or hi == at for lo, hi in spans):
+            err.append(f"occupancy[{i}].{key}: the meter of {o.billing_point} is replaced at "
+                       f"{at}; give the meters' readings in meter_assignments instead")
+        elif not any(lo < at and (hi is None or at < hi) for lo, hi in spans):
+            err.append(f"occupancy[{i}].{key}: {o.billing_point} has no meter at {at}")
+    return err
+
+
 def _overlaps(m: SiteModel) -> list[str]:
     err: list[str] = []
     by_bp: dict[str, list[tuple[int, Occupancy]]] = {}
     for i, o in enumerate(m.occupancy):
         by_bp.setdefault(o.billing_point, []).append((i, o))
     for rows in by_bp.values():
-        rows.sort(key=lambda r: r[1].start)
-        for (_, a), (j, b) in zip(rows, rows[1:], strict=False):
-            if a.end is None or a.end > b.start:
+        rows.sort(key=lambda r: local_dt(r[1].start, m.tz))
+        for (i, a), (j, b) in zip(rows, rows[1:], strict=False):
+            if a.end is None or local_dt(a.end, m.tz) > local_dt(b.start, m.tz):
                 err.append(f"occupancy[{j}].from: {b.billing_point} already occupied by "
                            f"{a.account} on {b.start}")
+            elif (local_dt(a.end, m.tz) == local_dt(b.start, m.tz)
+                  and a.end_reading is not None and b.start_reading is not None
+                  and a.end_reading != b.start_reading):
+                err.append(f"occupancy[{j}].start_reading: {b.start_reading} differs from "
+                           f"the move-out reading {a.end_reading} of occupancy[{i}]")
     return err
 
 
