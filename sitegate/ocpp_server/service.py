@@ -11,6 +11,7 @@ The daemon routes control-socket commands ``ocpp.<name>`` and cloud commands to
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -149,7 +150,11 @@ class CentralSystem:
         version = self.core.badges.version or 1
         if self.core.store.charger_info(conn.cp_id).get("list_version") == version:
             return
-        entries = [{"id": b.id, "status": _status16(b.status),
+        # A badge already past its expiry goes out as Expired: a charger whose clock was
+        # lost (no RTC after a power cut) would otherwise take it for valid.
+        now = datetime.now(UTC)
+        entries = [{"id": b.id, "status": "Expired" if b.expires and b.expires <= now
+                    else _status16(b.status),
                     "expires": b.expires.isoformat() if b.expires else None}
                    for b in self.core.badges.all()]
         try:

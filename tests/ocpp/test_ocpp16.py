@@ -204,6 +204,97 @@ def test_transaction_spans_gateway_restart(tmp: Path) -> None:
     run(scenario())
 
 
+def test_stop_after_gateway_restart_closes_the_right_transaction(tmp: Path) -> None:
+    """Three sessions on two chargers are open when the gateway restarts; each stop that
+    comes after the restart closes its own session and no other, and a charger cannot
+    close another charger's session with its transaction id."""
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            cp1, t1 = await connect(url, "CP1")
+            cp2, t2 = await connect(url, "CP2")
+            await cp1.boot()
+            await cp2.boot()
+            a, _ = await cp1.start_tx(1, "04A23BC1", 1000, timestamp="2025-03-01T18:00:00Z")
+            b, _ = await cp1.start_tx(2, "04A23BC1", 5000, timestamp="2025-03-01T18:01:00Z")
+            c, _ = await cp2.start_tx(1, "04A23BC1", 300, timestamp="2025-03-01T18:02:00Z")
+            await cp1.meter(2, b, 5200, timestamp="2025-03-01T18:10:00Z")
+            await close(cp1, t1)
+            await close(cp2, t2)
+        assert sessions(buf) == []
+        async with central(tmp) as (cs, buf, url):
+            assert cs.health()["open_sessions"] == 3
+            # The chargers come back without rebooting (no BootNotification).
+            cp1, t1 = await connect(url, "CP1")
+            cp2, t2 = await connect(url, "CP2")
+            await cp1.meter(2, b, 5450, timestamp="2025-03-01T18:20:00Z")
+            await cp1.meter(1, None, 1700, timestamp="2025-03-01T18:20:00Z")  # no tx id
+            await cp1.stop_tx(b, 5600, timestamp="2025-03-01T18:30:00Z")
+            await cp2.stop_tx(a, 99_999, timestamp="2025-03-01T18:31:00Z")  # not CP2's
+            assert sorted(t.id for t in cs.core.store.open_txs()) == sorted([a, c])
+            await cp2.stop_tx(c, 750, timestamp="2025-03-01T18:40:00Z")
+            await cp1.stop_tx(a, 1900, timestamp="2025-03-01T18:50:00Z")
+            await close(cp1, t1)
+            await close(cp2, t2)
+        got = {s["session_id"]: s for s in sessions(buf)}
+        assert list(got) == [f"CP1-{b}", f"CP2-{c}", f"CP1-{a}"]
+        summary = {k: (s["connector"], s["meter_start_wh"], s["meter_stop_wh"], s["energy_wh"],
+                       s["start"], s["stop"], [v["value"] for v in s["meter_values"]])
+                   for k, s in got.items()}
+        assert summary == {
+            f"CP1-{a}": (1, "1000", "1900", "900", "2025-03-01T18:00:00Z",
+                         "2025-03-01T18:50:00Z", ["1700"]),
+            f"CP1-{b}": (2, "5000", "5600", "600", "2025-03-01T18:01:00Z",
+                         "2025-03-01T18:30:00Z", ["5200", "5450"]),
+            f"CP2-{c}": (1, "300", "750", "450", "2025-03-01T18:02:00Z",
+                         "2025-03-01T18:40:00Z", []),
+        }
+        assert all(s["flags"] == [] for s in got.values())
+        refused = [e for e in events(buf) if e["kind"] == "stop_unknown_transaction"]
+        assert [(e["charge_point"], e["transaction"]) for e in refused] == [("CP2", a)]
+    run(scenario())
+
+
+def test_cloud_badge_expiry_is_enforced_with_cloud_offline(tmp: Path) -> None:
+    """Expiry dates from the cloud's list are checked locally: after a restart with no
+    cloud, an expired badge is refused (its session still recorded, flagged) and a valid one
+    is accepted with its expiry date; the list pushed to the charger carries the dates."""
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            cs.update_badges({"version": 5, "badges": [
+                {"id": "A1B2C3D4", "status": "accepted", "expires": "2020-06-01T00:00:00Z",
+                 "account": "t-1"},
+                {"id": "B1B2C3D4", "status": "accepted", "expires": "2999-01-01T00:00:00Z",
+                 "account": "t-2"},
+            ]})
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "CP1")
+            await sim.boot()
+            r = await sim.raw_call("Authorize", {"idTag": "a1b2c3d4"})
+            assert r["idTagInfo"] == {"status": "Expired",
+                                      "expiryDate": "2020-06-01T00:00:00+00:00"}
+            r = await sim.raw_call("Authorize", {"idTag": "b1:b2:c3:d4"})
+            assert r["idTagInfo"] == {"status": "Accepted",
+                                      "expiryDate": "2999-01-01T00:00:00+00:00"}
+            tx, status = await sim.start_tx(1, "A1B2C3D4", 10,
+                                            timestamp="2025-03-01T18:00:00Z")
+            assert status == "Expired"
+            await sim.stop_tx(tx, 30, timestamp="2025-03-01T18:05:00Z")
+            await until(lambda: len(sim.got.local_lists) == 1)
+            pushed = {e["id_tag"]: e["id_tag_info"] for e in sim.got.local_lists[0]["list"]}
+            assert sim.got.local_lists[0]["version"] == 5
+            assert pushed["A1B2C3D4"] == {"status": "Expired",  # whatever its clock says
+                                          "expiry_date": "2020-06-01T00:00:00+00:00"}
+            assert pushed["B1B2C3D4"] == {"status": "Accepted",
+                                          "expiry_date": "2999-01-01T00:00:00+00:00"}
+            await close(sim, task)
+        [s] = sessions(buf)
+        assert (s["badge"], s["account"], s["energy_wh"]) == ("A1B2C3D4", "t-1", "20")
+        assert s["flags"] == ["badge_refused"]
+        refused = [e for e in events(buf) if e["kind"] == "badge_refused"]
+        assert {e["status"] for e in refused} == {"Expired"}
+    run(scenario())
+
+
 def test_charger_reboot_closes_open_transaction_flagged_and_late_stop_corrects(
         tmp: Path) -> None:
     async def scenario() -> None:

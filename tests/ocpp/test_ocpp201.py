@@ -83,3 +83,32 @@ def test_remote_start_stop_and_local_list(tmp: Path) -> None:
             assert r["configuration"] == {"SmartChargingCtrlr.RateUnit": "A"}
             await close(sim, task)
     run(scenario())
+
+
+def test_transaction_events_after_gateway_restart_end_the_right_transaction(
+        tmp: Path) -> None:
+    """Two 2.0.1 transactions open across a gateway restart: the Ended that arrives after
+    it closes its own one; a resent event from before the restart changes nothing."""
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            sim, task = await connect(url, "CP1", version="2.0.1")
+            await sim.boot()
+            await sim.event("Started", "tx-1", 1, wh=1000, badge="04A23BC1", seq_no=0)
+            await sim.event("Started", "tx-2", 2, wh=7000, badge="04A23BC1", seq_no=0)
+            await sim.event("Updated", "tx-1", 1, wh=1200, seq_no=1)
+            await close(sim, task)
+        async with central(tmp) as (cs, buf, url):
+            assert cs.health()["open_sessions"] == 2
+            sim, task = await connect(url, "CP1", version="2.0.1")  # no reboot, no boot
+            await sim.event("Updated", "tx-1", 1, wh=9999, seq_no=1)  # resent: ignored
+            await sim.event("Ended", "tx-2", 2, wh=7400, reason="EVDisconnected", seq_no=1)
+            [still_open] = cs.core.store.open_txs()
+            assert still_open.ext_id == "tx-1" and still_open.last_meter == 1200
+            await sim.event("Ended", "tx-1", 1, wh=1500, reason="Local", seq_no=2)
+            await close(sim, task)
+        got = {s["session_id"]: (s["connector"], s["meter_start_wh"], s["meter_stop_wh"],
+                                 s["energy_wh"], s["stop_reason"], s["flags"])
+               for s in sessions(buf)}
+        assert got == {"CP1-tx-2": (2, "7000", "7400", "400", "EVDisconnected", []),
+                       "CP1-tx-1": (1, "1000", "1500", "500", "Local", [])}
+    run(scenario())

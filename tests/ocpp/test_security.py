@@ -57,6 +57,14 @@ def test_tls_with_basic_auth(tmp: Path, cert: tuple[str, str]) -> None:
             tx, _ = await sim.start_tx(1, "04A23BC1", 0)
             await sim.stop_tx(tx, 42)
             await close(sim, task)
+            sim, task = await connect(wss, "CP1", password="s3cret-passw0rd", version="2.0.1",
+                                      ssl_context=client)
+            assert await sim.boot() == "Accepted"
+            await sim.event("Started", "tls-tx", 1, wh=100, badge="04A23BC1")
+            await sim.event("Ended", "tls-tx", 1, wh=175)
+            await close(sim, task)
+            assert [(s["session_id"], s["energy_wh"]) for s in sessions(buf)] == [
+                (f"CP1-{tx}", "42"), ("CP1-tls-tx", "75")]
             with pytest.raises(InvalidStatus):
                 await connect(wss, "CP1", password="nope", ssl_context=client)
             with pytest.raises(ssl.SSLError):  # a client that does not trust us
