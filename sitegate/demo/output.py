@@ -1,0 +1,81 @@
+"""What the demo prints: one line per meter as its values arrive, charging sessions as the
+gateway opens and closes them, and how much of it the cloud has (no log lines)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sitegate.gateway.daemon import Daemon
+
+# The register shown per meter, first found wins: (quantity, label).
+SHOWN = (("1-0:1.8.0", "import"), ("heat_energy", "heat"), ("energy", "heat"),
+         ("volume", "water"))
+SECOND = (("1-0:16.7.0", "power"), ("power", "power"), ("volume_flow", "flow"))
+
+
+def _pick(values: dict[str, Any], choices: tuple[tuple[str, str], ...]) -> tuple[str, Any]:
+    for quantity, label in choices:
+        if quantity in values:
+            return label, values[quantity]
+    return "", None
+
+
+class Printer:
+    def __init__(self, daemon: Daemon, cloud_counts: Callable[[], Awaitable[tuple[int, int]]],
+                 out: Callable[[str], None]) -> None:
+        self.daemon = daemon
+        self.cloud_counts = cloud_counts
+        self.out = out
+        self._shown: dict[str, str] = {}  # meter -> ts of the reading last printed
+        self._open: dict[int, str] = {}  # transactions seen running: id -> charge point
+        self._cloud: tuple[int, int, int] | None = None
+
+    async def tick(self) -> None:
+        self._meters()
+        self._sessions()
+        await self._cloud_line()
+
+    def _meters(self) -> None:
+        rows: dict[str, dict[str, Any]] = {}
+        for (meter, quantity), r in list(self.daemon.latest.items()):
+            rows.setdefault(meter, {})[quantity] = r
+        for meter in sorted(rows):
+            label, main = _pick(rows[meter], SHOWN)
+            if main is None or self._shown.get(meter) == main.ts.isoformat():
+                continue
+            self._shown[meter] = main.ts.isoformat()
+            label2, second = _pick(rows[meter], SECOND)
+            extra = f"   {label2} {second.value:>10} {second.unit}" if second is not None else ""
+            self.out(f"{main.ts:%H:%M:%S}  {meter:<11} {label:<6} {main.value:>12} "
+                     f"{main.unit:<4}{extra}")
+
+    def _sessions(self) -> None:
+        ocpp = self.daemon.ocpp
+        if ocpp is None:
+            return
+        store = ocpp.core.store
+        for tx in store.open_txs():
+            if tx.id not in self._open:
+                self._open[tx.id] = tx.cp_id
+                self.out(f"{tx.start_ts.astimezone():%H:%M:%S}  {tx.cp_id:<11} {tx.kind} "
+                         f"session started, badge {tx.badge}")
+        for tx in store.recent_txs(100):
+            if tx.id in self._open and tx.status == "completed" and tx.stop_ts is not None:
+                del self._open[tx.id]
+                kwh = ((tx.meter_stop or tx.meter_start) - tx.meter_start) / 1000
+                secs = int((tx.stop_ts - tx.start_ts).total_seconds())
+                self.out(f"{tx.stop_ts.astimezone():%H:%M:%S}  {tx.cp_id:<11} {tx.kind} "
+                         f"session stopped: {kwh} kWh in {secs} s ({tx.stop_reason})")
+
+    async def _cloud_line(self) -> None:
+        if self.daemon.buffer is None:
+            return
+        readings, sessions = await self.cloud_counts()
+        stats = self.daemon.buffer.stats()["streams"]
+        backlog = sum(s["unacknowledged"] for s in stats.values())
+        now = (readings, sessions, backlog)
+        if now != self._cloud:
+            self._cloud = now
+            self.out(f"          cloud: {readings} readings, {sessions} sessions; "
+                     f"backlog {backlog}")

@@ -1,0 +1,147 @@
+"""``run_demo``: start every part of the demo site in one event loop, stop them in order.
+
+Start: simulated Modbus and M-Bus meters, the MQTT broker (unless one is given), the cloud
+(ingest, API, billing model), the gateway daemon, then the charge points that connect to it.
+Stop (Ctrl-C or --duration): chargers end their sessions, the gateway hands its backlog to
+the cloud, the daemon and the cloud stop, and the month is billed from what the cloud has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from sitegate.demo import site
+from sitegate.demo.broker import Broker
+from sitegate.demo.chargers import ChargerFleet
+from sitegate.demo.cloud import Cloud, free_port
+from sitegate.demo.output import Printer
+from sitegate.drivers.mbus.emulator import Emulator, demo_meters
+from sitegate.drivers.modbus.simulator import ModbusSimulator
+from sitegate.gateway.config import parse_config
+from sitegate.gateway.daemon import Daemon
+
+DRAIN_TIMEOUT = 15.0  # seconds the gateway gets at the end to hand its backlog over
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def _until_ready(daemon: Daemon, run: asyncio.Task[int]) -> None:
+    """Until the daemon listens for chargers (its services are up), or it died."""
+    while not run.done():
+        if daemon.ocpp is not None and daemon.ocpp.health()["listening"]:
+            return
+        await asyncio.sleep(0.05)
+    await run  # raises what the daemon died of
+
+
+async def _drain(daemon: Daemon) -> int:
+    """Wait (bounded) until the cloud acknowledged every buffered row; the rows left."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while True:
+        assert daemon.buffer is not None
+        left = sum(s["unacknowledged"] for s in daemon.buffer.stats()["streams"].values())
+        if left == 0 or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.2)
+
+
+async def run_demo(workdir: Path, duration: float | None, interval: int,
+                   broker_url: str | None = None) -> int:
+    modbus_port = free_port()
+    modbus = ModbusSimulator([(u, p) for u, p, _, _ in site.MODBUS_METERS], seed=1)
+    await modbus.start_tcp("127.0.0.1", modbus_port, "rtu-over-tcp")
+    modbus.run_clock(1.0)
+    mbus = Emulator(demo_meters(), baud=None)
+    mbus_port = await mbus.start_tcp("127.0.0.1", 0)
+    broker = None
+    if broker_url is None:
+        broker = Broker()
+        await broker.start()
+        broker_url = broker.url
+    model_path = workdir / "billing-site.toml"
+    model_path.write_text(site.billing_model(date.today()))
+    cloud = Cloud(workdir, broker_url, model_path)
+    fleet: ChargerFleet | None = None
+    run: asyncio.Task[int] | None = None
+    stop = asyncio.Event()
+    try:
+        await cloud.start()
+        ocpp_port = free_port()
+        text = site.gateway_config(workdir, modbus_port=modbus_port, mbus_port=mbus_port,
+                                   ocpp_port=ocpp_port, broker=broker_url, interval=interval)
+        (workdir / "site.toml").write_text(text)
+        daemon = Daemon(parse_config(text, "demo"))
+        run = asyncio.create_task(daemon.run())
+        await _until_ready(daemon, run)
+        # The daemon took SIGINT/SIGTERM for itself; the demo stops it, in order.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        fleet = ChargerFleet(f"ws://127.0.0.1:{ocpp_port}/ocpp/", site.CHARGERS, interval)
+        fleet.start()
+        say(f"sitegate demo in {workdir}\n"
+            f"  meters:   {len(site.MODBUS_METERS)} Modbus on 127.0.0.1:{modbus_port} "
+            f"(RTU over TCP), {len(site.MBUS_METERS)} M-Bus on 127.0.0.1:{mbus_port}\n"
+            f"  chargers: {len(site.CHARGERS)} OCPP 1.6 on ws://127.0.0.1:{ocpp_port}/ocpp/\n"
+            f"  mqtt:     {broker_url}" + (" (embedded)" if broker else "") + "\n"
+            f"  cloud:    {cloud.api_url}  (API docs: {cloud.api_url}/docs), "
+            f"database {cloud.db}\n"
+            f"  try:      sitegate status -c {workdir}/site.toml\n")
+        printer = Printer(daemon, cloud.counts, say)
+        started = time.monotonic()
+        every = max(1.0, interval / 2)
+        while not stop.is_set() and not run.done():
+            if duration is not None and time.monotonic() - started >= duration:
+                break
+            try:
+                await asyncio.wait_for(stop.wait(), every)
+            except TimeoutError:
+                pass
+            await printer.tick()
+        say("\nstopping: chargers end their sessions, the gateway hands over its backlog")
+        await fleet.stop()
+        await asyncio.sleep(0.5)  # the last StopTransaction's report reaches the buffer
+        await printer.tick()
+        left = await _drain(daemon)
+        await printer.tick()
+        if left:
+            say(f"  {left} rows not acknowledged by the cloud yet (they stay in the buffer)")
+        daemon.request_stop()
+        code = await run
+        await cloud.stop()
+        _report_bill(await asyncio.to_thread(cloud.bill, site.SITE_ID, "Europe/Zurich"))
+        return code
+    finally:
+        if fleet is not None:
+            await fleet.stop()
+        if run is not None and not run.done():
+            daemon.request_stop()
+            await asyncio.gather(run, return_exceptions=True)
+        await cloud.stop()
+        if broker is not None:
+            await broker.stop()
+        await mbus.stop()
+        await modbus.stop()
+
+
+def _report_bill(bill: dict) -> None:
+    s = bill["summary"]
+    n = len(bill["pdfs"])
+    say(f"\nbilled {bill['period']} from what the cloud received: "
+        f"{s['energy_kwh']['consumption']} kWh metered, {n} invoice{'s' * (n != 1)}, "
+        f"total {s['amount_total']}")
+    if bill["cancelled"]:
+        say(f"  cancelled and replaced (issued by an earlier run, the month has more data "
+            f"now): {', '.join(str(x) for x in bill['cancelled'])}")
+    for path, inv in bill["pdfs"]:
+        say(f"  invoice {inv['number']:>3}  {inv['account_name']:<20} {inv['total_due']:>8}  "
+            f"{inv['state']:<8} {path}")
+    if not n:
+        print("  no invoices: nothing billable reached the cloud", file=sys.stderr)
