@@ -383,3 +383,41 @@ def test_running_sessions_reported_periodically(tmp: Path) -> None:
             assert (running["energy_wh"], running["duration_s"]) == ("250", 300)
             await close(sim, task)
     run(scenario())
+
+
+def test_firmware_status_messages_are_answered_and_logged(tmp: Path) -> None:
+    async def scenario() -> None:
+        async with central(tmp) as (cs, buf, url):
+            sim16, t16 = await connect(url, "CP1")
+            sim201, t201 = await connect(url, "CP2", version="2.0.1")
+            await sim16.boot()
+            await sim201.boot()
+            assert await sim16.raw_call("FirmwareStatusNotification",
+                                        {"status": "Downloading"}) == {}
+            assert await sim16.raw_call("DiagnosticsStatusNotification",
+                                        {"status": "Uploaded"}) == {}
+            assert await sim201.raw_call("FirmwareStatusNotification",
+                                         {"status": "Installed", "requestId": 3}) == {}
+            r = await sim16.raw_call("DataTransfer", {"vendorId": "com.example"})
+            assert r == {"status": "UnknownVendorId"}
+            await close(sim16, t16)
+            await close(sim201, t201)
+        firmware = sorted((e["charge_point"], e["status"]) for e in events(buf)
+                          if e["kind"] == "firmware_status")
+        assert firmware == [("CP1", "Downloading"), ("CP2", "Installed")]
+    run(scenario())
+
+
+def test_ebike_relay_box_session(tmp: Path) -> None:
+    async def scenario() -> None:
+        cfg = make_cfg(charge_points=[{"id": "LOCKERS", "kind": "ebike"}])
+        async with central(tmp, cfg) as (cs, buf, url):
+            sim, task = await connect(url, "LOCKERS")
+            await sim.boot()
+            tx, _ = await sim.start_tx(4, "04A23BC1", 0, timestamp="2025-03-01T07:00:00Z")
+            await sim.stop_tx(tx, 410, timestamp="2025-03-01T10:30:00Z")
+            await close(sim, task)
+        [s] = sessions(buf)
+        assert (s["kind"], s["connector"], s["account"], s["energy_wh"], s["duration_s"]) == (
+            "ebike", 4, "tenant-7", "410", 3 * 3600 + 1800)
+    run(scenario())
