@@ -12,7 +12,7 @@ from typing import Any
 
 from sitegate.cloud.billing import ops
 from sitegate.cloud.billing.explain import explain_text
-from sitegate.cloud.billing.ledger import LifecycleError
+from sitegate.cloud.billing.ledger import LifecycleError, parse_line_spec
 from sitegate.cloud.billing.sitemodel import SiteModelError, load_site
 from sitegate.cloud.billing.sites import NotFound
 from sitegate.cloud.store.db import make_engine
@@ -92,7 +92,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             q.add_argument("amount")
             q.add_argument("--note")
         if action == "credit":
-            q.add_argument("--net", help="net amount to credit (default: the whole invoice)")
+            q.add_argument("--line", action="append", dest="lines", metavar="N[:QTY]",
+                           type=_line_spec,
+                           help="credit line N (all that is left of it) or QTY of its unit; "
+                                "repeat for more lines (default: the whole invoice)")
+            q.add_argument("--net", help="net amount to credit instead of lines")
             q.add_argument("--vat", help="VAT rate of the credited amount (default: the "
                                          "invoice's first line)")
             q.add_argument("--label")
@@ -105,6 +109,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("-o", "--output")
     p.set_defaults(func=cmd_export)
+
+
+def _line_spec(text: str) -> tuple[int, str | None]:
+    try:
+        return parse_line_spec(text)
+    except LifecycleError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _guard(fn: Any) -> Any:
@@ -228,7 +239,7 @@ def cmd_action(args: argparse.Namespace) -> int:
     r = ops.act(make_engine(args.db), args.site, args.number, args.action, args.date,
                 amount=getattr(args, "amount", None) or getattr(args, "net", None),
                 vat=getattr(args, "vat", None), label=getattr(args, "label", None),
-                note=getattr(args, "note", None))
+                note=getattr(args, "note", None), lines=getattr(args, "lines", None))
     if "credit_note" in r:
         _emit(r, args.json, _view_text(r["credit_note"]) + "\n" + _view_text(r["invoice"]))
     else:

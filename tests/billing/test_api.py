@@ -10,6 +10,7 @@ import tomllib
 import urllib.error
 import urllib.request
 from datetime import date
+from decimal import ROUND_HALF_UP
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -83,6 +84,17 @@ def test_api_site_bill_lifecycle(server) -> None:
     assert code == 200 and v["state"] == "issued"
     code, v = call(server, "POST", base + "/pay", {"amount": "10.00", "date": "2026-02-03"})
     assert code == 200 and D(v["balance"]) == D(v["total_due"]) - D("10.00")
+    # A partial credit note over HTTP: 1 kWh of line 1 at its unit price; line 99 refused.
+    code, body = call(server, "POST", base + "/credit", {"lines": [{"line": 99}]})
+    assert code == 409 and "has no line 99" in body["detail"]
+    code, c = call(server, "POST", base + "/credit",
+                   {"date": "2026-02-04", "lines": [{"line": 1, "quantity": "1"}]})
+    assert code == 200, c
+    ln = c["credit_note"]["document"]["lines"][0]
+    assert (ln["credits_line"], ln["quantity"]) == (1, "-1")
+    assert D(ln["amount"]) == -D(ln["unit_price"]).quantize(D("0.01"), ROUND_HALF_UP)
+    assert D(c["invoice"]["balance"]) == \
+        D(v["total_due"]) - D("10.00") + D(c["credit_note"]["total_due"])
     code, e = call(server, "GET", base + "/explain")
     assert code == 200 and e["lines"][0]["source"]["meters"][0]["meter"] == "apt-1"
     code, raw = call(server, "GET", base + "/pdf")

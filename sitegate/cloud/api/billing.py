@@ -36,9 +36,15 @@ def _call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         raise HTTPException(409 if isinstance(exc, LifecycleError) else 400, str(exc)) from None
 
 
+class CreditLine(BaseModel):
+    line: int  # the invoice line's number
+    quantity: str | None = None  # a part of its quantity (omit: all that is left of it)
+
+
 class Action(BaseModel):
     day: date | None = Field(default=None, alias="date")  # business date (default today)
-    amount: str | None = None  # pay: the payment; credit: the net amount (omit: whole invoice)
+    amount: str | None = None  # pay: the payment; credit: a net amount instead of lines
+    lines: list[CreditLine] | None = None  # credit: chosen lines (omit both: whole invoice)
     vat: str | None = None
     label: str | None = None
     note: str | None = None
@@ -111,5 +117,6 @@ def act(request: Request, site: str, number: int,
         action: Literal["issue", "pay", "cancel", "write-off", "remind", "credit"],
         body: Action | None = None) -> dict[str, Any]:
     b = body or Action()
+    lines = [(x.line, x.quantity) for x in b.lines] if b.lines else None
     return _call(ops.act, _engine(request), site, number, action, b.day, amount=b.amount,
-                 vat=b.vat, label=b.label, note=b.note)
+                 vat=b.vat, label=b.label, note=b.note, lines=lines)

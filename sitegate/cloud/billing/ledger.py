@@ -163,33 +163,118 @@ def write_off(conn: Connection, model: SiteModel, number: int, day: date) -> dic
     return view(conn, get_row(conn, model.site.id, number))
 
 
+def parse_line_spec(text: str) -> tuple[int, str | None]:
+    """``3`` (line 3, whatever is left of it) or ``3:45.6`` (45.6 of line 3's unit)."""
+    num, _, qty = text.partition(":")
+    try:
+        n = int(num)
+    except ValueError:
+        raise LifecycleError(f"not a line: {text!r} (expected N or N:QUANTITY)") from None
+    return n, (qty or None)
+
+
+def _credited(conn: Connection, invoice_id: int) -> dict[int, list[dict[str, Any]]]:
+    """Lines of the invoice already credited by earlier credit notes, by line number."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    q = select(INV.c.document).where(INV.c.credited_invoice_id == invoice_id,
+                                     INV.c.kind == "credit_note")
+    for (text,) in conn.execute(q):
+        for ln in json.loads(text)["lines"]:
+            if ln.get("credits_line") is not None:
+                out.setdefault(ln["credits_line"], []).append(ln)
+    return out
+
+
+def _credit_line(ln: dict[str, Any], prior: list[dict[str, Any]],
+                 qty: str | None) -> dict[str, Any] | None:
+    """A negated copy of an invoice line: ``qty`` of it priced at the line's unit price, or
+    (no ``qty``) all that is left of it, to the cent, so its credits add up to the line.
+    None when nothing is left and the line was not asked for by number."""
+    n, unit = ln["n"], ln["unit"]
+    left_amount = Decimal(ln["amount"]) + sum((Decimal(x["amount"]) for x in prior),
+                                              Decimal(0))
+    try:
+        billed = Decimal(ln["quantity"])
+    except InvalidOperation:  # a prorated fee ("15/31" of a month): whole or nothing
+        if qty is not None:
+            raise LifecycleError(f"line {n} is a prorated fee ({ln['quantity']} {unit}): "
+                                 "credit it whole (no quantity)") from None
+        if prior:
+            return None
+        return {**ln, "credits_line": n, "quantity": "-" + ln["quantity"],
+                "amount": str(-left_amount)}
+    left = billed + sum((Decimal(x["quantity"]) for x in prior), Decimal(0))
+    if left <= 0:
+        return None
+    if qty is None:
+        q, amount = left, left_amount
+    else:
+        try:
+            q = Decimal(qty)
+        except InvalidOperation:
+            raise LifecycleError(f"line {n}: not a quantity: {qty!r}") from None
+        if not q.is_finite() or q <= 0:
+            raise LifecycleError(f"line {n}: the quantity to credit must be positive")
+        if q > left:
+            raise LifecycleError(f"line {n}: {q} {unit} is more than the {left} {unit} "
+                                 "left to credit")
+        amount = left_amount if q == left else line_amount(q, Decimal(ln["unit_price"]))
+    return {**ln, "credits_line": n, "quantity": str(-q), "amount": str(-amount)}
+
+
 def credit(conn: Connection, model: SiteModel, number: int, day: date,
-           net: str | None = None, vat: str | None = None, label: str | None = None) -> dict:
-    """A credit note against an issued invoice: the whole invoice (every line negated) or
-    one net amount at a VAT rate. It takes the next number and reduces the balance."""
+           net: str | None = None, vat: str | None = None, label: str | None = None,
+           lines: list[tuple[int, str | None]] | None = None) -> dict:
+    """A credit note against an issued invoice: chosen lines (by number, optionally a part
+    of a line's quantity), everything not yet credited (neither given), or one net amount
+    at a VAT rate. It takes the next number and reduces the invoice's balance; a line is
+    never credited beyond what was billed, counting earlier credit notes."""
     row = get_row(conn, model.site.id, number)
     if row["state"] not in ("issued", "settled") or row["kind"] != "invoice":
         raise LifecycleError(f"invoice {number} is {row['state']}: credit notes correct "
                              "issued invoices")
+    if net is not None and lines:
+        raise LifecycleError("credit either chosen lines or a net amount, not both")
     doc = json.loads(row["document"])
     text = label or f"Gutschrift zu Rechnung {number}"
     if net is None:
-        lines = [{**ln, "quantity": "-" + ln["quantity"].lstrip("-"),
-                  "amount": str(-Decimal(ln["amount"]))} for ln in doc["lines"]]
+        prior = _credited(conn, row["id"])
+        by_n = {ln["n"]: ln for ln in doc["lines"]}
+        wanted: list[tuple[int, str | None]] = lines or [(n, None) for n in sorted(by_n)]
+        seen: set[int] = set()
+        out = []
+        for n, qty in wanted:
+            if n not in by_n:
+                raise LifecycleError(f"invoice {number} has no line {n} "
+                                     f"(lines 1-{len(by_n)})")
+            if n in seen:
+                raise LifecycleError(f"line {n} is named twice")
+            seen.add(n)
+            cl = _credit_line(by_n[n], prior.get(n, []), qty)
+            if cl is None and lines:
+                raise LifecycleError(f"line {n} of invoice {number} is already credited "
+                                     "in full")
+            if cl is not None:
+                out.append(cl)
+        if not out:
+            raise LifecycleError(f"invoice {number} is already credited in full")
+        new_lines = [{**ln, "n": k} for k, ln in enumerate(out, 1)]
     else:
         amt = money(net)
         if amt <= 0:
             raise LifecycleError("credit amount must be positive (it is credited)")
         rate = Decimal(vat) if vat is not None else Decimal(doc["lines"][0]["vat_rate"])
-        lines = [{"n": 1, "billing_point": None, "key": "credit", "label": text,
-                  "from": doc["period_first"], "to": doc["period_last"], "quantity": "1",
-                  "unit": "", "unit_price": str(-amt), "amount": str(line_amount(Decimal(1),
-                                                                                 -amt)),
-                  "vat_rate": str(rate), "source": None}]
+        new_lines = [{"n": 1, "billing_point": None, "key": "credit", "label": text,
+                      "from": doc["period_first"], "to": doc["period_last"], "quantity": "1",
+                      "unit": "", "unit_price": str(-amt),
+                      "amount": str(line_amount(Decimal(1), -amt)), "vat_rate": str(rate),
+                      "source": None}]
+    used = {ln.get("source") for ln in new_lines}
     cdoc = {**{k: doc[k] for k in ("site", "site_name", "currency", "period", "period_first",
                                     "period_last", "account")},
-            "credits_invoice": number, "label": text, "lines": lines, "sources": [],
-            **totals(lines, Decimal(0), model.site.cash_unit)}
+            "credits_invoice": number, "label": text, "lines": new_lines,
+            "sources": [s for s in doc.get("sources", []) if s["id"] in used],
+            **totals(new_lines, Decimal(0), model.site.cash_unit)}
     cnum = next_number(conn, model.site.id)
     res = conn.execute(INV.insert().values(
         site_id=model.site.id, number=cnum, kind="credit_note", account_id=row["account_id"],

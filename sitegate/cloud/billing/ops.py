@@ -59,8 +59,11 @@ def invoice(engine: Engine, site: str | None, number: int) -> dict[str, Any]:
 
 def act(engine: Engine, site: str | None, number: int, action: str, day: date | None = None,
         amount: str | None = None, vat: str | None = None, label: str | None = None,
-        note: str | None = None) -> dict[str, Any]:
-    """One lifecycle step; ``day`` is the business date (default: today)."""
+        note: str | None = None,
+        lines: list[tuple[int, str | None]] | None = None) -> dict[str, Any]:
+    """One lifecycle step; ``day`` is the business date (default: today). ``credit``:
+    ``lines`` (line number, quantity or None for all of it), or ``amount`` net, or
+    neither (the whole invoice)."""
     day = day or date.today()
     with engine.begin() as conn:
         model = load_site_model(conn, site)
@@ -77,7 +80,7 @@ def act(engine: Engine, site: str | None, number: int, action: str, day: date | 
         if action == "remind":
             return ledger.remind(conn, model, number, day)
         if action == "credit":
-            return ledger.credit(conn, model, number, day, amount, vat, label)
+            return ledger.credit(conn, model, number, day, amount, vat, label, lines)
     raise ledger.LifecycleError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
 
 

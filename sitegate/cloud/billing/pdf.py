@@ -44,8 +44,9 @@ def _span(first: str, end: str) -> str:
 
 
 def payable(view: dict[str, Any]) -> str:
-    """What the payment part asks for: the open balance once issued, else the total."""
-    return view["balance"] if view["state"] == "issued" else view["total_due"]
+    """What the payment part asks for: a draft's total (a preview), else the balance
+    (after payments, reminder fees and credit notes; nothing once cancelled)."""
+    return view["total_due"] if view["state"] == "draft" else view["balance"]
 
 
 def is_qr_iban(iban: str) -> bool:
