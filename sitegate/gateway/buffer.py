@@ -27,11 +27,11 @@ from typing import Any
 import sqlite_utils
 import structlog
 
-from sitegate.sync.protocol import STREAM_EVENTS, STREAMS, Reading
+from sitegate.sync.protocol import LEGACY_EPOCH, STREAM_EVENTS, STREAMS, Reading
 
 log = structlog.get_logger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each migration takes the database from version N-1 to N. Append, never edit.
 MIGRATIONS: list[str] = [
@@ -48,6 +48,19 @@ MIGRATIONS: list[str] = [
         payload TEXT NOT NULL,
         PRIMARY KEY (stream, seq)
     ) WITHOUT ROWID;
+    """,
+    # 2: the buffer's epoch, made once with the file (see protocol.LEGACY_EPOCH). A file
+    # that already holds rows keeps the legacy epoch "0": the cloud stored its rows under
+    # it. A new file gets "<creation time UTC>-<random>", so a buffer recreated after
+    # corruption never collides with the sequences of the one it replaces.
+    """
+    CREATE TABLE IF NOT EXISTS meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT OR IGNORE INTO meta (key, value)
+    SELECT 'epoch', CASE WHEN EXISTS (SELECT 1 FROM streams WHERE last_seq > 0) THEN '0'
+        ELSE strftime('%Y%m%d%H%M%S', 'now') || '-' || lower(hex(randomblob(6))) END;
     """,
 ]
 
@@ -119,6 +132,7 @@ class Buffer:
             self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
                                          check_same_thread=False)
             self.db = sqlite_utils.Database(self._conn)
+            self.epoch = self._read_epoch()
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         quarantined: Path | None = None
@@ -130,10 +144,12 @@ class Buffer:
                       error=str(exc))
             self._conn = self._open()
         self.db = sqlite_utils.Database(self._conn)
+        self.epoch = self._read_epoch()
         if quarantined is not None:
+            log.error("buffer.new_epoch", path=str(self.path), epoch=self.epoch)
             self.append_event("buffer_corrupt", severity="alarm",
                               message="buffer database was corrupt; moved aside, new one started",
-                              quarantined=str(quarantined))
+                              quarantined=str(quarantined), epoch=self.epoch)
 
     # -- opening, migrations, quarantine -------------------------------------------------
 
@@ -170,6 +186,14 @@ class Buffer:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    def _read_epoch(self) -> str:
+        """This file's epoch; a file from before epochs (read-only open) is the legacy one."""
+        try:
+            row = self._conn.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
+        except sqlite3.OperationalError:  # no meta table: not migrated (read-only CLI)
+            row = None
+        return row[0] if row else LEGACY_EPOCH
 
     def _quarantine(self) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -359,7 +383,7 @@ class Buffer:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            out: dict[str, Any] = {"path": str(self.path), "streams": {}}
+            out: dict[str, Any] = {"path": str(self.path), "epoch": self.epoch, "streams": {}}
             for stream in STREAMS:
                 acked = self.acked_upto(stream)
                 count, oldest = self._conn.execute(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import socket
 import ssl
 import threading
@@ -45,7 +46,11 @@ class EntryLike(Protocol):
 
 
 class BufferLike(Protocol):
-    """What sync needs of the gateway's buffer (sitegate.gateway.buffer.Buffer fits)."""
+    """What sync needs of the gateway's buffer (sitegate.gateway.buffer.Buffer fits).
+
+    It may also have an ``epoch`` attribute (the buffer file's id, protocol.LEGACY_EPOCH
+    when it has none): batches carry it and acks for any other epoch are ignored.
+    """
 
     def pending(self, stream: str, limit: int = ..., after: int | None = ...
                 ) -> Sequence[EntryLike]: ...
@@ -55,7 +60,8 @@ class BufferLike(Protocol):
     def append_event(self, kind: str, severity: str = ..., **fields: Any) -> None: ...
 
 
-OnConfig = Callable[[dict[str, Any]], str | None]
+# Gets {"version", "config"}; returns None when applied, else why not (may be async).
+OnConfig = Callable[[dict[str, Any]], str | None | Awaitable[str | None]]
 OnBadges = Callable[[dict[str, Any]], None]
 OnCommand = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -97,18 +103,23 @@ class SyncClient:
         on_config: OnConfig | None = None,
         on_badges: OnBadges | None = None,
         on_command: OnCommand | None = None,
+        applied_config_version: int | None = None,
     ) -> None:
         self.cfg = cfg
         self.gateway_id = p.check_gateway_id(gateway_id)
         self.buffer = buffer
+        self.epoch = p.check_epoch(getattr(buffer, "epoch", p.LEGACY_EPOCH))
         self.on_config = on_config
         self.on_badges = on_badges
         self.on_command = on_command
-        self.applied_config_version: int | None = None
+        # What the gateway runs (persisted by it): the retained copy of it is not reapplied.
+        self.applied_config_version = applied_config_version
         self.config_rejected: dict[str, Any] | None = None
         self.badges_version: int | None = None
         self._streams = {s: _Stream(s) for s in p.STREAMS}
         self._connected = False
+        self._connected_since: str | None = None
+        self._disconnected_since: str | None = datetime.now(UTC).isoformat()
         self._generation = 0  # bumps at every connect: stale work is dropped
         self._closing = threading.Event()
         self._stopping = False
@@ -160,11 +171,15 @@ class SyncClient:
     def health(self) -> dict[str, Any]:
         return {
             "connected": self._connected,
+            "connected_since": self._connected_since,
+            "disconnected_since": self._disconnected_since,
+            "epoch": self.epoch,
             "backlog": {s.name: max(s.last_seq - s.acked, 0) for s in self._streams.values()},
             "last_ack": {s.name: {"upto": s.acked, "at": s.last_ack_at}
                          for s in self._streams.values()},
             "in_flight": {s.name: len(s.flights) for s in self._streams.values()},
             "applied_config_version": self.applied_config_version,
+            "config_rejected": self.config_rejected,
             "badges_version": self.badges_version,
         }
 
@@ -262,6 +277,8 @@ class SyncClient:
 
     def _connected_now(self) -> None:
         self._connected = True
+        self._connected_since = datetime.now(UTC).isoformat()
+        self._disconnected_since = None
         self._generation += 1
         for st in self._streams.values():
             st.flights.clear()
@@ -271,7 +288,10 @@ class SyncClient:
         self.wake()
 
     def _disconnected_now(self) -> None:
+        if self._connected:
+            self._disconnected_since = datetime.now(UTC).isoformat()
         self._connected = False
+        self._connected_since = None
 
     async def _pump_forever(self) -> None:
         assert self._wake is not None
@@ -355,7 +375,7 @@ class SyncClient:
             expect += 1
         if not texts or generation != self._generation or not self._connected:
             return 0
-        payload = p.encode_batch(st.name, first, texts)
+        payload = p.encode_batch(st.name, first, texts, self.epoch)
         self.client.publish(p.topic(self.gateway_id, st.name), payload, qos=1)
         last = first + len(texts) - 1
         st.flights[first] = _Flight(first, last, time.monotonic(), backlog)
@@ -369,6 +389,12 @@ class SyncClient:
             ack = p.decode_ack(payload)
         except p.ProtocolError as exc:
             log.warning("sync.bad_ack", error=str(exc))
+            return
+        if ack.epoch != self.epoch:
+            # A mark of another buffer file (the one before a corrupt buffer was replaced,
+            # or a late ack from then): its sequence numbers are not ours.
+            log.info("sync.ack_other_epoch", stream=ack.stream, epoch=ack.epoch,
+                     ours=self.epoch, upto=ack.upto)
             return
         st = self._streams[ack.stream]
         flight = st.flights.get(ack.first) if ack.first is not None else None
@@ -427,6 +453,8 @@ class SyncClient:
             return
         try:
             error = self.on_config({"version": desired.version, "config": desired.config})
+            if inspect.isawaitable(error):
+                error = await error
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
             error = f"{type(exc).__name__}: {exc}"
         await self._config_result(desired.version, error)
@@ -483,6 +511,7 @@ class SyncClient:
         status = p.Status(
             state=state,  # type: ignore[arg-type]
             ts=datetime.now(UTC), applied_config_version=self.applied_config_version,
+            epoch=self.epoch,
             config_rejected=self.config_rejected, badges_version=self.badges_version,
             backlog=h["backlog"],
         )

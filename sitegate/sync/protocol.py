@@ -85,6 +85,7 @@ STREAMS = (STREAM_READINGS, STREAM_SESSIONS, STREAM_EVENTS)
 # strings. Decoders also take an uncompressed JSON batch (handy with mosquitto_pub).
 
 import json as _json  # noqa: E402
+import re  # noqa: E402
 import zlib as _zlib  # noqa: E402
 from datetime import UTC as _UTC  # noqa: E402
 from typing import Literal as _Lit  # noqa: E402
@@ -195,11 +196,30 @@ _M = _TypeVar("_M", bound=_Model)
 # -- uplink batches ---------------------------------------------------------------------------
 
 
+# Every buffer file has an epoch id, made once with the file: a buffer found corrupt is
+# moved aside and a new one starts its sequences at 1 again under a new epoch, so the cloud
+# keys rows by (gateway, epoch, seq) and keeps one ack mark per (gateway, stream, epoch).
+# New epochs are "YYYYMMDDHHMMSS-<random hex>" (the file's creation time, UTC), so a newer
+# buffer sorts after an older one as long as the gateway's clock was right. LEGACY_EPOCH is
+# the epoch of buffers (and cloud rows) from before epochs existed; a message without an
+# epoch field belongs to it, which keeps protocol version 1 readable both ways.
+LEGACY_EPOCH = "0"
+EPOCH_PATTERN = r"^[0-9A-Za-z_.-]{1,40}$"
+_EPOCH_RE = re.compile(EPOCH_PATTERN)
+
+
+def check_epoch(epoch: str) -> str:
+    if not _EPOCH_RE.match(epoch):
+        raise ProtocolError(f"epoch {epoch!r} is not 1-40 of A-Z a-z 0-9 _ . -")
+    return epoch
+
+
 class Batch(_Strict):
     """A run of consecutive buffer rows of one stream: items[i] has seq ``first + i``."""
 
     v: int = PROTOCOL_VERSION
     stream: _Lit["readings", "sessions", "events"]
+    epoch: str = _Field(LEGACY_EPOCH, pattern=EPOCH_PATTERN)
     first: int = _Field(ge=1)
     last: int = _Field(ge=1)
     items: list[dict[str, Any]]
@@ -218,10 +238,13 @@ class Batch(_Strict):
 BATCH_MAX_INFLATED = 32 * 1024 * 1024
 
 
-def encode_batch(stream: str, first: int, item_texts: list[str]) -> bytes:
+def encode_batch(stream: str, first: int, item_texts: list[str],
+                 epoch: str = LEGACY_EPOCH) -> bytes:
     """Wire form of a batch from the buffer's stored JSON texts (spliced, not re-encoded)."""
     last = first + len(item_texts) - 1
-    head = f'{{"v":{PROTOCOL_VERSION},"stream":"{stream}","first":{first},"last":{last},"items":['
+    tag = "" if epoch == LEGACY_EPOCH else f'"epoch":"{check_epoch(epoch)}",'
+    head = (f'{{"v":{PROTOCOL_VERSION},"stream":"{stream}",{tag}"first":{first},'
+            f'"last":{last},"items":[')
     return _zlib.compress((head + ",".join(item_texts) + "]}").encode(), 6)
 
 
@@ -243,19 +266,21 @@ def decode_batch(payload: bytes) -> Batch:
     return _parse(Batch, inflate(payload))
 
 
-def batch_range(payload: bytes) -> tuple[str, int, int] | None:
-    """(stream, first, last) of a batch whose items are broken but whose envelope is readable.
+def batch_range(payload: bytes) -> tuple[str, str, int, int] | None:
+    """(stream, epoch, first, last) of a batch whose items are broken but whose envelope is
+    readable.
 
     Lets the cloud acknowledge (and dead-letter) a bad batch so it is not resent forever.
     """
     try:
         data = _json.loads(inflate(payload))
         stream, first, last = data["stream"], data["first"], data["last"]
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError):  # ProtocolError included
-        return None
+        epoch = data.get("epoch", LEGACY_EPOCH)
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
+        return None  # ProtocolError included
     ok = (stream in STREAMS and type(first) is int and type(last) is int  # noqa: E721
-          and 1 <= first <= last)
-    return (stream, first, last) if ok else None
+          and 1 <= first <= last and isinstance(epoch, str) and _EPOCH_RE.match(epoch))
+    return (stream, epoch, first, last) if ok else None
 
 
 class ReadingItem(_Model):
@@ -321,14 +346,25 @@ ITEM_MODELS: dict[str, type[_Model]] = {
 
 
 class Ack(_Strict):
-    """The cloud committed ``stream`` up to ``upto`` without a gap; (first, last) echo the
-    batch that triggered this ack, committed even when a gap below keeps ``upto`` back."""
+    """The cloud committed ``stream`` of buffer ``epoch`` up to ``upto`` without a gap;
+    (first, last) echo the batch that triggered this ack, committed even when a gap below
+    keeps ``upto`` back. A gateway ignores an ack for an epoch other than its buffer's."""
 
     v: int = PROTOCOL_VERSION
     stream: _Lit["readings", "sessions", "events"]
+    epoch: str = _Field(LEGACY_EPOCH, pattern=EPOCH_PATTERN)
     upto: int = _Field(ge=0)
     first: int | None = None
     last: int | None = None
+
+
+def encode_ack(ack: Ack) -> bytes:
+    """An ack of the legacy epoch leaves the field out: a gateway from before epochs (whose
+    Ack model forbids unknown fields) still reads it."""
+    d = ack.model_dump()
+    if ack.epoch == LEGACY_EPOCH:
+        del d["epoch"]
+    return dumps(d)
 
 
 def decode_ack(payload: bytes) -> Ack:
@@ -336,11 +372,15 @@ def decode_ack(payload: bytes) -> Ack:
 
 
 class DesiredConfig(_Strict):
-    """Retained on ``config``: the configuration the cloud wants this gateway to run."""
+    """Retained on ``config``: the configuration the cloud wants this gateway to run.
+
+    ``config`` is the WHOLE site configuration: the site file's TOML text, or the same as
+    a JSON object. The gateway validates all of it, applies it whole or not at all, and
+    reports the version it runs (or the refusal and why) in ``status``."""
 
     v: int = PROTOCOL_VERSION
     version: int = _Field(ge=1)
-    config: dict[str, Any]
+    config: dict[str, Any] | str
 
 
 def decode_config(payload: bytes) -> DesiredConfig:
@@ -407,6 +447,7 @@ class Status(_Model):
     state: _Lit["online", "offline"]
     ts: datetime | None = None
     applied_config_version: int | None = None
+    epoch: str | None = None  # the buffer's epoch (see LEGACY_EPOCH)
     # The last desired config that was refused: {"version": int, "error": str}.
     config_rejected: dict[str, Any] | None = None
     badges_version: int | None = None

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from sitegate.gateway.buffer import Buffer
-from sitegate.sync.protocol import Reading
+import pytest
+
+from sitegate.gateway.buffer import MIGRATIONS, Buffer
+from sitegate.sync.protocol import LEGACY_EPOCH, ProtocolError, Reading, check_epoch
 
 
 def _readings(n: int, start: int = 0) -> list[Reading]:
@@ -65,13 +68,62 @@ def test_corrupt_file_is_quarantined_not_deleted(tmp_path: Path) -> None:
     assert len(moved) == 1 and moved[0].read_bytes().startswith(b"this is not")
     events = [e.data() for e in buf.pending("events")]
     assert events[0]["kind"] == "buffer_corrupt" and events[0]["severity"] == "alarm"
+    assert events[0]["epoch"] == buf.epoch != LEGACY_EPOCH
     assert buf.append_readings(_readings(1)) == (1, 1)
+
+
+def test_epoch_is_made_once_with_the_file_and_a_recreated_file_gets_another(
+        tmp_path: Path) -> None:
+    path = tmp_path / "b.db"
+    buf = Buffer(path)
+    first = buf.epoch
+    assert re.fullmatch(r"\d{14}-[0-9a-f]{12}", first)
+    assert check_epoch(first) == first
+    buf.append_readings(_readings(3))
+    buf.close()
+    again = Buffer(path)
+    assert again.epoch == first  # reopening keeps it
+    assert again.stats()["epoch"] == first
+    again.close()
+    assert Buffer(path, readonly=True).epoch == first
+    # A corrupt file is moved aside: the new one is a new epoch, sequences from 1 again.
+    path.write_bytes(b"garbage" * 1000)
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    fresh = Buffer(path)
+    assert fresh.epoch not in (first, LEGACY_EPOCH)
+    assert fresh.append_readings(_readings(1)) == (1, 1)
+    fresh.close()
+    # Deleted and recreated: also a new epoch.
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    assert Buffer(path).epoch not in (first, fresh.epoch)
+
+
+def test_a_buffer_from_before_epochs_keeps_the_legacy_epoch(tmp_path: Path) -> None:
+    """Its rows went to the cloud under the legacy epoch: changing it would make the cloud
+    wait for seqs 1.. of a "new" epoch that never come."""
+    used, empty = tmp_path / "used.db", tmp_path / "empty.db"
+    for path, rows in ((used, 5), (empty, 0)):
+        con = sqlite3.connect(path, isolation_level=None)
+        con.executescript(MIGRATIONS[0])
+        con.execute("PRAGMA user_version=1")
+        if rows:
+            con.execute("INSERT INTO streams (stream, last_seq, acked_upto) "
+                        "VALUES ('readings', ?, 2)", (rows,))
+        con.close()
+    old = Buffer(used)
+    assert old.epoch == LEGACY_EPOCH
+    assert (old.last_seq("readings"), old.acked_upto("readings")) == (5, 2)
+    assert Buffer(empty).epoch != LEGACY_EPOCH  # nothing sent yet: a real epoch
+    with pytest.raises(ProtocolError):
+        check_epoch('bad"epoch')
 
 
 def test_schema_version_recorded(tmp_path: Path) -> None:
     Buffer(tmp_path / "b.db").close()
     con = sqlite3.connect(tmp_path / "b.db")
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert con.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

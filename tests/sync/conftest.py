@@ -127,15 +127,20 @@ class Site:
     def wait_all_acked(self, rows: int) -> None:
         wait_until(lambda: self.buffer_marks() == (rows, rows), f"all {rows} rows acknowledged")
 
-    def assert_exactly_once(self, rows: int) -> None:
-        """Every buffered reading is in the cloud exactly once, equal to what was buffered."""
-        assert self.buffer_marks() == (rows, rows)
-        cloud = self.sql("SELECT seq, meter_id, value, unit, quality, flags FROM readings "
-                         "WHERE gateway_id = :g ORDER BY seq")
-        assert [r[0] for r in cloud] == list(range(1, rows + 1))
-        with sqlite3.connect(f"file:{self.buffer}?mode=ro", uri=True) as conn:
+    def assert_exactly_once(self, rows: int, buffer: Path | None = None) -> None:
+        """Every reading of the buffer file (by default the current one) is in the cloud
+        exactly once, under the buffer's epoch, equal to what was buffered."""
+        buffer = buffer or self.buffer
+        with sqlite3.connect(f"file:{buffer}?mode=ro", uri=True) as conn:
+            marks = conn.execute(
+                "SELECT last_seq, acked_upto FROM streams WHERE stream='readings'").fetchone()
+            epoch = conn.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()[0]
             buffered = conn.execute(
                 "SELECT seq, payload FROM entries WHERE stream='readings' ORDER BY seq").fetchall()
+        assert marks == (rows, rows)
+        cloud = self.sql("SELECT seq, meter_id, value, unit, quality, flags FROM readings "
+                         "WHERE gateway_id = :g AND epoch = :e ORDER BY seq", e=epoch)
+        assert [r[0] for r in cloud] == list(range(1, rows + 1))
         assert len(buffered) == rows
         for (seq, meter, value, unit, quality, flags), (bseq, payload) in zip(
                 cloud, buffered, strict=True):

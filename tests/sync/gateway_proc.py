@@ -39,14 +39,14 @@ async def main(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    print("ready", flush=True)
+    print(f"ready epoch={buf.epoch}", flush=True)
     chunk = max(1, args.rate // 20)
     while not stop.is_set():
         have = buf.last_seq("readings")
         if have < args.rows:
             n = min(chunk, args.rows - have)
-            await asyncio.to_thread(buf.append_readings,
-                                    [reading(i) for i in range(have + 1, have + n + 1)])
+            await asyncio.to_thread(buf.append_readings, [
+                reading(args.start + i) for i in range(have + 1, have + n + 1)])
             client.wake()
         try:
             await asyncio.wait_for(stop.wait(), 0.05)
@@ -62,6 +62,8 @@ if __name__ == "__main__":
     ap.add_argument("--broker", required=True)
     ap.add_argument("--gateway", default="gw1")
     ap.add_argument("--rows", type=int, default=3000)
+    ap.add_argument("--start", type=int, default=0,
+                    help="row n of this buffer is reading(start + n): tells buffers apart")
     ap.add_argument("--rate", type=int, default=1000, help="readings appended per second")
     ap.add_argument("--batch-rows", type=int, default=100)
     ap.add_argument("--drain-rate", type=int, default=None)

@@ -155,3 +155,163 @@ def test_status_birth_and_will_drive_the_registry(engine: Engine) -> None:
     assert (g["gateway_id"], g["online"], g["applied_config_version"]) == (GW, False, 3)
     assert json.loads(g["status"])["state"] == "offline"
     assert n_dead == 1
+
+
+# -- buffer epochs -----------------------------------------------------------------------------
+
+EPOCH_A = "20260101000000-aaaaaaaaaaaa"
+EPOCH_B = "20260301000000-bbbbbbbbbbbb"
+
+
+def _epoch_batch(epoch: str, first: int, last: int) -> bytes:
+    return p.encode_batch("readings", first,
+                          [_reading(n + (1000 if epoch == EPOCH_B else 0))
+                           for n in range(first, last + 1)], epoch)
+
+
+def test_a_new_epoch_restarts_sequences_without_losing_rows(engine: Engine) -> None:
+    """A recreated buffer sends seq 1.. again under a new epoch: both are stored, each
+    epoch has its own mark and the ack says which epoch it is for."""
+    w = Writer(engine)
+    topic = p.topic(GW, "readings")
+    assert _upto(w.handle(topic, _batch(1, 10))) == 10  # a gateway from before epochs
+    a = p.decode_ack(w.handle(topic, _epoch_batch(EPOCH_A, 1, 10))[0].payload)
+    assert (a.epoch, a.upto) == (EPOCH_A, 10)
+    b = p.decode_ack(w.handle(topic, _epoch_batch(EPOCH_B, 1, 5))[0].payload)
+    assert (b.epoch, b.upto) == (EPOCH_B, 5)
+    assert _upto(w.handle(topic, _epoch_batch(EPOCH_A, 1, 10))) == 10  # resend: no change
+    b2 = p.decode_ack(w.handle(topic, _epoch_batch(EPOCH_B, 8, 9))[0].payload)
+    assert (b2.epoch, b2.upto) == (EPOCH_B, 5)  # gap 6..7 in B, A unaffected
+    assert _upto(w.handle(topic, _epoch_batch(EPOCH_B, 6, 7))) == 9
+    # An ack of the legacy epoch has no epoch field: a gateway from before epochs reads it
+    # with its strict Ack model.
+    legacy_ack = json.loads(w.handle(topic, _batch(11, 12))[0].payload)
+    assert "epoch" not in legacy_ack and legacy_ack["upto"] == 12
+    with engine.connect() as conn:
+        got = conn.execute(select(t.readings.c.epoch, t.readings.c.seq, t.readings.c.value)
+                           ).all()
+        marks = conn.execute(select(t.acks.c.epoch, t.acks.c.upto)).all()
+    by_epoch: dict[str, list[tuple[int, str]]] = {}
+    for epoch, seq, value in got:
+        by_epoch.setdefault(epoch, []).append((seq, value))
+    assert sorted(by_epoch[p.LEGACY_EPOCH]) == [(n, f"{n}.125") for n in range(1, 13)]
+    assert sorted(by_epoch[EPOCH_A]) == [(n, f"{n}.125") for n in range(1, 11)]
+    assert sorted(by_epoch[EPOCH_B]) == [(n, f"{n + 1000}.125") for n in range(1, 10)]
+    assert len(got) == 12 + 10 + 9
+    assert sorted(marks) == sorted([(p.LEGACY_EPOCH, 12), (EPOCH_A, 10), (EPOCH_B, 9)])
+
+
+def test_broken_batch_of_an_epoch_is_acknowledged_in_that_epoch(engine: Engine) -> None:
+    w = Writer(engine)
+    lying = (b'{"v":1,"stream":"readings","epoch":"' + EPOCH_B.encode()
+             + b'","first":1,"last":2,"items":[{}]}')
+    ack = p.decode_ack(w.handle(p.topic(GW, "readings"), lying)[0].payload)
+    assert (ack.epoch, ack.upto) == (EPOCH_B, 2)
+    bad_epoch = b'{"v":1,"stream":"readings","epoch":"a b","first":1,"last":1,"items":[{}]}'
+    assert w.handle(p.topic(GW, "readings"), bad_epoch) == []  # no range to trust: no ack
+
+
+# -- the current report per session ---------------------------------------------------------
+
+
+def _report(n: int, status: str, stop_wh: str, stop: datetime | None = None) -> str:
+    start = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    rec = p.SessionRecord(session_id=f"cp1-{n}", charge_point="cp1", connector=1,
+                          badge="04A1B2C3", start=start, stop=stop,
+                          meter_start_wh=Decimal("1000"), meter_stop_wh=Decimal(stop_wh),
+                          energy_wh=Decimal(stop_wh) - Decimal("1000"), status=status)
+    return json.dumps(rec.to_payload())
+
+
+def test_session_latest_holds_the_current_report(engine: Engine) -> None:
+    w = Writer(engine)
+    topic = p.topic(GW, "sessions")
+    stop = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+
+    def send(first: int, reports: list[str], epoch: str = p.LEGACY_EPOCH) -> None:
+        w.handle(topic, p.encode_batch("sessions", first, reports, epoch))
+
+    # Session 42: two running reports, then the completed one, all in one batch.
+    send(1, [_report(42, "running", "1500"), _report(42, "running", "2500.5"),
+             _report(42, "completed", "3000.25", stop)])
+    # Session 43: running; its completed report travels in a batch that arrives BEFORE a
+    # later-seq running report (out of order: seq 6 arrives before seq 5).
+    send(4, [_report(43, "running", "1100")])
+    send(6, [_report(43, "completed", "1800", stop)])
+    send(5, [_report(43, "running", "1700")])
+    # Session 44: running only; then a newer epoch (the buffer was replaced) reports it on.
+    send(7, [_report(44, "running", "1200")])
+    send(1, [_report(44, "running", "1400")], EPOCH_B)
+    send(1, [_report(44, "running", "1400")], EPOCH_B)  # the same batch delivered twice
+    with engine.connect() as conn:
+        latest = {r["session_id"]: r for r in conn.execute(select(t.session_latest)).mappings()}
+        n_reports = len(conn.execute(select(t.sessions)).all())
+    assert n_reports == 8  # every report is kept in sessions
+    assert set(latest) == {"cp1-42", "cp1-43", "cp1-44"}
+    s42, s43, s44 = latest["cp1-42"], latest["cp1-43"], latest["cp1-44"]
+    assert (s42["completed"], s42["seq"], s42["energy_wh"]) == (True, 3, "2000.25")
+    assert s42["stopped_at"].replace(tzinfo=UTC) == stop
+    assert json.loads(s42["payload"])["meter_stop_wh"] == "3000.25"
+    # The completed report wins over the running one with the higher seq.
+    assert (s43["completed"], s43["seq"], s43["energy_wh"]) == (True, 6, "800")
+    assert (s44["completed"], s44["epoch"], s44["seq"], s44["energy_wh"]) == (
+        False, EPOCH_B, 1, "400")
+
+
+def test_migration_from_ingest_0001_keeps_rows_under_the_legacy_epoch(
+        request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    _migrate_with_data(str(tmp_path / "old.db"))
+
+
+@pytest.mark.postgres
+def test_migration_from_ingest_0001_on_postgresql(postgres_url: str) -> None:
+    _migrate_with_data(postgres_url)
+
+
+def _migrate_with_data(url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from sitegate.cloud.store.db import alembic_config
+
+    command.upgrade(alembic_config(url), "ingest_0001")
+    old = make_engine(url)
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    running = json.loads(_report(7, "running", "1500"))
+    done = json.loads(_report(7, "completed", "2000", datetime(2026, 3, 1, 9, tzinfo=UTC)))
+    with old.begin() as conn:
+        for seq in (1, 2):
+            conn.execute(text(
+                "INSERT INTO readings (gateway_id, seq, meter_id, ts, quantity, value, unit, "
+                "quality, flags, received_at) VALUES (:g, :s, 'm1', :ts, '1-0:1.8.0', :v, "
+                "'kWh', 'good', '[]', :now)"), {"g": GW, "s": seq, "ts": now, "v": f"{seq}.5",
+                                                "now": now})
+        for seq, rec in ((1, done), (2, running)):  # completed first, a late running after
+            conn.execute(text(
+                "INSERT INTO sessions (gateway_id, seq, payload, session_id, received_at) "
+                "VALUES (:g, :s, :payload, :sid, :now)"),
+                {"g": GW, "s": seq, "payload": json.dumps(rec), "sid": "cp1-7", "now": now})
+        conn.execute(text("INSERT INTO acks (gateway_id, stream, upto, updated_at) "
+                          "VALUES (:g, 'readings', 2, :now)"), {"g": GW, "now": now})
+        conn.execute(text("INSERT INTO ack_ranges (gateway_id, stream, first, last) "
+                          "VALUES (:g, 'sessions', 5, 6)"), {"g": GW})
+    old.dispose()
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(select(t.readings.c.epoch, t.readings.c.seq)
+                            .order_by(t.readings.c.seq)).all() == [("0", 1), ("0", 2)]
+        assert conn.execute(select(t.acks.c.stream, t.acks.c.epoch, t.acks.c.upto)).all() == [
+            ("readings", "0", 2)]
+        assert conn.execute(select(t.ack_ranges.c.epoch, t.ack_ranges.c["first"])).all() == [
+            ("0", 5)]
+        latest = conn.execute(select(t.session_latest)).mappings().one()
+    assert (latest["session_id"], latest["completed"], latest["seq"]) == ("cp1-7", True, 1)
+    # The migrated database goes on: the legacy mark continues, a new epoch starts at 1.
+    w = Writer(engine)
+    topic = p.topic(GW, "readings")
+    assert _upto(w.handle(topic, _batch(3, 4))) == 4
+    assert p.decode_ack(w.handle(topic, _epoch_batch(EPOCH_A, 1, 2))[0].payload).upto == 2
+    with engine.connect() as conn:
+        assert len(conn.execute(select(t.readings)).all()) == 6
+    engine.dispose()

@@ -66,7 +66,8 @@ def gateways(engine: Engine) -> list[dict[str, Any]]:
     """The registry, with each stream's acknowledged mark and the unsynced-clock count."""
     with engine.connect() as conn:
         rows = conn.execute(select(t.gateways).order_by(t.gateways.c.gateway_id)).mappings().all()
-        marks = conn.execute(select(t.acks)).mappings().all()
+        # One mark per buffer epoch: the most recently moved one (the current buffer) wins.
+        marks = conn.execute(select(t.acks).order_by(t.acks.c.updated_at)).mappings().all()
     unsynced = unsynced_counts(engine)
     out = []
     for r in rows:

@@ -35,8 +35,10 @@ def _publish_retained(broker_url: str, topic: str, payload: bytes) -> None:
         c.loop_stop()
 
 
-def push_config(broker_url: str, gateway_id: str, version: int, config: dict[str, Any]) -> None:
-    """Retain the desired configuration; the gateway reports applied/rejected in status."""
+def push_config(broker_url: str, gateway_id: str, version: int,
+                config: dict[str, Any] | str) -> None:
+    """Retain the desired configuration (the whole site config: TOML text or a dict); the
+    gateway reports applied/rejected in status."""
     desired = p.DesiredConfig(version=version, config=config)
     _publish_retained(broker_url, p.topic(gateway_id, p.LEAF_CONFIG),
                       p.dumps(desired.model_dump()))

@@ -1,8 +1,10 @@
 """MQTT message -> database, idempotently; answers with the acks to publish.
 
-One message, one transaction: the rows (``ON CONFLICT DO NOTHING`` on gateway and
-sequence, so a batch delivered twice changes nothing), the batch's range, and the merged
-contiguous high-water mark commit together; only then is the ack published. A message that
+One message, one transaction: the rows (``ON CONFLICT DO NOTHING`` on gateway, buffer
+epoch and sequence, so a batch delivered twice changes nothing), the batch's range, the
+merged contiguous high-water mark of that (gateway, stream, epoch), and for sessions the
+upserted current report per session (``session_latest``) commit together; only then is
+the ack (carrying the epoch) published. A message that
 breaks the contract goes to ``dead_letters`` with the reason and never stops ingest; if
 its envelope still names a sequence range, that range is acknowledged so the gateway does
 not resend it forever (the rows stay in the dead letter for inspection).
@@ -18,7 +20,18 @@ from typing import Any
 
 import structlog
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    delete,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sitegate.cloud.store import tables as t
@@ -79,7 +92,7 @@ class Writer:
             return self._reject(topic, gateway_id, stream, payload,
                                 f"batch of {batch.stream!r} on the {stream!r} topic")
         upto = self.store_batch(gateway_id, batch, topic)
-        return [self._ack(gateway_id, stream, upto, batch.first, batch.last)]
+        return [self._ack(gateway_id, stream, upto, batch.first, batch.last, batch.epoch)]
 
     def _reject(
         self, topic: str, gateway_id: str, stream: str, payload: bytes, reason: str
@@ -88,12 +101,12 @@ class Writer:
         if rng is None or rng[0] != stream:
             self.dead_letter(topic, reason, payload)
             return []
-        _, first, last = rng
+        _, epoch, first, last = rng
         with self.engine.begin() as conn:
-            self._dead_letter(conn, topic, f"{reason} (seq {first}..{last} acknowledged)",
-                              payload)
-            upto = self._advance(conn, gateway_id, stream, first, last)
-        return [self._ack(gateway_id, stream, upto, first, last)]
+            self._dead_letter(conn, topic, f"{reason} (epoch {epoch} seq {first}..{last} "
+                              "acknowledged)", payload)
+            upto = self._advance(conn, gateway_id, stream, epoch, first, last)
+        return [self._ack(gateway_id, stream, upto, first, last, epoch)]
 
     def store_batch(self, gateway_id: str, batch: p.Batch, topic: str = "") -> int:
         """Write a decoded batch; returns the stream's contiguous mark after it."""
@@ -101,17 +114,20 @@ class Writer:
         rows, bad = self._rows(gateway_id, batch, now)
         table = t.STREAM_TABLES[batch.stream]
         with self.engine.begin() as conn:
-            upto = self._lock_mark(conn, gateway_id, batch.stream, now)
+            upto = self._lock_mark(conn, gateway_id, batch.stream, batch.epoch, now)
             if batch.last > upto:  # else a resend of committed rows: nothing to write
                 if rows:
                     conn.execute(
                         self._insert(table).on_conflict_do_nothing(
-                            index_elements=["gateway_id", "seq"]), rows)
+                            index_elements=["gateway_id", "epoch", "seq"]),
+                        [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+                    if batch.stream == p.STREAM_SESSIONS:
+                        self._upsert_latest(conn, rows)
                 for seq, reason, item in bad:
                     self._dead_letter(conn, topic or p.topic(gateway_id, batch.stream),
                                       f"seq {seq}: {reason}", json.dumps(item).encode())
-                upto = self._advance(conn, gateway_id, batch.stream, batch.first, batch.last,
-                                     upto, now)
+                upto = self._advance(conn, gateway_id, batch.stream, batch.epoch, batch.first,
+                                     batch.last, upto, now)
             self._seen(conn, gateway_id, now)
         if bad:
             log.warning("ingest.bad_items", gateway=gateway_id, stream=batch.stream,
@@ -136,6 +152,8 @@ class Writer:
                     bad.append((batch.first + i, p._short(exc), raw))
         convert = getattr(self, f"_{batch.stream}_row")
         rows = [convert(gateway_id, batch.first + i, it, batch.items[i], now) for i, it in items]
+        for row in rows:
+            row["epoch"] = batch.epoch
         return rows, bad
 
     @staticmethod
@@ -159,7 +177,7 @@ class Writer:
             "connector": it.connector, "badge": it.badge, "started_at": _utc(it.start),
             "stopped_at": _utc(it.stop),
             "energy_wh": str(it.energy_wh) if it.energy_wh is not None else None,
-            "received_at": now,
+            "received_at": now, "_completed": raw.get("status") == "completed",
         }
 
     @staticmethod
@@ -172,68 +190,98 @@ class Writer:
             "received_at": now,
         }
 
+    # -- the current report per session ---------------------------------------------------
+
+    def _upsert_latest(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Keep ``session_latest`` at the best report of each session: completed beats
+        running, then the higher epoch (epochs sort by their buffer's creation time), then
+        the higher seq. The row in the table only changes for a better report, so a resend
+        or a late running report never replaces a completed one."""
+        best: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            if row["session_id"] is None:
+                continue
+            have = best.get(row["session_id"])
+            if have is None or _rank(row) > _rank(have):
+                best[row["session_id"]] = row
+        if not best:
+            return
+        values = [{k: v for k, v in r.items() if k != "_completed"} | {"completed": r["_completed"]}
+                  for r in best.values()]
+        ins = self._insert(t.session_latest)
+        cur, new = t.session_latest.c, ins.excluded
+        better = or_(
+            and_(new.completed, not_(cur.completed)),
+            and_(new.completed == cur.completed,
+                 or_(new.epoch > cur.epoch, and_(new.epoch == cur.epoch, new.seq > cur.seq))),
+        )
+        set_ = {c: new[c] for c in ("completed", "epoch", "seq", "payload", "charge_point_id",
+                                    "connector", "badge", "started_at", "stopped_at",
+                                    "energy_wh", "received_at")}
+        # One statement per session: a multi-row upsert may not touch one key twice (PG).
+        for v in values:
+            conn.execute(ins.values(v).on_conflict_do_update(
+                index_elements=["gateway_id", "session_id"], set_=set_, where=better))
+
     # -- the high-water mark -------------------------------------------------------------
 
-    def _lock_mark(self, conn: Connection, gateway_id: str, stream: str, now: datetime) -> int:
+    def _lock_mark(self, conn: Connection, gateway_id: str, stream: str, epoch: str,
+                   now: datetime) -> int:
         # A write first: on SQLite it takes the database write lock before anything is read
         # (no stale snapshot between two ingest processes); on PostgreSQL FOR UPDATE
         # serializes batches of one gateway stream, so two processes never lose a merge.
         conn.execute(self._insert(t.acks).values(
-            gateway_id=gateway_id, stream=stream, upto=0, updated_at=now,
-        ).on_conflict_do_nothing(index_elements=["gateway_id", "stream"]))
+            gateway_id=gateway_id, stream=stream, epoch=epoch, upto=0, updated_at=now,
+        ).on_conflict_do_nothing(index_elements=["gateway_id", "stream", "epoch"]))
         q = select(t.acks.c.upto).where(t.acks.c.gateway_id == gateway_id,
-                                        t.acks.c.stream == stream)
+                                        t.acks.c.stream == stream, t.acks.c.epoch == epoch)
         if self.pg:
             q = q.with_for_update()
         return int(conn.execute(q).scalar_one())
 
     def _advance(
-        self, conn: Connection, gateway_id: str, stream: str, first: int, last: int,
-        upto: int | None = None, now: datetime | None = None,
+        self, conn: Connection, gateway_id: str, stream: str, epoch: str, first: int,
+        last: int, upto: int | None = None, now: datetime | None = None,
     ) -> int:
         now = now or datetime.now(UTC)
         if upto is None:
-            upto = self._lock_mark(conn, gateway_id, stream, now)
+            upto = self._lock_mark(conn, gateway_id, stream, epoch, now)
         if last <= upto:
             return upto
-        if first <= upto + 1 and not self._has_ranges(conn, gateway_id, stream):
+        r = t.ack_ranges.c
+        this = and_(r.gateway_id == gateway_id, r.stream == stream, r.epoch == epoch)
+        if first <= upto + 1 and not self._has_ranges(conn, this):
             new = last  # the common case: in order, nothing parked above the mark
         else:
             ins = self._insert(t.ack_ranges).values(
-                gateway_id=gateway_id, stream=stream, first=first, last=last)
+                gateway_id=gateway_id, stream=stream, epoch=epoch, first=first, last=last)
             greatest = func.greatest if self.pg else func.max
             conn.execute(ins.on_conflict_do_update(
-                index_elements=["gateway_id", "stream", "first"],
-                set_={"last": greatest(t.ack_ranges.c["last"], ins.excluded["last"])},
+                index_elements=["gateway_id", "stream", "epoch", "first"],
+                set_={"last": greatest(r["last"], ins.excluded["last"])},
             ))
             parked = conn.execute(
-                select(t.ack_ranges.c["first"], t.ack_ranges.c["last"])
-                .where(t.ack_ranges.c.gateway_id == gateway_id,
-                       t.ack_ranges.c.stream == stream)
-                .order_by(t.ack_ranges.c["first"])
-            ).all()
+                select(r["first"], r["last"]).where(this).order_by(r["first"])).all()
             new = _merge(upto, parked)
-            conn.execute(delete(t.ack_ranges).where(
-                t.ack_ranges.c.gateway_id == gateway_id, t.ack_ranges.c.stream == stream,
-                t.ack_ranges.c["last"] <= new))
+            conn.execute(delete(t.ack_ranges).where(this, r["last"] <= new))
         if new != upto:
             conn.execute(update(t.acks).where(
                 t.acks.c.gateway_id == gateway_id, t.acks.c.stream == stream,
+                t.acks.c.epoch == epoch,
             ).values(upto=new, updated_at=now))
         return new
 
     @staticmethod
-    def _has_ranges(conn: Connection, gateway_id: str, stream: str) -> bool:
+    def _has_ranges(conn: Connection, where: ColumnElement[bool]) -> bool:
         return conn.execute(
-            select(t.ack_ranges.c["first"]).where(
-                t.ack_ranges.c.gateway_id == gateway_id, t.ack_ranges.c.stream == stream
-            ).limit(1)
-        ).first() is not None
+            select(t.ack_ranges.c["first"]).where(where).limit(1)).first() is not None
 
     @staticmethod
-    def _ack(gateway_id: str, stream: str, upto: int, first: int, last: int) -> Outgoing:
-        ack = p.Ack(stream=stream, upto=upto, first=first, last=last)  # type: ignore[arg-type]
-        return Outgoing(p.topic(gateway_id, p.LEAF_ACK), p.dumps(ack.model_dump()))
+    def _ack(gateway_id: str, stream: str, upto: int, first: int, last: int,
+             epoch: str = p.LEGACY_EPOCH) -> Outgoing:
+        ack = p.Ack(stream=stream, epoch=epoch, upto=upto, first=first,  # type: ignore[arg-type]
+                    last=last)
+        return Outgoing(p.topic(gateway_id, p.LEAF_ACK), p.encode_ack(ack))
 
     # -- registry and dead letters -------------------------------------------------------------
 
@@ -272,6 +320,10 @@ class Writer:
         log.warning("ingest.dead_letter", topic=topic, reason=reason[:300], bytes=len(payload))
         conn.execute(t.dead_letters.insert().values(
             received_at=datetime.now(UTC), topic=topic, reason=reason, payload=payload))
+
+
+def _rank(row: dict[str, Any]) -> tuple[bool, str, int]:
+    return row["_completed"], row["epoch"], row["seq"]
 
 
 def _merge(upto: int, parked: Sequence[Sequence[int]]) -> int:

@@ -21,7 +21,14 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from sitegate.sync import protocol as p
+
 metadata = MetaData()
+
+# Rows are unique on (gateway_id, epoch, seq): a gateway whose buffer was replaced (after
+# corruption) starts its sequences again under a new epoch. Rows stored before epochs
+# existed, and gateways that send none, have the legacy epoch.
+LEGACY_EPOCH = p.LEGACY_EPOCH
 
 TZ = DateTime(timezone=True)
 
@@ -38,6 +45,7 @@ gateways = Table(
 readings = Table(
     "readings", metadata,
     Column("gateway_id", String(64), nullable=False),
+    Column("epoch", String(40), nullable=False, server_default=LEGACY_EPOCH),
     Column("seq", Integer, nullable=False),
     Column("meter_id", String(128), nullable=False),
     Column("ts", TZ, nullable=False),
@@ -48,13 +56,14 @@ readings = Table(
     Column("flags", Text, nullable=False, default="[]"),  # JSON list
     Column("read_at", TZ),
     Column("received_at", TZ, nullable=False),
-    UniqueConstraint("gateway_id", "seq", name="uq_readings_gateway_seq"),
+    UniqueConstraint("gateway_id", "epoch", "seq", name="uq_readings_gateway_epoch_seq"),
     Index("ix_readings_series", "gateway_id", "meter_id", "quantity", "ts"),
 )
 
 sessions = Table(
     "sessions", metadata,
     Column("gateway_id", String(64), nullable=False),
+    Column("epoch", String(40), nullable=False, server_default=LEGACY_EPOCH),
     Column("seq", Integer, nullable=False),
     Column("payload", Text, nullable=False),  # the full record, JSON
     Column("session_id", String(128)),
@@ -65,20 +74,21 @@ sessions = Table(
     Column("stopped_at", TZ),
     Column("energy_wh", Text),
     Column("received_at", TZ, nullable=False),
-    UniqueConstraint("gateway_id", "seq", name="uq_sessions_gateway_seq"),
+    UniqueConstraint("gateway_id", "epoch", "seq", name="uq_sessions_gateway_epoch_seq"),
     Index("ix_sessions_session", "gateway_id", "session_id"),
 )
 
 events = Table(
     "events", metadata,
     Column("gateway_id", String(64), nullable=False),
+    Column("epoch", String(40), nullable=False, server_default=LEGACY_EPOCH),
     Column("seq", Integer, nullable=False),
     Column("ts", TZ, nullable=False),
     Column("kind", String(64), nullable=False),
     Column("severity", String(16), nullable=False),
     Column("payload", Text, nullable=False),  # JSON
     Column("received_at", TZ, nullable=False),
-    UniqueConstraint("gateway_id", "seq", name="uq_events_gateway_seq"),
+    UniqueConstraint("gateway_id", "epoch", "seq", name="uq_events_gateway_epoch_seq"),
 )
 
 dead_letters = Table(
@@ -95,6 +105,7 @@ acks = Table(
     "acks", metadata,
     Column("gateway_id", String(64), primary_key=True),
     Column("stream", String(16), primary_key=True),
+    Column("epoch", String(40), primary_key=True, server_default=LEGACY_EPOCH),
     Column("upto", Integer, nullable=False, default=0),
     Column("updated_at", TZ, nullable=False),
 )
@@ -104,8 +115,30 @@ ack_ranges = Table(
     "ack_ranges", metadata,
     Column("gateway_id", String(64), primary_key=True),
     Column("stream", String(16), primary_key=True),
+    Column("epoch", String(40), primary_key=True, server_default=LEGACY_EPOCH),
     Column("first", Integer, primary_key=True),
     Column("last", Integer, nullable=False),
+)
+
+# The current report of each session: the latest one (a completed report always wins over a
+# running one, then the highest epoch, then the highest seq), upserted in the transaction
+# that stores the report in ``sessions``. Read this, not ``sessions``, for "the" session.
+session_latest = Table(
+    "session_latest", metadata,
+    Column("gateway_id", String(64), primary_key=True),
+    Column("session_id", String(128), primary_key=True),
+    Column("completed", Boolean, nullable=False),
+    Column("epoch", String(40), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("payload", Text, nullable=False),  # the full record, JSON
+    Column("charge_point_id", String(128)),
+    Column("connector", Integer),
+    Column("badge", String(64)),
+    Column("started_at", TZ),
+    Column("stopped_at", TZ),
+    Column("energy_wh", Text),
+    Column("received_at", TZ, nullable=False),
+    Index("ix_session_latest_stopped", "stopped_at"),
 )
 
 STREAM_TABLES = {"readings": readings, "sessions": sessions, "events": events}
