@@ -1,12 +1,136 @@
+"""``sitegate demo`` end to end (a subprocess, as an installer runs it), and the demo's
+embedded MQTT 5 broker against paho, the client library both ends of sitegate use."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
 import subprocess
 import sys
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from sitegate.demo.broker import Broker, matches
+from sitegate.demo.site import CHARGERS, MBUS_METERS, MODBUS_METERS
 
 
-def test_demo_shows_readings_and_stops() -> None:
-    res = subprocess.run([sys.executable, "-m", "sitegate.gateway.cli", "demo", "--duration", "7",
-                          "--interval", "2"], capture_output=True, text=True, timeout=60)
+def test_demo_runs_meters_chargers_cloud_and_bills(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "sitegate.gateway.cli", "demo", "--duration",
+                          "14", "--interval", "2", "--dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=90)
     assert res.returncode == 0, res.stderr
-    lines = [ln for ln in res.stdout.splitlines() if "import" in ln and "kWh" in ln]
-    meters = {ln.split()[1] for ln in lines}
-    assert {"main", "pv", "apt-1", "apt-2", "apt-3", "common"} <= meters
-    assert "waiting for the cloud" in res.stdout
+    out = res.stdout
+
+    # The terminal: a line per meter, sessions starting and stopping, the cloud's count.
+    shown = {ln.split()[1] for ln in out.splitlines()
+             if ln[:2].isdigit() and ("kWh" in ln or "m3" in ln or " Wh" in ln)}
+    assert {m for _, _, m, _ in MODBUS_METERS} <= shown
+    assert {m for _, _, m, _ in MBUS_METERS} <= shown
+    assert "session started" in out and "session stopped" in out
+    assert "cloud: " in out and "/docs" in out
+
+    # The cloud received readings from Modbus and M-Bus meters and the sessions.
+    db = sqlite3.connect(tmp_path / "cloud.db")
+    by_meter = dict(db.execute(
+        "SELECT meter_id, count(*) FROM readings WHERE gateway_id = 'demo-gw' "
+        "GROUP BY meter_id").fetchall())
+    assert by_meter.get("main", 0) > 0  # Modbus, SDM630
+    assert by_meter.get("heat-apt-1", 0) > 0  # M-Bus, Kamstrup MULTICAL 601
+    assert db.execute("SELECT value FROM readings WHERE meter_id = 'heat-apt-1' "
+                      "AND quantity = 'heat_energy'").fetchone() is not None
+    completed = [json.loads(p) for (p,) in db.execute("SELECT payload FROM sessions")]
+    completed = [s for s in completed if s.get("status") == "completed"]
+    assert completed, "no completed charging session reached the cloud"
+    assert {s["charge_point"] for s in completed} <= {c.cp_id for c in CHARGERS}
+    # Every row the gateway buffered was acknowledged before the demo stopped.
+    assert "rows not acknowledged" not in out
+
+    # Billing: invoices issued for the month, their PDFs in the demo directory.
+    pdfs = sorted(tmp_path.glob("invoice-*.pdf"))
+    assert pdfs, out
+    assert all(p.read_bytes().startswith(b"%PDF") for p in pdfs)
+    for p in pdfs:
+        assert str(p) in out
+    issued = db.execute("SELECT count(*) FROM billing_invoices WHERE state IN ('issued', 'settled')"
+                        ).fetchone()[0]
+    assert issued == len(pdfs)
+    ev = db.execute("SELECT document FROM billing_invoices WHERE account_id = 'muster'").fetchone()
+    assert ev is not None and any(ln["key"].startswith("ev_") for ln in
+                                  json.loads(ev[0])["lines"])
+
+
+def test_topic_filters() -> None:
+    assert matches("a/+/c", "a/b/c") and not matches("a/+/c", "a/b/d")
+    assert matches("a/#", "a") and matches("a/#", "a/b/c") and not matches("a/#", "b")
+    assert not matches("+/x", "$SYS/x") and not matches("#", "$SYS/x")
+    assert not matches("a/b", "a/b/c") and not matches("a/b/c", "a/b")
+
+
+def test_broker_shared_subscription_retained_and_will() -> None:
+    """What the gateway and the ingest rely on: QoS 1 both ways, one member of a shared
+    group per message, retained messages to new subscribers, the will on a lost link."""
+    got: list[tuple[str, str, bytes, bool]] = []
+    lock = threading.Lock()
+
+    def client(cid: str) -> mqtt.Client:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
+
+        def on_message(_c: mqtt.Client, _u: object, m: mqtt.MQTTMessage) -> None:
+            with lock:
+                got.append((cid, m.topic, bytes(m.payload), bool(m.retain)))
+        c.on_message = on_message
+        return c
+
+    def wait_for(n: int) -> None:
+        for _ in range(100):
+            with lock:
+                if len(got) >= n:
+                    return
+            threading.Event().wait(0.05)
+
+    def scenario(port: int) -> None:
+        gw = client("gw")
+        gw.will_set("s/gw/status", b"offline", qos=1, retain=True)
+        gw.connect("127.0.0.1", port)
+        gw.loop_start()
+        gw.publish("s/gw/status", b"online", qos=1, retain=True).wait_for_publish(5)
+        ingest = [client("in1"), client("in2")]
+        for c in ingest:
+            c.connect("127.0.0.1", port)
+            c.loop_start()
+            c.subscribe([("$share/ing/s/+/readings", 1)])
+        watcher = client("watch")
+        watcher.connect("127.0.0.1", port)
+        watcher.loop_start()
+        watcher.subscribe([("s/+/status", 1)])
+        wait_for(1)  # the retained "online"
+        threading.Event().wait(0.3)  # SUBACKs
+        for i in range(6):
+            gw.publish("s/gw/readings", str(i).encode(), qos=1).wait_for_publish(5)
+        wait_for(7)
+        gw.loop_stop()
+        gw.socket().close()  # the link is lost, no DISCONNECT: the will goes out
+        wait_for(8)
+        for c in [*ingest, watcher]:
+            c.disconnect()
+            c.loop_stop()
+
+    async def main() -> None:
+        broker = Broker()
+        port = await broker.start()
+        try:
+            await asyncio.to_thread(scenario, port)
+        finally:
+            await broker.stop()
+        assert broker.retained["s/gw/status"].payload == b"offline"
+
+    asyncio.run(main())
+    status = [(cid, p, r) for cid, t, p, r in got if t == "s/gw/status"]
+    assert status == [("watch", b"online", True), ("watch", b"offline", False)]
+    readings = [(cid, p) for cid, t, p, _ in got if t == "s/gw/readings"]
+    assert sorted(p for _, p in readings) == [str(i).encode() for i in range(6)]  # each once
+    assert {cid for cid, _ in readings} == {"in1", "in2"}  # shared between the group
