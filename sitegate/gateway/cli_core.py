@@ -183,7 +183,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"sitegate: {exc}", file=sys.stderr)
         return 1
     lines = [f"gateway {h['gateway_id']} running since {h['started']}",
-             "backlog: " + ", ".join(f"{k} {v}" for k, v in h["backlog"].items())]
+             "backlog: " + ", ".join(f"{k} {v}" for k, v in h["backlog"].items()),
+             *_config_lines(h), *_uplink_lines(h)]
     for bus in h["buses"]:
         lines.append(f"\nbus {bus['bus']}: {bus['cycles']} cycles, {bus['overruns']} overruns, "
                      f"utilization {bus['utilization']:.1%}"
@@ -194,6 +195,41 @@ def cmd_status(args: argparse.Namespace) -> int:
         lines.append(table(rows, ["meter", "state", "last success", "errors", "last error"]))
     emit(h, args.json, "\n".join(lines))
     return 0
+
+
+def _config_lines(h: dict[str, Any]) -> list[str]:
+    c = h.get("config") or {}
+    if c.get("source") == "remote":
+        return [f"config: the cloud's v{c['version']} (applied {c['applied_at']}) for buses "
+                "and meters, the rest from the site file"]
+    return ["config: the site file"] if c else []
+
+
+def _uplink_lines(h: dict[str, Any]) -> list[str]:
+    """The sync client's health, for a technician: is data leaving the box?"""
+    s = (h.get("services") or {}).get("SyncClient")
+    if s is None:
+        return ["uplink: not configured (no [mqtt] in the site file)"]
+    if s["connected"]:
+        state = f"connected since {s.get('connected_since') or '?'}"
+    else:
+        since = s.get("disconnected_since")
+        state = "NOT connected" + (f" since {since}" if since else "")
+    out = [f"uplink: {state} (buffer epoch {s.get('epoch', '?')})"]
+    rows = []
+    for stream, backlog in s["backlog"].items():
+        ack = s["last_ack"].get(stream) or {}
+        rows.append([stream, backlog, s["in_flight"].get(stream, 0), ack.get("upto", 0),
+                     ack.get("at") or "-"])
+    out.append(table(rows, ["stream", "backlog", "in flight", "acked up to",
+                            "last ack (since start)"]))
+    version = s.get("applied_config_version")
+    rejected = s.get("config_rejected")
+    out.append("remote config: " + (f"v{version} applied" if version is not None
+                                    else "none applied"))
+    if rejected:
+        out.append(f"remote config v{rejected.get('version')} REJECTED: {rejected.get('error')}")
+    return out
 
 
 def cmd_buffer_stats(args: argparse.Namespace) -> int:
