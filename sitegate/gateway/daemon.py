@@ -1,5 +1,10 @@
 """The gateway daemon: composition root. Wires config, buffer, bus workers, control socket,
-and (when configured) the MQTT uplink and the OCPP central system; talks to systemd."""
+and (when configured) the MQTT uplink and the OCPP central system; talks to systemd.
+
+The cloud's desired config (see remote_config) replaces buses and meters live: new bus
+workers are built first, then the affected ones stop after their current cycle and the new
+ones start. The applied config is persisted beside the buffer and used at the next start.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,10 @@ from typing import Any
 
 import structlog
 
-from sitegate.gateway import sdnotify
+from sitegate.gateway import remote_config, sdnotify
 from sitegate.gateway.buffer import Buffer
 from sitegate.gateway.buses import make_client, meter_ref
-from sitegate.gateway.config import SiteConfig
+from sitegate.gateway.config import ConfigError, SiteConfig
 from sitegate.gateway.control import ControlServer
 from sitegate.gateway.scheduler import BusWorker
 from sitegate.sync.protocol import STREAM_EVENTS, STREAM_READINGS, Reading
@@ -30,8 +35,12 @@ class AlreadyRunning(Exception):
 class Daemon:
     def __init__(self, config: SiteConfig) -> None:
         self.config = config
+        self.local_config = config  # the site file; the cloud may replace buses and meters
+        self.applied: remote_config.Applied | None = None  # the cloud's config we run, if any
         self.buffer: Buffer | None = None
         self.workers: dict[str, BusWorker] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._config_lock = asyncio.Lock()
         self.latest: dict[tuple[str, str], Reading] = {}  # live values (load management)
         self.services: list[Any] = []  # optional parts with start()/stop()/health()
         self.ocpp: Any = None
@@ -77,14 +86,103 @@ class Daemon:
             raise AlreadyRunning(f"another sitegate daemon holds {path}") from exc
 
     def _build_workers(self) -> None:
-        for bus in self.config.buses:
-            meters = [(meter_ref(m), m.interval) for m in self.config.meters if m.bus == bus.name]
-            if not meters:
+        self.workers.update(self._make_workers(self.config, {b.name for b in self.config.buses}))
+
+    def _make_workers(self, cfg: SiteConfig, names: set[str]) -> dict[str, BusWorker]:
+        """Workers for the named buses of ``cfg`` that have meters (not started)."""
+        out: dict[str, BusWorker] = {}
+        for bus in cfg.buses:
+            meters = [(meter_ref(m), m.interval) for m in cfg.meters if m.bus == bus.name]
+            if bus.name not in names or not meters:
                 continue
-            self.workers[bus.name] = BusWorker(
+            out[bus.name] = BusWorker(
                 bus.name, make_client(bus), meters, self.commit,
                 backoff_max=bus.backoff_max, clock_synchronized=_clock_check(),
             )
+        return out
+
+    def _start_worker(self, name: str) -> None:
+        self._tasks[name] = asyncio.create_task(self.workers[name].run(), name=f"bus:{name}")
+
+    # -- configuration: the local file, or the cloud's last applied one ----------------------
+
+    def _startup_config(self) -> None:
+        """Run the cloud's last applied config (its buses and meters) if there is one; say
+        clearly which configuration runs."""
+        local = self.local_config
+        path = remote_config.applied_path(local.storage.path)
+        try:
+            applied = remote_config.load(path)
+            if applied is None:
+                log.info("daemon.config", source="local file", buses=len(local.buses),
+                         meters=len(local.meters))
+                return
+            desired = remote_config.parse_desired(applied.config, str(path))
+        except (ValueError, ConfigError) as exc:
+            log.error("daemon.config", source="local file",
+                      problem=f"the persisted remote config is not usable: {exc}")
+            return
+        fixed = remote_config.fixed_changes(local, desired)
+        if "gateway_id" in fixed:
+            log.error("daemon.config", source="local file",
+                      problem=f"{path} is for gateway {desired.gateway_id!r}, not this one")
+            return
+        self.config = remote_config.merged(local, desired)
+        self.applied = applied
+        log.warning("daemon.config", source="remote", version=applied.version,
+                    applied_at=applied.applied_at, persisted=str(path),
+                    buses=len(self.config.buses), meters=len(self.config.meters),
+                    note="buses and meters from the cloud's config, the rest from the site "
+                         "file; delete the persisted file to run the site file's again",
+                    **({"site_file_differs_in": fixed} if fixed else {}))
+
+    async def _apply_remote_config(self, desired: dict[str, Any]) -> str | None:
+        """The sync client's on_config: None when applied, else why not. Whole or nothing."""
+        async with self._config_lock:
+            return await self._apply_locked(int(desired["version"]), desired["config"])
+
+    async def _apply_locked(self, version: int, payload: str | dict[str, Any]) -> str | None:
+        if self._stop.is_set():
+            return f"config v{version}: the gateway is stopping; not applied"
+        try:
+            new = await asyncio.to_thread(remote_config.parse_desired, payload,
+                                          f"config v{version}")
+        except ConfigError as exc:
+            return f"config v{version} is not valid: " + "; ".join(map(str, exc.problems))
+        fixed = remote_config.fixed_changes(self.config, new)
+        if fixed:
+            return (f"config v{version} changes {', '.join(fixed)}, which cannot be applied "
+                    f"live (only {remote_config.LIVE} can): change the site file and restart")
+        target = remote_config.merged(self.config, new)
+        changed = remote_config.changed_buses(self.config, target)
+        try:  # everything new first: a failure here changes nothing
+            fresh = self._make_workers(target, changed)
+        except Exception as exc:  # noqa: BLE001 - reported to the cloud
+            return f"config v{version} cannot be applied: {type(exc).__name__}: {exc}"
+        try:
+            applied = await asyncio.to_thread(
+                remote_config.save, remote_config.applied_path(self.config.storage.path),
+                version, payload)
+        except OSError as exc:
+            for w in fresh.values():
+                await w.client.close()
+            return f"config v{version} not applied: cannot persist it: {exc}"
+        # Switch: the affected workers finish their current cycle (committed), then go.
+        old = [(n, self.workers.pop(n), self._tasks.pop(n, None)) for n in changed
+               if n in self.workers]
+        for _, w, _ in old:
+            w.stop()
+        await asyncio.gather(*(t for _, _, t in old if t is not None), return_exceptions=True)
+        self.config = target
+        self.applied = applied
+        if self.buffer is not None:
+            self.buffer.max_bytes = target.storage.max_mb * 1024 * 1024
+        for name, w in fresh.items():
+            self.workers[name] = w
+            self._start_worker(name)
+        log.info("daemon.config_applied", version=version, buses_restarted=sorted(changed),
+                 buses=len(self.workers), meters=len(target.meters))
+        return None
 
     def _build_services(self, ctl: ControlServer) -> None:
         """The optional parts, each only when its table is in the site file."""
@@ -104,8 +202,10 @@ class Daemon:
 
             self.sync = SyncClient(
                 cfg.mqtt, cfg.gateway_id, self.buffer,
+                on_config=self._apply_remote_config,
                 on_badges=self.ocpp.update_badges if self.ocpp is not None else None,
                 on_command=self._cloud_command,
+                applied_config_version=self.applied.version if self.applied else None,
             )
             self.services.append(self.sync)
 
@@ -157,6 +257,9 @@ class Daemon:
             "backlog": {s: v["unacknowledged"] for s, v in stats["streams"].items()},
             "buffer_bytes": stats["used_bytes"],
             "unwritten_cycles": len(self._unwritten),
+            "config": {"source": "remote" if self.applied else "local",
+                       "version": self.applied.version if self.applied else None,
+                       "applied_at": self.applied.applied_at if self.applied else None},
             "services": {type(s).__name__: s.health() for s in self.services},
         }
 
@@ -167,6 +270,7 @@ class Daemon:
 
     async def run(self) -> int:
         self._take_lock()
+        self._startup_config()
         cfg = self.config
         self.buffer = Buffer(cfg.storage.path, max_bytes=cfg.storage.max_mb * 1024 * 1024)
         self._build_workers()
@@ -178,7 +282,8 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop)
         for service in self.services:
             await service.start()
-        tasks = [asyncio.create_task(w.run(), name=f"bus:{n}") for n, w in self.workers.items()]
+        for name in self.workers:
+            self._start_worker(name)
         log.info("daemon.ready", gateway=cfg.gateway_id, buses=len(self.workers),
                  meters=len(cfg.meters), buffer=cfg.storage.path, socket=cfg.health.socket)
         sdnotify.notify("READY=1")
@@ -186,10 +291,11 @@ class Daemon:
         try:
             await self._stop.wait()
         finally:
-            for w in self.workers.values():
-                w.stop()
-            # Workers finish the meter they are reading and commit their cycle.
-            await asyncio.gather(*tasks, return_exceptions=True)
+            async with self._config_lock:  # no config switch half done
+                for w in self.workers.values():
+                    w.stop()
+                # Workers finish the meter they are reading and commit their cycle.
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             if self._unwritten:
                 await self.commit([], [])
             for service in reversed(self.services):

@@ -144,3 +144,119 @@ def test_kill_9_loses_nothing_committed(tmp_path: Path, simulator: int) -> None:
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert not list(tmp_path.glob("buffer.db.corrupt-*"))
+
+
+# -- the cloud's desired config, applied live -----------------------------------------------
+
+
+def _site_text(tmp: Path, port: int, broker: str, gw: str, units: list[int],
+               keepalive: int = 10) -> str:
+    meters = "".join(
+        f'[[meters]]\nid = "m{u}"\nbus = "conv"\nunit = {u}\nprofile = "eastron_sdm630"\n'
+        f"interval = 1\n" for u in units)
+    return (f'gateway_id = "{gw}"\n[storage]\npath = "{tmp}/buffer.db"\n'
+            f'[health]\nsocket = "{tmp}/sg.sock"\n'
+            f'[mqtt]\nbroker = "{broker}"\nreconnect_min = 0.2\nreconnect_max = 1.0\n'
+            f"keepalive = {keepalive}\npoll_interval = 0.2\n"
+            f'[[buses]]\nname = "conv"\ntimeout = 0.3\nretries = 0\n'
+            f'tcp = {{ host = "127.0.0.1", port = {port}, framing = "rtu-over-tcp" }}\n'
+            + meters)
+
+
+def _meters_read(db: Path) -> set[str]:
+    return {json.loads(p)["meter_id"] for _, p in _rows(db)} if db.exists() else set()
+
+
+def test_remote_config_applied_live_rejected_whole_and_kept_over_a_restart(
+        tmp_path: Path, simulator: int, mosquitto) -> None:  # type: ignore[no-untyped-def]
+    import tomllib
+
+    from sitegate.cloud.ingest.downlink import push_config
+
+    gw = f"gw-cfg-{os.getpid()}-{time.monotonic_ns() % 100000}"
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(_site_text(tmp_path, simulator, mosquitto.url, gw, [1, 2]))
+    db = tmp_path / "buffer.db"
+    logs = [tmp_path / "daemon-1.log", tmp_path / "daemon-2.log"]
+
+    def start(log: Path) -> subprocess.Popen[str]:
+        with log.open("w") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "sitegate.gateway.cli", "run", "-c", str(cfg)],
+                stderr=out, stdout=out, text=True)
+
+    def health() -> dict:
+        got = _sitegate("status", "-c", str(cfg), "--json")
+        return json.loads(got.stdout) if got.returncode == 0 else {}
+
+    def uplink() -> dict:
+        return health().get("services", {}).get("SyncClient", {})
+
+    def configured_meters() -> set[str]:
+        return {m["meter_id"] for b in health()["buses"] for m in b["meters"]}
+
+    proc = start(logs[0])
+    try:
+        _wait_for(lambda: uplink().get("connected"))
+        _wait_for(lambda: {"m1", "m2"} <= _meters_read(db))
+        assert "m3" not in _meters_read(db)
+        # v1: the site file's TOML with one more meter, as the cloud sends it.
+        push_config(mosquitto.url, gw, 1, _site_text(tmp_path, simulator, mosquitto.url, gw,
+                                                     [1, 2, 3]))
+        _wait_for(lambda: uplink().get("applied_config_version") == 1)
+        _wait_for(lambda: "m3" in _meters_read(db))  # the new meter is read
+        assert configured_meters() == {"m1", "m2", "m3"}
+        h = health()
+        assert h["config"]["source"] == "remote" and h["config"]["version"] == 1
+        text = _sitegate("status", "-c", str(cfg)).stdout
+        assert "uplink: connected since" in text and "remote config: v1 applied" in text
+        assert "the cloud's v1" in text
+
+        # v2 as JSON: one meter with an impossible unit id, and a fourth meter.
+        bad = tomllib.loads(_site_text(tmp_path, simulator, mosquitto.url, gw, [1, 2, 3, 4]))
+        bad["meters"][2]["unit"] = 300
+        push_config(mosquitto.url, gw, 2, bad)
+        _wait_for(lambda: (uplink().get("config_rejected") or {}).get("version") == 2)
+        error = uplink()["config_rejected"]["error"]
+        assert "meters[2].unit" in error and "247" in error
+        assert uplink()["applied_config_version"] == 1  # v1 still runs, nothing changed
+        assert configured_meters() == {"m1", "m2", "m3"}
+        assert "REJECTED" in _sitegate("status", "-c", str(cfg)).stdout
+
+        # v3: valid, but changes the uplink itself, which cannot change live.
+        push_config(mosquitto.url, gw, 3, _site_text(tmp_path, simulator, mosquitto.url, gw,
+                                                     [1, 2, 3, 4], keepalive=20))
+        _wait_for(lambda: (uplink().get("config_rejected") or {}).get("version") == 3)
+        error = uplink()["config_rejected"]["error"]
+        assert "mqtt" in error and "cannot be applied live" in error
+        assert configured_meters() == {"m1", "m2", "m3"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert proc.returncode == 0, logs[0].read_text()
+    persisted = json.loads((tmp_path / "buffer.db.applied-config.json").read_text())
+    assert persisted["version"] == 1 and 'id = "m3"' in persisted["config"]
+
+    # Restarted with the unchanged site file (m1, m2): it runs the applied v1, says so.
+    read_before = len(_rows(db))
+    proc = start(logs[1])
+    try:
+        _wait_for(lambda: uplink().get("connected"))
+        assert health()["config"] == {"source": "remote", "version": 1,
+                                      "applied_at": persisted["applied_at"]}
+        assert uplink()["applied_config_version"] == 1
+        assert configured_meters() == {"m1", "m2", "m3"}
+        _wait_for(lambda: any(json.loads(p)["meter_id"] == "m3"
+                              for _, p in _rows(db)[read_before:]))
+        # The retained desired config is still v3: refused again, v1 still runs.
+        _wait_for(lambda: (uplink().get("config_rejected") or {}).get("version") == 3)
+        assert uplink()["applied_config_version"] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        # No retained config left behind on the session's broker.
+        subprocess.run(["mosquitto_pub", "-h", mosquitto.host, "-p", str(mosquitto.port),
+                        "-t", f"sitegate/v1/{gw}/config", "-r", "-n"], check=True, timeout=10)
+    said = [json.loads(line) for line in logs[1].read_text().splitlines()
+            if line.startswith("{") and '"daemon.config"' in line]
+    assert said and said[0]["source"] == "remote" and said[0]["version"] == 1
