@@ -32,3 +32,19 @@ def test_gap_interpolated_and_unknown_edges_missing() -> None:
     s = interval_consumption(rows, 0, 5, "m")
     assert list(s.values) == [U(D(1))] * 4 + [0]
     assert s.flags == {0: ESTIMATED, 1: ESTIMATED, 2: ESTIMATED, 3: ESTIMATED, 4: MISSING}
+
+
+def test_register_keeps_readings_compact_and_in_order() -> None:
+    from sitegate.cloud.billing.registers import Register
+
+    # out of order, with a duplicate instant: sorted by (time, value) like the tuples were
+    rows = [(1800, 30), (0, 10), (900, 25), (900, 20)]
+    reg = Register.of(rows)
+    assert list(reg) == sorted(rows) and len(reg) == 4
+    assert (reg.ts.itemsize, reg.values.itemsize) == (8, 8)  # 16 bytes a reading
+    assert reg.span(900, 1800) == (1, 4) and reg[1] == (900, 20)
+    assert Register.of(reg) is reg
+    # the consumption is the same from a Register as from the plain list
+    a = interval_consumption(rows, 0, 2, "m")
+    b = interval_consumption(reg, 0, 2, "m")
+    assert list(a.values) == list(b.values) == [10, 10]

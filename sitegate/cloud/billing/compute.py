@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from array import array
-from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -29,6 +28,7 @@ from sitegate.cloud.billing.consumption import (
 )
 from sitegate.cloud.billing.invoice import line_amount, totals
 from sitegate.cloud.billing.periods import STEP, Grid, Period, grid_for, local_midnight
+from sitegate.cloud.billing.registers import Register
 from sitegate.cloud.billing.sitemodel import (
     Occupancy,
     SiteModel,
@@ -47,8 +47,9 @@ from sitegate.cloud.billing.units import CENT, kwh_to_units, round_money, units_
 
 IMPORT = "1-0:1.8.0"
 EXPORT = "1-0:2.8.0"
-# Register readings by site meter id, then quantity: [(epoch s, micro-kWh)], any order.
-Readings = dict[str, dict[str, list[tuple[int, int]]]]
+# Register readings by site meter id, then quantity: a Register (what the store hands
+# over), or any iterable of (epoch s, micro-kWh) pairs in any order (made a Register).
+Readings = Mapping[str, Mapping[str, Register | Iterable[tuple[int, int]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +83,11 @@ def _epoch(v: date | datetime, model: SiteModel) -> int:
     return local_midnight(v, model.tz)
 
 
-def _digest(rows: dict[str, list[tuple[int, int]]]) -> str:
+def _digest(rows: dict[str, Register]) -> str:
     h = hashlib.sha256()
     for q in sorted(rows):
         h.update(q.encode())
-        h.update(repr(sorted(rows[q])).encode())  # one C-level pass, not one per reading
+        rows[q].digest(h)  # the arrays' bytes: one C-level pass, not one per reading
     return h.hexdigest()[:16]
 
 
@@ -186,14 +187,14 @@ def _series(model: SiteModel, meter_id: str, quantity: str, readings: Readings,
 class _Trace:
     """Where a line's numbers come from: meters, their readings, intervals."""
 
-    def __init__(self, model: SiteModel, readings: Readings, grid: Grid) -> None:
+    def __init__(self, model: SiteModel, readings: dict[str, dict[str, Register]],
+                 grid: Grid) -> None:
         self.model, self.readings, self.grid = model, readings, grid
         self.meters = {m.id: m for m in model.meters}
         self.sources: list[dict[str, Any]] = []
 
-    def _rows(self, meter: str) -> list[tuple[int, int]]:
-        # not cached: a site of 10,000 meters would hold every reading twice
-        return sorted(self.readings.get(meter, {}).get(IMPORT, []))
+    def _rows(self, meter: str) -> Register:
+        return self.readings.get(meter, {}).get(IMPORT) or Register()
 
     def add(self, bp: str, assignments: Sequence[Assignment], i0: int, i1: int,
             series: Series) -> str:
@@ -204,14 +205,14 @@ class _Trace:
             if a_lo >= a_hi:
                 continue
             rows = self._rows(a.meter)
-            j0, j1 = bisect_left(rows, (a_lo, -1)), bisect_right(rows, (a_hi, 1 << 62))
-            inside = rows[j0:j1]
+            j0, j1 = rows.span(a_lo, a_hi)
+            first, last = (rows[j0], rows[j1 - 1]) if j1 > j0 else (None, None)
             m = self.meters[a.meter]
             meters.append({
                 "meter": a.meter, "gateway": m.gateway, "meter_id": m.source_id,
-                "from": _iso(a_lo), "to": _iso(a_hi), "readings": len(inside),
-                "first": [_iso(inside[0][0]), str(units_to_kwh(inside[0][1]))] if inside else None,
-                "last": [_iso(inside[-1][0]), str(units_to_kwh(inside[-1][1]))] if inside else None,
+                "from": _iso(a_lo), "to": _iso(a_hi), "readings": j1 - j0,
+                "first": [_iso(first[0]), str(units_to_kwh(first[1]))] if first else None,
+                "last": [_iso(last[0]), str(units_to_kwh(last[1]))] if last else None,
                 "start_reading": str(units_to_kwh(a.start_reading))
                 if a.start_reading is not None and a_lo == a.start else None,
                 "end_reading": str(units_to_kwh(a.end_reading))
@@ -337,6 +338,12 @@ def _session_lines(model: SiteModel, sessions: Sequence[SessionIn], period: Peri
 
 def bill_site(model: SiteModel, period: Period, readings: Readings,
               sessions: Sequence[SessionIn] = ()) -> BillRun:
+    regs = {m: {q: Register.of(rows) for q, rows in qs.items()} for m, qs in readings.items()}
+    return _bill(model, period, regs, sessions)
+
+
+def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Register]],
+          sessions: Sequence[SessionIn]) -> BillRun:
     grid = grid_for(period, model.tz)
     n = grid.n
     issues: list[Issue] = []

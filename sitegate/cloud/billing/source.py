@@ -12,8 +12,9 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import Connection, DateTime, and_, column, select, table
 
-from sitegate.cloud.billing.compute import Readings, SessionIn
+from sitegate.cloud.billing.compute import SessionIn
 from sitegate.cloud.billing.consumption import Issue
+from sitegate.cloud.billing.registers import Register
 from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.cloud.billing.units import kwh_to_units
 
@@ -25,6 +26,7 @@ SESSIONS = table("sessions", column("gateway_id"), column("seq"), column("payloa
                  column("session_id"), column("stopped_at", TS))
 MARGIN = 3 * 86400  # readings beyond the period, to interpolate across its edges
 _CHUNK = 500
+_YIELD = 20_000  # rows fetched at a time (a server-side cursor on PostgreSQL)
 
 
 def utc(ts: datetime | str) -> datetime:
@@ -43,8 +45,10 @@ def _meter_keys(model: SiteModel) -> dict[tuple[str, str], str]:
 
 
 def load_readings(conn: Connection, model: SiteModel, start: int, end: int,
-                  issues: list[Issue] | None = None) -> Readings:
-    """Register readings of the site's meters in [start - MARGIN, end + MARGIN].
+                  issues: list[Issue] | None = None) -> dict[str, dict[str, Register]]:
+    """Register readings of the site's meters in [start - MARGIN, end + MARGIN], each
+    register as a compact ``Register`` (16 bytes a reading; rows are streamed from the
+    database, never all held as row objects).
 
     Values marked invalid, or that are not numbers, are skipped and reported."""
     keys = _meter_keys(model)
@@ -52,7 +56,7 @@ def load_readings(conn: Connection, model: SiteModel, start: int, end: int,
     by_gw: dict[str, list[str]] = {}
     for gw, mid in keys:
         by_gw.setdefault(gw, []).append(mid)
-    out: Readings = {}
+    out: dict[str, dict[str, Register]] = {}
     r = READINGS.c
     for gw, mids in sorted(by_gw.items()):
         for i in range(0, len(mids), _CHUNK):
@@ -60,7 +64,8 @@ def load_readings(conn: Connection, model: SiteModel, start: int, end: int,
                 r.gateway_id == gw, r.meter_id.in_(mids[i:i + _CHUNK]),
                 r.quantity.in_(quantities),
                 r.ts >= _dt(start - MARGIN), r.ts <= _dt(end + MARGIN)))
-            for mid, ts, qty, value, unit, quality in conn.execute(q):
+            rows = conn.execute(q.execution_options(yield_per=_YIELD))
+            for mid, ts, qty, value, unit, quality in rows:
                 site_meter = keys[(gw, mid)]
                 when = int(utc(ts).timestamp())
                 try:
@@ -71,7 +76,13 @@ def load_readings(conn: Connection, model: SiteModel, start: int, end: int,
                     if issues is not None:
                         issues.append(Issue("skipped_reading", site_meter, when, str(exc)))
                     continue
-                out.setdefault(site_meter, {}).setdefault(qty, []).append((when, units))
+                reg = out.setdefault(site_meter, {}).get(qty)
+                if reg is None:
+                    reg = out[site_meter][qty] = Register()
+                reg.append(when, units)
+    for regs in out.values():
+        for reg in regs.values():
+            reg.sort()
     return out
 
 
