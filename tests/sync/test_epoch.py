@@ -111,3 +111,47 @@ def test_an_ack_for_another_epoch_is_ignored(mosquitto, mqtt_client, tmp_path: P
         buf.close()
 
     asyncio.run(scenario())
+
+
+def test_session_reports_end_to_end_leave_one_current_row(sqlite_site) -> None:
+    """Real session reports from the gateway buffer through Mosquitto and the ingest
+    process: every report is kept, session_latest holds the current one per session."""
+    site = sqlite_site
+    site.cloud()
+    start = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    stop = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+    def report(tx: int, wh: str, done: bool) -> dict:
+        return p.SessionRecord(
+            session_id=f"cp7-{tx}", charge_point="cp7", connector=1, badge="04A1B2C3",
+            start=start, stop=stop if done else None, meter_start_wh=Decimal("100000"),
+            meter_stop_wh=Decimal(wh), energy_wh=Decimal(wh) - Decimal("100000"),
+            duration_s=3600 if done else None, status="completed" if done else "running",
+        ).to_payload()
+
+    async def scenario() -> None:
+        buf = Buffer(site.buffer)
+        # Two sessions reported while running, one completes; one more running report of
+        # session 1 is buffered AFTER its completion (a late periodic report).
+        buf.append("sessions", [report(1, "100500", False), report(2, "100200", False)])
+        buf.append("sessions", [report(1, "107250.5", True), report(2, "100900", False)])
+        buf.append("sessions", [report(1, "107300", False)])
+        cfg = MqttConfig(broker=site.broker_url, reconnect_min=0.2, reconnect_max=1.0,
+                         poll_interval=0.2, keepalive=5, batch_rows=2)
+        client = SyncClient(cfg, site.gateway_id, buf)
+        await client.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while buf.acked_upto("sessions") < 5 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await client.stop()
+        assert buf.acked_upto("sessions") == 5
+        buf.close()
+
+    asyncio.run(scenario())
+    assert site.sql("SELECT COUNT(*) FROM sessions WHERE gateway_id=:g")[0][0] == 5
+    latest = {sid: (done, seq, energy, json.loads(payload)["status"]) for sid, done, seq, energy,
+              payload in site.sql("SELECT session_id, completed, seq, energy_wh, payload "
+                                  "FROM session_latest WHERE gateway_id=:g")}
+    assert latest == {"cp7-1": (1, 3, "7250.5", "completed"),
+                      "cp7-2": (0, 4, "900", "running")}
