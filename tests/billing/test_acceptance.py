@@ -19,6 +19,7 @@ from sitegate.cloud.billing.units import kwh_to_units, units_to_kwh
 
 JAN = parse_period("2026-01")
 ZH = ZoneInfo("Europe/Zurich")
+JAN_START = int(datetime(2026, 1, 1, tzinfo=ZH).timestamp())
 U = kwh_to_units
 
 
@@ -86,18 +87,18 @@ def test_solar_allocation_shares_always_add_up_exactly() -> None:
     assert sum(parts) == U(D(1))
 
 
-def test_solar_community_invoices(site, register) -> None:
-    # The same 4 intervals on 15 January 11:00-12:00 (indexes 14*96+44 ..), zero elsewhere.
-    t0 = 14 * 96 + 44
+T0 = 14 * 96 + 44  # the 4 intervals: 15 January 11:00-12:00, zero elsewhere
 
+
+def _community(site, register):  # type: ignore[no-untyped-def]
     def reg(values: list[int]) -> list[tuple[int, int]]:
-        return register("2026-01", lambda i: D(values[i - t0]) if t0 <= i < t0 + 4 else D(0))
+        return register("2026-01", lambda i: D(values[i - T0]) if T0 <= i < T0 + 4 else D(0))
 
     readings = {f"m{k}": {IMPORT: reg(v)} for k, v in CONS.items()}
     readings["main"] = {IMPORT: reg(GRID_IMPORT), EXPORT: reg(GRID_EXPORT)}
     readings["batt"] = {IMPORT: reg(CHARGE), EXPORT: reg(DISCHARGE)}
     readings["pv"] = {EXPORT: reg(PV)}
-    model = site(
+    return readings, site(
         site_extra={"grid_meter": "main", "battery_meter": "batt", "pv_meters": ["pv"]},
         meters=[{"id": m, "gateway": "gw-1"} for m in ("ma", "mb", "mc", "main", "batt", "pv")],
         billing_points=[{"id": k, "building": "b1", "name": k.upper(), "tariff": "solar",
@@ -111,6 +112,10 @@ def test_solar_community_invoices(site, register) -> None:
             {"key": "solar", "label": "Solarstrom", "applies": "solar", "price": "0.20"},
             {"key": "grid", "label": "Netzstrom", "applies": "grid", "price": "0.30"}]}]}],
     )
+
+
+def test_solar_community_invoices(site, register) -> None:
+    readings, model = _community(site, register)
     run = bill_site(model, JAN, readings)
     a, b, c = (run.documents[f"t{k}"] for k in "abc")
     # A: 14.25 x 0.20 = 2.85; 16.75 x 0.30 = 5.025 -> 5.03; net 7.88
@@ -131,6 +136,30 @@ def test_solar_community_invoices(site, register) -> None:
         ("70.000", "30.000", "40.000", "40.000", "15.000")
     assert e["production_derived"] == run.summary["production_metered_kwh"] == "45.000"
     assert "towner" not in run.documents and "owner" not in run.documents  # nothing to bill
+
+
+def test_intervals_without_grid_data_are_billed_as_grid(site, register) -> None:
+    # The grid meter's last reading is at the end of the community's 2nd interval: for the
+    # 3rd and 4th (and the rest of the month) nobody knows the import, so no solar share.
+    readings, model = _community(site, register)
+    cut = JAN_START + (T0 + 2) * 900
+    readings["main"] = {q: [(t, v) for t, v in rows if t <= cut]
+                        for q, rows in readings["main"].items()}
+    run = bill_site(model, JAN, readings)
+    # Solar only in interval 2 (10 kWh used of 10 consumed): A 4, B 4, C 2.
+    # A: solar 4 x 0.20 = 0.80; grid 27 x 0.30 = 8.10; net 8.90; VAT 0.7209 -> 0.72;
+    #    9.62 -> 9.60
+    # B: 0.80 + 19 x 0.30 = 5.70; net 6.50; VAT 0.5265 -> 0.53; 7.03 -> 7.05
+    # C: 2 x 0.20 = 0.40; 14 x 0.30 = 4.20; net 4.60; VAT 0.3726 -> 0.37; 4.97 -> 4.95
+    a, b, c = (run.documents[f"t{k}"] for k in "abc")
+    assert lines(a) == [("solar", "4.000", "0.80"), ("grid", "27.000", "8.10")]
+    assert (a["vat_total"], a["total_due"]) == ("0.72", "9.60")
+    assert lines(b) == [("solar", "4.000", "0.80"), ("grid", "19.000", "5.70")]
+    assert (b["vat_total"], b["total_due"]) == ("0.53", "7.05")
+    assert lines(c) == [("solar", "2.000", "0.40"), ("grid", "14.000", "4.20")]
+    assert (c["vat_total"], c["total_due"]) == ("0.37", "4.95")
+    (unknown,) = [i for i in run.issues if i.kind == "solar_unknown"]
+    assert unknown.meter == "main" and unknown.ts == cut
 
 
 # --- a move mid-month, with the reading at the move missing ----------------------------

@@ -385,6 +385,14 @@ def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Regist
         g_exp = _series(model, site.grid_meter, EXPORT, readings, grid)
         issues += g_imp.issues + g_exp.issues
         used = sol.solar_used(total, g_imp.values)
+        # No grid data for an interval (outside the meter's first/last reading): its
+        # solar part cannot be known, so it is billed as grid, never guessed as solar.
+        unknown = sorted(i for i, f in g_imp.flags.items() if f == MISSING)
+        for i in unknown:
+            used[i] = 0
+        if unknown:
+            issues.append(Issue("solar_unknown", site.grid_meter, grid.start + unknown[0] * STEP,
+                                f"{len(unknown)} intervals without grid data billed as grid"))
         imp_v, exp_v = g_imp.values, g_exp.values
     else:
         used, imp_v, exp_v = zero, total, zero
