@@ -118,7 +118,8 @@ def test_config_badges_and_commands(mosquitto, mqtt_client, tmp_path: Path) -> N
 
         # Offline, the broker keeps our session: a command that expires meanwhile never runs.
         await client.stop()
-        assert statuses()[-1]["state"] == "offline"
+        # stop() waited for the broker's PUBACK; the test client gets its copy a moment later.
+        await until(lambda: statuses()[-1]["state"] == "offline", "offline status")
         command("c4", "stale", expiry=1)
         command("c5", "buffer_stats", expiry=600)
         await asyncio.sleep(2.5)  # let c4's expiry pass (the broker drops it)
