@@ -54,7 +54,7 @@ class Cloud:
         await asyncio.to_thread(upgrade, self.db)
         model = await asyncio.to_thread(load_site, self.site_model)
         await asyncio.to_thread(ops.import_site, self.engine, model)
-        service = IngestService(self.db, self.broker_url, client_id="sitegate-demo-ingest")
+        service = IngestService(self.db, self.broker_url)
         self._ingest = threading.Thread(target=service.run, args=(self._stop,),
                                         name="ingest", daemon=True)
         self._ingest.start()

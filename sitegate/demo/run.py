@@ -9,11 +9,13 @@ the cloud, the daemon and the cloud stop, and the month is billed from what the 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import signal
 import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import IO
 
 from sitegate.demo import site
 from sitegate.demo.broker import Broker
@@ -23,7 +25,7 @@ from sitegate.demo.output import Printer
 from sitegate.drivers.mbus.emulator import Emulator, demo_meters
 from sitegate.drivers.modbus.simulator import ModbusSimulator
 from sitegate.gateway.config import parse_config
-from sitegate.gateway.daemon import Daemon
+from sitegate.gateway.daemon import AlreadyRunning, Daemon
 
 DRAIN_TIMEOUT = 15.0  # seconds the gateway gets at the end to hand its backlog over
 
@@ -52,8 +54,25 @@ async def _drain(daemon: Daemon) -> int:
         await asyncio.sleep(0.2)
 
 
+def _lock(workdir: Path) -> IO[str]:
+    """One demo per directory, checked before anything in it is touched."""
+    f = open(workdir / "demo.lock", "w")  # noqa: SIM115 - held while the demo runs
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        f.close()
+        raise AlreadyRunning(f"another demo runs in {workdir}") from exc
+    return f
+
+
 async def run_demo(workdir: Path, duration: float | None, interval: int,
                    broker_url: str | None = None) -> int:
+    with _lock(workdir):
+        return await _run(workdir, duration, interval, broker_url)
+
+
+async def _run(workdir: Path, duration: float | None, interval: int,
+               broker_url: str | None) -> int:
     modbus_port = free_port()
     modbus = ModbusSimulator([(u, p) for u, p, _, _ in site.MODBUS_METERS], seed=1)
     await modbus.start_tcp("127.0.0.1", modbus_port, "rtu-over-tcp")
@@ -93,7 +112,8 @@ async def run_demo(workdir: Path, duration: float | None, interval: int,
             f"  mqtt:     {broker_url}" + (" (embedded)" if broker else "") + "\n"
             f"  cloud:    {cloud.api_url}  (API docs: {cloud.api_url}/docs), "
             f"database {cloud.db}\n"
-            f"  try:      sitegate status -c {workdir}/site.toml\n")
+            f"  try:      sitegate status -c {workdir}/site.toml\n"
+            f"            sitegate-cloud readings --db {cloud.db} --meter heat-apt-1\n")
         printer = Printer(daemon, cloud.counts, say)
         started = time.monotonic()
         every = max(1.0, interval / 2)

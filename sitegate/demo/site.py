@@ -82,7 +82,7 @@ def gateway_config(workdir: Path, *, modbus_port: int, mbus_port: int, ocpp_port
         # Running sessions reach the cloud within a few polls, not every 15 minutes.
         f'session_report_interval = {float(max(interval * 3, 5))}\n'
         '\n[ocpp.load_management]\nenabled = true\nmain_meter = "main"\n'
-        f'connection_limit = 63\ninterval = {float(max(interval * 2, 5))}\n'
+        f'connection_limit = 32\ninterval = {float(max(interval * 2, 5))}\n'
     )
     for c in CHARGERS:
         out.append(f'[[ocpp.charge_points]]\nid = "{c.cp_id}"\nkind = "{c.kind}"\n'

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 from pathlib import Path
 
+from sitegate.gateway.daemon import AlreadyRunning
 from sitegate.gateway.logging_setup import configure
 
 
@@ -29,10 +31,33 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sitegate.demo.run import run_demo
+    from pydantic import ValidationError
 
+    from sitegate.demo.run import run_demo
+    from sitegate.sync.config import MqttConfig
+
+    if args.interval < 1:
+        return _usage("--interval: at least 1 second")
+    if args.duration is not None and args.duration <= 0:
+        return _usage("--duration: a positive number of seconds")
+    if args.broker is not None:
+        try:
+            MqttConfig(broker=args.broker)
+        except ValidationError as exc:
+            why = exc.errors()[0]['msg'].removeprefix('Value error, ')
+            return _usage(f"--broker {args.broker}: {why}")
     configure("warning")
     # Without --dir a fresh directory, kept afterwards: the invoices are the demo's result.
     workdir = Path(args.dir or tempfile.mkdtemp(prefix="sitegate-demo-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    return asyncio.run(run_demo(workdir, args.duration, args.interval, args.broker))
+    try:
+        return asyncio.run(run_demo(workdir, args.duration, args.interval, args.broker))
+    except AlreadyRunning:
+        print(f"sitegate demo: another demo is running in {workdir}; give another --dir",
+              file=sys.stderr)
+        return 1
+
+
+def _usage(message: str) -> int:
+    print(f"sitegate demo: {message}", file=sys.stderr)
+    return 2
