@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import Connection, DateTime, and_, column, select, table
+from sqlalchemy import Boolean, Connection, DateTime, and_, column, select, table
 
 from sitegate.cloud.billing.compute import SessionIn
 from sitegate.cloud.billing.consumption import Issue
@@ -22,8 +22,9 @@ TS = DateTime(timezone=True)
 READINGS = table("readings", column("gateway_id"), column("seq"), column("meter_id"),
                  column("ts", TS), column("quantity"), column("value"), column("unit"),
                  column("quality"), column("received_at", TS))
-SESSIONS = table("sessions", column("gateway_id"), column("seq"), column("payload"),
-                 column("session_id"), column("stopped_at", TS))
+SESSION_LATEST = table("session_latest", column("gateway_id"), column("session_id"),
+                       column("completed", Boolean()), column("payload"),
+                       column("stopped_at", TS))
 MARGIN = 3 * 86400  # readings beyond the period, to interpolate across its edges
 _CHUNK = 500
 _YIELD = 20_000  # rows fetched at a time (a server-side cursor on PostgreSQL)
@@ -87,21 +88,21 @@ def load_readings(conn: Connection, model: SiteModel, start: int, end: int,
 
 
 def load_sessions(conn: Connection, model: SiteModel, start: int, end: int) -> list[SessionIn]:
-    """Completed sessions of the site's gateways ending in [start, end + 1 day); the last
-    report of each session wins (a session is reported while running, then completed)."""
+    """Completed sessions of the site's gateways ending in [start, end + 1 day), from the
+    ingest's one current report per session (a session is reported while running, then
+    completed; the completed report wins, across buffer epochs too)."""
     gateways = sorted(set(model.site.gateways) | {m.gateway for m in model.meters})
-    s = SESSIONS.c
-    q = select(s.gateway_id, s.seq, s.payload).where(and_(
-        s.gateway_id.in_(gateways), s.stopped_at >= _dt(start - 86400),
-        s.stopped_at < _dt(end + 86400))).order_by(s.gateway_id, s.seq)
-    latest: dict[tuple[str, str], tuple[str, dict]] = {}
-    for gw, _seq, payload in conn.execute(q):
+    s = SESSION_LATEST.c
+    q = select(s.gateway_id, s.payload).where(and_(
+        s.gateway_id.in_(gateways), s.completed.is_(True), s.stopped_at >= _dt(start - 86400),
+        s.stopped_at < _dt(end + 86400))).order_by(s.gateway_id, s.session_id)
+    rows: list[tuple[str, dict]] = []
+    for gw, payload in conn.execute(q):
         try:
-            d = json.loads(payload)
-            latest[(gw, d["session_id"])] = (gw, d)
-        except (ValueError, KeyError, TypeError):
+            rows.append((gw, json.loads(payload)))
+        except ValueError:
             continue  # the ingest keeps the broken payload; nothing billable in it
-    return list(_sessions(latest.values()))
+    return list(_sessions(rows))
 
 
 def _sessions(rows: Iterable[tuple[str, dict]]) -> Iterable[SessionIn]:
