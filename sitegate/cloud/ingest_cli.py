@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--broker", required=True)
     p.add_argument("--gateway", required=True)
     p.add_argument("--version", type=int, required=True, help="increases with every change")
-    p.add_argument("file", help="JSON file with the configuration")
+    p.add_argument("file", help="the gateway's site file (.toml, checked as check-config "
+                   "does before it is sent) or a JSON object")
     p.set_defaults(func=_push_config)
 
     p = sub.add_parser("push-badges", help="retain a badge list ({version, badges}) for a gateway")
@@ -121,7 +122,24 @@ def _load_json(path: str) -> Any:
 def _push_config(args: argparse.Namespace) -> int:
     from sitegate.cloud.ingest.downlink import push_config
 
-    push_config(args.broker, args.gateway, args.version, _load_json(args.file))
+    config: Any
+    if args.file.endswith(".toml"):
+        from sitegate.gateway.cli_core import profile_problems
+        from sitegate.gateway.config import ConfigError, parse_config
+
+        with open(args.file, encoding="utf-8") as f:
+            config = f.read()
+        # Refused here rather than by the gateway hours later: same checks as check-config.
+        try:
+            problems = [str(p) for p in profile_problems(parse_config(config, args.file))]
+        except ConfigError as exc:
+            problems = [str(p) for p in exc.problems]
+        if problems:
+            print(f"{args.file}: not sent\n  " + "\n  ".join(problems))
+            return 2
+    else:
+        config = _load_json(args.file)
+    push_config(args.broker, args.gateway, args.version, config)
     print(f"desired config version {args.version} retained for {args.gateway}")
     return 0
 

@@ -200,3 +200,38 @@ def test_cloud_side_push_config_and_command(mosquitto, tmp_path: Path) -> None:
         buf.close()
 
     asyncio.run(scenario())
+
+
+def test_push_config_cli_checks_the_site_file_and_sends_it_as_text(
+        mosquitto, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import threading
+
+    import paho.mqtt.subscribe as subscribe
+
+    gw = f"gw-{uuid.uuid4().hex[:8]}"
+    site = tmp_path / "site.toml"
+    good = (f'gateway_id = "{gw}"\n[storage]\npath = "{tmp_path}/b.db"\n'
+            '[[buses]]\nname = "b"\ntcp = { host = "10.0.0.5" }\n'
+            '[[meters]]\nid = "apt-1"\nbus = "b"\nunit = 1\nprofile = "eastron_sdm630"\n')
+    run = [sys.executable, "-m", "sitegate.cloud.cli", "push-config", "--broker", mosquitto.url,
+           "--gateway", gw, "--version", "7", str(site)]
+    site.write_text(good.replace("unit = 1", "unit = 300"))
+    res = subprocess.run(run, capture_output=True, text=True)
+    assert res.returncode == 2 and "meters[0].unit" in res.stdout, res.stdout + res.stderr
+    site.write_text(good.replace("eastron_sdm630", "eastron_nope"))
+    res = subprocess.run(run, capture_output=True, text=True)
+    assert res.returncode == 2 and "eastron_nope" in res.stdout, res.stdout + res.stderr
+    site.write_text(good)
+    res = subprocess.run(run, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    got: list[Any] = []
+    reader = threading.Thread(target=lambda: got.append(subscribe.simple(
+        p.topic(gw, p.LEAF_CONFIG), hostname=mosquitto.host, port=mosquitto.port,
+        retained=True)), daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    assert got, "no retained config on the broker"
+    desired = p.decode_config(got[0].payload)
+    assert (desired.version, desired.config) == (7, good)
