@@ -23,6 +23,7 @@ from sitegate.gateway.buses import make_client, meter_ref
 from sitegate.gateway.config import ConfigError, SiteConfig
 from sitegate.gateway.control import ControlServer
 from sitegate.gateway.scheduler import BusWorker
+from sitegate.ocpp_server.config import MAIN_METER_CURRENTS
 from sitegate.sync.protocol import STREAM_EVENTS, STREAM_READINGS, Reading
 
 log = structlog.get_logger(__name__)
@@ -213,7 +214,7 @@ class Daemon:
         """Per-phase currents of the building's main meter, for load management."""
         assert self.config.ocpp is not None
         meter = getattr(self.config.ocpp.load_management, "main_meter", None)
-        phases = [self.latest.get((meter, q)) for q in ("1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0")]
+        phases = [self.latest.get((meter, q)) for q in MAIN_METER_CURRENTS]
         if meter is None or any(r is None for r in phases):
             return None
         return tuple(r.value for r in phases if r), min(r.ts for r in phases if r)
