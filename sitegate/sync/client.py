@@ -263,7 +263,9 @@ class SyncClient:
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode,
                        _props: Properties | None = None) -> None:
-        log.warning("sync.disconnected", reason=str(rc))
+        # our own disconnect() (stop) is normal; anything else is worth a warning
+        level = log.info if getattr(rc, "value", rc) == 0 else log.warning
+        level("sync.disconnected", reason=str(rc))
         self._call(self._disconnected_now)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:

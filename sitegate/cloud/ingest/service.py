@@ -90,7 +90,9 @@ class IngestService:
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode,
                        _props: Properties | None = None) -> None:
         self.connected.clear()
-        log.warning("ingest.disconnected", reason=str(rc))
+        # our own disconnect() (stop) is normal; anything else is worth a warning
+        level = log.info if getattr(rc, "value", rc) == 0 else log.warning
+        level("ingest.disconnected", reason=str(rc))
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         self.inbox.put((msg.topic, bytes(msg.payload)))
