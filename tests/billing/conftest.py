@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,8 @@ import pytest
 from sitegate.cloud.billing.periods import STEP, grid_for, parse_period
 from sitegate.cloud.billing.sitemodel import SiteModel, parse_site
 from sitegate.cloud.billing.units import kwh_to_units
+
+sys.path.insert(0, str(Path(__file__).parent))  # qrpage, shared by the PDF tests
 
 BASE: dict[str, Any] = {
     "site": {
