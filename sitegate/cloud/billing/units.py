@@ -11,15 +11,23 @@ from decimal import ROUND_HALF_UP, Decimal
 UNITS_PER_KWH = 10**6
 _UNIT = Decimal(1) / UNITS_PER_KWH
 CENT = Decimal("0.01")
+# Registers and interval series are int64 arrays. Any register value must fit with room to
+# spare, so that unwrapping a rollover or subtracting two values cannot overflow either:
+# 2**62 micro-kWh is 4.6e12 kWh, far beyond any real meter (a garbage float32 is 3.4e38).
+MAX_UNITS = 2**62
 
 
 def kwh_to_units(value: Decimal, unit: str = "kWh") -> int:
-    """A register value (kWh or Wh) as integer micro-kWh; finer digits are rounded."""
+    """A register value (kWh or Wh) as integer micro-kWh; finer digits are rounded.
+    A value no int64 register can hold is a ValueError (a bad reading, not a crash)."""
     if unit == "Wh":
         value = value / 1000
     elif unit not in ("kWh", ""):
         raise ValueError(f"unsupported energy unit {unit!r} (expected kWh or Wh)")
-    return int((value / _UNIT).to_integral_value(rounding=ROUND_HALF_UP))
+    n = int((value / _UNIT).to_integral_value(rounding=ROUND_HALF_UP))
+    if not -MAX_UNITS < n < MAX_UNITS:
+        raise ValueError(f"register value {value} {unit or 'kWh'} is out of range")
+    return n
 
 
 def units_to_kwh(n: int) -> Decimal:
