@@ -145,3 +145,68 @@ def test_credit_lines_from_the_cli_and_the_api_path(issued, tmp_path, capsys) ->
     r = ops.act(db, None, 1, "credit", date(2026, 2, 12), lines=[(1, None)])
     assert (r["credit_note"]["number"], r["credit_note"]["total_due"]) == (4, "-101.95")
     assert r["invoice"]["state"] == "settled"
+
+
+def totals_of(view: dict) -> tuple[str, str, str, str, str]:
+    d = view["document"]
+    return d["net_total"], d["vat_total"], d["gross_total"], d["rounding"], d["total_due"]
+
+
+def test_credit_in_parts_adds_up_to_the_invoice_exactly(issued) -> None:
+    # Each credit note rounds its VAT and its total on its own; the note that credits the
+    # rest of the invoice takes the rest of them, so the notes add up to what was billed:
+    # VAT 8.99 and the invoice's gross 119.99 -> 120.00, no 0.05 left open.
+    db, model = issued
+    with db.begin() as conn:
+        # Credit note 3: 1 kWh of line 1: 0.30; VAT 0.0243 -> 0.02; -0.32 -> -0.30
+        c = ledger.credit(conn, model, 1, date(2026, 2, 10), lines=[(1, "1")])
+        assert totals_of(c["credit_note"]) == ("-0.30", "-0.02", "-0.32", "0.02", "-0.30")
+        # Credit note 4: the rest: 107.70 + 3.00 = 110.70 net; VAT 8.99 - 0.02 = 8.97;
+        # gross -119.67; total 120.00 - 0.30 = 119.70 (rounding -0.03). Alone it would
+        # have been -119.65, leaving 0.05 open on an invoice credited in full.
+        c = ledger.credit(conn, model, 1, date(2026, 2, 12))
+        assert totals_of(c["credit_note"]) == ("-110.70", "-8.97", "-119.67", "-0.03",
+                                               "-119.70")
+        assert (c["invoice"]["state"], c["invoice"]["balance"]) == ("settled", "0.00")
+
+
+def test_credit_in_parts_never_credits_more_vat_than_was_billed(issued) -> None:
+    db, model = issued
+    with db.begin() as conn:
+        # Credit note 3: 6 kWh: 1.80; VAT 0.1458 -> 0.15; -1.95
+        c = ledger.credit(conn, model, 1, date(2026, 2, 10), lines=[(1, "6")])
+        assert totals_of(c["credit_note"]) == ("-1.80", "-0.15", "-1.95", "0.00", "-1.95")
+        # Credit note 4: the rest: 106.20 + 3.00 = 109.20 net; VAT 8.99 - 0.15 = 8.84 (alone:
+        # 8.8452 -> 8.85, 9.00 credited against 8.99 billed); gross -118.04; total
+        # 120.00 - 1.95 = 118.05 (rounding -0.01)
+        c = ledger.credit(conn, model, 1, date(2026, 2, 12))
+        assert totals_of(c["credit_note"]) == ("-109.20", "-8.84", "-118.04", "-0.01",
+                                               "-118.05")
+        assert (c["invoice"]["state"], c["invoice"]["balance"]) == ("settled", "0.00")
+
+
+def test_net_credits_and_line_credits_together_never_exceed_what_was_billed(issued) -> None:
+    # The invoice bills 111.00 net at 8.1 %.
+    db, model = issued
+    with db.begin() as conn:
+        with pytest.raises(LifecycleError, match=r"111.00 billed at 8.1 % VAT"):
+            ledger.credit(conn, model, 1, date(2026, 2, 10), net="111.05")
+        with pytest.raises(LifecycleError, match=r"0.00 billed at 7.7 % VAT"):
+            ledger.credit(conn, model, 1, date(2026, 2, 10), net="1.00", vat="7.7")
+        # 100.00 net: -100.00; VAT -8.10; -108.10 (11.00 net left to credit)
+        c = ledger.credit(conn, model, 1, date(2026, 2, 10), net="100.00")
+        assert c["credit_note"]["total_due"] == "-108.10"
+        # All lines (111.00) on top of it would credit 211.00: refused, nothing written.
+        with pytest.raises(LifecycleError, match=r"11.00 left to credit at 8.1 % VAT"):
+            ledger.credit(conn, model, 1, date(2026, 2, 11))
+        assert sorted(documents(conn)) == [1, 2, 3]
+        # Line 2 (3.00) fits: -3.00; VAT -0.243 -> -0.24; -3.24 -> -3.25
+        c = ledger.credit(conn, model, 1, date(2026, 2, 11), lines=[(2, None)])
+        assert c["credit_note"]["total_due"] == "-3.25"
+        # The last 8.00 net: VAT 8.99 - 8.10 - 0.24 = 0.65; gross -8.65; the invoice's
+        # 120.00 - 108.10 - 3.25 = 8.65 (rounding 0.00); settled.
+        c = ledger.credit(conn, model, 1, date(2026, 2, 12), net="8.00")
+        assert totals_of(c["credit_note"]) == ("-8.00", "-0.65", "-8.65", "0.00", "-8.65")
+        assert (c["invoice"]["state"], c["invoice"]["balance"]) == ("settled", "0.00")
+        with pytest.raises(LifecycleError, match=r"0.00 left to credit at 8.1 % VAT"):
+            ledger.credit(conn, model, 1, date(2026, 2, 13), net="0.05")

@@ -15,6 +15,7 @@ from sitegate.cloud.billing.invoice import line_amount, totals
 from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.cloud.billing.sites import NotFound, canonical
 from sitegate.cloud.billing.tables import billing_events, billing_invoices
+from sitegate.cloud.billing.units import CENT, round_money
 
 INV, EV = billing_invoices, billing_events
 
@@ -173,16 +174,72 @@ def parse_line_spec(text: str) -> tuple[int, str | None]:
     return n, (qty or None)
 
 
-def _credited(conn: Connection, invoice_id: int) -> dict[int, list[dict[str, Any]]]:
-    """Lines of the invoice already credited by earlier credit notes, by line number."""
-    out: dict[int, list[dict[str, Any]]] = {}
+def _credit_notes(conn: Connection, invoice_id: int) -> list[dict[str, Any]]:
+    """The documents of the credit notes already issued against the invoice."""
     q = select(INV.c.document).where(INV.c.credited_invoice_id == invoice_id,
                                      INV.c.kind == "credit_note")
-    for (text,) in conn.execute(q):
-        for ln in json.loads(text)["lines"]:
+    return [json.loads(text) for (text,) in conn.execute(q)]
+
+
+def _credited(notes: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Lines of the invoice already credited by earlier credit notes, by line number."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for note in notes:
+        for ln in note["lines"]:
             if ln.get("credits_line") is not None:
                 out.setdefault(ln["credits_line"], []).append(ln)
     return out
+
+
+def _net_by_rate(lines: Any) -> dict[Decimal, Decimal]:
+    out: dict[Decimal, Decimal] = {}
+    for ln in lines:
+        rate = Decimal(ln["vat_rate"])
+        out[rate] = out.get(rate, Decimal("0.00")) + Decimal(ln["amount"])
+    return out
+
+
+def _note_totals(doc: dict[str, Any], notes: list[dict[str, Any]],
+                 new_lines: list[dict[str, Any]], cash_unit: Decimal) -> dict[str, Any]:
+    """A credit note's totals. Per VAT rate, the invoice's net is never credited beyond
+    what was billed, counting earlier notes of either kind (lines or net amounts). Each
+    note rounds its VAT and its total on its own, so the note that credits the rest of the
+    invoice takes the rest of the invoice's VAT per rate and of its cash-rounded gross:
+    the credit notes then add up to the invoice to the cent, with no 0.05 left open."""
+    billed = _net_by_rate(doc["lines"])
+    before = _net_by_rate(ln for note in notes for ln in note["lines"])
+    this = _net_by_rate(new_lines)
+    for rate, amount in sorted(this.items()):
+        got = billed.get(rate, Decimal("0.00"))
+        left = got + before.get(rate, Decimal(0))
+        if -amount > left:
+            raise LifecycleError(
+                f"a credit of {-amount} net at {rate} % VAT is more than the {left} left to "
+                f"credit at {rate} % VAT ({got} billed at {rate} % VAT)")
+    t = totals(new_lines, Decimal(0), cash_unit)
+    rest = {r: billed[r] + before.get(r, Decimal(0)) + this.get(r, Decimal(0)) for r in billed}
+    if any(rest.values()):
+        return t
+    vat_billed = {Decimal(v["rate"]): Decimal(v["vat"]) for v in doc["vat"]}
+    vat_before: dict[Decimal, Decimal] = {}
+    for note in notes:
+        for v in note["vat"]:
+            r = Decimal(v["rate"])
+            vat_before[r] = vat_before.get(r, Decimal(0)) + Decimal(v["vat"])
+    rows = []
+    for rate in sorted(billed):
+        net = this.get(rate, Decimal(0)).quantize(CENT)
+        vat = (-vat_billed.get(rate, Decimal(0)) - vat_before.get(rate, Decimal(0))).quantize(CENT)
+        if rate in this or vat:
+            rows.append({"rate": str(rate), "net": str(net), "vat": str(vat)})
+    net_total = sum((Decimal(r["net"]) for r in rows), Decimal("0.00"))
+    vat_total = sum((Decimal(r["vat"]) for r in rows), Decimal("0.00"))
+    gross = net_total + vat_total
+    due = (-round_money(Decimal(doc["gross_total"]), cash_unit)
+           - sum((Decimal(note["total_due"]) for note in notes), Decimal(0))).quantize(CENT)
+    return {**t, "vat": rows, "net_total": str(net_total), "vat_total": str(vat_total),
+            "gross_total": str(gross), "rounding": str((due - gross).quantize(CENT)),
+            "total_due": str(due)}
 
 
 def _credit_line(ln: dict[str, Any], prior: list[dict[str, Any]],
@@ -227,8 +284,9 @@ def credit(conn: Connection, model: SiteModel, number: int, day: date,
            lines: list[tuple[int, str | None]] | None = None) -> dict:
     """A credit note against an issued invoice: chosen lines (by number, optionally a part
     of a line's quantity), everything not yet credited (neither given), or one net amount
-    at a VAT rate. It takes the next number and reduces the invoice's balance; a line is
-    never credited beyond what was billed, counting earlier credit notes."""
+    at a VAT rate. It takes the next number and reduces the invoice's balance; neither a
+    line nor a VAT rate's net is credited beyond what was billed, counting earlier credit
+    notes, and the note that credits the rest takes the rest (``_note_totals``)."""
     row = get_row(conn, model.site.id, number)
     if row["state"] not in ("issued", "settled") or row["kind"] != "invoice":
         raise LifecycleError(f"invoice {number} is {row['state']}: credit notes correct "
@@ -237,8 +295,9 @@ def credit(conn: Connection, model: SiteModel, number: int, day: date,
         raise LifecycleError("credit either chosen lines or a net amount, not both")
     doc = json.loads(row["document"])
     text = label or f"Gutschrift zu Rechnung {number}"
+    notes = _credit_notes(conn, row["id"])
     if net is None:
-        prior = _credited(conn, row["id"])
+        prior = _credited(notes)
         by_n = {ln["n"]: ln for ln in doc["lines"]}
         wanted: list[tuple[int, str | None]] = lines or [(n, None) for n in sorted(by_n)]
         seen: set[int] = set()
@@ -274,7 +333,7 @@ def credit(conn: Connection, model: SiteModel, number: int, day: date,
                                     "period_last", "account")},
             "credits_invoice": number, "label": text, "lines": new_lines,
             "sources": [s for s in doc.get("sources", []) if s["id"] in used],
-            **totals(new_lines, Decimal(0), model.site.cash_unit)}
+            **_note_totals(doc, notes, new_lines, model.site.cash_unit)}
     cnum = next_number(conn, model.site.id)
     res = conn.execute(INV.insert().values(
         site_id=model.site.id, number=cnum, kind="credit_note", account_id=row["account_id"],
