@@ -210,3 +210,13 @@ def test_net_credits_and_line_credits_together_never_exceed_what_was_billed(issu
         assert (c["invoice"]["state"], c["invoice"]["balance"]) == ("settled", "0.00")
         with pytest.raises(LifecycleError, match=r"0.00 left to credit at 8.1 % VAT"):
             ledger.credit(conn, model, 1, date(2026, 2, 13), net="0.05")
+
+
+@pytest.mark.parametrize("vat", ["abc", "NaN", "-8.1"])
+def test_a_bad_vat_rate_is_a_clear_error(issued, capsys, vat) -> None:
+    db, _ = issued
+    code = main(["invoice", "credit", "1", "--db", str(db.url), "--net", "1.00", "--vat", vat])
+    assert code == 2
+    assert f"not a VAT rate: {vat!r}" in capsys.readouterr().err
+    with db.connect() as conn:
+        assert sorted(documents(conn)) == [1, 2]

@@ -34,6 +34,16 @@ def money(text: str) -> Decimal:
     return d
 
 
+def _vat_rate(text: str) -> Decimal:
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        d = Decimal("NaN")
+    if not d.is_finite() or d < 0:
+        raise LifecycleError(f"not a VAT rate: {text!r} (a percentage such as 8.1)")
+    return d
+
+
 def next_number(conn: Connection, site_id: str) -> int:
     """Next number of the site's one sequence (invoices and credit notes); callers hold the
     write transaction, and the unique constraint stops a racing writer."""
@@ -322,7 +332,7 @@ def credit(conn: Connection, model: SiteModel, number: int, day: date,
         amt = money(net)
         if amt <= 0:
             raise LifecycleError("credit amount must be positive (it is credited)")
-        rate = Decimal(vat) if vat is not None else Decimal(doc["lines"][0]["vat_rate"])
+        rate = _vat_rate(vat) if vat is not None else Decimal(doc["lines"][0]["vat_rate"])
         new_lines = [{"n": 1, "billing_point": None, "key": "credit", "label": text,
                       "from": doc["period_first"], "to": doc["period_last"], "quantity": "1",
                       "unit": "", "unit_price": str(-amt),
