@@ -220,3 +220,15 @@ def test_a_bad_vat_rate_is_a_clear_error(issued, capsys, vat) -> None:
     assert f"not a VAT rate: {vat!r}" in capsys.readouterr().err
     with db.connect() as conn:
         assert sorted(documents(conn)) == [1, 2]
+
+
+@pytest.mark.parametrize("amount", ["Infinity", "NaN", "1e999999999"])
+def test_an_amount_that_is_not_finite_is_a_clear_error(issued, capsys, amount) -> None:
+    db, _ = issued
+    for args in (["pay", "1", amount], ["credit", "1", "--net", amount]):
+        code = main(["invoice", *args, "--db", str(db.url)])
+        assert code == 2
+        assert f"not an amount: {amount!r}" in capsys.readouterr().err
+    with db.connect() as conn:
+        assert sorted(documents(conn)) == [1, 2]
+        assert ledger.view(conn, ledger.get_row(conn, "lindenweg", 1))["balance"] == "120.00"

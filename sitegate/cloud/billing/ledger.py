@@ -27,9 +27,12 @@ class LifecycleError(ValueError):
 def money(text: str) -> Decimal:
     try:
         d = Decimal(text)
+        cents = d.quantize(Decimal("0.01"))  # InvalidOperation: infinite or too many digits
     except InvalidOperation:
         raise LifecycleError(f"not an amount: {text!r}") from None
-    if d != d.quantize(Decimal("0.01")):
+    if not d.is_finite():
+        raise LifecycleError(f"not an amount: {text!r}")
+    if d != cents:
         raise LifecycleError(f"amount {text} has more than 2 decimals")
     return d
 
