@@ -79,8 +79,11 @@ def _rows(db: Path) -> list[tuple[int, str]]:
 def _wait_for(pred, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if pred():
-            return
+        try:
+            if pred():
+                return
+        except sqlite3.OperationalError:
+            pass  # the daemon has created the buffer file but not yet its tables
         time.sleep(0.2)
     raise AssertionError("condition not reached in time")
 
