@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -33,6 +34,9 @@ class SimulatedMeter:
     values: dict[str, Decimal] = field(default_factory=dict)
     words: dict[str, list[int]] = field(default_factory=dict)  # "holding"/"input" -> registers
     silent: bool = False  # a dead meter: the server gets no answer from it
+    # Where the phase currents (A) come from at each step instead of random values: the
+    # demo's main meter sees the building's base load plus what its chargers draw.
+    currents: Callable[[], Sequence[Decimal]] | None = None
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed * 7919 + self.unit)
@@ -80,7 +84,10 @@ class SimulatedMeter:
         """Advance the simulation: new instantaneous values, energy integrated over time."""
         rng = self._rng
         volts = [Decimal(str(round(230 + rng.uniform(-3, 3), 1))) for _ in range(3)]
-        amps = [Decimal(str(round(rng.uniform(0.5, 16), 2))) for _ in range(3)]
+        if self.currents is not None:
+            amps = [Decimal(a).quantize(Decimal("0.01")) for a in self.currents()]
+        else:
+            amps = [Decimal(str(round(rng.uniform(0.5, 16), 2))) for _ in range(3)]
         watts = [v * a for v, a in zip(volts, amps, strict=True)]
         total_w = sum(watts, Decimal(0))
         kwh = total_w * Decimal(str(seconds)) / Decimal(3_600_000)
