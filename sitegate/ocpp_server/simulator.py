@@ -16,6 +16,7 @@ import itertools
 import ssl
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -76,6 +77,7 @@ class SimCharger16(_RawCalls, CP16Client):
         super().__init__(cp_id, ws, response_timeout=15)
         self.got = Received()
         self.profile_answer = profile_answer
+        self.on_profile: Callable[[], None] | None = None  # called on each accepted profile
         profiles = "Core,SmartCharging,RemoteTrigger" + (
             ",LocalAuthListManagement" if local_list else "")
         self.configuration: dict[str, str] = {
@@ -145,7 +147,34 @@ class SimCharger16(_RawCalls, CP16Client):
     def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]
                                 ) -> result16.SetChargingProfile:
         self.got.profiles.append({"connector": connector_id, **cs_charging_profiles})
+        if self.profile_answer == "Accepted" and self.on_profile is not None:
+            self.on_profile()
         return result16.SetChargingProfile(status=self.profile_answer)
+
+    def limit(self, connector: int, tx: int | None) -> Decimal | None:
+        """The current (A per phase) the accepted profiles allow now, as a charger applies
+        them: the newest TxProfile of the running transaction, else the newest
+        TxDefaultProfile of the connector or of the whole charger (0); None without one.
+        Only the first period counts (our central system sends one)."""
+        if self.profile_answer != "Accepted":
+            return None
+        tx_profiles, defaults = [], []
+        for p in self.got.profiles:
+            purpose = p.get("charging_profile_purpose")
+            if purpose == "TxProfile" and tx is not None and p.get("transaction_id") == tx \
+                    and p["connector"] == connector:
+                tx_profiles.append(p)
+            elif purpose == "TxDefaultProfile" and p["connector"] in (0, connector):
+                defaults.append(p)
+        chosen = (tx_profiles or defaults or [None])[-1]
+        if chosen is None:
+            return None
+        schedule = chosen["charging_schedule"]
+        period = schedule["charging_schedule_period"][0]
+        value = Decimal(str(period["limit"]))
+        if schedule["charging_rate_unit"] == "W":  # W over all phases at 230 V
+            value /= 230 * int(period.get("number_phases") or 3)
+        return value
 
     @on(Action16.send_local_list)
     def on_send_local_list(self, list_version: int, update_type: str, **kw: Any
