@@ -24,6 +24,8 @@ from sitegate.sync.protocol import STREAM_SESSIONS, SessionMeterValue, SessionRe
 
 log = structlog.get_logger(__name__)
 
+DRAW_LOG = 32  # draw changes kept per charger: more than arrive between main meter reads
+
 
 class Sink(Protocol):
     """Where sessions and events go: the gateway's Buffer satisfies this."""
@@ -48,9 +50,32 @@ class Connection:
     connectors: dict[int, str] = field(default_factory=dict)  # connector -> status
     limits: dict[int, Decimal] = field(default_factory=dict)  # connector -> last pushed A
     draw: dict[int, dict[int, Decimal]] = field(default_factory=dict)  # connector->phase->A
+    # Every change of ``draw``, when: load management subtracts from a main meter reading
+    # what the chargers drew at that reading's time (a car that stopped a moment ago is
+    # still in the reading, its draw already gone: the base load would look that much higher).
+    draw_log: list[tuple[datetime, dict[int, dict[int, Decimal]]]] = field(
+        default_factory=list)
     profile_rejects: int = 0
     profiles_disabled: bool = False
     rate_unit: str | None = None  # "A" or "W" once known
+
+    def set_draw(self, connector: int | None, draw: dict[int, Decimal] | None) -> None:
+        """A connector's new draw (None: it draws nothing; connector None: all of them)."""
+        if connector is None:
+            self.draw.clear()
+        elif draw is None:
+            self.draw.pop(connector, None)
+        else:
+            self.draw[connector] = draw
+        self.draw_log.append((datetime.now(UTC), dict(self.draw)))
+        del self.draw_log[:-DRAW_LOG]
+
+    def draw_at(self, at: datetime) -> dict[int, dict[int, Decimal]]:
+        """``draw`` as it was at ``at`` (nothing before the first change it reported)."""
+        before = [d for ts, d in self.draw_log if ts <= at]
+        if before:
+            return before[-1]
+        return self.draw_log[0][1] if len(self.draw_log) == DRAW_LOG else {}
 
 
 class Core:
@@ -178,7 +203,7 @@ class Core:
                    values: list[MeterValue]) -> None:
         draw = currents(values)
         if draw:
-            conn.draw[connector] = draw
+            conn.set_draw(connector, draw)
         if tx is None:
             return
         self.store.add_meter_values(tx.id, [v.row() for v in values])
@@ -198,7 +223,7 @@ class Core:
             all_flags.append("meter_decreased")
         self.store.stop_tx(tx.id, stop_ts=ts, meter_stop=meter_stop, reason=reason,
                            flags=all_flags)
-        conn.draw.pop(tx.connector, None)
+        conn.set_draw(tx.connector, None)
         log.info("ocpp.tx_stopped", charge_point=conn.cp_id, tx=tx.id, reason=reason)
         self.on_change()
         stored = self.store.tx(tx.id)
@@ -217,7 +242,7 @@ class Core:
             stored = self.store.tx(tx.id)
             assert stored is not None
             await self.report(stored)
-        conn.draw.clear()
+        conn.set_draw(None, None)
         self.on_change()
 
     async def after_boot(self, conn: Connection) -> None:

@@ -46,10 +46,11 @@ class LoadManager:
             return None
         drawn = {1: Decimal(0), 2: Decimal(0), 3: Decimal(0)}
         for conn in self.core.connections.values():
+            draw_then = conn.draw_at(at)  # what was in the main meter's reading
             # Connector 0 is the whole charger: only counted when no connector reports.
-            per_connector = [d for c, d in conn.draw.items() if c > 0]
-            if not per_connector and 0 in conn.draw:
-                per_connector = [conn.draw[0]]
+            per_connector = [d for c, d in draw_then.items() if c > 0]
+            if not per_connector and 0 in draw_then:
+                per_connector = [draw_then[0]]
             for draw in per_connector:
                 for i, a in draw.items():
                     if i <= len(conn.config.phases):
