@@ -4,16 +4,23 @@ Built on the OCPP 1.6 simulator of ``sitegate.ocpp_server.simulator`` (``connect
 charger methods). Its ``run_fleet`` keeps one session open per charger for the benchmark
 and never stops it; billing needs completed sessions, so each charger here runs a cycle of
 sessions, and ends the one in progress when the demo stops.
+
+A car draws what the charger allows (the gateway's charging profiles) up to its own
+maximum, and starts drawing the new current as soon as a profile arrives; the charger then
+reports it (MeterValues) at once, as well as every interval. What each one draws goes into
+``Building.drawing``, which the simulated main meter adds to the base load.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from decimal import Decimal
 
 import structlog
 
+from sitegate.demo.building import Building
 from sitegate.demo.site import Charger
 from sitegate.ocpp_server.simulator import SimCharger16, close, connect
 
@@ -23,11 +30,14 @@ VOLTS = Decimal(230)
 
 
 class ChargerFleet:
-    def __init__(self, url: str, chargers: list[Charger], interval: float) -> None:
+    def __init__(self, url: str, chargers: list[Charger], interval: float,
+                 building: Building) -> None:
         self.url = url
         self.chargers = chargers
         self.interval = interval  # seconds between MeterValues
+        self.building = building
         self._stop = asyncio.Event()
+        self._wake: dict[str, asyncio.Event] = {c.cp_id: asyncio.Event() for c in chargers}
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -37,6 +47,8 @@ class ChargerFleet:
     async def stop(self) -> None:
         """End the sessions in progress (StopTransaction), then disconnect."""
         self._stop.set()
+        for wake in self._wake.values():
+            wake.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _pause(self, seconds: float) -> bool:
@@ -52,11 +64,12 @@ class ChargerFleet:
             log.warning("demo.charger_connect_failed", charge_point=c.cp_id, error=str(exc))
             return
         assert isinstance(sim, SimCharger16)
+        sim.on_profile = self._wake[c.cp_id].set
         try:
             await sim.boot()
             await sim.status(1, "Available")
             wh = Decimal(0)
-            # Staggered: the chargers start one poll apart, then charge 12 polls, rest 4.
+            # Staggered: the chargers start one poll apart, then charge c.polls, rest 4.
             if await self._pause(self.interval * (index + 1)):
                 return
             while True:
@@ -67,7 +80,14 @@ class ChargerFleet:
             if not self._stop.is_set():
                 log.warning("demo.charger_failed", charge_point=c.cp_id, error=repr(exc))
         finally:
+            self.building.drawing.pop(c.cp_id, None)
             await close(sim, task)
+
+    def _amps(self, sim: SimCharger16, c: Charger, tx: int) -> Decimal:
+        """min(what the charger allows, what the car takes); a relay box just switches."""
+        own = Decimal(c.amps)
+        limit = sim.limit(1, tx) if c.kind == "ev" else None
+        return own if limit is None else min(own, limit)
 
     async def _session(self, sim: SimCharger16, c: Charger, wh: Decimal) -> Decimal:
         await sim.status(1, "Preparing")
@@ -76,13 +96,37 @@ class ChargerFleet:
             return wh
         tx, _ = await sim.start_tx(1, c.badge, int(wh))
         await sim.status(1, "Charging")
-        amps = Decimal(c.amps)
-        watts = amps * VOLTS * 3
-        for _ in range(12):
-            if await self._pause(self.interval):
-                break
-            wh += (watts * Decimal(str(self.interval)) / 3600).quantize(Decimal(1))
-            await sim.meter(1, tx, int(wh), amps)
+        wake = self._wake[c.cp_id]
+        amps = self._amps(sim, c, tx)
+        self.building.drawing[c.cp_id] = (amps, c.phases)
+        last = time.monotonic()
+        end = last + c.polls * self.interval
+        report_at = last + self.interval
+        try:
+            # The charger reports what the car draws from the start (under the default
+            # profile until the session's own arrives).
+            await sim.meter(1, tx, int(wh), amps if c.kind == "ev" else None)
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), max(0.0, min(report_at, end) - last))
+                wake.clear()
+                now = time.monotonic()
+                # Energy at the current drawn since the last step, then the new current.
+                wh += amps * VOLTS * len(c.phases) * Decimal(str(now - last)) / 3600
+                last = now
+                if self._stop.is_set() or now >= end:
+                    break
+                new = self._amps(sim, c, tx)
+                if new == amps and now < report_at:
+                    continue
+                amps = new
+                self.building.drawing[c.cp_id] = (amps, c.phases)
+                if now >= report_at:
+                    report_at = now + self.interval
+                # The relay box meters energy only; a wallbox reports its current too.
+                await sim.meter(1, tx, int(wh), amps if c.kind == "ev" else None)
+        finally:
+            self.building.drawing.pop(c.cp_id, None)
         await sim.stop_tx(tx, int(wh), reason="EVDisconnected" if c.kind == "ev" else "Local",
                           badge=c.badge)
         await sim.status(1, "Available")

@@ -4,6 +4,7 @@ gateway opens and closes them, and how much of it the cloud has (no log lines)."
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 from sitegate.gateway.daemon import Daemon
@@ -19,6 +20,11 @@ def _pick(values: dict[str, Any], choices: tuple[tuple[str, str], ...]) -> tuple
         if quantity in values:
             return label, values[quantity]
     return "", None
+
+
+def _plain(value: Any) -> str:
+    """Decimals as digits (a float32 register decodes to 2.357E+4 otherwise)."""
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 class Printer:
@@ -46,8 +52,9 @@ class Printer:
                 continue
             self._shown[meter] = main.ts.isoformat()
             label2, second = _pick(rows[meter], SECOND)
-            extra = f"   {label2} {second.value:>10} {second.unit}" if second is not None else ""
-            self.out(f"{main.ts:%H:%M:%S}  {meter:<11} {label:<6} {main.value:>12} "
+            extra = (f"   {label2} {_plain(second.value):>10} {second.unit}"
+                     if second is not None else "")
+            self.out(f"{main.ts:%H:%M:%S}  {meter:<11} {label:<6} {_plain(main.value):>12} "
                      f"{main.unit:<4}{extra}")
 
     def _sessions(self) -> None:

@@ -19,8 +19,10 @@ from typing import IO
 
 from sitegate.demo import site
 from sitegate.demo.broker import Broker
+from sitegate.demo.building import Building
 from sitegate.demo.chargers import ChargerFleet
 from sitegate.demo.cloud import Cloud, free_port
+from sitegate.demo.loadwatch import LoadWatch
 from sitegate.demo.output import Printer
 from sitegate.drivers.mbus.emulator import Emulator, demo_meters
 from sitegate.drivers.modbus.simulator import ModbusSimulator
@@ -75,8 +77,11 @@ async def _run(workdir: Path, duration: float | None, interval: int,
                broker_url: str | None) -> int:
     modbus_port = free_port()
     modbus = ModbusSimulator([(u, p) for u, p, _, _ in site.MODBUS_METERS], seed=1)
+    # The main meter measures the building: its base load and what the chargers draw.
+    building = Building(site.BASE_LOAD)
+    modbus.meters[site.MAIN_METER_UNIT].currents = building.currents
     await modbus.start_tcp("127.0.0.1", modbus_port, "rtu-over-tcp")
-    modbus.run_clock(1.0)
+    modbus.run_clock(0.25)  # the main meter follows a charger's change within a poll
     mbus = Emulator(demo_meters(), baud=None)
     mbus_port = await mbus.start_tcp("127.0.0.1", 0)
     broker = None
@@ -103,12 +108,17 @@ async def _run(workdir: Path, duration: float | None, interval: int,
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        fleet = ChargerFleet(f"ws://127.0.0.1:{ocpp_port}/ocpp/", site.CHARGERS, interval)
+        assert daemon.ocpp is not None
+        LoadWatch(daemon.ocpp.load, workdir / "loadmgmt.jsonl", say).watch()
+        fleet = ChargerFleet(f"ws://127.0.0.1:{ocpp_port}/ocpp/", site.CHARGERS, interval,
+                             building)
         fleet.start()
         say(f"sitegate demo in {workdir}\n"
             f"  meters:   {len(site.MODBUS_METERS)} Modbus on 127.0.0.1:{modbus_port} "
             f"(RTU over TCP), {len(site.MBUS_METERS)} M-Bus on 127.0.0.1:{mbus_port}\n"
-            f"  chargers: {len(site.CHARGERS)} OCPP 1.6 on ws://127.0.0.1:{ocpp_port}/ocpp/\n"
+            f"  chargers: {len(site.CHARGERS)} OCPP 1.6 on ws://127.0.0.1:{ocpp_port}/ocpp/, "
+            f"load management on the main meter, {site.CONNECTION_LIMIT} A per phase "
+            f"(decisions in loadmgmt.jsonl)\n"
             f"  mqtt:     {broker_url}" + (" (embedded)" if broker else "") + "\n"
             f"  cloud:    {cloud.api_url}  (API docs: {cloud.api_url}/docs), "
             f"database {cloud.db}\n"

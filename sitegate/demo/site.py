@@ -23,6 +23,8 @@ MODBUS_METERS = [  # (unit, profile, meter id, billing point)
     (6, "eastron_sdm630", "common", "Common areas"),
 ]
 
+MAIN_METER_UNIT = 1  # "main", the grid connection: load management reads its currents
+
 # In the order of sitegate.drivers.mbus.emulator.demo_meters() (addresses 1..5).
 MBUS_METERS = [  # (address, profile, meter id, billing point)
     (1, "kamstrup_multical_601", "heat-apt-1", "Apartment 1"),
@@ -38,17 +40,28 @@ class Charger:
     cp_id: str
     kind: str  # "ev" | "laundry"
     badge: str  # the tenant badge that starts its sessions
-    amps: str  # per phase while charging
+    amps: str  # the most the car (or machine) draws per phase, whatever the charger allows
     label: str
+    polls: int  # a session lasts this many meter-value intervals
+    phases: tuple[int, ...] = (1, 2, 3)  # building phases it draws from
 
 
-# Ids as sitegate.ocpp_server.simulator names its chargers (SIM0000, ...).
+# Ids as sitegate.ocpp_server.simulator names its chargers (SIM0000, ...). Sessions of
+# different lengths, so cars arrive and leave while others charge.
 CHARGERS = [
-    Charger("SIM0000", "ev", "04A1B2C3", "16.0", "Garage place 1"),
-    Charger("SIM0001", "ev", "04D4E5F6", "10.0", "Garage place 2"),
-    Charger("SIM0002", "ev", "04C0FFEE", "6.0", "Garage place 3"),
-    Charger("SIM0003", "laundry", "04D4E5F6", "8.0", "Laundry room"),
+    Charger("SIM0000", "ev", "04A1B2C3", "16.0", "Garage place 1", polls=5),
+    Charger("SIM0001", "ev", "04D4E5F6", "16.0", "Garage place 2", polls=12),
+    Charger("SIM0002", "ev", "04C0FFEE", "13.0", "Garage place 3", polls=9),
+    # A washing machine on L1; the relay box meters energy only, so to load management
+    # it is part of the building's base load.
+    Charger("SIM0003", "laundry", "04D4E5F6", "8.0", "Laundry room", polls=6, phases=(1,)),
 ]
+
+# The building's connection, A per phase. Base load (BASE_LOAD, apartments and common areas
+# seen by the main meter) plus three cars at 16 A would need ~60 A: with all three charging
+# the gateway shares what is left, at least 6 A each (IEC 61851).
+CONNECTION_LIMIT = 40
+BASE_LOAD = ((9, 15), (7, 13), (8, 14))  # per phase L1..L3: range of the base load, A
 
 ACCOUNTS = [  # (account, name, apartment, badge)
     ("muster", "Anna Muster", "apt-1", "04A1B2C3"),
@@ -70,8 +83,10 @@ def gateway_config(workdir: Path, *, modbus_port: int, mbus_port: int, ocpp_port
         f'tcp = {{ host = "127.0.0.1", port = {mbus_port} }}\n',
     ]
     for unit, prof, mid, label in MODBUS_METERS:
+        # Load management needs the main meter live: every second, whatever the demo's pace.
+        every = 1 if unit == MAIN_METER_UNIT else interval
         out.append(f'[[meters]]\nid = "{mid}"\nbus = "converter"\nunit = {unit}\n'
-                   f'profile = "{prof}"\ninterval = {interval}\nbilling_point = "{label}"\n')
+                   f'profile = "{prof}"\ninterval = {every}\nbilling_point = "{label}"\n')
     for addr, prof, mid, label in MBUS_METERS:
         # Heat and water registers move slowly: read them less often than electricity.
         out.append(f'[[meters]]\nid = "{mid}"\nbus = "mbus"\naddress = {addr}\n'
@@ -82,12 +97,15 @@ def gateway_config(workdir: Path, *, modbus_port: int, mbus_port: int, ocpp_port
         # Running sessions reach the cloud within a few polls, not every 15 minutes.
         f'session_report_interval = {float(max(interval * 3, 5))}\n'
         '\n[ocpp.load_management]\nenabled = true\nmain_meter = "main"\n'
-        f'connection_limit = 32\ninterval = {float(max(interval * 2, 5))}\n'
+        f'connection_limit = {CONNECTION_LIMIT}\ninterval = {float(max(interval * 2, 5))}\n'
+        # The main meter is read every poll: a slow poll must not count as stale data.
+        f'stale_after = {float(max(30, interval * 3))}\n'
     )
     for c in CHARGERS:
+        # The wallboxes allow 16 A (11 kW); what a car takes at most is its own business.
         out.append(f'[[ocpp.charge_points]]\nid = "{c.cp_id}"\nkind = "{c.kind}"\n'
-                   f'billing_point = "{c.label}"\n' + ("max_current = 16\n" if c.kind == "ev"
-                                                       else ""))
+                   f'billing_point = "{c.label}"\nphases = {list(c.phases)}\n'
+                   + ("max_current = 16\n" if c.kind == "ev" else ""))
     for acc, _name, _apt, badge in ACCOUNTS:
         out.append(f'[[ocpp.badges]]\nid = "{badge}"\naccount = "{acc}"\n')
     return "\n".join(out)

@@ -9,18 +9,20 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from decimal import Decimal as D
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from sitegate.demo.broker import Broker, matches
-from sitegate.demo.site import CHARGERS, MBUS_METERS, MODBUS_METERS
+from sitegate.demo.site import BASE_LOAD, CHARGERS, MBUS_METERS, MODBUS_METERS
+from sitegate.gateway.config import parse_config
 
 
 def test_demo_runs_meters_chargers_cloud_and_bills(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "sitegate.gateway.cli", "demo", "--duration",
-                          "14", "--interval", "2", "--dir", str(tmp_path)],
+                          "16", "--interval", "2", "--dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=90)
     assert res.returncode == 0, res.stderr
     out = res.stdout
@@ -49,6 +51,8 @@ def test_demo_runs_meters_chargers_cloud_and_bills(tmp_path: Path) -> None:
     # Every row the gateway buffered was acknowledged before the demo stopped.
     assert "rows not acknowledged" not in out
 
+    _check_load_management(tmp_path, out, db)
+
     # Billing: invoices issued for the month, their PDFs in the demo directory.
     pdfs = sorted(tmp_path.glob("invoice-*.pdf"))
     assert pdfs, out
@@ -61,6 +65,60 @@ def test_demo_runs_meters_chargers_cloud_and_bills(tmp_path: Path) -> None:
     ev = db.execute("SELECT document FROM billing_invoices WHERE account_id = 'muster'").fetchone()
     assert ev is not None and any(ln["key"].startswith("ev_") for ln in
                                   json.loads(ev[0])["lines"])
+
+
+def _check_load_management(workdir: Path, out: str, db: sqlite3.Connection) -> None:
+    """Three cars behind the demo's connection: the gateway held them back, never handed
+    out more than the headroom, gave the others more when one left, and the simulated
+    chargers and main meter followed what it decided."""
+    cfg = parse_config((workdir / "site.toml").read_text(), "site.toml")
+    assert cfg.ocpp is not None
+    lm = cfg.ocpp.load_management
+    chargers = {c.id: c for c in cfg.ocpp.charge_points}
+    plans = [json.loads(ln) for ln in (workdir / "loadmgmt.jsonl").read_text().splitlines()]
+    managed = [p for p in plans if p["mode"] == "managed"]
+    assert managed, "load management never had main meter data"
+    for p in managed:
+        room = {int(k): D(v) for k, v in p["headroom"].items()}
+        assert all(v <= lm.connection_limit for v in room.values())
+        limits = {k.split("/")[0]: D(v) for k, v in p["limits"].items()}
+        for phase in (1, 2, 3):
+            used = sum((a for cp, a in limits.items() if phase in chargers[cp].phases), D(0))
+            # A headroom below zero (base load over the limit) pauses everybody.
+            assert used <= max(room[phase], D(0)), (p, phase)
+    assert max(len(p["limits"]) for p in managed) == 3  # three cars charged at once
+
+    # A car's limit went down while it charged (others arrived), to below what its
+    # charger allows but not below the minimum; and when a car left the others got more.
+    reduced = raised = False
+    for before, after in zip(managed, managed[1:], strict=False):
+        for key, amps in after["limits"].items():
+            old, new, cp = before["limits"].get(key), D(amps), key.split("/")[0]
+            if old is not None and lm.min_current <= new < min(D(old), chargers[cp].max_current):
+                reduced = True
+            if old is not None and new > D(old) and set(before["limits"]) - set(after["limits"]):
+                raised = True
+    assert reduced, managed
+    assert raised, managed
+    assert " A -> " in out and "load management: 3 cars share" in out
+
+    # The simulated cars drew what the gateway allowed (the default profile before the
+    # session's own), at most their own maximum: the charger reported exactly that.
+    for c in CHARGERS:
+        if c.kind != "ev":
+            continue
+        decided = {D(v) for p in plans for k, v in p["limits"].items() if k == f"{c.cp_id}/1"}
+        allowed = {min(a, D(c.amps)) for a in decided | {lm.fallback_current}}
+        drawn = {D(mv["value"]) for (payload,) in db.execute(
+                     "SELECT payload FROM sessions WHERE payload LIKE ?", (f'%"{c.cp_id}"%',))
+                 for mv in json.loads(payload)["meter_values"]
+                 if mv["measurand"] == "Current.Import"}
+        assert drawn and drawn <= allowed, (c.cp_id, drawn, allowed)
+
+    # The main meter saw the cars: on L2 (no laundry there) beyond the base load alone.
+    l2 = [D(v) for (v,) in db.execute("SELECT value FROM readings WHERE meter_id = 'main' "
+                                      "AND quantity = '1-0:51.7.0'")]
+    assert max(l2) > BASE_LOAD[1][1], l2
 
 
 def test_topic_filters() -> None:
