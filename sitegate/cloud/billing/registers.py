@@ -12,6 +12,8 @@ import hashlib
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
+from itertools import islice
+from operator import lt
 
 
 class Register:
@@ -38,7 +40,8 @@ class Register:
     def sort(self) -> Register:
         """In time order (ties by value, as sorting the tuples would); in place."""
         ts, vs = self.ts, self.values
-        if any(a >= b for a, b in zip(ts, ts[1:], strict=False)):
+        # the check runs at C speed (map): loaded registers come sorted, 30 M readings
+        if not all(map(lt, ts, islice(ts, 1, None))):
             order = sorted(range(len(ts)), key=lambda i: (ts[i], vs[i]))
             self.ts = array("q", (ts[i] for i in order))
             self.values = array("q", (vs[i] for i in order))

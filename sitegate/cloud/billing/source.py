@@ -6,11 +6,13 @@ Column names of the ingest part are named here only, so a rename is a one-line f
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from sqlalchemy import Boolean, Connection, DateTime, and_, column, select, table
+from sqlalchemy import Boolean, Connection, DateTime, and_, bindparam, column, select, table
+from sqlalchemy.engine import Dialect
 
 from sitegate.cloud.billing.compute import SessionIn
 from sitegate.cloud.billing.consumption import Issue
@@ -26,8 +28,7 @@ SESSION_LATEST = table("session_latest", column("gateway_id"), column("session_i
                        column("completed", Boolean()), column("payload"),
                        column("stopped_at", TS))
 MARGIN = 3 * 86400  # readings beyond the period, to interpolate across its edges
-_CHUNK = 500
-_YIELD = 20_000  # rows fetched at a time (a server-side cursor on PostgreSQL)
+_FETCH = 20_000  # rows fetched from the cursor at a time
 
 
 def utc(ts: datetime | str) -> datetime:
@@ -48,43 +49,115 @@ def _meter_keys(model: SiteModel) -> dict[tuple[str, str], str]:
 def load_readings(conn: Connection, model: SiteModel, start: int, end: int,
                   issues: list[Issue] | None = None) -> dict[str, dict[str, Register]]:
     """Register readings of the site's meters in [start - MARGIN, end + MARGIN], each
-    register as a compact ``Register`` (16 bytes a reading; rows are streamed from the
-    database, never all held as row objects).
+    register as a compact ``Register`` (16 bytes a reading).
 
-    Values marked invalid, or that are not numbers, are skipped and reported."""
+    One query per (meter, quantity), ordered by time, read through the DBAPI cursor in
+    large chunks (the index ``ix_readings_load`` covers it), so values append straight to
+    the register's arrays. Values marked invalid, or that are not numbers, are skipped and
+    reported."""
     keys = _meter_keys(model)
     quantities = sorted({q for m in model.meters for q in (m.import_quantity, m.export_quantity)})
-    by_gw: dict[str, list[str]] = {}
-    for gw, mid in keys:
-        by_gw.setdefault(gw, []).append(mid)
+    dialect = conn.dialect
+    sql, order = _series_sql(dialect)
+    bind = TS.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
+    lo, hi = bind(_dt(start - MARGIN)), bind(_dt(end + MARGIN))
+    when_of = _Stamps(TS.dialect_impl(dialect).result_processor(dialect, None))
     out: dict[str, dict[str, Register]] = {}
-    r = READINGS.c
-    for gw, mids in sorted(by_gw.items()):
-        for i in range(0, len(mids), _CHUNK):
-            q = select(r.meter_id, r.ts, r.quantity, r.value, r.unit, r.quality).where(and_(
-                r.gateway_id == gw, r.meter_id.in_(mids[i:i + _CHUNK]),
-                r.quantity.in_(quantities),
-                r.ts >= _dt(start - MARGIN), r.ts <= _dt(end + MARGIN)))
-            rows = conn.execute(q.execution_options(yield_per=_YIELD))
-            for mid, ts, qty, value, unit, quality in rows:
-                site_meter = keys[(gw, mid)]
-                when = int(utc(ts).timestamp())
-                try:
-                    if quality == "invalid":
-                        raise ValueError("reading marked invalid")
-                    units = kwh_to_units(Decimal(value), unit)
-                except (ValueError, InvalidOperation) as exc:
-                    if issues is not None:
-                        issues.append(Issue("skipped_reading", site_meter, when, str(exc)))
-                    continue
-                reg = out.setdefault(site_meter, {}).get(qty)
-                if reg is None:
-                    reg = out[site_meter][qty] = Register()
-                reg.append(when, units)
+    cur = conn.connection.cursor()  # the DBAPI cursor: no row objects, no type processing
+    try:
+        for gw, mid in sorted(keys):
+            site_meter = keys[(gw, mid)]
+            for qty in quantities:
+                p = {"gw": gw, "mid": mid, "qty": qty, "lo": lo, "hi": hi}
+                cur.execute(sql, [p[k] for k in order] if order else p)
+                reg = _read_series(cur, when_of, site_meter, issues)
+                if len(reg):
+                    have = out.setdefault(site_meter, {}).get(qty)
+                    if have is not None:  # two store meters billed as one: merge, then sort
+                        have.ts.extend(reg.ts)
+                        have.values.extend(reg.values)
+                    else:
+                        out[site_meter][qty] = reg
+    finally:
+        cur.close()
     for regs in out.values():
         for reg in regs.values():
             reg.sort()
     return out
+
+
+# Register units by unit text: decimals of a kWh value that are whole micro-kWh.
+_SCALE = {"kWh": 6, "": 6, "Wh": 3}
+_POW10 = tuple(10**k for k in range(7))
+_DIGITS = 18  # at most this many digits in micro-kWh: far inside int64 and Decimal's 28
+
+
+def _series_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """The per-register query as the driver's SQL text, and its parameter order when the
+    driver takes positional parameters (SQLite) rather than named ones (psycopg)."""
+    r = READINGS.c
+    q = select(r.ts, r.value, r.unit, r.quality).where(and_(
+        r.gateway_id == bindparam("gw"), r.meter_id == bindparam("mid"),
+        r.quantity == bindparam("qty"), r.ts >= bindparam("lo", type_=TS),
+        r.ts <= bindparam("hi", type_=TS))).order_by(r.ts)
+    compiled = q.compile(dialect=dialect)
+    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+    return str(compiled), order
+
+
+class _Stamps(dict):
+    """Stored ``ts`` -> epoch seconds, parsed once per distinct value: a site's meters share
+    their quarter-hours, so a month is ~3,000 parses, not one per reading. A value is
+    parsed as SQLAlchemy would (the dialect's own result processor), then as ``utc``."""
+
+    def __init__(self, parse: Callable[[Any], Any] | None) -> None:
+        super().__init__()
+        self.parse = parse
+
+    def __missing__(self, raw: Any) -> int:
+        ts = self.parse(raw) if self.parse is not None else raw
+        when = self[raw] = int(utc(ts).timestamp())
+        return when
+
+
+def _read_series(cur: Any, when_of: _Stamps, site_meter: str,
+                 issues: list[Issue] | None) -> Register:
+    """One register's rows (ts, value, unit, quality), in time order, into a Register.
+
+    A plain decimal text ("-12.345") within the unit's resolution is converted to integer
+    micro-kWh by integer arithmetic, exactly what Decimal gives; anything else (exponent,
+    more decimals than micro-kWh, "+", spaces, NaN, odd units) goes through Decimal as
+    before, so the result is the same either way."""
+    reg = Register()
+    ts_append, value_append = reg.ts.append, reg.values.append
+    pow10, scales, digits = _POW10, _SCALE, _DIGITS
+    while rows := cur.fetchmany(_FETCH):
+        for raw_ts, value, unit, quality in rows:
+            when = when_of[raw_ts]
+            if quality != "invalid":
+                scale = scales.get(unit)
+                if scale is not None:
+                    whole, _, frac = value.partition(".")
+                    body = whole + frac
+                    pad = scale - len(frac)
+                    if (pad >= 0 and len(body) + pad <= digits and body.isascii()
+                            and (body.isdigit() or (body[:1] == "-" and body[1:].isdigit()))):
+                        ts_append(when)
+                        value_append(int(body) * pow10[pad])
+                        continue
+            try:
+                if quality == "invalid":
+                    raise ValueError("reading marked invalid")
+                units = kwh_to_units(Decimal(value), unit)
+                value_append(units)
+            except (ValueError, InvalidOperation, OverflowError) as exc:
+                if isinstance(exc, OverflowError):
+                    exc = ValueError(f"value {value!r} out of range")
+                if issues is not None:
+                    issues.append(Issue("skipped_reading", site_meter, when, str(exc)))
+                continue
+            ts_append(when)
+    return reg
 
 
 def load_sessions(conn: Connection, model: SiteModel, start: int, end: int) -> list[SessionIn]:

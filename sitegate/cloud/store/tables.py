@@ -57,7 +57,11 @@ readings = Table(
     Column("read_at", TZ),
     Column("received_at", TZ, nullable=False),
     UniqueConstraint("gateway_id", "epoch", "seq", name="uq_readings_gateway_epoch_seq"),
-    Index("ix_readings_series", "gateway_id", "meter_id", "quantity", "ts"),
+    Index("ix_readings_series", "gateway_id", "meter_id", "quantity", "ts")
+    .ddl_if(dialect="postgresql"),
+    # SQLite: covers billing's per-register load (migration ingest_0003 says why not on PG)
+    Index("ix_readings_load", "gateway_id", "meter_id", "quantity", "ts", "value", "unit",
+          "quality").ddl_if(dialect="sqlite"),
 )
 
 sessions = Table(

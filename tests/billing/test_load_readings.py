@@ -1,0 +1,135 @@
+"""``source.load_readings`` from a real store (SQLite file, PostgreSQL where it runs): awkward
+register values take the fast integer path or fall back to Decimal, and either way give
+exactly the micro-kWh worked out by hand here (and what Decimal parsing gives)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from sitegate.cloud.billing.consumption import Issue
+from sitegate.cloud.billing.periods import grid_for, parse_period
+from sitegate.cloud.billing.sitemodel import SiteModel
+from sitegate.cloud.billing.source import MARGIN, load_readings
+from sitegate.cloud.billing.units import kwh_to_units
+from sitegate.cloud.store.db import make_engine, upgrade
+from sitegate.cloud.store.tables import readings
+
+IMP, EXP = "1-0:1.8.0", "1-0:2.8.0"
+T0 = datetime(2026, 1, 10, tzinfo=UTC)
+
+# (value text, unit, quality, micro-kWh by hand, or None when the reading must be skipped)
+AWKWARD: list[tuple[str, str, str, int | None]] = [
+    ("1000.25", "kWh", "good", 1_000_250_000),
+    ("1.00025E+3", "kWh", "good", 1_000_250_000),        # exponent
+    ("1000.2500004", "kWh", "good", 1_000_250_000),      # 7 decimals: rounds down
+    ("1000.2500005", "kWh", "good", 1_000_250_001),      # half rounds up
+    ("-0.5", "kWh", "good", -500_000),
+    ("-1000.2500005", "kWh", "suspect", -1_000_250_001),  # half away from zero
+    (".5", "kWh", "good", 500_000),
+    ("5.", "", "good", 5_000_000),                        # no unit: kWh
+    ("+7", "kWh", "good", 7_000_000),
+    (" 8 ", "kWh", "good", 8_000_000),
+    ("1_000", "kWh", "good", 1_000_000_000),             # Decimal takes underscores
+    ("\u0663", "kWh", "good", 3_000_000),                # ARABIC-INDIC DIGIT THREE
+    ("0001000.000001", "kWh", "good", 1_000_000_001),
+    ("1000300", "Wh", "good", 1_000_300_000),
+    ("1000300.5", "Wh", "good", 1_000_300_500),
+    ("1000300.0005", "Wh", "good", 1_000_300_001),       # 4 decimals of Wh: half up
+    ("-2.5", "Wh", "good", -2_500),
+    ("999999999999.999999", "kWh", "good", 999_999_999_999_999_999),  # 18 digits
+    ("1000.3", "kWh", "invalid", None),                  # marked invalid
+    ("abc", "kWh", "good", None),
+    ("1.2.3", "kWh", "good", None),
+    ("-", "kWh", "good", None),
+    ("", "kWh", "good", None),
+    ("NaN", "kWh", "good", None),
+    ("1e30", "kWh", "good", None),                       # beyond int64 micro-kWh
+    ("12", "MWh", "good", None),                         # unsupported unit
+]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    url = (str(tmp_path / "cloud.db") if request.param == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    upgrade(url)
+    eng = make_engine(url)
+    yield eng
+    eng.dispose()
+
+
+def _row(seq: int, meter: str, qty: str, ts: datetime, value: str, unit: str = "kWh",
+         quality: str = "good") -> dict:
+    return {"gateway_id": "gw-1", "seq": seq, "meter_id": meter, "ts": ts, "quantity": qty,
+            "value": value, "unit": unit, "quality": quality, "flags": "[]",
+            "received_at": T0}
+
+
+def _epoch(ts: datetime) -> int:
+    return int(ts.timestamp())
+
+
+def test_awkward_values_exact(engine: Engine, site: Callable[..., SiteModel]) -> None:
+    model = site(meters=[{"id": "m1", "gateway": "gw-1"},
+                         {"id": "m2", "gateway": "gw-1", "meter_id": "src-2"}],
+                 meter_assignments=[])
+    grid = grid_for(parse_period("2026-01"), model.tz)
+    stamps = [T0 + timedelta(minutes=15 * k) for k in range(len(AWKWARD))]
+    rows = [_row(k + 1, "m1", IMP, ts, v, u, q)
+            for k, (ts, (v, u, q, _)) in enumerate(zip(stamps, AWKWARD, strict=True))]
+    rows.reverse()  # stored out of time order: the load orders them
+    seq = len(rows)
+    extra = [
+        # a second reading at the first instant: ties are ordered by value
+        _row(seq + 1, "m1", IMP, stamps[0], "999.5"),
+        # export register of m1; m2 stored under its gateway's meter id
+        _row(seq + 2, "m1", EXP, stamps[1], "12.125"),
+        _row(seq + 3, "src-2", IMP, stamps[2], "7.5", "Wh"),
+        # outside [start - MARGIN, end + MARGIN]: not loaded; another gateway's meter too
+        _row(seq + 4, "m1", IMP, datetime.fromtimestamp(grid.start - MARGIN - 900, UTC), "1"),
+        {**_row(seq + 5, "m1", IMP, stamps[3], "1"), "gateway_id": "gw-2"},
+    ]
+    with engine.begin() as conn:
+        conn.execute(readings.insert(), rows + extra)
+
+    issues: list[Issue] = []
+    with engine.connect() as conn:
+        loaded = load_readings(conn, model, grid.start, grid.end, issues)
+
+    good = [(_epoch(ts), units) for ts, (_, _, _, units) in zip(stamps, AWKWARD, strict=True)
+            if units is not None]
+    expected = sorted([*good, (_epoch(stamps[0]), 999_500_000)])
+    assert list(loaded["m1"][IMP]) == expected
+    assert list(loaded["m1"][EXP]) == [(_epoch(stamps[1]), 12_125_000)]
+    assert list(loaded["m2"][IMP]) == [(_epoch(stamps[2]), 7_500)]
+    assert set(loaded) == {"m1", "m2"} and set(loaded["m2"]) == {IMP}
+
+    # the same as parsing every value with Decimal, as the load always did
+    for (value, unit, _, units) in AWKWARD:
+        if units is not None:
+            assert kwh_to_units(Decimal(value), unit) == units, value
+
+    skipped = [(_epoch(ts), v) for ts, (v, _, _, units) in zip(stamps, AWKWARD, strict=True)
+               if units is None]
+    assert sorted((i.ts, i.meter, i.kind) for i in issues) == sorted(
+        (ts, "m1", "skipped_reading") for ts, _ in skipped)
+    detail = {i.ts: i.detail for i in issues}
+    by_value = dict((v, ts) for ts, v in skipped)
+    assert detail[by_value["1000.3"]] == "reading marked invalid"
+    assert "MWh" in detail[by_value["12"]]
+    assert "out of range" in detail[by_value["1e30"]]
+
+
+def test_empty_store_loads_nothing(engine: Engine, site: Callable[..., SiteModel]) -> None:
+    model = site()
+    grid = grid_for(parse_period("2026-01"), model.tz)
+    issues: list[Issue] = []
+    with engine.connect() as conn:
+        assert load_readings(conn, model, grid.start, grid.end, issues) == {}
+    assert issues == []
