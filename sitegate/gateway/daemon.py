@@ -2,8 +2,9 @@
 and (when configured) the MQTT uplink and the OCPP central system; talks to systemd.
 
 The cloud's desired config (see remote_config) replaces buses and meters live: new bus
-workers are built first, then the affected ones stop after their current cycle and the new
-ones start. The applied config is persisted beside the buffer and used at the next start.
+workers are built first, then the affected ones stop after the meter they are reading and
+the new ones start, taking over the slots not yet read. The applied config is persisted
+beside the buffer and used at the next start.
 """
 
 from __future__ import annotations
@@ -168,12 +169,16 @@ class Daemon:
             for w in fresh.values():
                 await w.client.close()
             return f"config v{version} not applied: cannot persist it: {exc}"
-        # Switch: the affected workers finish their current cycle (committed), then go.
+        # Switch: the affected workers finish the meter they are reading, commit, then go.
         old = [(n, self.workers.pop(n), self._tasks.pop(n, None)) for n in changed
                if n in self.workers]
         for _, w, _ in old:
             w.stop()
         await asyncio.gather(*(t for _, _, t in old if t is not None), return_exceptions=True)
+        # A meter may move between buses: its schedule goes with it, by meter id.
+        stopped = [m for _, w, _ in old for m in w.meters]
+        for w in fresh.values():
+            w.take_over(stopped)
         self.config = target
         self.applied = applied
         if self.buffer is not None:

@@ -100,6 +100,19 @@ class BusWorker:
     def stop(self) -> None:
         self._stop.set()
 
+    def take_over(self, previous: list[MeterState]) -> None:
+        """Continue the schedule of a stopped worker of the same bus (a config switch).
+
+        A stopped worker leaves the meters it had not reached in its last cycle due for that
+        cycle's slot, and those it read due for the next one: a meter kept with the same
+        interval takes that over, so the slot is read once, late, rather than lost or read
+        twice. Called before ``run``."""
+        due = {m.ref.meter_id: m for m in previous}
+        for m in self.meters:
+            before = due.get(m.ref.meter_id)
+            if before is not None and before.interval == m.interval:
+                m.due = before.due
+
     def health(self) -> dict[str, Any]:
         elapsed = max(self.now() - self.started, 1e-9)
         return {
