@@ -1,10 +1,10 @@
 """What the demo building's main meter measures: its base load plus what the chargers draw.
 
-The simulated main meter (``SimulatedMeter.currents``) asks ``Building.currents`` once a
-second. The base load (apartments, common areas) wanders slowly within ``site.BASE_LOAD``;
-the chargers write what they draw now, per building phase, into ``drawing``. So load
-management reads on the main meter exactly what the simulated cars take under the limits it
-pushed, as it would in a real building.
+The simulated main meter (``SimulatedMeter.currents``) asks ``Building.currents`` at each
+step of the simulator's clock (4 times a second in the demo). The base load (apartments,
+common areas) wanders slowly within ``site.BASE_LOAD``; the chargers write what they draw
+now, per building phase, into ``drawing``. So load management reads on the main meter
+exactly what the simulated cars take under the limits it pushed, as in a real building.
 """
 
 from __future__ import annotations
@@ -33,6 +33,6 @@ class Building:
     def currents(self) -> list[Decimal]:
         """One step of the base load's random walk, plus the chargers: A per phase."""
         for i, (lo, hi) in enumerate(self._ranges):
-            step = Decimal(str(round(self._rng.uniform(-0.4, 0.4), 1)))
+            step = Decimal(str(round(self._rng.uniform(-0.2, 0.2), 1)))
             self.base[i] = min(max(self.base[i] + step, Decimal(lo)), Decimal(hi))
         return [b + d for b, d in zip(self.base, self.draw(), strict=True)]
