@@ -200,8 +200,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _config_lines(h: dict[str, Any]) -> list[str]:
     c = h.get("config") or {}
     if c.get("source") == "remote":
-        return [f"config: the cloud's v{c['version']} (applied {c['applied_at']}) for buses "
-                "and meters, the rest from the site file"]
+        out = [f"config: the cloud's v{c['version']} (applied {c['applied_at']}) for buses "
+               "and meters, the rest from the site file"]
+        if c.get("site_file_not_in_effect"):
+            out.append(f"  the site file's {', '.join(c['site_file_not_in_effect'])} differ "
+                       f"and are NOT in effect; to run them, change them in the cloud, or "
+                       f"delete {c.get('saved_at') or 'the saved remote config'} and restart")
+        return out
+    if c.get("problem"):
+        return [f"config: the site file (the cloud's saved config not used: {c['problem']})"]
     return ["config: the site file"] if c else []
 
 

@@ -39,6 +39,10 @@ class Daemon:
         self.config = config
         self.local_config = config  # the site file; the cloud may replace buses and meters
         self.applied: remote_config.Applied | None = None  # the cloud's config we run, if any
+        # For status: why a saved remote config was not used; which of the site file's live
+        # parts (edited since the cloud's config was applied) do not run.
+        self.config_problem: str | None = None
+        self.site_file_not_in_effect: list[str] = []
         self.buffer: Buffer | None = None
         self.workers: dict[str, BusWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -121,21 +125,25 @@ class Daemon:
                 return
             desired = remote_config.parse_desired(applied.config, str(path))
         except (ValueError, ConfigError) as exc:
-            log.error("daemon.config", source="local file",
-                      problem=f"the persisted remote config is not usable: {exc}")
+            self.config_problem = f"the saved remote config is not usable: {exc}"
+            log.error("daemon.config", source="local file", problem=self.config_problem)
             return
         fixed = remote_config.fixed_changes(local, desired)
         if "gateway_id" in fixed:
-            log.error("daemon.config", source="local file",
-                      problem=f"{path} is for gateway {desired.gateway_id!r}, not this one")
+            self.config_problem = (f"{path} is for gateway {desired.gateway_id!r}, "
+                                   f"not {local.gateway_id!r}")
+            log.error("daemon.config", source="local file", problem=self.config_problem)
             return
         self.config = remote_config.merged(local, desired)
         self.applied = applied
+        self.site_file_not_in_effect = remote_config.live_changes(local, self.config)
         log.warning("daemon.config", source="remote", version=applied.version,
                     applied_at=applied.applied_at, persisted=str(path),
                     buses=len(self.config.buses), meters=len(self.config.meters),
                     note="buses and meters from the cloud's config, the rest from the site "
                          "file; delete the persisted file to run the site file's again",
+                    **({"site_file_not_in_effect": self.site_file_not_in_effect}
+                       if self.site_file_not_in_effect else {}),
                     **({"site_file_differs_in": fixed} if fixed else {}))
 
     async def _apply_remote_config(self, desired: dict[str, Any]) -> str | None:
@@ -181,6 +189,7 @@ class Daemon:
             w.take_over(stopped)
         self.config = target
         self.applied = applied
+        self.site_file_not_in_effect = remote_config.live_changes(self.local_config, target)
         if self.buffer is not None:
             self.buffer.max_bytes = target.storage.max_mb * 1024 * 1024
         for name, w in fresh.items():
@@ -265,7 +274,11 @@ class Daemon:
             "unwritten_cycles": len(self._unwritten),
             "config": {"source": "remote" if self.applied else "local",
                        "version": self.applied.version if self.applied else None,
-                       "applied_at": self.applied.applied_at if self.applied else None},
+                       "applied_at": self.applied.applied_at if self.applied else None,
+                       "saved_at": str(remote_config.applied_path(
+                           self.local_config.storage.path)),
+                       "site_file_not_in_effect": self.site_file_not_in_effect,
+                       "problem": self.config_problem},
             "services": {type(s).__name__: s.health() for s in self.services},
         }
 

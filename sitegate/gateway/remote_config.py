@@ -66,6 +66,16 @@ def fixed_changes(running: SiteConfig, desired: SiteConfig) -> list[str]:
     return [name for name, (a, b) in pairs.items() if a != b]
 
 
+def live_changes(site_file: SiteConfig, running: SiteConfig) -> list[str]:
+    """The live parts in which the site file differs from the running config."""
+    pairs = {
+        "buses": (site_file.buses, running.buses),
+        "meters": (site_file.meters, running.meters),
+        "storage.max_mb": (site_file.storage.max_mb, running.storage.max_mb),
+    }
+    return [name for name, (a, b) in pairs.items() if a != b]
+
+
 def merged(local: SiteConfig, desired: SiteConfig) -> SiteConfig:
     """The installation's fixed parts with the desired live parts."""
     storage = local.storage.model_copy(update={"max_mb": desired.storage.max_mb})

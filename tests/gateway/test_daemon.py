@@ -245,8 +245,10 @@ def test_remote_config_applied_live_rejected_whole_and_kept_over_a_restart(
     proc = start(logs[1])
     try:
         _wait_for(lambda: uplink().get("connected"))
-        assert health()["config"] == {"source": "remote", "version": 1,
-                                      "applied_at": persisted["applied_at"]}
+        running = health()["config"]
+        assert {k: running[k] for k in ("source", "version", "applied_at")} == {
+            "source": "remote", "version": 1, "applied_at": persisted["applied_at"]}
+        assert running["site_file_not_in_effect"] == ["meters"]  # the site file has no m3
         assert uplink()["applied_config_version"] == 1
         assert configured_meters() == {"m1", "m2", "m3"}
         _wait_for(lambda: any(json.loads(p)["meter_id"] == "m3"

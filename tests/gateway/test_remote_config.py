@@ -99,3 +99,64 @@ def test_config_switch_mid_cycle_loses_no_slot_and_reads_none_twice(
     assert error is None
     ts = slot.isoformat()
     assert ("m1", ts) in got and ("m2", ts) in got, f"slot {ts} lost in the switch: {got}"
+
+
+# -- at start: the saved remote config, or the site file, and saying which ------------------
+
+
+def _started(tmp: Path, site: str) -> dict:  # type: ignore[type-arg]
+    """The daemon's choice at start (as ``sitegate status`` reports it) for this site file."""
+    from sitegate.gateway.cli_core import _config_lines
+
+    d = Daemon(parse_config(site))
+    d._startup_config()
+    d.buffer = Buffer(tmp / "buffer.db")
+    try:
+        h = d.health()
+    finally:
+        d.buffer.close()
+    return {"config": h["config"], "text": "\n".join(_config_lines(h)),
+            "meters": [m.id for m in d.config.meters]}
+
+
+def _save(tmp: Path, version: int, config: str | dict) -> None:  # type: ignore[type-arg]
+    from sitegate.gateway import remote_config
+
+    remote_config.save(remote_config.applied_path(f"{tmp}/buffer.db"), version, config)
+
+
+def test_site_file_edited_after_a_remote_config_status_says_the_edit_is_not_in_effect(
+        tmp_path: Path) -> None:
+    _save(tmp_path, 4, _site(tmp_path, 1502, [1, 2]))
+    # The installer adds m3 to the site file and restarts: the cloud's v4 still runs.
+    got = _started(tmp_path, _site(tmp_path, 1502, [1, 2, 3]))
+    assert got["meters"] == ["m1", "m2"]
+    assert got["config"]["source"] == "remote" and got["config"]["version"] == 4
+    assert got["config"]["site_file_not_in_effect"] == ["meters"]
+    assert "meters" in got["text"] and "NOT in effect" in got["text"]
+    assert "buffer.db.applied-config.json" in got["text"]  # how to run the site file's
+    # The same site file as the cloud's: nothing to point out.
+    same = _started(tmp_path, _site(tmp_path, 1502, [1, 2]))
+    assert same["config"]["site_file_not_in_effect"] == []
+    assert "NOT in effect" not in same["text"]
+
+
+def test_unusable_saved_remote_config_runs_the_site_file_and_status_says_why(
+        tmp_path: Path) -> None:
+    path = tmp_path / "buffer.db.applied-config.json"
+    site = _site(tmp_path, 1502, [1, 2, 3])
+    path.write_text('{"version": 4, "config": "gateway_id = ')  # torn by a bad disk
+    got = _started(tmp_path, site)
+    assert got["meters"] == ["m1", "m2", "m3"] and got["config"]["source"] == "local"
+    assert "unreadable" in got["config"]["problem"] and str(path) in got["config"]["problem"]
+    assert "not used" in got["text"] and "unreadable" in got["text"]
+
+    _save(tmp_path, 4, _site(tmp_path, 1502, [1]).replace("gw-live", "gw-other"))
+    got = _started(tmp_path, site)
+    assert got["meters"] == ["m1", "m2", "m3"] and got["config"]["source"] == "local"
+    assert "gw-other" in got["config"]["problem"] and "gw-other" in got["text"]
+
+    path.unlink()
+    got = _started(tmp_path, site)
+    assert got["config"]["source"] == "local" and got["config"].get("problem") is None
+    assert got["text"] == "config: the site file"
