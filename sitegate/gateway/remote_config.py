@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sitegate.gateway.config import ConfigError, Problem, SiteConfig, parse_config
+from sitegate.gateway.config import AtKey, ConfigError, Problem, SiteConfig, parse_config
 
 FIXED = ("gateway_id", "storage.path", "health", "mqtt", "ocpp")
 LIVE = "buses, meters and storage.max_mb"
@@ -45,8 +45,12 @@ def parse_desired(config: str | dict[str, Any], source: str) -> SiteConfig:
 
 
 def _problem(err: Any) -> Problem:
+    loc = tuple(err["loc"])
+    cause = err.get("ctx", {}).get("error")
+    if isinstance(cause, AtKey):  # a cross-check names its key, as parse_config shows it
+        loc += cause.loc
     path = ""
-    for part in err["loc"]:
+    for part in loc:
         path += f"[{part}]" if isinstance(part, int) else ("." if path else "") + str(part)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":

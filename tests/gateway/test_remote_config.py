@@ -160,3 +160,18 @@ def test_unusable_saved_remote_config_runs_the_site_file_and_status_says_why(
     got = _started(tmp_path, site)
     assert got["config"]["source"] == "local" and got["config"].get("problem") is None
     assert got["text"] == "config: the site file"
+
+
+def test_desired_config_as_json_names_the_key_of_a_cross_check_like_the_toml_form() -> None:
+    import tomllib
+
+    from sitegate.gateway import remote_config
+    from sitegate.gateway.config import ConfigError
+
+    text = _site(Path("/tmp/x"), 1502, [1, 2]).replace('id = "m2"', 'id = "m1"')
+    said = []
+    for form in (text, tomllib.loads(text)):
+        with pytest.raises(ConfigError) as exc:
+            remote_config.parse_desired(form, "config v7")
+        said.append([(p.path, p.message) for p in exc.value.problems])
+    assert said[0] == said[1] == [("meters[1].id", "meter id 'm1' appears twice")]
