@@ -131,6 +131,23 @@ class SiteConfig(_Strict):
         buses = {b.name: b for b in self.buses}
         if len(buses) != len(self.buses):
             raise ValueError("bus names must be unique")
+        # RS485 and M-Bus are half duplex: one worker per wire. Two buses on one serial port
+        # or one transparent converter would interleave their requests (garbled replies).
+        # Modbus TCP (MBAP) devices serve several clients, so those may be shared.
+        wires: dict[tuple[str, ...], str] = {}
+        for i, b in enumerate(self.buses):
+            if b.serial is not None:
+                wire, loc = ("serial", b.serial.port), ("buses", i, "serial", "port")
+            elif b.tcp is not None and (b.protocol == "mbus" or b.tcp.framing != "tcp"):
+                wire = ("tcp", b.tcp.host.lower(), str(b.tcp.port))
+                loc = ("buses", i, "tcp")
+            else:
+                continue
+            if wire in wires:
+                raise AtKey(loc, f"bus {wires[wire]!r} is already on {wire[1]}"
+                                 f"{':' + wire[2] if len(wire) > 2 else ''}: one bus per "
+                                 "half-duplex line (put the meters on one bus)")
+            wires[wire] = b.name
         seen: set[str] = set()
         for i, m in enumerate(self.meters):
             if m.id in seen:

@@ -266,3 +266,24 @@ def test_check_config_main_meter_must_read_phase_currents(tmp_path: Path) -> Non
     site.write_text(OCPP.replace("eastron_sdm630", "eastron_sdm120")
                     .replace('main_meter = "apt-1"\n', ""))
     assert subprocess.run(run, capture_output=True, text=True).returncode == 0
+
+
+@pytest.mark.parametrize(("first", "second", "key"), [
+    ('serial = { port = "/dev/ttyUSB0" }', 'serial = { port = "/dev/ttyUSB0", baudrate = 19200 }',
+     "buses[1].serial.port"),
+    ('tcp = { host = "10.0.0.5", port = 4001, framing = "rtu-over-tcp" }',
+     'tcp = { host = "10.0.0.5", port = 4001, framing = "rtu-over-tcp" }', "buses[1].tcp"),
+])
+def test_two_buses_on_one_wire_are_refused(first: str, second: str, key: str) -> None:
+    """Two bus workers on one half-duplex line would talk over each other's requests."""
+    text = (f'gateway_id = "g"\n[[buses]]\nname = "a"\n{first}\n'
+            f'[[buses]]\nname = "b"\n{second}\n')
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text)
+    (problem,) = exc.value.problems
+    assert problem.path == key and "bus 'a'" in problem.message
+    assert problem.line == 7  # the second bus's link
+    # Another port, or Modbus TCP (MBAP: the device serves several clients), is fine.
+    fine = (text.replace('"/dev/ttyUSB0", baud', '"/dev/ttyUSB1", baud') if "serial" in first
+            else text.replace("rtu-over-tcp", "tcp"))
+    assert len(parse_config(fine).buses) == 2
