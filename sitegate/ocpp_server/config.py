@@ -100,6 +100,15 @@ class LoadManagementConfig(_Strict):
                           "(without it: fallback current)")
     connection_limit: Decimal = Field(Decimal(63), gt=0,
                                       description="building connection, A per phase")
+    safety_margin: Decimal = Field(
+        Decimal(2), ge=0,
+        description="A per phase kept free below connection_limit: the sessions share "
+                    "connection_limit - safety_margin - base load, and a main meter reading "
+                    "above connection_limit - safety_margin on any phase reduces the limits "
+                    "at once (raising waits for the next recomputation). It absorbs the base "
+                    "load creeping up between readings and meter and car tolerances; a load "
+                    "that switches on in one step (an oven, a washing machine) is over it "
+                    "until the next main meter reading")
     min_current: Decimal = Field(Decimal(6), ge=0,
                                  description="below this a session is paused (IEC 61851: 6 A)")
     fallback_current: Decimal = Field(
@@ -109,6 +118,14 @@ class LoadManagementConfig(_Strict):
     interval: float = Field(30.0, gt=0, description="seconds between periodic recomputations")
     max_rejects: int = Field(3, ge=1, description="profile rejections before a charger is "
                                                   "reported and left alone")
+
+    @model_validator(mode="after")
+    def _margin_below_limit(self) -> LoadManagementConfig:
+        if self.safety_margin >= self.connection_limit:
+            raise ValueError(f"safety_margin ({self.safety_margin} A) must be below "
+                             f"connection_limit ({self.connection_limit} A): nothing would be "
+                             f"left to share")
+        return self
 
 
 class OcppConfig(_Strict):

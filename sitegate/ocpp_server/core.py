@@ -48,7 +48,12 @@ class Connection:
     vendor: str | None = None
     model: str | None = None
     connectors: dict[int, str] = field(default_factory=dict)  # connector -> status
-    limits: dict[int, Decimal] = field(default_factory=dict)  # connector -> last pushed A
+    limits: dict[int, Decimal] = field(default_factory=dict)  # connector -> last accepted A
+    # What the charger applies, as far as we know (only accepted profiles count): the
+    # TxProfile of a transaction, else the connector's or the whole charger's (0)
+    # TxDefaultProfile. Load management counts these as the limits in force.
+    tx_limits: dict[int, Decimal] = field(default_factory=dict)  # transaction id -> A
+    default_limits: dict[int, Decimal] = field(default_factory=dict)  # connector -> A
     draw: dict[int, dict[int, Decimal]] = field(default_factory=dict)  # connector->phase->A
     # Every change of ``draw``, when: load management subtracts from a main meter reading
     # what the chargers drew at that reading's time (a car that stopped a moment ago is
@@ -69,6 +74,22 @@ class Connection:
             self.draw[connector] = draw
         self.draw_log.append((datetime.now(UTC), dict(self.draw)))
         del self.draw_log[:-DRAW_LOG]
+
+    @property
+    def managed(self) -> bool:
+        """Under load management: an EV charger we accepted that takes our profiles. A relay
+        box, or a charger that refuses profiles, is part of the base load."""
+        return self.config.kind == "ev" and self.accepted and not self.profiles_disabled
+
+    def limit_in_force(self, connector: int, tx_id: int | None) -> Decimal | None:
+        """The current this charger allows a session now: the TxProfile it accepted for the
+        transaction, else a TxDefaultProfile; None when it accepted none (then it may draw
+        up to its own maximum)."""
+        for amps in (self.tx_limits.get(tx_id) if tx_id is not None else None,
+                     self.default_limits.get(connector), self.default_limits.get(0)):
+            if amps is not None:
+                return amps
+        return None
 
     def draw_at(self, at: datetime) -> dict[int, dict[int, Decimal]]:
         """``draw`` as it was at ``at`` (nothing before the first change it reported)."""
@@ -224,6 +245,7 @@ class Core:
         self.store.stop_tx(tx.id, stop_ts=ts, meter_stop=meter_stop, reason=reason,
                            flags=all_flags)
         conn.set_draw(tx.connector, None)
+        conn.tx_limits.pop(tx.id, None)
         log.info("ocpp.tx_stopped", charge_point=conn.cp_id, tx=tx.id, reason=reason)
         self.on_change()
         stored = self.store.tx(tx.id)
@@ -243,6 +265,7 @@ class Core:
             assert stored is not None
             await self.report(stored)
         conn.set_draw(None, None)
+        conn.tx_limits.clear()  # its transactions are closed
         self.on_change()
 
     async def after_boot(self, conn: Connection) -> None:

@@ -4,6 +4,9 @@
                        main_meter_currents=live_main_meter)
     await cs.start(); ...; await cs.stop()
 
+After each poll cycle that read the main meter the daemon calls ``main_meter_read()``, so
+load management reacts to an overload at that reading, not at its next periodic pass.
+
 The daemon routes control-socket commands ``ocpp.<name>`` and cloud commands to
 ``handle_command(name, args)`` and the retained ``badges`` topic to ``update_badges``.
 """
@@ -80,6 +83,12 @@ class CentralSystem:
             "load_management": self.load.last if self.cfg.load_management.enabled else None,
             "profiles_disabled": sorted(c.cp_id for c in conns.values() if c.profiles_disabled),
         }
+
+    def main_meter_read(self) -> None:
+        """The daemon got a new main meter reading: load management reduces the limits at
+        once if it shows a phase over the connection limit minus the safety margin."""
+        if self.cfg.load_management.enabled:
+            self.load.main_meter_read()
 
     def update_badges(self, badge_list: dict[str, Any]) -> None:
         """New retained badge list from the cloud; pushed to chargers with a local list."""

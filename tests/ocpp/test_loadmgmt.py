@@ -12,6 +12,7 @@ from ocpp_helpers import central, events, make_cfg, run, until
 from sitegate.ocpp_server.simulator import SimCharger16, close, connect
 
 N = 10
+MARGIN = 2  # A per phase kept free below the 63 A
 
 
 class MainMeter:
@@ -32,7 +33,7 @@ def lm_cfg(**lm: Any) -> Any:
     cps.append({"id": "BAD", "max_current": 16})
     return make_cfg(charge_points=cps, load_management={
         "enabled": True, "connection_limit": 63, "min_current": 6, "fallback_current": 8,
-        "stale_after": 30, "interval": 3600, **lm})
+        "stale_after": 30, "interval": 3600, "safety_margin": MARGIN, **lm})
 
 
 def latest_limits(sims: list[SimCharger16]) -> dict[str, D]:
@@ -71,7 +72,7 @@ def test_ten_chargers_share_63_a_with_varying_base_load(tmp: Path) -> None:
                 total = base + sum(drawn.values(), D(0))
                 meter.amps, meter.at = (total, total, total), datetime.now(UTC)
                 cs.core.on_change()
-                room = D(63) - base
+                room = D(63) - MARGIN - base  # what is shared
 
                 def settled(room: D = room) -> bool:
                     lim = latest_limits(sims)
@@ -115,8 +116,9 @@ def test_watt_unit_and_rejecting_charger(tmp: Path) -> None:
             assert default["charging_schedule_period"][0]["limit"] == 5520.0
             await watt.start_tx(1, "04A23BC1", 0)
             await bad.start_tx(1, "04A23BC1", 0)
-            # Boot default and the first TxProfile were rejected; one more recomputation.
-            await until(lambda: len(bad.got.profiles) == 2)
+            # Boot default and the first TxProfile were rejected (two recomputations may
+            # have pushed two); one more recomputation.
+            await until(lambda: len(bad.got.profiles) >= 2)
             meter.amps, meter.at = (D(10), D(10), D(10)), datetime.now(UTC)
             cs.core.on_change()
             await until(lambda: "BAD" in cs.health()["profiles_disabled"])
@@ -136,7 +138,7 @@ def test_watt_unit_and_rejecting_charger(tmp: Path) -> None:
 
 def test_profiles_on_ocpp201(tmp: Path) -> None:
     meter = MainMeter()
-    meter.amps = (D(50), D(50), D(50))  # 13 A spare
+    meter.amps = (D(50), D(50), D(50))  # 13 A spare, 11 A shared (2 A margin)
 
     async def scenario() -> None:
         async with central(tmp, lm_cfg(), main_meter_currents=meter) as (cs, buf, url):
@@ -148,6 +150,6 @@ def test_profiles_on_ocpp201(tmp: Path) -> None:
             await until(lambda: len(sim.got.profiles) == 2)
             p = sim.got.profiles[1]
             assert (p["charging_profile_purpose"], p["transaction_id"]) == ("TxProfile", "t-1")
-            assert p["charging_schedule"][0]["charging_schedule_period"][0]["limit"] == 13.0
+            assert p["charging_schedule"][0]["charging_schedule_period"][0]["limit"] == 11.0
             await close(sim, task)
     run(scenario())

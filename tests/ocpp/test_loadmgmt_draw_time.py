@@ -35,8 +35,9 @@ def test_a_car_leaving_after_the_meter_read_leaves_its_share_to_the_other(tmp: P
     meter = MainMeter()
     cfg = make_cfg(charge_points=[{"id": "EV0", "max_current": 16},
                                   {"id": "EV1", "max_current": 16}],
-                   load_management={"enabled": True, "connection_limit": 30,
-                                    "min_current": 6, "interval": 3600})
+                   load_management={"enabled": True, "connection_limit": 32,
+                                    "safety_margin": 2, "min_current": 6,
+                                    "interval": 3600})
 
     async def scenario() -> None:
         async with central(tmp, cfg, main_meter_currents=meter) as (cs, _buf, url):
@@ -48,17 +49,18 @@ def test_a_car_leaving_after_the_meter_read_leaves_its_share_to_the_other(tmp: P
                 sims.append(sim)
                 tasks.append(task)
                 txs.append((await sim.start_tx(1, "04A23BC1", 0))[0])
-            # Both draw 10 A; then the meter reads 10 A base load + 20 A of cars.
+            # Both draw 10 A; then the meter reads 10 A base load + 20 A of cars
+            # (32 A connection less a 2 A margin: 20 A shared).
             for sim, tx in zip(sims, txs, strict=True):
                 await sim.meter(1, tx, 100, D(10))
             meter.amps, meter.at = (D(30), D(30), D(30)), datetime.now(UTC)
             cs.core.on_change()
             await until(lambda: [tx_limit(s) for s in sims] == [D(10), D(10)])
 
-            # EV0 leaves before the next reading: 30 - 10 base = 20 A free for EV1 alone.
+            # EV0 leaves before the next reading: 32 - 2 - 10 base = 20 A for EV1 alone.
             await sims[0].stop_tx(txs[0], 200)
             await until(lambda: tx_limit(sims[1]) == D(16))
-            assert cs.load.last["headroom"] == {"1": "20", "2": "20", "3": "20"}
+            assert cs.load.last["headroom"] == {"1": "22", "2": "22", "3": "22"}
             for sim, task in zip(sims, tasks, strict=True):
                 await close(sim, task)
     run(scenario())
