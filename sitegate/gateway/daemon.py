@@ -64,6 +64,10 @@ class Daemon:
         assert self.buffer is not None
         for r in readings:
             self.latest[(r.meter_id, r.quantity)] = r
+        if self.ocpp is not None and self.config.ocpp is not None and any(
+                r.meter_id == self.config.ocpp.load_management.main_meter
+                and r.quantity in MAIN_METER_CURRENTS for r in readings):
+            self.ocpp.main_meter_read()  # an overload is reduced now, not at the next pass
         self._unwritten.append((readings, events))
         all_r = [r for batch, _ in self._unwritten for r in batch]
         all_e = [e for _, batch in self._unwritten for e in batch]
