@@ -97,8 +97,9 @@ def gateway_config(workdir: Path, *, modbus_port: int, mbus_port: int, ocpp_port
         # Running sessions reach the cloud within a few polls, not every 15 minutes.
         f'session_report_interval = {float(max(interval * 3, 5))}\n'
         '\n[ocpp.load_management]\nenabled = true\nmain_meter = "main"\n'
-        # Recomputed every 5 s (the main meter is read every second): an unmanaged load
-        # switching on (the washing machine) is over the limit until the next one.
+        # A full pass every 5 s; each main-meter reading (every second) above the limit
+        # minus the safety margin reduces at once, so the washing machine switching on
+        # overshoots for one reading at most.
         f'connection_limit = {CONNECTION_LIMIT}\ninterval = 5.0\n'
         # The main meter is read every poll: a slow poll must not count as stale data.
         f'stale_after = {float(max(30, interval * 3))}\n'
