@@ -154,7 +154,8 @@ def cmd_bill(args: argparse.Namespace) -> int:
     s = r["summary"]
     text = [f"site {r['site']} {r['period']}: created {r['created']}, updated {r['updated']}, "
             f"unchanged {r['unchanged']}; total {s['amount_total']}",
-            "energy kWh: " + ", ".join(f"{k} {v}" for k, v in s["energy_kwh"].items())]
+            "energy kWh: " + ", ".join(f"{k} {'unknown' if v is None else v}"
+                                       for k, v in s["energy_kwh"].items())]
     for d in r["issued_differs"]:
         text.append(f"  invoice {d['number']} ({d['state']}) would now be {d['now']} instead of "
                     f"{d['issued_total']}: not changed; see 'invoice late', issue a credit note")

@@ -160,6 +160,11 @@ def test_intervals_without_grid_data_are_billed_as_grid(site, register) -> None:
     assert (c["vat_total"], c["total_due"]) == ("0.37", "4.95")
     (unknown,) = [i for i in run.issues if i.kind == "solar_unknown"]
     assert unknown.meter == "main" and unknown.ts == cut
+    # 2 of the community's intervals and the rest of the month after the cut: 2976 - (T0 + 2)
+    assert run.summary["intervals_without_grid_data"] == 2976 - (T0 + 2)
+    # production cannot be derived from a grid meter that did not report
+    assert run.summary["energy_kwh"]["production_derived"] is None
+    assert run.summary["unexplained_import_kwh"] is None
 
 
 # --- a move mid-month, with the reading at the move missing ----------------------------

@@ -395,7 +395,7 @@ def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Regist
                                 f"{len(unknown)} intervals without grid data billed as grid"))
         imp_v, exp_v = g_imp.values, g_exp.values
     else:
-        used, imp_v, exp_v = zero, total, zero
+        used, imp_v, exp_v, unknown = zero, total, zero, []
     charge = discharge = production = None
     if site.battery_meter:
         charge = _series(model, site.battery_meter, IMPORT, readings, grid).values
@@ -457,15 +457,19 @@ def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Regist
             **totals(lines, adv, site.cash_unit),
         }
     digests = {m: _digest(readings[m]) for m in sorted(readings)}
+    energy = {k: str(units_to_kwh(getattr(rec, k))) for k in (
+        "consumption", "solar", "grid", "grid_import", "grid_export", "battery_charge",
+        "battery_discharge", "production_derived")}
+    if unknown:  # derived from the grid meter, which did not say: not a number to trust
+        energy["production_derived"] = None
     summary = {
         "site": site.id, "period": period.label, "intervals": n,
         "billing_points": len(model.billing_points), "invoices": len(docs),
-        "energy_kwh": {k: str(units_to_kwh(getattr(rec, k))) for k in (
-            "consumption", "solar", "grid", "grid_import", "grid_export", "battery_charge",
-            "battery_discharge", "production_derived")},
+        "energy_kwh": energy,
         "production_metered_kwh": str(units_to_kwh(rec.production_metered))
         if rec.production_metered is not None else None,
-        "unexplained_import_kwh": str(units_to_kwh(rec.unexplained_import)),
+        "unexplained_import_kwh": None if unknown else str(units_to_kwh(rec.unexplained_import)),
+        "intervals_without_grid_data": len(unknown),
         "amount_total": str(sum((Decimal(d["total_due"]) for d in docs.values()),
                                 Decimal("0")).quantize(CENT)),
         "issues": [{"kind": i.kind, "meter": i.meter, "at": _iso(i.ts), "detail": i.detail}
