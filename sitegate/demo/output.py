@@ -29,8 +29,9 @@ def _plain(value: Any) -> str:
 
 class Printer:
     def __init__(self, daemon: Daemon, cloud_counts: Callable[[], Awaitable[tuple[int, int]]],
-                 out: Callable[[str], None]) -> None:
+                 out: Callable[[str], None], producers: frozenset[str] = frozenset()) -> None:
         self.daemon = daemon
+        self.producers = producers  # meters shown by their export register (PV)
         self.cloud_counts = cloud_counts
         self.out = out
         self._shown: dict[str, str] = {}  # meter -> ts of the reading last printed
@@ -48,14 +49,18 @@ class Printer:
             rows.setdefault(meter, {})[quantity] = r
         for meter in sorted(rows):
             label, main = _pick(rows[meter], SHOWN)
+            if meter in self.producers and "1-0:2.8.0" in rows[meter]:
+                label, main = "export", rows[meter]["1-0:2.8.0"]
             if main is None or self._shown.get(meter) == main.ts.isoformat():
                 continue
             self._shown[meter] = main.ts.isoformat()
             label2, second = _pick(rows[meter], SECOND)
             extra = (f"   {label2} {_plain(second.value):>10} {second.unit}"
                      if second is not None else "")
-            self.out(f"{main.ts:%H:%M:%S}  {meter:<11} {label:<6} {_plain(main.value):>12} "
-                     f"{main.unit:<4}{extra}")
+            value, unit = (main.value / 1000, "kWh") if main.unit == "Wh" else (main.value,
+                                                                                   main.unit)
+            self.out(f"{main.ts:%H:%M:%S}  {meter:<11} {label:<6} {_plain(value):>12} "
+                     f"{unit:<4}{extra}")
 
     def _sessions(self) -> None:
         ocpp = self.daemon.ocpp

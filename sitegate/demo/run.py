@@ -80,6 +80,7 @@ async def _run(workdir: Path, duration: float | None, interval: int,
     # The main meter measures the building: its base load and what the chargers draw.
     building = Building(site.BASE_LOAD)
     modbus.meters[site.MAIN_METER_UNIT].currents = building.currents
+    modbus.meters[site.PV_METER_UNIT].produces = True
     await modbus.start_tcp("127.0.0.1", modbus_port, "rtu-over-tcp")
     modbus.run_clock(0.25)  # the main meter follows a charger's change within a poll
     mbus = Emulator(demo_meters(), baud=None)
@@ -124,7 +125,7 @@ async def _run(workdir: Path, duration: float | None, interval: int,
             f"database {cloud.db}\n"
             f"  try:      sitegate status -c {workdir}/site.toml\n"
             f"            sitegate-cloud readings --db {cloud.db} --meter heat-apt-1\n")
-        printer = Printer(daemon, cloud.counts, say)
+        printer = Printer(daemon, cloud.counts, say, producers=frozenset({"pv"}))
         started = time.monotonic()
         every = max(1.0, interval / 2)
         while not stop.is_set() and not run.done():

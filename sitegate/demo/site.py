@@ -24,6 +24,7 @@ MODBUS_METERS = [  # (unit, profile, meter id, billing point)
 ]
 
 MAIN_METER_UNIT = 1  # "main", the grid connection: load management reads its currents
+PV_METER_UNIT = 2
 
 # In the order of sitegate.drivers.mbus.emulator.demo_meters() (addresses 1..5).
 MBUS_METERS = [  # (address, profile, meter id, billing point)

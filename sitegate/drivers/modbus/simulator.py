@@ -37,6 +37,7 @@ class SimulatedMeter:
     # Where the phase currents (A) come from at each step instead of random values: the
     # demo's main meter sees the building's base load plus what its chargers draw.
     currents: Callable[[], Sequence[Decimal]] | None = None
+    produces: bool = False  # a PV inverter's meter: energy goes to the export register
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed * 7919 + self.unit)
@@ -105,7 +106,8 @@ class SimulatedMeter:
                 new = total_w / (1000 if kw else 1)
             elif q == "1-0:14.7.0":
                 new = Decimal("50.0")
-            elif q in ("1-0:1.8.0", "1-0:1.8.1") and seconds:
+            elif q in (("1-0:2.8.0", "1-0:2.8.1") if self.produces
+                       else ("1-0:1.8.0", "1-0:1.8.1")) and seconds:
                 new = self.values[q] + (kwh if reg.unit == "kWh" else kwh * 1000)
             if new is not None:
                 self.set(reg, new)
