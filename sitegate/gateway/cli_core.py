@@ -95,6 +95,27 @@ def profile_problems(cfg: SiteConfig) -> list[str]:
     return problems
 
 
+def config_warnings(cfg: SiteConfig) -> list[str]:
+    """Valid, but probably not what the installer meant: shown by check-config and logged at
+    start, never refused."""
+    warnings = []
+    lm = cfg.ocpp.load_management if cfg.ocpp is not None else None
+    if lm is not None and lm.enabled and lm.main_meter is not None:
+        i = next(i for i, m in enumerate(cfg.meters) if m.id == lm.main_meter)
+        every = cfg.meters[i].interval
+        key = f"meters[{i}].interval"
+        if every >= lm.stale_after:
+            warnings.append(
+                f"{key}: the main meter is read every {every} s but its data counts as stale "
+                f"after {lm.stale_after:g} s (ocpp.load_management.stale_after): load "
+                "management would always run the chargers on the fallback current")
+        elif every > 10:
+            warnings.append(
+                f"{key}: the main meter is read every {every} s; load management reacts to an "
+                "overload only at a reading: 1-5 s is usual")
+    return warnings
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.file)
@@ -111,10 +132,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
              args.json, "\n".join([f"{args.file}: {len(extra)} problem(s)"]
                                   + [f"  {p}" for p in extra]))
         return EXIT_CONFIG
+    warnings = config_warnings(cfg)
     summary = {"ok": True, "file": args.file, "gateway_id": cfg.gateway_id,
-               "buses": len(cfg.buses), "meters": len(cfg.meters)}
-    emit(summary, args.json, f"{args.file}: OK ({cfg.gateway_id}: {len(cfg.buses)} bus(es), "
-                             f"{len(cfg.meters)} meter(s))")
+               "buses": len(cfg.buses), "meters": len(cfg.meters), "warnings": warnings}
+    emit(summary, args.json, "\n".join(
+        [f"{args.file}: OK ({cfg.gateway_id}: {len(cfg.buses)} bus(es), "
+         f"{len(cfg.meters)} meter(s))"] + [f"  warning: {w}" for w in warnings]))
     return 0
 
 
@@ -129,6 +152,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{args.config}: {p}", file=sys.stderr)
         return EXIT_CONFIG
     configure(args.log_level)
+    import structlog
+
+    for w in config_warnings(cfg):
+        structlog.get_logger(__name__).warning("config.warning", file=args.config, warning=w)
     try:
         return asyncio.run(Daemon(cfg).run())
     except AlreadyRunning as exc:

@@ -287,3 +287,24 @@ def test_two_buses_on_one_wire_are_refused(first: str, second: str, key: str) ->
     fine = (text.replace('"/dev/ttyUSB0", baud', '"/dev/ttyUSB1", baud') if "serial" in first
             else text.replace("rtu-over-tcp", "tcp"))
     assert len(parse_config(fine).buses) == 2
+
+
+def test_check_config_warns_when_the_main_meter_is_read_too_seldom(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    run = [sys.executable, "-m", "sitegate.gateway.cli", "check-config", str(site), "--json"]
+
+    def warnings(text: str) -> list[str]:
+        site.write_text(text)
+        res = subprocess.run(run, capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout + res.stderr  # a warning never refuses
+        return json.loads(res.stdout)["warnings"]
+
+    # apt-1 is read every 900 s, stale after the default 30 s: always on the fallback
+    [w] = warnings(OCPP)
+    assert w.startswith("meters[0].interval: ") and "always run the chargers on the fallback" in w
+    [w] = warnings(OCPP.replace("interval = 900", "interval = 60")
+                   .replace('main_meter = "apt-1"', 'main_meter = "apt-1"\nstale_after = 120'))
+    assert w.startswith("meters[0].interval: ") and "reacts to an overload only at a reading" in w
+    assert warnings(OCPP.replace("interval = 900", "interval = 2")) == []
+    # no load management on it: nothing to warn about
+    assert warnings(OCPP.replace('main_meter = "apt-1"\n', "")) == []
