@@ -74,7 +74,14 @@ async def run(cs: CentralSystem, name: str, args: dict[str, Any]) -> dict[str, A
                   None)
         conn.profiles_disabled = False  # a technician asking explicitly gets another try
         conn.profile_rejects = 0
-        status = await cs.load.push_one(conn, connector, amps, tx)
+        in_force = conn.limit_in_force(connector, tx.id if tx else None)
+        if (cs.load.cfg.enabled and conn.managed and tx is not None
+                and in_force is not None and amps > in_force):
+            # A raise under load management goes out with the next pass, only as far as it
+            # fits beside the others: a technician must not be able to trip the main fuse.
+            status = "Scheduled"
+        else:
+            status = await cs.load.push_one(conn, connector, amps, tx)
         cs.set_manual_cap(conn.cp_id, connector, amps)  # load management respects it
     elif name == "trigger":
         message = str(_need(args, "message"))

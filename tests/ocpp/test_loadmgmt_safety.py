@@ -216,3 +216,34 @@ def test_an_unmanaged_relay_box_is_base_load_even_when_it_reports_its_current(
             await close(box, tb)
             await close(ev, te)
     run(scenario())
+
+
+def test_set_limit_lowers_at_once_and_raises_only_through_load_management(tmp: Path) -> None:
+    # Two cars share 38 A (19 each). A technician caps EV0 at 10 A: a reduction, pushed at
+    # once. Then asks for 25 A: more than in force, so nothing goes out; the next pass (the
+    # cap changed) shares 38 A again, 19 each: the raise goes only as far as it fits.
+    meter = MainMeter()
+    config = cfg({"id": "EV0", "max_current": 32}, {"id": "EV1", "max_current": 32})
+
+    async def scenario() -> None:
+        async with central(tmp, config, main_meter_currents=meter) as (cs, _buf, url):
+            sims, tasks = [], []
+            for cp in ("EV0", "EV1"):
+                sim, task = await connect(url, cp)
+                assert isinstance(sim, SimCharger16)
+                await sim.boot()
+                await sim.start_tx(1, "04A23BC1", 0)
+                sims.append(sim)
+                tasks.append(task)
+            await until(lambda: [tx_limit(s) for s in sims] == [SHARED / 2] * 2)
+
+            res = await cs.handle_command("set-limit", {"charge_point": "EV0", "amps": 10})
+            assert res["status"] == "Accepted" and tx_limit(sims[0]) == D(10)
+            pushed = len(sims[0].got.profiles)
+            res = await cs.handle_command("set-limit", {"charge_point": "EV0", "amps": 25})
+            assert res["status"] == "Scheduled"
+            assert len(sims[0].got.profiles) == pushed  # nothing above the limit in force
+            await until(lambda: tx_limit(sims[0]) == D(19) and tx_limit(sims[1]) == D(19))
+            for sim, task in zip(sims, tasks, strict=True):
+                await close(sim, task)
+    run(scenario())
