@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from sitegate.cloud import cloud_missing
+
+    if missing := cloud_missing():
+        print(f"sitegate-cloud needs the cloud extra ({missing} is not installed): "
+              "pip install 'sitegate[cloud]'", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

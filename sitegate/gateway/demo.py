@@ -33,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_demo(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from sitegate.cloud import cloud_missing
+
+    if missing := cloud_missing():
+        return _usage(f"the demo runs the cloud too, which needs {missing}: "
+                      "pip install 'sitegate[cloud]'")
     from sitegate.demo.run import run_demo
     from sitegate.sync.config import MqttConfig
 
