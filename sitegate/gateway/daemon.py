@@ -235,7 +235,10 @@ class Daemon:
         phases = [self.latest.get((meter, q)) for q in MAIN_METER_CURRENTS]
         if meter is None or any(r is None for r in phases):
             return None
-        return tuple(r.value for r in phases if r), min(r.ts for r in phases if r)
+        # When the meter was read (not the slot it belongs to): the chargers' draw is matched
+        # to that instant, and staleness counts from it.
+        return (tuple(r.value for r in phases if r),
+                min(r.read_at or r.ts for r in phases if r))
 
     async def _cloud_command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         """Commands from the cloud run through the same handlers as the local CLI's."""

@@ -91,3 +91,16 @@ def test_the_daemon_reduces_an_overload_at_the_next_main_meter_reading(tmp: Path
             await modbus.stop()
         assert running.result() == 0
     run(scenario(), timeout=60)
+
+
+def test_main_meter_currents_are_dated_when_read_not_by_their_slot(tmp: Path) -> None:
+    from sitegate.sync.protocol import Reading
+
+    daemon = Daemon(parse_config(_site(tmp, 1502, 0)))
+    slot = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
+    read = [datetime(2026, 11, 23, 10, 0, 0, 700_000 + i, tzinfo=UTC) for i in range(3)]
+    for i, q in enumerate(("1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0")):
+        daemon.latest[("main", q)] = Reading("main", slot, q, D(10 + i), "A", read_at=read[i])
+    assert daemon._main_meter_currents() == ((D(10), D(11), D(12)), read[0])
+    del daemon.latest[("main", "1-0:71.7.0")]
+    assert daemon._main_meter_currents() is None  # a phase missing: no headroom from it
