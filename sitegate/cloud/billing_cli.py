@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +14,7 @@ from sitegate.cloud.billing.ledger import LifecycleError, parse_line_spec
 from sitegate.cloud.billing.sitemodel import SiteModelError, load_site
 from sitegate.cloud.billing.sites import NotFound
 from sitegate.cloud.store.db import make_engine
-
-
-def _emit(data: Any, as_json: bool, text: str | None = None) -> None:
-    if as_json or text is None:
-        json.dump(data, sys.stdout, indent=2, ensure_ascii=False,
-                  default=lambda o: str(o) if isinstance(o, Decimal | date) else o)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
-
-
-def _table(rows: list[list[Any]], header: list[str]) -> str:
-    cells = [header] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+from sitegate.gateway.output import emit, table
 
 
 def _common(p: argparse.ArgumentParser, site: bool = True) -> None:
@@ -134,7 +115,7 @@ def _guard(fn: Any) -> Any:
 @_guard
 def cmd_site_import(args: argparse.Namespace) -> int:
     res = ops.import_site(make_engine(args.db), load_site(args.file))
-    _emit(res, args.json, f"site {res['site']} {'replaced' if res['replaced'] else 'imported'}"
+    emit(res, args.json, f"site {res['site']} {'replaced' if res['replaced'] else 'imported'}"
                           f": {res['billing_points']} billing points, {res['accounts']} "
                           f"accounts, {res['meters']} meters")
     return 0
@@ -144,7 +125,7 @@ def cmd_site_import(args: argparse.Namespace) -> int:
 def cmd_site_show(args: argparse.Namespace) -> int:
     from sitegate.cloud.billing.sitemodel import site_to_json
 
-    _emit(site_to_json(ops.site_model(make_engine(args.db), args.site)), True)
+    emit(site_to_json(ops.site_model(make_engine(args.db), args.site)), True)
     return 0
 
 
@@ -165,14 +146,14 @@ def cmd_bill(args: argparse.Namespace) -> int:
     if kinds:
         text.append("issues: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
                     + " (--json for details)")
-    _emit(r, args.json, "\n".join(text))
+    emit(r, args.json, "\n".join(text))
     return 0
 
 
 @_guard
 def cmd_list(args: argparse.Namespace) -> int:
     rows = ops.invoices(make_engine(args.db), args.site, args.period)
-    _emit(rows, args.json, _table(
+    emit(rows, args.json, table(
         [[v["number"], v["kind"], v["account"], v["period"], v["state"],
           f"R{v['reminder_level']}" if v["reminder_level"] else "", v["total_due"],
           v["balance"], v["due_date"]] for v in rows],
@@ -183,14 +164,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 @_guard
 def cmd_overview(args: argparse.Namespace) -> int:
     ov = ops.overview(make_engine(args.db), args.site, args.period)
-    _emit(ov, args.json, "\n".join(f"{k:12} {v}" for k, v in ov.items()))
+    emit(ov, args.json, "\n".join(f"{k:12} {v}" for k, v in ov.items()))
     return 0
 
 
 @_guard
 def cmd_late(args: argparse.Namespace) -> int:
     rows = ops.late_report(make_engine(args.db), args.site, args.period)
-    _emit(rows, args.json, _table(
+    emit(rows, args.json, table(
         [[r["period"], r["meter"], r["count"], r["first"], ",".join(r["invoices"])]
          for r in rows], ["period", "meter", "late readings", "first", "invoices"])
         if rows else "no late readings")
@@ -213,14 +194,14 @@ def _view_text(v: dict[str, Any]) -> str:
 @_guard
 def cmd_show(args: argparse.Namespace) -> int:
     v = ops.invoice(make_engine(args.db), args.site, args.number)
-    _emit(v, args.json, _view_text(v))
+    emit(v, args.json, _view_text(v))
     return 0
 
 
 @_guard
 def cmd_explain(args: argparse.Namespace) -> int:
     e = ops.explain_invoice(make_engine(args.db), args.site, args.number)
-    _emit(e, args.json, explain_text(e))
+    emit(e, args.json, explain_text(e))
     return 0
 
 
@@ -231,7 +212,7 @@ def cmd_pdf(args: argparse.Namespace) -> int:
     site = ops.site_model(engine, args.site).site.id
     out = Path(args.output or f"invoice-{site}-{args.number}.pdf")
     out.write_bytes(data)
-    _emit({"file": str(out), "bytes": len(data)}, args.json, f"wrote {out}")
+    emit({"file": str(out), "bytes": len(data)}, args.json, f"wrote {out}")
     return 0
 
 
@@ -242,9 +223,9 @@ def cmd_action(args: argparse.Namespace) -> int:
                 vat=getattr(args, "vat", None), label=getattr(args, "label", None),
                 note=getattr(args, "note", None), lines=getattr(args, "lines", None))
     if "credit_note" in r:
-        _emit(r, args.json, _view_text(r["credit_note"]) + "\n" + _view_text(r["invoice"]))
+        emit(r, args.json, _view_text(r["credit_note"]) + "\n" + _view_text(r["invoice"]))
     else:
-        _emit(r, args.json, _view_text(r))
+        emit(r, args.json, _view_text(r))
     return 0
 
 

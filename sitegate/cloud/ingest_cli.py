@@ -8,11 +8,12 @@ import json
 import signal
 import sys
 import threading
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 import structlog
+
+from sitegate.gateway.output import emit, table
 
 log = structlog.get_logger(__name__)
 
@@ -162,7 +163,7 @@ def _command(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     data = result.model_dump(mode="json")
-    _emit(data, args.json, json.dumps(result.result, indent=2) if result.ok
+    emit(data, args.json, json.dumps(result.result, indent=2) if result.ok
           else f"failed: {result.error}")
     return 0 if result.ok else 1
 
@@ -177,7 +178,7 @@ def _gateways(args: argparse.Namespace) -> int:
     from sitegate.cloud.api.app import gateways
 
     rows = gateways(_engine(args.db))[: args.limit]
-    text = _table(
+    text = table(
         [[g["gateway_id"], "online" if g["online"] else "offline", _t(g["last_seen"]),
           _t(g["first_seen"]), g["applied_config_version"],
           " ".join(f"{k}={v}" for k, v in sorted(g["acked_upto"].items())),
@@ -185,7 +186,7 @@ def _gateways(args: argparse.Namespace) -> int:
         ["gateway", "state", "last seen", "first seen", "config", "acked up to",
          "unsynced clock"],
     ) if rows else "no gateways yet"
-    _emit(rows, args.json, text)
+    emit(rows, args.json, text)
     return 0
 
 
@@ -193,11 +194,11 @@ def _dead_letters(args: argparse.Namespace) -> int:
     from sitegate.cloud.api.app import dead_letters
 
     rows = dead_letters(_engine(args.db), args.limit)
-    text = _table(
+    text = table(
         [[d["id"], _t(d["received_at"]), d["topic"], d["bytes"], d["reason"][:80]] for d in rows],
         ["id", "received", "topic", "bytes", "reason"],
     ) if rows else "no dead letters"
-    _emit(rows, args.json, text)
+    emit(rows, args.json, text)
     return 0
 
 
@@ -206,44 +207,18 @@ def _readings(args: argparse.Namespace) -> int:
 
     rows = readings(_engine(args.db), gateway_id=args.gateway, meter_id=args.meter,
                     unsynced=args.unsynced, limit=args.limit)
-    text = _table(
+    text = table(
         [[r["gateway_id"], r["seq"], r["meter_id"], _t(r["ts"]), r["quantity"], r["value"],
           r["unit"], r["quality"], ",".join(r["flags"])] for r in rows],
         ["gateway", "seq", "meter", "ts (UTC)", "quantity", "value", "unit", "quality",
          "flags"],
     ) if rows else "no readings"
-    _emit(rows, args.json, text)
+    emit(rows, args.json, text)
     return 0
 
 
-# Output (the cloud never imports the gateway's CLI helpers) -----------------------------------
+# Output --------------------------------------------------------------------------------------
 
 
 def _t(v: Any) -> str:
     return v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, datetime) else str(v or "")
-
-
-def _default(o: Any) -> Any:
-    if isinstance(o, Decimal):
-        return str(o)
-    if isinstance(o, datetime | date):
-        return o.isoformat()
-    if isinstance(o, bytes):
-        return o.decode("utf-8", "replace")
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
-def _emit(data: Any, as_json: bool, text: str) -> None:
-    if as_json:
-        json.dump(data, sys.stdout, default=_default, indent=2)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
-
-
-def _table(rows: list[list[Any]], header: list[str]) -> str:
-    cells = [header] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

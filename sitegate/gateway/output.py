@@ -16,16 +16,18 @@ def _default(o: Any) -> Any:
         return o.isoformat()
     if isinstance(o, set | tuple):
         return list(o)
+    if isinstance(o, bytes):
+        return o.decode("utf-8", "replace")
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
 def emit(data: Any, as_json: bool, text: str | None = None) -> None:
     """Print ``data`` as JSON, or ``text`` (a readable rendering of the same data)."""
-    if as_json:
-        json.dump(data, sys.stdout, default=_default, indent=2, sort_keys=False)
+    if as_json or text is None:  # no readable rendering: the JSON is the readable one
+        json.dump(data, sys.stdout, default=_default, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write((text if text is not None else str(data)).rstrip("\n") + "\n")
+        sys.stdout.write(text.rstrip("\n") + "\n")
 
 
 def table(rows: list[list[Any]], header: list[str]) -> str:
