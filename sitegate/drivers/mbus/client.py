@@ -39,9 +39,9 @@ class MbusBusClient:
 
     # -- single exchanges ----------------------------------------------------------------
 
-    async def _ack(self, request: bytes, what: str) -> bool:
-        """Send a request answered by E5; True when acknowledged. Garbled after all retries
-        raises DeviceError."""
+    async def _exchange(self, request: bytes, what: str) -> fr.Frame | None:
+        """Send with retries; the first reply, None after silence throughout. Garbled
+        after all retries raises DeviceError (a collision or a wiring problem, not silence)."""
         garbled: Garbled | None = None
         for _ in range(self.retries + 1):
             try:
@@ -49,16 +49,22 @@ class MbusBusClient:
             except Garbled as exc:
                 garbled = exc
                 continue
-            if reply is None:
-                continue
-            if reply.kind == "ack":
-                return True
+            if reply is not None:
+                return reply
+        if garbled is not None:
+            raise DeviceError(f"{what}: garbled reply ({garbled}); raw "
+                              f"{garbled.raw.hex().upper()}", kind="garbled")
+        return None
+
+    async def _ack(self, request: bytes, what: str) -> bool:
+        """Send a request answered by E5; True when acknowledged."""
+        reply = await self._exchange(request, what)
+        if reply is None:
+            return False
+        if reply.kind != "ack":
             raise DeviceError(f"{what}: expected an acknowledgement, got a {reply.kind} frame",
                               kind="garbled")
-        if garbled is not None:
-            raise DeviceError(f"{what}: garbled reply ({garbled}): {garbled.raw.hex()}",
-                              kind="garbled")
-        return False
+        return True
 
     async def snd_nke(self, address: int) -> bool:
         return await self._ack(fr.snd_nke(address), f"SND_NKE to {address}")
@@ -78,24 +84,13 @@ class MbusBusClient:
 
     async def request_data(self, address: int, fcb: bool) -> bytes:
         """One REQ_UD2; the raw RSP_UD frame. NoResponse / DeviceError after retries."""
-        request = fr.req_ud2(address, fcb)
-        garbled: Garbled | None = None
-        for _ in range(self.retries + 1):
-            try:
-                reply = await self.link.transact(request)
-            except Garbled as exc:
-                garbled = exc
-                continue
-            if reply is None:
-                continue
-            if reply.kind != "long":
-                raise DeviceError(f"address {address}: REQ_UD2 answered by a {reply.kind} "
-                                  "frame", kind="garbled")
-            return reply.raw
-        if garbled is not None:
-            raise DeviceError(f"address {address}: garbled reply ({garbled}); raw "
-                              f"{garbled.raw.hex().upper()}", kind="garbled")
-        raise NoResponse(f"address {address}: no reply to REQ_UD2")
+        reply = await self._exchange(fr.req_ud2(address, fcb), f"address {address}")
+        if reply is None:
+            raise NoResponse(f"address {address}: no reply to REQ_UD2")
+        if reply.kind != "long":
+            raise DeviceError(f"address {address}: REQ_UD2 answered by a {reply.kind} frame",
+                              kind="garbled")
+        return reply.raw
 
     async def read_frames(self, address: int) -> list[bytes]:
         """All telegrams of one meter: SND_NKE, then REQ_UD2 while more records follow.
