@@ -64,6 +64,21 @@ readings = Table(
           "quality").ddl_if(dialect="sqlite"),
 )
 
+
+def _session_fields() -> list[Column]:  # type: ignore[type-arg]
+    """What ``sessions`` and ``session_latest`` both keep of a session report, besides the
+    payload (fresh Column objects: a Column belongs to one table)."""
+    return [
+        Column("charge_point_id", String(128)),
+        Column("connector", Integer),
+        Column("badge", String(64)),
+        Column("started_at", TZ),
+        Column("stopped_at", TZ),
+        Column("energy_wh", Text),
+        Column("received_at", TZ, nullable=False),
+    ]
+
+
 sessions = Table(
     "sessions", metadata,
     Column("gateway_id", String(64), nullable=False),
@@ -71,13 +86,7 @@ sessions = Table(
     Column("seq", Integer, nullable=False),
     Column("payload", Text, nullable=False),  # the full record, JSON
     Column("session_id", String(128)),
-    Column("charge_point_id", String(128)),
-    Column("connector", Integer),
-    Column("badge", String(64)),
-    Column("started_at", TZ),
-    Column("stopped_at", TZ),
-    Column("energy_wh", Text),
-    Column("received_at", TZ, nullable=False),
+    *_session_fields(),
     UniqueConstraint("gateway_id", "epoch", "seq", name="uq_sessions_gateway_epoch_seq"),
     Index("ix_sessions_session", "gateway_id", "session_id"),
 )
@@ -135,13 +144,7 @@ session_latest = Table(
     Column("epoch", String(40), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("payload", Text, nullable=False),  # the full record, JSON
-    Column("charge_point_id", String(128)),
-    Column("connector", Integer),
-    Column("badge", String(64)),
-    Column("started_at", TZ),
-    Column("stopped_at", TZ),
-    Column("energy_wh", Text),
-    Column("received_at", TZ, nullable=False),
+    *_session_fields(),
     Index("ix_session_latest_stopped", "stopped_at"),
 )
 
