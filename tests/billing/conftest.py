@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from sitegate.cloud.billing.billing_run import bill
 from sitegate.cloud.billing.periods import STEP, grid_for, parse_period
 from sitegate.cloud.billing.sitemodel import SiteModel, parse_site
+from sitegate.cloud.billing.sites import save_site
 from sitegate.cloud.billing.units import kwh_to_units
 
 sys.path.insert(0, str(Path(__file__).parent))  # qrpage, shared by the PDF tests
@@ -112,3 +114,22 @@ def insert_readings(conn, gateway: str, meter: str, rows, quantity: str = "1-0:1
 @pytest.fixture
 def put_readings():
     return insert_readings
+
+
+# The move case of test_acceptance, in the store (lifecycle and credit-note tests).
+MOVE = [{"billing_point": "apt-1", "account": "anna", "from": "2024-06-01", "to": "2026-01-16"},
+        {"billing_point": "apt-1", "account": "ben", "from": "2026-01-16"}]
+TARIFF = [{"id": "res", "versions": [{"valid_from": "2025-01-01", "components": [
+    {"key": "energy", "label": "Strom", "price": "0.30"}],
+    "fees": [{"key": "meter", "label": "Messgebühr", "monthly": "6.20"}]}]}]
+
+
+@pytest.fixture
+def billed(db, site, register, put_readings):
+    """The move case of test_acceptance in the store: Anna 120.00 (no. 1), Ben 128.00 (no. 2)."""
+    model = site(occupancy=MOVE, tariffs=TARIFF)
+    with db.begin() as conn:
+        save_site(conn, model)
+        put_readings(conn, "gw-1", "m1", register("2026-01", lambda i: Decimal("0.25")))
+        result = bill(conn, model, "2026-01")
+    return db, model, result

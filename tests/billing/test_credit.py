@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
-from decimal import Decimal as D
 
 import pypdfium2
 import pytest
@@ -20,27 +19,17 @@ from qrpage import qr_fields
 from sqlalchemy import select
 
 from sitegate.cloud.billing import ledger, ops
-from sitegate.cloud.billing.billing_run import bill
 from sitegate.cloud.billing.explain import explain
 from sitegate.cloud.billing.ledger import LifecycleError
-from sitegate.cloud.billing.sites import save_site
 from sitegate.cloud.billing.tables import billing_invoices
 from sitegate.cloud.cli import main
 
-MOVE = [{"billing_point": "apt-1", "account": "anna", "from": "2024-06-01", "to": "2026-01-16"},
-        {"billing_point": "apt-1", "account": "ben", "from": "2026-01-16"}]
-TARIFF = [{"id": "res", "versions": [{"valid_from": "2025-01-01", "components": [
-    {"key": "energy", "label": "Strom", "price": "0.30"}],
-    "fees": [{"key": "meter", "label": "Messgebühr", "monthly": "6.20"}]}]}]
-
 
 @pytest.fixture
-def issued(db, site, register, put_readings):
-    model = site(occupancy=MOVE, tariffs=TARIFF)
+def issued(billed):
+    db, model, result = billed
+    assert result["created"] == [1, 2]
     with db.begin() as conn:
-        save_site(conn, model)
-        put_readings(conn, "gw-1", "m1", register("2026-01", lambda i: D("0.25")))
-        assert bill(conn, model, "2026-01")["created"] == [1, 2]
         v = ledger.issue(conn, model, 1, date(2026, 2, 2), datetime(2026, 2, 2, tzinfo=UTC))
     assert [(ln["n"], ln["quantity"], ln["amount"]) for ln in v["document"]["lines"]] == \
         [(1, "360.000", "108.00"), (2, "15/31", "3.00")]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,26 +12,11 @@ from sqlalchemy import select
 from sitegate.cloud.billing import ledger
 from sitegate.cloud.billing.billing_run import bill, late
 from sitegate.cloud.billing.ledger import LifecycleError
-from sitegate.cloud.billing.sites import save_site
 from sitegate.cloud.billing.tables import billing_invoices
 
 ZH = ZoneInfo("Europe/Zurich")
-MOVE = [{"billing_point": "apt-1", "account": "anna", "from": "2024-06-01", "to": "2026-01-16"},
-        {"billing_point": "apt-1", "account": "ben", "from": "2026-01-16"}]
-TARIFF = [{"id": "res", "versions": [{"valid_from": "2025-01-01", "components": [
-    {"key": "energy", "label": "Strom", "price": "0.30"}],
-    "fees": [{"key": "meter", "label": "Messgebühr", "monthly": "6.20"}]}]}]
 
 
-@pytest.fixture
-def billed(db, site, register, put_readings):
-    """The move case of test_acceptance in the store: Anna 120.00 (no. 1), Ben 128.00 (no. 2)."""
-    model = site(occupancy=MOVE, tariffs=TARIFF)
-    with db.begin() as conn:
-        save_site(conn, model)
-        put_readings(conn, "gw-1", "m1", register("2026-01", lambda i: D("0.25")))
-        result = bill(conn, model, "2026-01")
-    return db, model, result
 
 
 def docs(conn) -> dict[int, str]:
