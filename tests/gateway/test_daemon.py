@@ -6,40 +6,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from sitegate.drivers.modbus.profile import load_profile
 
-UNITS = range(1, 11)
+UNITS = range(1, 11)  # the units of the simulator fixture (conftest.py)
 QUANTITIES = len(load_profile("eastron_sdm630").registers)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def simulator() -> Iterator[int]:
-    port = _port()
-    args = [sys.executable, "-m", "sitegate.drivers.modbus.simulator", "--tcp", str(port),
-            "--framing", "rtu-over-tcp", "--silent", "10"]
-    for u in UNITS:
-        args += ["--meter", f"{u}:eastron_sdm630"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    yield port
-    proc.kill()
-    proc.wait()
 
 
 def _config(tmp: Path, port: int) -> Path:

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,27 +14,7 @@ from sitegate.gateway.buffer import Buffer
 from sitegate.gateway.config import parse_config
 from sitegate.gateway.daemon import Daemon
 
-SILENT = 10  # the simulator leaves this unit unanswered
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def simulator() -> Iterator[int]:
-    port = _port()
-    args = [sys.executable, "-m", "sitegate.drivers.modbus.simulator", "--tcp", str(port),
-            "--framing", "rtu-over-tcp", "--silent", str(SILENT)]
-    for u in (1, 2, 3, SILENT):
-        args += ["--meter", f"{u}:eastron_sdm630"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    yield port
-    proc.kill()
-    proc.wait()
+SILENT = 10  # the simulator fixture (conftest.py) leaves this unit unanswered
 
 
 def _site(tmp: Path, port: int, units: list[int], interval: int = 2) -> str:
