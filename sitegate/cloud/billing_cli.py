@@ -14,7 +14,7 @@ from sitegate.cloud.billing.ledger import LifecycleError, parse_line_spec
 from sitegate.cloud.billing.sitemodel import SiteModelError, load_site
 from sitegate.cloud.billing.sites import NotFound
 from sitegate.cloud.store.db import make_engine
-from sitegate.gateway.output import emit, table
+from sitegate.common.output import emit, table
 
 
 def _common(p: argparse.ArgumentParser, site: bool = True) -> None:

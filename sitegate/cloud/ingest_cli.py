@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from sitegate.gateway.output import emit, table
+from sitegate.common.output import emit, table
 
 log = structlog.get_logger(__name__)
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sitegate.common.output import emit, table
 from sitegate.gateway.config import ConfigError, SiteConfig, json_schema, load_config
 from sitegate.gateway.control import ControlError, call
-from sitegate.gateway.output import emit, table
 
 EXIT_CONFIG = 2
 DEFAULT_CONFIG = "/etc/sitegate/site.toml"

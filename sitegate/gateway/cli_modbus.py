@@ -8,12 +8,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from sitegate.common.output import emit, table
 from sitegate.drivers.base import DeviceError, LinkSettings, MeterRef, NoResponse
 from sitegate.drivers.modbus.client import ModbusBusClient
 from sitegate.drivers.modbus.planner import Block
 from sitegate.drivers.modbus.profile import ProfileError, load_profile, profile_names
 from sitegate.gateway.cli_core import _readings_text
-from sitegate.gateway.output import emit, table
 
 SCAN_BAUDS = (9600, 19200, 38400, 2400, 4800, 57600, 115200)
 

@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import Any
 
-from sitegate.gateway.output import emit, table
+from sitegate.common.output import emit, table
 
 
 def _common(p: argparse.ArgumentParser, cp: bool = True) -> None:
