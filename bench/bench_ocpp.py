@@ -31,8 +31,8 @@ LIMITS = {"p50_ms": 20.0, "p99_ms": 100.0, "p99_all_ms": 1000.0, "max_all_ms": 5
 # -- the servers (run in a child process) ------------------------------------------------------
 
 async def serve_sitegate(port: int, workdir: str) -> None:
+    from sitegate.common.sitefile_ocpp import OcppConfig
     from sitegate.gateway.buffer import Buffer
-    from sitegate.ocpp_server.config import OcppConfig
     from sitegate.ocpp_server.service import CentralSystem
 
     cfg = OcppConfig(host="127.0.0.1", port=port, security={"unknown_chargers": "accept"},

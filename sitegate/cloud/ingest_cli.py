@@ -125,8 +125,8 @@ def _push_config(args: argparse.Namespace) -> int:
 
     config: Any
     if args.file.endswith(".toml"):
+        from sitegate.common.sitefile import ConfigError, parse_config
         from sitegate.gateway.cli_core import profile_problems
-        from sitegate.gateway.config import ConfigError, parse_config
 
         with open(args.file, encoding="utf-8") as f:
             config = f.read()

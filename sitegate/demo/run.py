@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import IO
 
+from sitegate.common.sitefile import parse_config
 from sitegate.demo import site
 from sitegate.demo.broker import Broker
 from sitegate.demo.building import Building
@@ -26,7 +27,6 @@ from sitegate.demo.loadwatch import LoadWatch
 from sitegate.demo.output import Printer
 from sitegate.drivers.mbus.emulator import Emulator, demo_meters
 from sitegate.drivers.modbus.simulator import ModbusSimulator
-from sitegate.gateway.config import parse_config
 from sitegate.gateway.daemon import AlreadyRunning, Daemon
 
 DRAIN_TIMEOUT = 15.0  # seconds the gateway gets at the end to hand its backlog over

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sitegate.common.sitefile import Bus, Meter
 from sitegate.drivers.base import BusClient, LinkSettings, MeterRef
-from sitegate.gateway.config import Bus, Meter
 
 
 def link_settings(bus: Bus) -> LinkSettings:

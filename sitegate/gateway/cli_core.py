@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sitegate.common.output import emit, table
-from sitegate.gateway.config import ConfigError, SiteConfig, json_schema, load_config
+from sitegate.common.sitefile import ConfigError, SiteConfig, json_schema, load_config
 from sitegate.gateway.control import ControlError, call
 
 EXIT_CONFIG = 2
@@ -65,10 +65,10 @@ def config_or_exit(path: str) -> SiteConfig:
 def profile_problems(cfg: SiteConfig) -> list[str]:
     """Every meter's profile must exist and load for its bus protocol; the main meter of
     OCPP load management must read the per-phase currents the daemon shares out."""
+    from sitegate.common.sitefile_ocpp import MAIN_METER_CURRENTS
     from sitegate.drivers.mbus.profile import ProfileError as MbusProfileError
     from sitegate.drivers.mbus.profile import load_profile as load_mbus
     from sitegate.drivers.modbus.profile import ProfileError, load_profile
-    from sitegate.ocpp_server.config import MAIN_METER_CURRENTS
 
     main = cfg.ocpp.load_management.main_meter if cfg.ocpp is not None else None
     problems = []

@@ -79,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _socket(args: argparse.Namespace) -> str:
     if args.socket:
         return str(args.socket)
-    from sitegate.gateway.config import Health, load_config
+    from sitegate.common.sitefile import Health, load_config
 
     if args.config:
         return load_config(args.config).health.socket
@@ -87,7 +87,7 @@ def _socket(args: argparse.Namespace) -> str:
 
 
 def _call(args: argparse.Namespace, name: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-    from sitegate.gateway.config import ConfigError
+    from sitegate.common.sitefile import ConfigError
     from sitegate.gateway.control import ControlError, call
 
     try:

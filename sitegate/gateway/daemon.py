@@ -18,13 +18,13 @@ from typing import Any
 
 import structlog
 
+from sitegate.common.sitefile import ConfigError, SiteConfig
+from sitegate.common.sitefile_ocpp import MAIN_METER_CURRENTS
 from sitegate.gateway import remote_config, sdnotify
 from sitegate.gateway.buffer import Buffer
 from sitegate.gateway.buses import make_client, meter_ref
-from sitegate.gateway.config import ConfigError, SiteConfig
 from sitegate.gateway.control import ControlServer
 from sitegate.gateway.scheduler import BusWorker
-from sitegate.ocpp_server.config import MAIN_METER_CURRENTS
 from sitegate.sync.protocol import STREAM_EVENTS, STREAM_READINGS, Reading
 
 log = structlog.get_logger(__name__)

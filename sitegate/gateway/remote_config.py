@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sitegate.gateway.config import AtKey, ConfigError, Problem, SiteConfig, parse_config
+from sitegate.common.sitefile import AtKey, ConfigError, Problem, SiteConfig, parse_config
 
 FIXED = ("gateway_id", "storage.path", "health", "mqtt", "ocpp")
 LIVE = "buses, meters and storage.max_mb"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sitegate.ocpp_server.config import BadgeConfig
+from sitegate.common.sitefile_ocpp import BadgeConfig
 
 _SEPARATORS = re.compile(r"[\s:\-.]")
 _HEX = re.compile(r"^[0-9A-F]+$")

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import structlog
 
+from sitegate.common.sitefile_ocpp import ChargePointConfig, OcppConfig
 from sitegate.ocpp_server.badges import BadgeList, Decision
-from sitegate.ocpp_server.config import ChargePointConfig, OcppConfig
 from sitegate.ocpp_server.lenient import MeterValue, currents, energy_register
 from sitegate.ocpp_server.state import StateStore, Tx
 from sitegate.sync.protocol import STREAM_SESSIONS, SessionMeterValue, SessionRecord

@@ -33,8 +33,8 @@ from typing import Any
 
 import structlog
 
+from sitegate.common.sitefile_ocpp import LoadManagementConfig
 from sitegate.ocpp_server.allocation import STEP, Demand, allocate
-from sitegate.ocpp_server.config import LoadManagementConfig
 from sitegate.ocpp_server.core import Connection, Core
 
 log = structlog.get_logger(__name__)

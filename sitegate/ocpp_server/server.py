@@ -20,7 +20,7 @@ from websockets.exceptions import InvalidHeader
 from websockets.headers import build_www_authenticate_basic, parse_authorization_basic
 from websockets.http11 import Request, Response
 
-from sitegate.ocpp_server.config import OcppConfig
+from sitegate.common.sitefile_ocpp import OcppConfig
 
 log = structlog.get_logger(__name__)
 

@@ -22,8 +22,8 @@ import structlog
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from sitegate.common.sitefile_ocpp import OcppConfig
 from sitegate.ocpp_server import commands
-from sitegate.ocpp_server.config import OcppConfig
 from sitegate.ocpp_server.core import Connection, Core, Sink
 from sitegate.ocpp_server.cp16 import CP16
 from sitegate.ocpp_server.cp201 import CP201

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sitegate.gateway.config import ConfigError, json_schema, parse_config
+from sitegate.common.sitefile import ConfigError, json_schema, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = """
@@ -233,7 +233,7 @@ z.w = 1
 )
 def test_find_line_in_nested_arrays_of_tables(loc: tuple[str | int, ...],
                                               line: int | None) -> None:
-    from sitegate.gateway.config import find_line
+    from sitegate.common.sitefile import find_line
 
     assert find_line(NESTED, loc) == line
 

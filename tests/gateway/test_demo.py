@@ -15,9 +15,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from sitegate.common.sitefile import parse_config
 from sitegate.demo.broker import Broker, matches
 from sitegate.demo.site import BASE_LOAD, CHARGERS, MBUS_METERS, MODBUS_METERS
-from sitegate.gateway.config import parse_config
 
 
 def test_demo_runs_meters_chargers_cloud_and_bills(tmp_path: Path) -> None:

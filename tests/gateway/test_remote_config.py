@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from sitegate.common.sitefile import parse_config
 from sitegate.gateway.buffer import Buffer
-from sitegate.gateway.config import parse_config
 from sitegate.gateway.daemon import Daemon
 
 SILENT = 10  # the simulator fixture (conftest.py) leaves this unit unanswered
@@ -141,8 +141,8 @@ def test_unusable_saved_remote_config_runs_the_site_file_and_status_says_why(
 def test_desired_config_as_json_names_the_key_of_a_cross_check_like_the_toml_form() -> None:
     import tomllib
 
+    from sitegate.common.sitefile import ConfigError
     from sitegate.gateway import remote_config
-    from sitegate.gateway.config import ConfigError
 
     text = _site(Path("/tmp/x"), 1502, [1, 2]).replace('id = "m2"', 'id = "m1"')
     said = []

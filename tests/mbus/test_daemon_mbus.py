@@ -11,13 +11,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sitegate.common.sitefile import parse_config
 from sitegate.drivers.mbus.decode import decode_telegram
 from sitegate.drivers.mbus.emulator import EmulatedMeter, Emulator, recording
 from sitegate.drivers.mbus.frames import long_frame
 from sitegate.drivers.mbus.profile import load_profile
 from sitegate.drivers.mbus.readings import to_result
 from sitegate.gateway.buffer import Buffer
-from sitegate.gateway.config import parse_config
 from sitegate.gateway.daemon import Daemon
 
 KAMSTRUP_SECONDARY = "06855817"

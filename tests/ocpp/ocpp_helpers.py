@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
+from sitegate.common.sitefile_ocpp import OcppConfig
 from sitegate.gateway.buffer import Buffer
-from sitegate.ocpp_server.config import OcppConfig
 from sitegate.ocpp_server.service import CentralSystem
 
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from sitegate.gateway.config import ConfigError, parse_config
+from sitegate.common.sitefile import ConfigError, parse_config
 
 SITE = """
 gateway_id = "gw-1"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from ocpp_helpers import run, until
 
+from sitegate.common.sitefile import parse_config
 from sitegate.drivers.modbus.simulator import ModbusSimulator
-from sitegate.gateway.config import parse_config
 from sitegate.gateway.daemon import Daemon
 from sitegate.ocpp_server.simulator import SimCharger16, close, connect
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sitegate.ocpp_server.config import OcppConfig
+from sitegate.common.sitefile_ocpp import OcppConfig
 from sitegate.sync.config import MqttConfig
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
