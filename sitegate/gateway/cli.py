@@ -15,7 +15,7 @@ from collections.abc import Sequence
 PARTS = (
     "sitegate.gateway.cli_core",
     "sitegate.gateway.cli_modbus",
-    "sitegate.gateway.demo",
+    "sitegate.demo.cli",
     "sitegate.drivers.mbus.cli",
     "sitegate.gateway.cli_ocpp",
 )
