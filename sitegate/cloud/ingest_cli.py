@@ -125,18 +125,16 @@ def _push_config(args: argparse.Namespace) -> int:
 
     config: Any
     if args.file.endswith(".toml"):
+        from sitegate.common.profile_index import shipped_quantities
         from sitegate.common.sitefile import ConfigError, parse_config
-        from sitegate.gateway.cli_core import profile_problems
 
         with open(args.file, encoding="utf-8") as f:
             config = f.read()
         # Refused here rather than by the gateway hours later: same checks as check-config.
         try:
-            problems = [str(p) for p in profile_problems(parse_config(config, args.file))]
+            parse_config(config, args.file, shipped_quantities)
         except ConfigError as exc:
-            problems = [str(p) for p in exc.problems]
-        if problems:
-            print(f"{args.file}: not sent\n  " + "\n  ".join(problems))
+            print(f"{args.file}: not sent\n  " + "\n  ".join(str(p) for p in exc.problems))
             return 2
     else:
         config = _load_json(args.file)

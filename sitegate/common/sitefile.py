@@ -1,19 +1,28 @@
 """The site configuration (TOML), validated with pydantic.
 
 ``load_config`` raises ``ConfigError`` whose ``problems`` name every bad key by its path
-(``meters[2].unit``) and, where it can be found, the line in the file.
+(``meters[2].unit``) and, where it can be found, the line in the file: all of them in one
+run (how the parts fit together is checked in ``sitecheck``, on the raw data).
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sitegate.common.sitecheck import (
+    ConfigError,
+    Loc,
+    Problem,
+    ProfileLookup,
+    cross_problems,
+    path_str,
+    profile_problems,
+)
 from sitegate.common.sitefile_ocpp import OcppConfig
 from sitegate.sync.config import MqttConfig
 
@@ -128,49 +137,11 @@ class SiteConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_check(self) -> SiteConfig:
-        buses = {b.name: b for b in self.buses}
-        if len(buses) != len(self.buses):
-            raise ValueError("bus names must be unique")
-        # RS485 and M-Bus are half duplex: one worker per wire. Two buses on one serial port
-        # or one transparent converter would interleave their requests (garbled replies).
-        # Modbus TCP (MBAP) devices serve several clients, so those may be shared.
-        wires: dict[tuple[str, ...], str] = {}
-        for i, b in enumerate(self.buses):
-            if b.serial is not None:
-                wire, loc = ("serial", b.serial.port), ("buses", i, "serial", "port")
-            elif b.tcp is not None and (b.protocol == "mbus" or b.tcp.framing != "tcp"):
-                wire = ("tcp", b.tcp.host.lower(), str(b.tcp.port))
-                loc = ("buses", i, "tcp")
-            else:
-                continue
-            if wire in wires:
-                raise AtKey(loc, f"bus {wires[wire]!r} is already on {wire[1]}"
-                                 f"{':' + wire[2] if len(wire) > 2 else ''}: one bus per "
-                                 "half-duplex line (put the meters on one bus)")
-            wires[wire] = b.name
-        seen: set[str] = set()
-        for i, m in enumerate(self.meters):
-            if m.id in seen:
-                raise AtKey(("meters", i, "id"), f"meter id {m.id!r} appears twice")
-            seen.add(m.id)
-            bus = buses.get(m.bus)
-            if bus is None:
-                raise AtKey(("meters", i, "bus"),
-                            f"meter {m.id!r}: bus {m.bus!r} is not defined in [[buses]]")
-            if bus.protocol == "modbus" and m.unit is None:
-                raise AtKey(("meters", i),
-                            f"meter {m.id!r} is on Modbus bus {m.bus!r} and needs 'unit'")
-            if bus.protocol == "mbus" and (m.address is None) == (m.secondary is None):
-                raise AtKey(
-                    ("meters", i),
-                    f"meter {m.id!r} is on M-Bus bus {m.bus!r} and needs exactly one of "
-                    "'address' or 'secondary'",
-                )
-        main = self.ocpp.load_management.main_meter if self.ocpp is not None else None
-        if main is not None and main not in seen:
-            raise AtKey(("ocpp", "load_management", "main_meter"),
-                        f"meter {main!r} is not defined in [[meters]]; known: "
-                        f"{', '.join(sorted(seen)) or 'none'}")
+        # validate() reports every cross problem from the raw data; this keeps a model built
+        # any other way (SiteConfig(...), model_validate) from being inconsistent.
+        found = cross_problems(self.model_dump())
+        if found:
+            raise AtKey(*found[0])
         return self
 
     def bus(self, name: str) -> Bus:
@@ -184,34 +155,6 @@ class SiteConfig(_Strict):
             if m.id == meter_id:
                 return m
         raise KeyError(meter_id)
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        return f"{where}{self.path or '(top level)'}: {self.message}"
-
-
-class ConfigError(Exception):
-    def __init__(self, source: str, problems: list[Problem]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(str(p) for p in problems))
-
-
-def _path_str(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
 
 
 # A TOML key: bare or quoted parts joined by dots (``a.b``, ``"x y".z``).
@@ -278,7 +221,10 @@ def find_line(text: str, loc: tuple[Any, ...]) -> int | None:
     """Line of a pydantic error location in TOML text (tomllib keeps no positions): the
     line of the longest part of the location the file defines, so a missing key points at
     its table and a bad value inside an inline table at the line of that table."""
-    lines = key_lines(text)
+    return _line(key_lines(text), loc)
+
+
+def _line(lines: dict[tuple[str | int, ...], int], loc: tuple[Any, ...]) -> int | None:
     for n in range(len(loc), 0, -1):
         no = lines.get(tuple(loc[:n]))
         if no is not None:
@@ -286,36 +232,56 @@ def find_line(text: str, loc: tuple[Any, ...]) -> int | None:
     return None
 
 
-def parse_config(text: str, source: str = "<config>") -> SiteConfig:
+def _schema_message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key (misspelt?)"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def validate(data: Any, source: str, text: str | None = None,
+             profiles: ProfileLookup | None = None) -> SiteConfig:
+    """The site configuration from parsed TOML or JSON, or ConfigError naming every problem
+    at once: the shape of each value, how the parts fit together and, given a profile
+    lookup, the meters' profiles; each with its line when ``text`` (the TOML) is given."""
+    found: list[tuple[Loc, str]] = []
+    cfg: SiteConfig | None = None
+    try:
+        cfg = SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            if isinstance(err.get("ctx", {}).get("error"), AtKey):
+                continue  # the first cross problem; cross_problems below lists them all
+            found.append((tuple(err["loc"]), _schema_message(err)))
+    if isinstance(data, dict):
+        found += cross_problems(data)
+        if profiles is not None:
+            found += profile_problems(data, profiles)
+    if not found and cfg is not None:
+        return cfg
+    lines = key_lines(text) if text is not None else {}
+    problems = [Problem(path_str(loc), msg, _line(lines, loc)) for loc, msg in found]
+    problems.sort(key=lambda p: (p.line or 0, p.path))
+    raise ConfigError(source, problems)
+
+
+def parse_config(text: str, source: str = "<config>",
+                 profiles: ProfileLookup | None = None) -> SiteConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise ConfigError(source, [Problem("", f"not valid TOML: {exc}",
                                            int(m.group(1)) if m else None)]) from exc
-    try:
-        return SiteConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            cause = err.get("ctx", {}).get("error")
-            if isinstance(cause, AtKey):
-                loc += cause.loc
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (misspelt?)"
-            problems.append(Problem(_path_str(loc), msg, find_line(text, loc)))
-        raise ConfigError(source, problems) from exc
+    return validate(data, source, text, profiles)
 
 
-def load_config(path: str | Path) -> SiteConfig:
+def load_config(path: str | Path, profiles: ProfileLookup | None = None) -> SiteConfig:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(p), [Problem("", f"cannot read file: {exc.strerror}")]) from exc
-    return parse_config(text, str(p))
+    return parse_config(text, str(p), profiles)
 
 
 def json_schema() -> dict[str, Any]:

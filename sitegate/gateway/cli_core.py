@@ -10,8 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from sitegate.common.output import emit, table
-from sitegate.common.sitefile import ConfigError, SiteConfig, json_schema, load_config
+from sitegate.common.sitecheck import (
+    ConfigError,
+    Problem,
+    ProfileLookup,
+    config_warnings,
+    path_str,
+)
+from sitegate.common.sitefile import SiteConfig, find_line, json_schema, load_config
 from sitegate.gateway.control import ControlError, call
+from sitegate.gateway.profiles import driver_quantities
 
 EXIT_CONFIG = 2
 DEFAULT_CONFIG = "/etc/sitegate/site.toml"
@@ -52,9 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_buffer_stats)
 
 
-def config_or_exit(path: str) -> SiteConfig:
+def config_or_exit(path: str, profiles: ProfileLookup | None = None) -> SiteConfig:
     try:
-        return load_config(path)
+        return load_config(path, profiles)
     except ConfigError as exc:
         print(f"{exc.source}: configuration is not valid:", file=sys.stderr)
         for problem in exc.problems:
@@ -62,79 +70,28 @@ def config_or_exit(path: str) -> SiteConfig:
         raise SystemExit(EXIT_CONFIG) from exc
 
 
-def profile_problems(cfg: SiteConfig) -> list[str]:
-    """Every meter's profile must exist and load for its bus protocol; the main meter of
-    OCPP load management must read the per-phase currents the daemon shares out."""
-    from sitegate.common.sitefile_ocpp import MAIN_METER_CURRENTS
-    from sitegate.drivers.mbus.profile import ProfileError as MbusProfileError
-    from sitegate.drivers.mbus.profile import load_profile as load_mbus
-    from sitegate.drivers.modbus.profile import ProfileError, load_profile
-
-    main = cfg.ocpp.load_management.main_meter if cfg.ocpp is not None else None
-    problems = []
-    for i, m in enumerate(cfg.meters):
-        quantities: set[str] | None = None
-        if cfg.bus(m.bus).protocol == "modbus":
-            try:
-                quantities = {r.quantity for r in load_profile(m.profile).registers}
-            except ProfileError as exc:
-                problems.append(f"meters[{i}].profile: {exc}")
-        else:
-            try:
-                quantities = {mp.name for mp in load_mbus(m.profile).maps}
-            except MbusProfileError as exc:
-                problems.append(f"meters[{i}].profile: {exc}")
-        if m.id != main or quantities is None:
-            continue
-        missing = [q for q in MAIN_METER_CURRENTS if q not in quantities]
-        if missing:
-            problems.append(
-                f"ocpp.load_management.main_meter: meter {m.id!r} (profile {m.profile!r}) "
-                f"does not read {', '.join(missing)}: load management needs the current "
-                "of each phase")
-    return problems
-
-
-def config_warnings(cfg: SiteConfig) -> list[str]:
-    """Valid, but probably not what the installer meant: shown by check-config and logged at
-    start, never refused."""
-    warnings = []
-    lm = cfg.ocpp.load_management if cfg.ocpp is not None else None
-    if lm is not None and lm.enabled and lm.main_meter is not None:
-        i = next(i for i, m in enumerate(cfg.meters) if m.id == lm.main_meter)
-        every = cfg.meters[i].interval
-        key = f"meters[{i}].interval"
-        if every >= lm.stale_after:
-            warnings.append(
-                f"{key}: the main meter is read every {every} s but its data counts as stale "
-                f"after {lm.stale_after:g} s (ocpp.load_management.stale_after): load "
-                "management would always run the chargers on the fallback current")
-        elif every > 10:
-            warnings.append(
-                f"{key}: the main meter is read every {every} s; load management reacts to an "
-                "overload only at a reading: 1-5 s is usual")
-    return warnings
+def site_warnings(cfg: SiteConfig, path: str) -> list[Problem]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    return [Problem(path_str(loc), msg, find_line(text, loc))
+            for loc, msg in config_warnings(cfg)]
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     try:
-        cfg = load_config(args.file)
+        cfg = load_config(args.file, driver_quantities)
     except ConfigError as exc:
-        problems = [{"path": p.path, "line": p.line, "message": p.message} for p in exc.problems]
-        text = "\n".join([f"{exc.source}: {len(problems)} problem(s)"]
+        text = "\n".join([f"{exc.source}: {len(exc.problems)} problem(s)"]
                          + [f"  {p}" for p in exc.problems])
-        emit({"ok": False, "file": exc.source, "problems": problems}, args.json, text)
+        emit({"ok": False, "file": exc.source,
+              "problems": [p.to_dict() for p in exc.problems]}, args.json, text)
         return EXIT_CONFIG
-    extra = profile_problems(cfg)
-    if extra:
-        emit({"ok": False, "file": args.file,
-              "problems": [{"path": p.split(":")[0], "line": None, "message": p} for p in extra]},
-             args.json, "\n".join([f"{args.file}: {len(extra)} problem(s)"]
-                                  + [f"  {p}" for p in extra]))
-        return EXIT_CONFIG
-    warnings = config_warnings(cfg)
+    warnings = site_warnings(cfg, args.file)
     summary = {"ok": True, "file": args.file, "gateway_id": cfg.gateway_id,
-               "buses": len(cfg.buses), "meters": len(cfg.meters), "warnings": warnings}
+               "buses": len(cfg.buses), "meters": len(cfg.meters),
+               "warnings": [w.to_dict() for w in warnings]}
     emit(summary, args.json, "\n".join(
         [f"{args.file}: OK ({cfg.gateway_id}: {len(cfg.buses)} bus(es), "
          f"{len(cfg.meters)} meter(s))"] + [f"  warning: {w}" for w in warnings]))
@@ -145,17 +102,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sitegate.gateway.daemon import AlreadyRunning, Daemon
     from sitegate.gateway.logging_setup import configure
 
-    cfg = config_or_exit(args.config)
-    problems = profile_problems(cfg)
-    if problems:
-        for p in problems:
-            print(f"{args.config}: {p}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = config_or_exit(args.config, driver_quantities)
     configure(args.log_level)
     import structlog
 
-    for w in config_warnings(cfg):
-        structlog.get_logger(__name__).warning("config.warning", file=args.config, warning=w)
+    for w in site_warnings(cfg, args.config):
+        structlog.get_logger(__name__).warning("config.warning", file=args.config,
+                                               warning=str(w))
     try:
         return asyncio.run(Daemon(cfg).run())
     except AlreadyRunning as exc:

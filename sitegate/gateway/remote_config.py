@@ -16,9 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from sitegate.common.sitefile import AtKey, ConfigError, Problem, SiteConfig, parse_config
+from sitegate.common.sitefile import SiteConfig, parse_config, validate
+from sitegate.gateway.profiles import driver_quantities
 
 FIXED = ("gateway_id", "storage.path", "health", "mqtt", "ocpp")
 LIVE = "buses, meters and storage.max_mb"
@@ -29,33 +28,9 @@ def parse_desired(config: str | dict[str, Any], source: str) -> SiteConfig:
 
     ``config`` is the site file's TOML text, or the same as a dict (JSON). Raises
     ConfigError naming every bad key."""
-    from sitegate.gateway.cli_core import profile_problems
-
     if isinstance(config, str):
-        cfg = parse_config(config, source)
-    else:
-        try:
-            cfg = SiteConfig.model_validate(config)
-        except ValidationError as exc:
-            raise ConfigError(source, [_problem(err) for err in exc.errors()]) from exc
-    extra = profile_problems(cfg)
-    if extra:
-        raise ConfigError(source, [Problem(*p.split(": ", 1)) for p in extra])
-    return cfg
-
-
-def _problem(err: Any) -> Problem:
-    loc = tuple(err["loc"])
-    cause = err.get("ctx", {}).get("error")
-    if isinstance(cause, AtKey):  # a cross-check names its key, as parse_config shows it
-        loc += cause.loc
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else ("." if path else "") + str(part)
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key (misspelt?)"
-    return Problem(path, msg)
+        return parse_config(config, source, driver_quantities)
+    return validate(config, source, profiles=driver_quantities)
 
 
 def fixed_changes(running: SiteConfig, desired: SiteConfig) -> list[str]:

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -293,7 +294,7 @@ def test_check_config_warns_when_the_main_meter_is_read_too_seldom(tmp_path: Pat
     site = tmp_path / "site.toml"
     run = [sys.executable, "-m", "sitegate.gateway.cli", "check-config", str(site), "--json"]
 
-    def warnings(text: str) -> list[str]:
+    def warnings(text: str) -> list[dict[str, Any]]:
         site.write_text(text)
         res = subprocess.run(run, capture_output=True, text=True)
         assert res.returncode == 0, res.stdout + res.stderr  # a warning never refuses
@@ -301,10 +302,12 @@ def test_check_config_warns_when_the_main_meter_is_read_too_seldom(tmp_path: Pat
 
     # apt-1 is read every 900 s, stale after the default 30 s: always on the fallback
     [w] = warnings(OCPP)
-    assert w.startswith("meters[0].interval: ") and "always run the chargers on the fallback" in w
+    assert w["path"] == "meters[0].interval" and w["line"] == _line_in(OCPP, "interval = 900")
+    assert "always run the chargers on the fallback" in w["message"]
     [w] = warnings(OCPP.replace("interval = 900", "interval = 60")
                    .replace('main_meter = "apt-1"', 'main_meter = "apt-1"\nstale_after = 120'))
-    assert w.startswith("meters[0].interval: ") and "reacts to an overload only at a reading" in w
+    assert w["path"] == "meters[0].interval"
+    assert "reacts to an overload only at a reading" in w["message"]
     assert warnings(OCPP.replace("interval = 900", "interval = 2")) == []
     # no load management on it: nothing to warn about
     assert warnings(OCPP.replace('main_meter = "apt-1"\n', "")) == []
