@@ -11,10 +11,13 @@ from typing import Any
 from sitegate.cloud.billing import ops
 from sitegate.cloud.billing.explain import explain_text
 from sitegate.cloud.billing.ledger import LifecycleError, parse_line_spec
+from sitegate.cloud.billing.periods import FORMS
 from sitegate.cloud.billing.sitemodel import SiteModelError, load_site
 from sitegate.cloud.billing.sites import NotFound
-from sitegate.cloud.store.db import make_engine
+from sitegate.cloud.store.db import NotReady, open_db
 from sitegate.common.output import emit, table
+
+PERIOD_HELP = f"billing period: {FORMS}"
 
 
 def _common(p: argparse.ArgumentParser, site: bool = True) -> None:
@@ -37,22 +40,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sub.add_parser("bill", help="compute draft invoices of a site for a period")
     _common(p)
-    p.add_argument("--period", required=True, help="2026-01, 2026-Q1 or 2026")
+    p.add_argument("--period", required=True, help=PERIOD_HELP)
+    p.add_argument("--interim", action="store_true",
+                   help="bill a period that has not ended yet (the invoices say interim)")
     p.set_defaults(func=cmd_bill)
 
     p = sub.add_parser("invoice", help="invoices: list, show, lifecycle, explain, pdf")
     ss = p.add_subparsers(dest="invoice_cmd", required=True)
     q = ss.add_parser("list", help="invoices of a site (optionally one period)")
     _common(q)
-    q.add_argument("--period")
+    q.add_argument("--period", help=PERIOD_HELP)
     q.set_defaults(func=cmd_list)
     q = ss.add_parser("overview", help="amount, collected, balance and counts per period")
     _common(q)
-    q.add_argument("--period")
+    q.add_argument("--period", help=PERIOD_HELP)
     q.set_defaults(func=cmd_overview)
     q = ss.add_parser("late", help="readings received after their period was invoiced")
     _common(q)
-    q.add_argument("--period")
+    q.add_argument("--period", help=PERIOD_HELP)
     q.set_defaults(func=cmd_late)
     for name in ("show", "explain"):
         q = ss.add_parser(name, help=f"{name} one invoice")
@@ -85,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sub.add_parser("export", help="CSV/JSON export of invoices or consumptions")
     _common(p)
-    p.add_argument("--period")
+    p.add_argument("--period", help=PERIOD_HELP)
     p.add_argument("--what", choices=("invoices", "consumption"), default="invoices")
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("-o", "--output")
@@ -106,7 +111,7 @@ def _guard(fn: Any) -> Any:
             return fn(args) or 0
         except SiteModelError as exc:
             sys.stderr.write(f"error: {exc}\n")
-        except (NotFound, LifecycleError, ValueError, OSError) as exc:
+        except (NotFound, LifecycleError, ValueError, OSError, NotReady) as exc:
             sys.stderr.write(f"error: {exc}\n")
         return 2
     return run
@@ -114,7 +119,7 @@ def _guard(fn: Any) -> Any:
 
 @_guard
 def cmd_site_import(args: argparse.Namespace) -> int:
-    res = ops.import_site(make_engine(args.db), load_site(args.file))
+    res = ops.import_site(open_db(args.db, migrate=True), load_site(args.file))
     emit(res, args.json, f"site {res['site']} {'replaced' if res['replaced'] else 'imported'}"
                           f": {res['billing_points']} billing points, {res['accounts']} "
                           f"accounts, {res['meters']} meters")
@@ -125,15 +130,17 @@ def cmd_site_import(args: argparse.Namespace) -> int:
 def cmd_site_show(args: argparse.Namespace) -> int:
     from sitegate.cloud.billing.sitemodel import site_to_json
 
-    emit(site_to_json(ops.site_model(make_engine(args.db), args.site)), True)
+    emit(site_to_json(ops.site_model(open_db(args.db), args.site)), True)
     return 0
 
 
 @_guard
 def cmd_bill(args: argparse.Namespace) -> int:
-    r = ops.run_bill(make_engine(args.db), args.site, args.period)
+    r = ops.run_bill(open_db(args.db), args.site, args.period, args.interim)
     s = r["summary"]
-    text = [f"site {r['site']} {r['period']}: created {r['created']}, updated {r['updated']}, "
+    interim = " (interim)" if r["interim"] else ""
+    text = [f"site {r['site']} {r['period']}{interim}: created {r['created']}, "
+            f"updated {r['updated']}, "
             f"unchanged {r['unchanged']}; total {s['amount_total']}",
             "energy kWh: " + ", ".join(f"{k} {'unknown' if v is None else v}"
                                        for k, v in s["energy_kwh"].items())]
@@ -152,7 +159,7 @@ def cmd_bill(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = ops.invoices(make_engine(args.db), args.site, args.period)
+    rows = ops.invoices(open_db(args.db), args.site, args.period)
     emit(rows, args.json, table(
         [[v["number"], v["kind"], v["account"], v["period"], v["state"],
           f"R{v['reminder_level']}" if v["reminder_level"] else "", v["total_due"],
@@ -163,14 +170,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_overview(args: argparse.Namespace) -> int:
-    ov = ops.overview(make_engine(args.db), args.site, args.period)
-    emit(ov, args.json, "\n".join(f"{k:12} {v}" for k, v in ov.items()))
+    ov = ops.overview(open_db(args.db), args.site, args.period)
+    shown = {**ov, "period": ov["period"] or "all periods"}
+    emit(ov, args.json, "\n".join(f"{k:12} {v}" for k, v in shown.items()))
     return 0
 
 
 @_guard
 def cmd_late(args: argparse.Namespace) -> int:
-    rows = ops.late_report(make_engine(args.db), args.site, args.period)
+    rows = ops.late_report(open_db(args.db), args.site, args.period)
     emit(rows, args.json, table(
         [[r["period"], r["meter"], r["count"], r["first"], ",".join(r["invoices"])]
          for r in rows], ["period", "meter", "late readings", "first", "invoices"])
@@ -180,10 +188,13 @@ def cmd_late(args: argparse.Namespace) -> int:
 
 def _view_text(v: dict[str, Any]) -> str:
     d = v["document"]
-    out = [f"{v['kind']} {v['number']}  {v['account_name']} ({v['account']})  {v['period']}  "
+    interim = "  INTERIM" if d.get("interim") else ""
+    out = [f"{v['kind']}{interim} {v['number']}  {v['account_name']} ({v['account']})  "
+           f"{v['period']}  "
            f"{v['state']}  due {v['due_date']}  total {v['total_due']}  balance {v['balance']}"]
     out += [f"  {ln['n']:>2}. {ln['label']:<28} {ln['quantity']:>12} {ln['unit']:<7} "
-            f"{ln['unit_price']:>8} {ln['amount']:>10}  {ln['vat_rate']}%" for ln in d["lines"]]
+            f"{ln['unit_price']:>8} {ln['amount']:>10}  {ln['vat_rate']}%"
+            + ("  estimated" if ln.get("estimated") else "") for ln in d["lines"]]
     out.append(f"  net {d['net_total']}  VAT {d['vat_total']}  advances {d['advances']}  "
                f"rounding {d['rounding']}  due {d['total_due']}")
     out += [f"  {e['date']} {e['kind']} {e['amount'] or ''} {e['note'] or ''}".rstrip()
@@ -193,21 +204,21 @@ def _view_text(v: dict[str, Any]) -> str:
 
 @_guard
 def cmd_show(args: argparse.Namespace) -> int:
-    v = ops.invoice(make_engine(args.db), args.site, args.number)
+    v = ops.invoice(open_db(args.db), args.site, args.number)
     emit(v, args.json, _view_text(v))
     return 0
 
 
 @_guard
 def cmd_explain(args: argparse.Namespace) -> int:
-    e = ops.explain_invoice(make_engine(args.db), args.site, args.number)
+    e = ops.explain_invoice(open_db(args.db), args.site, args.number)
     emit(e, args.json, explain_text(e))
     return 0
 
 
 @_guard
 def cmd_pdf(args: argparse.Namespace) -> int:
-    engine = make_engine(args.db)
+    engine = open_db(args.db)
     data = ops.pdf(engine, args.site, args.number)
     site = ops.site_model(engine, args.site).site.id
     out = Path(args.output or f"invoice-{site}-{args.number}.pdf")
@@ -218,7 +229,7 @@ def cmd_pdf(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_action(args: argparse.Namespace) -> int:
-    r = ops.act(make_engine(args.db), args.site, args.number, args.action, args.date,
+    r = ops.act(open_db(args.db), args.site, args.number, args.action, args.date,
                 amount=getattr(args, "amount", None) or getattr(args, "net", None),
                 vat=getattr(args, "vat", None), label=getattr(args, "label", None),
                 note=getattr(args, "note", None), lines=getattr(args, "lines", None))
@@ -231,7 +242,7 @@ def cmd_action(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_export(args: argparse.Namespace) -> int:
-    text = ops.export(make_engine(args.db), args.site, args.period, args.what, args.format)
+    text = ops.export(open_db(args.db), args.site, args.period, args.what, args.format)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:

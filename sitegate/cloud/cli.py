@@ -41,8 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               "pip install 'sitegate[cloud]'", file=sys.stderr)
         return 2
     args = build_parser().parse_args(argv)
+    from sitegate.cloud.store.db import NotReady
+
     try:
         return int(args.func(args) or 0)
+    except NotReady as exc:  # missing, unreachable or unmigrated database: one line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -167,9 +167,9 @@ def _command(args: argparse.Namespace) -> int:
 
 
 def _engine(url: str):  # type: ignore[no-untyped-def]
-    from sitegate.cloud.store.db import make_engine
+    from sitegate.cloud.store.db import open_db
 
-    return make_engine(url)
+    return open_db(url)  # NotReady: the CLI says what to run
 
 
 def _gateways(args: argparse.Namespace) -> int:

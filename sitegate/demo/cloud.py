@@ -95,12 +95,12 @@ class Cloud:
         Run again in the same --dir, the month has more data: an invoice issued by the
         earlier run is cancelled and replaced, as an operator would correct it."""
         period = datetime.now(ZoneInfo(tz)).strftime("%Y-%m")
-        result = ops.run_bill(self.engine, site, period)
+        result = ops.run_bill(self.engine, site, period, interim=True)
         replaced = [d["number"] for d in result["issued_differs"]]
         if replaced:
             for number in replaced:
                 ops.act(self.engine, site, number, "cancel")
-            result = ops.run_bill(self.engine, site, period)
+            result = ops.run_bill(self.engine, site, period, interim=True)
         numbers = sorted(result["created"] + result["updated"] + result["unchanged"])
         pdfs: list[tuple[Path, dict[str, Any]]] = []
         for number in numbers:

@@ -91,9 +91,13 @@ def test_awkward_values_exact(engine: Engine, site: Callable[..., SiteModel]) ->
         # export register of m1; m2 stored under its gateway's meter id
         _row(seq + 2, "m1", EXP, stamps[1], "12.125"),
         _row(seq + 3, "src-2", IMP, stamps[2], "7.5", "Wh"),
-        # outside [start - MARGIN, end + MARGIN]: not loaded; another gateway's meter too
+        # before start - MARGIN: only the nearest one is loaded (the neighbour an estimate
+        # across the edge needs, however far away), not the one before it; another
+        # gateway's meter is not loaded either
         _row(seq + 4, "m1", IMP, datetime.fromtimestamp(grid.start - MARGIN - 900, UTC), "1"),
         {**_row(seq + 5, "m1", IMP, stamps[3], "1"), "gateway_id": "gw-2"},
+        _row(seq + 6, "m1", IMP, datetime.fromtimestamp(grid.start - MARGIN - 1800, UTC),
+             "0.5"),
     ]
     with engine.begin() as conn:
         conn.execute(readings.insert(), rows + extra)
@@ -104,7 +108,8 @@ def test_awkward_values_exact(engine: Engine, site: Callable[..., SiteModel]) ->
 
     good = [(_epoch(ts), units) for ts, (_, _, _, units) in zip(stamps, AWKWARD, strict=True)
             if units is not None]
-    expected = sorted([*good, (_epoch(stamps[0]), 999_500_000)])
+    expected = sorted([*good, (_epoch(stamps[0]), 999_500_000),
+                       (grid.start - MARGIN - 900, 1_000_000)])
     assert list(loaded["m1"][IMP]) == expected
     assert list(loaded["m1"][EXP]) == [(_epoch(stamps[1]), 12_125_000)]
     assert list(loaded["m2"][IMP]) == [(_epoch(stamps[2]), 7_500)]

@@ -4,17 +4,22 @@ are never touched, a difference to them is reported (late readings)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from sitegate.cloud.billing.compute import BillRun, bill_site
-from sitegate.cloud.billing.ledger import INV, next_number
-from sitegate.cloud.billing.periods import grid_for, parse_period
+from sitegate.cloud.billing.ledger import INV, next_number, open_invoices
+from sitegate.cloud.billing.periods import Period, grid_for, parse_period
 from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.cloud.billing.sites import canonical
 from sitegate.cloud.billing.source import late_readings, load_readings, load_sessions, utc
+
+
+class BillingRefused(ValueError):
+    """The window cannot be billed as asked; the message names why (and the invoice)."""
 
 
 def compute(conn: Connection, model: SiteModel, period_label: str) -> BillRun:
@@ -22,17 +27,61 @@ def compute(conn: Connection, model: SiteModel, period_label: str) -> BillRun:
     grid = grid_for(period, model.tz)
     issues: list = []
     readings = load_readings(conn, model, grid.start, grid.end, issues)
-    sessions = load_sessions(conn, model, grid.start, grid.end)
+    sessions = load_sessions(conn, model, grid.start, grid.end, issues)
     run = bill_site(model, period, readings, sessions)
     run.summary["issues"][:0] = [{"kind": i.kind, "meter": i.meter, "at": str(i.ts),
                                   "detail": i.detail} for i in issues]
     return run
 
 
-def bill(conn: Connection, model: SiteModel, period_label: str) -> dict[str, Any]:
+def site_today(model: SiteModel) -> date:
+    return datetime.now(model.tz).date()
+
+
+def check_ended(period: Period, interim: bool, today: date) -> None:
+    """A period is billed once it has ended (its last day is past, site time), unless an
+    interim bill is asked for."""
+    if period.end > today and not interim:
+        raise BillingRefused(
+            f"period {period.label} has not ended (its last day is {period.last}): bill it "
+            "after that, or ask for an interim bill (--interim)")
+
+
+def check_overlap(conn: Connection, site: str, period: Period) -> None:
+    """A billing point's service period is invoiced once: refuse a window that overlaps an
+    invoice of another period that is not cancelled or fully credited (re-billing the same
+    period rewrites its drafts, below). One query: each invoice with its credit notes."""
+    clashes = []
+    for number, label, state, account, due, credited in open_invoices(conn, site):
+        if label == period.label:
+            continue
+        try:
+            other = parse_period(label)
+        except ValueError:
+            continue  # not a period this parser made; nothing to compare with
+        if other.overlaps(period) and not (credited and Decimal(due) + credited <= 0):
+            clashes.append(f"invoice {number} ({label}, {account}, {state})")
+    if clashes:
+        more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
+        raise BillingRefused(
+            f"period {period.label} overlaps {', '.join(clashes[:3])}{more}: a service "
+            "period is invoiced once; cancel or credit it first")
+
+
+def bill(conn: Connection, model: SiteModel, period_label: str, interim: bool = False,
+         today: date | None = None) -> dict[str, Any]:
     """Draft invoices for every account with something to bill. Re-billing rewrites drafts
-    in place (same numbers), so numbers stay gap-free and results repeat byte for byte."""
+    in place (same numbers), so numbers stay gap-free and results repeat byte for byte.
+    Refused for a period that has not ended (unless ``interim``: the drafts say so) and
+    for a window overlapping another period's invoice."""
+    period = parse_period(period_label)
+    period_label = period.label
+    check_ended(period, interim, today or site_today(model))
+    check_overlap(conn, model.site.id, period)
     run = compute(conn, model, period_label)
+    if interim:
+        for doc in run.documents.values():
+            doc["interim"] = True
     site = model.site.id
     inputs = canonical(run.digests)
     existing: dict[str, dict] = {}
@@ -63,7 +112,8 @@ def bill(conn: Connection, model: SiteModel, period_label: str) -> dict[str, Any
                             "issued_total": row["total_due"], "now": doc["total_due"]})
     stale = [row["number"] for acc, row in existing.items()
              if acc not in run.documents and row["state"] == "draft"]
-    return {"site": site, "period": period_label, "created": created, "updated": updated,
+    return {"site": site, "period": period_label, "interim": interim, "created": created,
+            "updated": updated,
             "unchanged": unchanged, "issued_differs": differs, "drafts_without_lines": stale,
             "summary": run.summary}
 
@@ -72,8 +122,8 @@ def late(conn: Connection, model: SiteModel, period_label: str | None = None) ->
     """Readings that arrived after an invoice of their period was issued."""
     q = select(INV).where(INV.c.site_id == model.site.id, INV.c.kind == "invoice",
                           INV.c.issued_at.is_not(None))
-    if period_label:
-        q = q.where(INV.c.period == period_label)
+    if period_label is not None:
+        q = q.where(INV.c.period == parse_period(period_label).label)
     first_issue: dict[str, datetime] = {}
     used: dict[str, set[str]] = {}
     for r in conn.execute(q):

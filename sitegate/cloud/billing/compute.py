@@ -425,9 +425,13 @@ def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Regist
                 i0 = (stay.t0 - grid.start) // STEP
                 i1 = (stay.t1 - grid.start) // STEP
                 src = trace.add(bp, assigns[bp], i0, i1, series[bp])
-                lines += _energy_lines(tariff, keys_by_tariff[tariff.id], solar, cons, i0, i1,
+                energy = _energy_lines(tariff, keys_by_tariff[tariff.id], solar, cons, i0, i1,
                                        bp, src, labels,
                                        energy_spans(tariff, stay.t0, stay.t1, model.tz))
+                if trace.sources[-1]["estimated"]:  # said on the line, not only in explain
+                    for ln in energy:
+                        ln["estimated"] = True
+                lines += energy
             lines += _fee_lines(tariff, stay.first, stay.end, bp, labels)
     for acc, lines in _session_lines(model, sessions, period, issues).items():
         lines_by_acc.setdefault(acc, []).extend(lines)

@@ -18,12 +18,17 @@ from sitegate.cloud.billing.periods import STEP
 from sitegate.cloud.billing.units import units_to_kwh
 
 ESTIMATED = "estimated"
+# A register rising faster than this is a garbage value (a float32 read as a register, a
+# transmission error), not energy: left out and reported, so one bad stored value can
+# neither bill a trillion kWh nor overflow the int64 sums. 100 MW is beyond any building.
+MAX_KW = 100_000
+MAX_RATE = MAX_KW * 10**6  # micro-kWh per hour
 MISSING = "missing"
 
 
 @dataclass(slots=True)
 class Issue:
-    kind: str  # backwards | rollover | estimated | missing | no_meter
+    kind: str  # backwards | rollover | implausible | estimated | missing | no_meter | ...
     meter: str
     ts: int
     detail: str = ""
@@ -43,7 +48,8 @@ def clean_register(
     readings: Iterable[tuple[int, int]], meter: str, rollover: int | None = None
 ) -> tuple[list[tuple[int, int]], list[Issue]]:
     """Sorted, unwrapped, monotonic anchors; a drop of more than half the register's
-    range is a rollover, any other drop is a fault (flagged, the reading is not used)."""
+    range is a rollover, any other drop is a fault (flagged, the reading is not used), and
+    so is a rise faster than MAX_KW."""
     anchors: list[tuple[int, int]] = []
     issues: list[Issue] = []
     offset = 0
@@ -59,6 +65,11 @@ def clean_register(
             else:
                 issues.append(Issue("backwards", meter, ts, f"{v - offset} < {anchors[-1][1]}"))
                 continue
+        elif anchors and (v - anchors[-1][1]) * 3600 > MAX_RATE * (ts - anchors[-1][0]):
+            issues.append(Issue("implausible", meter, ts,
+                                f"{units_to_kwh(v - offset)} kWh is a rise of more than "
+                                f"{MAX_KW} kW since the reading before: not used"))
+            continue
         anchors.append((ts, v))
     return anchors, issues
 

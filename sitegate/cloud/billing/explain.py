@@ -12,6 +12,8 @@ def explain(view: dict[str, Any]) -> dict[str, Any]:
     for ln in doc["lines"]:
         item = {k: ln.get(k) for k in ("n", "label", "billing_point", "from", "to",
                                        "quantity", "unit", "unit_price", "amount", "vat_rate")}
+        if ln.get("estimated"):
+            item["estimated"] = True
         if ln.get("source"):
             item["source"] = sources[ln["source"]]
         if ln.get("sessions"):
@@ -20,7 +22,7 @@ def explain(view: dict[str, Any]) -> dict[str, Any]:
             item["basis"] = f"{ln['quantity']} days of {ln['from']}..{ln['to']} (exclusive)"
         lines.append(item)
     return {"number": view["number"], "state": view["state"], "account": view["account"],
-            "period": view["period"], "lines": lines,
+            "period": view["period"], "interim": bool(doc.get("interim")), "lines": lines,
             "totals": {k: doc[k] for k in ("net_total", "vat", "vat_total", "advances",
                                            "rounding", "total_due")}}
 
@@ -48,10 +50,12 @@ def _split_text(key: str, sp: dict[str, Any]) -> str:
 
 
 def explain_text(e: dict[str, Any]) -> str:
-    out = [f"Invoice {e['number']} ({e['state']}) {e['account']} {e['period']}"]
+    out = [f"{'Interim invoice' if e.get('interim') else 'Invoice'} {e['number']} "
+           f"({e['state']}) {e['account']} {e['period']}"]
     for ln in e["lines"]:
         out.append(f"  {ln['n']:>2}. {ln['label']}  {ln['quantity']} {ln['unit']} x "
-                   f"{ln['unit_price']} = {ln['amount']}  (VAT {ln['vat_rate']} %)")
+                   f"{ln['unit_price']} = {ln['amount']}  (VAT {ln['vat_rate']} %)"
+                   + ("  ESTIMATED" if ln.get("estimated") else ""))
         src = ln.get("source")
         if src:
             out.append(f"      billing point {src['billing_point']}: {src['interval_count']} "

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from sitegate.cloud.billing.invoice import line_amount, totals
+from sitegate.cloud.billing.periods import parse_period
 from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.cloud.billing.sites import NotFound, canonical
 from sitegate.cloud.billing.tables import billing_events, billing_invoices
@@ -88,7 +89,11 @@ def balance(row: dict[str, Any], evs: list[dict[str, Any]]) -> Decimal:
 
 
 def view(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
-    evs = events(conn, row["id"])
+    return view_of(row, events(conn, row["id"]))
+
+
+def view_of(row: dict[str, Any], evs: list[dict[str, Any]]) -> dict[str, Any]:
+    """An invoice row with its events as the JSON-ready view (no query of its own)."""
     doc = json.loads(row["document"])
     return {
         "number": row["number"], "site": row["site_id"], "kind": row["kind"],
@@ -360,30 +365,71 @@ def credit(conn: Connection, model: SiteModel, number: int, day: date,
             "invoice": view(conn, get_row(conn, model.site.id, number))}
 
 
-def list_invoices(conn: Connection, site_id: str, period: str | None = None) -> list[dict]:
-    q = select(INV).where(INV.c.site_id == site_id).order_by(INV.c.number)
-    if period:
+def open_invoices(conn: Connection, site_id: str) -> list[tuple]:
+    """(number, period, state, account, total_due, credited) of the site's invoices that
+    are not cancelled; ``credited`` is the sum of their credit notes (negative, or 0).
+    Two set queries, whatever the number of invoices."""
+    notes: dict[int, Decimal] = {}
+    for inv_id, due in conn.execute(select(INV.c.credited_invoice_id, INV.c.total_due).where(
+            INV.c.site_id == site_id, INV.c.kind == "credit_note")):
+        notes[inv_id] = notes.get(inv_id, Decimal(0)) + Decimal(due)
+    q = select(INV.c.id, INV.c.number, INV.c.period, INV.c.state, INV.c.account_id,
+               INV.c.total_due).where(INV.c.site_id == site_id, INV.c.kind == "invoice",
+                                      INV.c.state != "cancelled").order_by(INV.c.number)
+    return [(num, period, state, acc, due, notes.get(i, Decimal(0)))
+            for i, num, period, state, acc, due in conn.execute(q)]
+
+
+def _site_events(conn: Connection, site_id: str,
+                 period: str | None) -> dict[int, list[dict[str, Any]]]:
+    """Every event of the site's invoices (of one period), by invoice id: one query."""
+    q = select(EV.c.invoice_id, EV.c.date, EV.c.kind, EV.c.amount, EV.c.note).join(
+        INV, INV.c.id == EV.c.invoice_id).where(INV.c.site_id == site_id).order_by(EV.c.id)
+    if period is not None:
         q = q.where(INV.c.period == period)
+    out: dict[int, list[dict[str, Any]]] = {}
+    for inv_id, day, kind, amount, note in conn.execute(q):
+        out.setdefault(inv_id, []).append(
+            {"date": day, "kind": kind, "amount": amount, "note": note})
+    return out
+
+
+def _period_filter(period: str | None) -> str | None:
+    """The stored label of a period filter; a bad period is an error, never 'no rows'."""
+    return None if period is None else parse_period(period).label
+
+
+def list_invoices(conn: Connection, site_id: str, period: str | None = None,
+                  documents: bool = False) -> list[dict]:
+    """The site's invoices (of one period) in number order: two queries in all."""
+    period = _period_filter(period)
+    q = select(INV).where(INV.c.site_id == site_id).order_by(INV.c.number)
+    if period is not None:
+        q = q.where(INV.c.period == period)
+    evs = _site_events(conn, site_id, period)
     out = []
     for r in conn.execute(q):
         row = dict(r._mapping)
-        v = view(conn, row)
-        del v["document"], v["events"]
+        v = view_of(row, evs.get(row["id"], []))
+        if not documents:
+            del v["document"], v["events"]
         out.append(v)
     return out
 
 
 def overview(conn: Connection, site_id: str, period: str | None = None) -> dict[str, Any]:
     """Per site and period: amount billed, collected, open balance, and the counts."""
+    period = _period_filter(period)
     counts = dict.fromkeys(("draft", "in_progress", "settled", "cancelled", "written_off",
                             "R1", "R2", "R3"), 0)
     amount = collected = bal = Decimal("0.00")
     q = select(INV).where(INV.c.site_id == site_id, INV.c.kind == "invoice")
-    if period:
+    if period is not None:
         q = q.where(INV.c.period == period)
+    all_evs = _site_events(conn, site_id, period)
     for r in conn.execute(q):
         row = dict(r._mapping)
-        evs = events(conn, row["id"])
+        evs = all_evs.get(row["id"], [])
         st = row["state"]
         counts["in_progress" if st == "issued" else st] += 1
         if st == "issued" and row["reminder_level"]:

@@ -41,9 +41,10 @@ def site_model(engine: Engine, site: str | None) -> SiteModel:
         return load_site_model(conn, site)
 
 
-def run_bill(engine: Engine, site: str | None, period: str) -> dict[str, Any]:
+def run_bill(engine: Engine, site: str | None, period: str,
+             interim: bool = False) -> dict[str, Any]:
     with engine.begin() as conn:
-        return bill(conn, load_site_model(conn, site), period)
+        return bill(conn, load_site_model(conn, site), period, interim)
 
 
 def invoices(engine: Engine, site: str | None, period: str | None = None) -> list[dict]:
@@ -108,8 +109,7 @@ def late_report(engine: Engine, site: str | None, period: str | None) -> list[di
 def export(engine: Engine, site: str | None, period: str | None, what: str, fmt: str) -> str:
     with engine.connect() as conn:
         model = load_site_model(conn, site)
-        views = [ledger.view(conn, ledger.get_row(conn, model.site.id, v["number"]))
-                 for v in ledger.list_invoices(conn, model.site.id, period)]
+        views = ledger.list_invoices(conn, model.site.id, period, documents=True)
     if what == "consumption":
         return render(consumption_rows(views), CONSUMPTION_FIELDS, fmt)
     return render(invoice_rows(views), INVOICE_FIELDS, fmt)

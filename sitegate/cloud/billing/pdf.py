@@ -95,7 +95,8 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
     pdf.multi_cell(80, 5, _t(f"{acc['name']}\n{addr.get('street', '')} "
                              f"{addr.get('house_num', '')}\n{addr.get('pcode', '')} "
                              f"{addr.get('city', '')}"))
-    kind = "Gutschrift" if view["kind"] == "credit_note" else "Rechnung"
+    kind = "Gutschrift" if view["kind"] == "credit_note" else \
+        "Zwischenrechnung" if doc.get("interim") else "Rechnung"
     pdf.set_xy(15, 68)
     pdf.set_font("helvetica", "B", 13)
     pdf.cell(0, 7, _t(f"{kind} {view['number']} - {doc['site_name']}, {doc['period']}"))
@@ -121,7 +122,8 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
         qty = ln["quantity"]
         if ln["unit"] == "kWh":  # the document keeps the exact value; print Wh
             qty = str(Decimal(qty).quantize(Decimal("0.001")))
-        vals = [f"{ln['label']}" + (f" ({ln['billing_point']})" if ln["billing_point"] else ""),
+        vals = [f"{ln['label']}" + (f" ({ln['billing_point']})" if ln["billing_point"] else "")
+                + (" geschätzt" if ln.get("estimated") else ""),
                 _span(ln["from"], ln["to"]), f"{qty} {ln['unit']}",
                 ln["unit_price"], f"{ln['vat_rate']}%", ln["amount"]]
         for (x, w, _h, align), v in zip(cols, vals, strict=True):

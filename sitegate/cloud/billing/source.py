@@ -6,12 +6,23 @@ Column names of the ingest part are named here only, so a rename is a one-line f
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, DateTime, and_, bindparam, column, select, table
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    DateTime,
+    and_,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+)
 from sqlalchemy.engine import Dialect
 
 from sitegate.cloud.billing.compute import SessionIn
@@ -19,6 +30,7 @@ from sitegate.cloud.billing.consumption import Issue
 from sitegate.cloud.billing.registers import Register
 from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.cloud.billing.units import kwh_to_units
+from sitegate.sync.protocol import SessionRecord
 
 TS = DateTime(timezone=True)
 READINGS = table("readings", column("gateway_id"), column("seq"), column("meter_id"),
@@ -92,14 +104,28 @@ _POW10 = tuple(10**k for k in range(7))
 _DIGITS = 18  # at most this many digits in micro-kWh: far inside int64 and Decimal's 28
 
 
+def _neighbour(agg: Any, op: str, edge: str) -> Any:
+    """The register's nearest reading at or beyond the window's edge (else the edge), so
+    a gap of any length is bridged by the same two readings whatever window is billed:
+    January alone and January inside Q1 interpolate between the same neighbours."""
+    n = READINGS.alias("n").c
+    edge_p = bindparam(edge, type_=TS)
+    beyond = n.ts <= edge_p if op == "<=" else n.ts >= edge_p
+    nearest = select(agg(n.ts)).where(and_(
+        n.gateway_id == bindparam("gw"), n.meter_id == bindparam("mid"),
+        n.quantity == bindparam("qty"), n.quality != literal_column("'invalid'"), beyond,
+    )).scalar_subquery()
+    return func.coalesce(nearest, edge_p)
+
+
 def _series_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
     """The per-register query as the driver's SQL text, and its parameter order when the
     driver takes positional parameters (SQLite) rather than named ones (psycopg)."""
     r = READINGS.c
+    lo, hi = _neighbour(func.max, "<=", "lo"), _neighbour(func.min, ">=", "hi")
     q = select(r.ts, r.value, r.unit, r.quality).where(and_(
         r.gateway_id == bindparam("gw"), r.meter_id == bindparam("mid"),
-        r.quantity == bindparam("qty"), r.ts >= bindparam("lo", type_=TS),
-        r.ts <= bindparam("hi", type_=TS))).order_by(r.ts)
+        r.quantity == bindparam("qty"), r.ts >= lo, r.ts <= hi)).order_by(r.ts)
     compiled = q.compile(dialect=dialect)
     order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
     return str(compiled), order
@@ -133,7 +159,13 @@ def _read_series(cur: Any, when_of: _Stamps, site_meter: str,
     pow10, scales, digits = _POW10, _SCALE, _DIGITS
     while rows := cur.fetchmany(_FETCH):
         for raw_ts, value, unit, quality in rows:
-            when = when_of[raw_ts]
+            try:
+                when = when_of[raw_ts]
+            except (ValueError, TypeError, OverflowError) as exc:  # not a time: left out
+                if issues is not None:
+                    issues.append(Issue("skipped_reading", site_meter, 0,
+                                        f"time {raw_ts!r}: {exc}"))
+                continue
             if quality != "invalid":
                 scale = scales.get(unit)
                 if scale is not None:
@@ -160,36 +192,66 @@ def _read_series(cur: Any, when_of: _Stamps, site_meter: str,
     return reg
 
 
-def load_sessions(conn: Connection, model: SiteModel, start: int, end: int) -> list[SessionIn]:
+def load_sessions(conn: Connection, model: SiteModel, start: int, end: int,
+                  issues: list[Issue] | None = None) -> list[SessionIn]:
     """Completed sessions of the site's gateways ending in [start, end + 1 day), from the
     ingest's one current report per session (a session is reported while running, then
-    completed; the completed report wins, across buffer epochs too)."""
+    completed; the completed report wins, across buffer epochs too). A report that is not
+    a session record, or whose energy is missing or implausible, is an issue, not billed."""
     gateways = sorted(set(model.site.gateways) | {m.gateway for m in model.meters})
     s = SESSION_LATEST.c
-    q = select(s.gateway_id, s.payload).where(and_(
+    q = select(s.gateway_id, s.session_id, s.stopped_at, s.payload).where(and_(
         s.gateway_id.in_(gateways), s.completed.is_(True), s.stopped_at >= _dt(start - 86400),
         s.stopped_at < _dt(end + 86400))).order_by(s.gateway_id, s.session_id)
-    rows: list[tuple[str, dict]] = []
-    for gw, payload in conn.execute(q):
-        try:
-            rows.append((gw, json.loads(payload)))
-        except ValueError:
-            continue  # the ingest keeps the broken payload; nothing billable in it
-    return list(_sessions(rows))
+    out: list[SessionIn] = []
+    sink: list[Issue] = issues if issues is not None else []
+    for gw, sid, stopped, payload in conn.execute(q):
+        at = int(utc(stopped).timestamp()) if stopped is not None else start
+        got = session_in(gw, payload)
+        if isinstance(got, str):
+            sink.append(Issue("unbilled_session", f"{gw}/{sid}", at, got))
+        else:
+            out.append(got)
+    return out
 
 
-def _sessions(rows: Iterable[tuple[str, dict]]) -> Iterable[SessionIn]:
-    for gw, d in rows:
-        if d.get("status", "completed") != "completed" or not d.get("stop"):
-            continue
-        start = int(utc(datetime.fromisoformat(d["start"])).timestamp())
-        stop = int(utc(datetime.fromisoformat(d["stop"])).timestamp())
-        energy = d.get("energy_wh")
-        if energy is None and d.get("meter_stop_wh") is not None:
-            energy = Decimal(d["meter_stop_wh"]) - Decimal(d["meter_start_wh"])
-        yield SessionIn(d["session_id"], gw, d.get("charge_point", ""), d.get("connector", 0),
-                        d.get("kind", "ev"), d.get("badge"), start, stop,
-                        Decimal(str(energy or 0)))
+# Above any charger's power (DC fast chargers top out near 400 kW): a session that says it
+# drew more is a faulty meter value, not a bill.
+MAX_SESSION_W = Decimal(400_000)
+_SESSION_FIELDS = frozenset(SessionRecord.model_fields)
+
+
+def session_in(gateway: str, payload: str) -> SessionIn | str:
+    """A stored session report read through the protocol's ``SessionRecord`` (fields a newer
+    gateway adds are ignored), as a billable session, or the reason it is not billable."""
+    try:
+        raw = json.loads(payload)
+        if not isinstance(raw, dict):
+            return "report is not a JSON object"
+        rec = SessionRecord.model_validate({k: v for k, v in raw.items()
+                                            if k in _SESSION_FIELDS})
+    except ValueError as exc:  # JSON or validation (pydantic's error is a ValueError)
+        return f"not a session record: {str(exc).splitlines()[0][:200]}"
+    sid = rec.session_id
+    if rec.stop is None:
+        return f"{sid}: completed without a stop time"
+    start, stop = int(utc(rec.start).timestamp()), int(utc(rec.stop).timestamp())
+    if stop <= start:
+        return f"{sid}: implausible duration (stop {rec.stop} not after start {rec.start})"
+    try:
+        energy = rec.energy_wh
+        if energy is None and rec.meter_stop_wh is not None:
+            energy = rec.meter_stop_wh - rec.meter_start_wh
+        if energy is None:
+            return f"{sid}: no energy value (neither energy_wh nor meter_stop_wh)"
+        if not energy.is_finite() or energy < 0 or \
+                energy * 3600 > MAX_SESSION_W * (stop - start):
+            return (f"{sid}: implausible energy {energy} Wh in {stop - start} s "
+                    f"(negative, or above {MAX_SESSION_W / 1000} kW)")
+    except ArithmeticError:  # a value beyond Decimal's range
+        return f"{sid}: implausible energy {rec.energy_wh} Wh"
+    return SessionIn(sid, gateway, rec.charge_point, rec.connector, rec.kind, rec.badge,
+                     start, stop, energy)
 
 
 def late_readings(conn: Connection, model: SiteModel, start: int, end: int,

@@ -32,7 +32,7 @@ billing_invoices = Table(
     Column("number", Integer, nullable=False),  # gap-free per site, drafts included
     Column("kind", String(16), nullable=False),  # invoice | credit_note
     Column("account_id", String(64), nullable=False),
-    Column("period", String(16), nullable=False),
+    Column("period", String(32), nullable=False),  # a Period label
     Column("state", String(16), nullable=False),  # draft issued settled cancelled written_off
     Column("reminder_level", Integer, nullable=False, default=0),
     Column("issue_date", String(10)),
