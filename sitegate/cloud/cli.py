@@ -13,6 +13,7 @@ from collections.abc import Sequence
 PARTS = (
     "sitegate.cloud.ingest_cli",
     "sitegate.cloud.billing_cli",
+    "sitegate.cloud.tokens_cli",
 )
 
 

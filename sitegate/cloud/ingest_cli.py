@@ -13,6 +13,8 @@ from typing import Any
 
 import structlog
 
+from sitegate.cloud.api.serve import add_http_arguments
+from sitegate.cloud.secrets import add_password_arguments
 from sitegate.common.output import emit, table
 
 log = structlog.get_logger(__name__)
@@ -22,9 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("serve", help="ingest MQTT uplink into the database (+ HTTP API)")
     p.add_argument("--db", required=True, help="database URL or SQLite file path")
     p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
-    p.add_argument("--http", metavar="HOST:PORT", help="also serve the HTTP API here")
+    add_http_arguments(p)
     p.add_argument("--username")
-    p.add_argument("--password")
+    add_password_arguments(p)
     p.add_argument("--ca-file", help="CA certificate of the broker (mqtts://)")
     p.add_argument("--client-id", help="MQTT client id (default: unique per process)")
     p.add_argument("--max-message-bytes", type=int, default=1024 * 1024,
@@ -77,26 +79,30 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from sitegate.cloud.api.serve import http_problem, run_http
     from sitegate.cloud.ingest.service import IngestService
+    from sitegate.cloud.secrets import SecretError, broker_password
     from sitegate.cloud.store.db import upgrade
 
+    try:
+        password = broker_password(args)
+    except SecretError as exc:
+        print(f"sitegate-cloud serve: {exc}", file=sys.stderr)
+        return 2
+    if args.http and (problem := http_problem(args)):
+        print(f"sitegate-cloud serve: {problem}", file=sys.stderr)
+        return 2
     upgrade(args.db)
     service = IngestService(
         args.db, args.broker, client_id=args.client_id, username=args.username,
-        password=args.password, ca_file=args.ca_file, max_message_bytes=args.max_message_bytes,
+        password=password, ca_file=args.ca_file, max_message_bytes=args.max_message_bytes,
     )
     stop = threading.Event()
     if args.http:
-        import uvicorn
-
-        from sitegate.cloud.api.app import create_app
-
-        host, _, port = args.http.rpartition(":")
         worker = threading.Thread(target=service.run, args=(stop,), name="ingest", daemon=True)
         worker.start()
         try:
-            uvicorn.run(create_app(args.db), host=host or "127.0.0.1", port=int(port),
-                        log_level="warning")
+            run_http(args)
         finally:
             stop.set()
             worker.join(timeout=30)

@@ -1,40 +1,56 @@
-"""The cloud's HTTP API (FastAPI): gateways, readings, dead letters, and billing if present."""
+"""The cloud's HTTP API (FastAPI): gateways, readings, dead letters, and billing if present.
+
+Every route needs an API token with the scope of its operation (``security.py``); state
+changes take JSON only; only the configured host names are answered. ``/docs`` is Swagger UI
+served from files installed with the app (fastapi-offline), so it works offline.
+"""
 
 from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine, func, select
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from sitegate.cloud.api.security import json_only, needs, unguarded_routes
+from sitegate.cloud.api.serve import LOOPBACK_NAMES
 from sitegate.cloud.store import tables as t
 from sitegate.cloud.store.db import make_engine
 
+# The largest request body (a site model is a few KB; 413 beyond).
+MAX_BODY_BYTES = 1024 * 1024
 
-def create_app(db_url: str) -> FastAPI:
+
+def create_app(db_url: str, allowed_hosts: Sequence[str] = LOOPBACK_NAMES) -> FastAPI:
     engine = make_engine(db_url)
-    app = FastAPI(title="sitegate cloud", version="1")
+    app = FastAPIOffline(title="sitegate cloud", version="1", redoc_url=None,
+                         dependencies=[Depends(json_only)], max_body_size=MAX_BODY_BYTES)
     app.state.engine = engine
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts),
+                       www_redirect=False)
 
-    @app.get("/health")
+    @app.get("/health", dependencies=needs("health"))
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/gateways")
+    @app.get("/gateways", dependencies=needs("gateways.list"))
     def list_gateways() -> list[dict[str, Any]]:
         return gateways(engine)
 
-    @app.get("/gateways/{gateway_id}")
+    @app.get("/gateways/{gateway_id}", dependencies=needs("gateways.show"))
     def one_gateway(gateway_id: str) -> dict[str, Any]:
         for g in gateways(engine):
             if g["gateway_id"] == gateway_id:
                 return g
         raise HTTPException(404, f"no gateway {gateway_id!r}")
 
-    @app.get("/readings")
+    @app.get("/readings", dependencies=needs("readings.list"))
     def list_readings(
         gateway_id: str | None = None, meter_id: str | None = None,
         quantity: str | None = None, since: datetime | None = None,
@@ -45,7 +61,7 @@ def create_app(db_url: str) -> FastAPI:
         return readings(engine, gateway_id=gateway_id, meter_id=meter_id, quantity=quantity,
                         since=since, until=until, unsynced=unsynced, limit=limit)
 
-    @app.get("/dead-letters")
+    @app.get("/dead-letters", dependencies=needs("dead-letters.list"))
     def list_dead_letters(limit: int = Query(100, le=10_000)) -> list[dict[str, Any]]:
         return dead_letters(engine, limit)
 
@@ -56,6 +72,8 @@ def create_app(db_url: str) -> FastAPI:
             raise
     else:
         app.include_router(billing.router)
+    if unguarded := unguarded_routes(app):
+        raise RuntimeError(f"routes without an API token check: {unguarded}")
     return app
 
 

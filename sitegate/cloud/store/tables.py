@@ -149,3 +149,16 @@ session_latest = Table(
 )
 
 STREAM_TABLES = {"readings": readings, "sessions": sessions, "events": events}
+
+# API bearer tokens (Alembic branch ``access``). Only the SHA-256 of a token is kept: the
+# token itself is shown once, when it is created.
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # hex SHA-256
+    Column("scopes", Text, nullable=False),  # space-separated, see sitegate.cloud.auth.scopes
+    Column("created_at", TZ, nullable=False),
+    Column("expires_at", TZ),  # None: until revoked
+    Column("revoked_at", TZ),
+)

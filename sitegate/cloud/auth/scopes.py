@@ -1,0 +1,75 @@
+"""The one authorization model of the cloud: scopes, and which scope each operation needs.
+
+The HTTP API checks a bearer token's scopes against this table (``api/security.py``);
+``sitegate-cloud tokens create --scope`` offers exactly these scopes. The CLI's own commands
+act with the rights of whoever can open the database (that is the operator), and name the
+same operations, so that what a token may do over HTTP and what the operator does locally
+are described in one place. A scope implies no other: a token that must read and pay gets
+``read`` and ``billing:write``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    READ = "read"  # gateways, readings, dead letters, sites, invoices, exports
+    BILLING_WRITE = "billing:write"  # bill a period, issue, pay, credit, cancel, remind...
+    SITE_ADMIN = "site:admin"  # import or replace a site model (creditor, IBAN, tenants)
+    GATEWAY_ADMIN = "gateway:admin"  # claim tokens, revoke gateways, push config and commands
+
+
+DESCRIPTIONS: dict[Scope, str] = {
+    Scope.READ: "read gateways, readings, dead letters, sites, invoices and exports",
+    Scope.BILLING_WRITE: "bill periods and move invoices through their lifecycle",
+    Scope.SITE_ADMIN: "import or replace a site model",
+    Scope.GATEWAY_ADMIN: "enrol, revoke and configure gateways, send them commands",
+}
+
+# operation -> the scope it needs. API routes name their operation (``needs("...")``);
+# a test checks that every route does and that every operation here is known.
+OPERATIONS: dict[str, Scope] = {
+    "health": Scope.READ,
+    "gateways.list": Scope.READ,
+    "gateways.show": Scope.READ,
+    "readings.list": Scope.READ,
+    "dead-letters.list": Scope.READ,
+    "sites.list": Scope.READ,
+    "site.show": Scope.READ,
+    "site.import": Scope.SITE_ADMIN,
+    "bill.run": Scope.BILLING_WRITE,
+    "invoices.list": Scope.READ,
+    "invoices.overview": Scope.READ,
+    "invoices.late": Scope.READ,
+    "invoices.export": Scope.READ,
+    "invoice.show": Scope.READ,
+    "invoice.explain": Scope.READ,
+    "invoice.pdf": Scope.READ,
+    "invoice.act": Scope.BILLING_WRITE,
+    "gateway.claim-token": Scope.GATEWAY_ADMIN,
+    "gateway.revoke": Scope.GATEWAY_ADMIN,
+    "gateway.push-config": Scope.GATEWAY_ADMIN,
+    "gateway.push-badges": Scope.GATEWAY_ADMIN,
+    "gateway.command": Scope.GATEWAY_ADMIN,
+}
+
+
+def needed(operation: str) -> Scope:
+    """The scope ``operation`` needs (KeyError for an unknown one: a programming error)."""
+    return OPERATIONS[operation]
+
+
+def parse_scopes(values: list[str]) -> frozenset[Scope]:
+    """Scopes from ``--scope`` values (repeated or comma-separated); ValueError names a bad one."""
+    out: set[Scope] = set()
+    for value in values:
+        for name in filter(None, (v.strip() for v in value.split(","))):
+            try:
+                out.add(Scope(name))
+            except ValueError:
+                raise ValueError(f"unknown scope {name!r}; one of "
+                                 f"{', '.join(s.value for s in Scope)}") from None
+    if not out:
+        raise ValueError("a token needs at least one scope")
+    return frozenset(out)
