@@ -18,6 +18,8 @@ import pytest
 import uvicorn
 
 from sitegate.cloud.api.app import create_app
+from sitegate.cloud.auth import tokens
+from sitegate.cloud.auth.scopes import Scope
 from sitegate.cloud.store.db import make_engine, upgrade
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config/examples/site-lindenweg.toml"
@@ -34,6 +36,8 @@ def server(tmp_path, register, put_readings):
     engine = make_engine(db)
     with engine.begin() as conn:
         put_readings(conn, "bldg-lindenweg-12", "apt-1", register("2026-01", lambda i: D("0.25")))
+    # every route needs a token (issue 12): this one may do all the API does
+    token, _ = tokens.create(engine, "test", frozenset(Scope))
     engine.dispose()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -46,15 +50,18 @@ def server(tmp_path, register, put_readings):
         if not t.is_alive():
             raise RuntimeError("server did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", token
     srv.should_exit = True
     t.join(10)
 
 
-def call(base: str, method: str, path: str, body: object = None) -> tuple[int, object]:
+def call(server: tuple[str, str], method: str, path: str,
+         body: object = None) -> tuple[int, object]:
+    base, token = server
     data = None if body is None else json.dumps(body, default=_json_default).encode()
     req = urllib.request.Request(base + path, data=data, method=method,
-                                 headers={"content-type": "application/json"})
+                                 headers={"content-type": "application/json",
+                                          "authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             raw = r.read()
@@ -80,6 +87,8 @@ def test_api_site_bill_lifecycle(server) -> None:
     base = f"/billing/sites/lindenweg-12/invoices/{n}"
     code, v = call(server, "POST", base + "/pay", {"amount": "10.00"})
     assert code == 409 and "payments go to issued" in v["detail"]
+    code, v = call(server, "POST", base + "/pay", {"date": "2026-02-03"})
+    assert code == 422 and v["detail"][0]["loc"] == ["body", "amount"]  # was 409 (issue 17)
     code, v = call(server, "POST", base + "/issue", {"date": date(2026, 2, 2)})
     assert code == 200 and v["state"] == "issued"
     code, v = call(server, "POST", base + "/pay", {"amount": "10.00", "date": "2026-02-03"})

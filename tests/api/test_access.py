@@ -1,0 +1,213 @@
+"""Issue 12 part 4 and issue 17's HTTP bullets, against a real server: every route needs a
+token with the right scope; revoked and expired tokens are refused; a cross-origin form post
+and a foreign Host header are refused; unknown query parameters are a 422; pay without an
+amount is a 422; /docs works without the internet."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import insert
+
+from sitegate.cloud.api.app import create_app
+from sitegate.cloud.auth import tokens
+from sitegate.cloud.auth.scopes import OPERATIONS, Scope
+from sitegate.cloud.store import tables as t
+
+from .conftest import Api, serve
+
+R, W, S = Scope.READ, Scope.BILLING_WRITE, Scope.SITE_ADMIN
+# What each route needs, written out here (not read from the code) so that a route whose
+# scope changes, or a new route nobody classified, fails this test.
+EXPECTED = {
+    ("GET", "/health"): R,
+    ("GET", "/gateways"): R,
+    ("GET", "/gateways/{gateway_id}"): R,
+    ("GET", "/readings"): R,
+    ("GET", "/dead-letters"): R,
+    ("GET", "/billing/sites"): R,
+    ("PUT", "/billing/sites"): S,
+    ("GET", "/billing/sites/{site}"): R,
+    ("POST", "/billing/sites/{site}/bill/{period}"): W,
+    ("GET", "/billing/sites/{site}/invoices"): R,
+    ("GET", "/billing/sites/{site}/overview"): R,
+    ("GET", "/billing/sites/{site}/late"): R,
+    ("GET", "/billing/sites/{site}/export"): R,
+    ("GET", "/billing/sites/{site}/invoices/{number}"): R,
+    ("GET", "/billing/sites/{site}/invoices/{number}/explain"): R,
+    ("GET", "/billing/sites/{site}/invoices/{number}/pdf"): R,
+    ("POST", "/billing/sites/{site}/invoices/{number}/{action}"): W,
+}
+PARAMS = {"gateway_id": "gw-1", "site": "nowhere", "period": "2026-01", "number": "1",
+          "action": "issue"}
+
+
+def _routes(api: Api) -> list[tuple[str, str]]:
+    code, spec, _ = api.call("GET", "/openapi.json")
+    assert code == 200
+    return [(m.upper(), p) for p, item in spec["paths"].items() for m in item]
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: PARAMS[m[1]], path)
+
+
+def test_every_route_is_classified(api: Api) -> None:
+    assert sorted(_routes(api)) == sorted(EXPECTED)
+    assert set(OPERATIONS.values()) == set(Scope)  # every scope is needed by something
+
+
+def test_every_route_needs_a_token_with_its_scope(api: Api) -> None:
+    good = {s: api.token(s, name=s.value) for s in Scope}
+    # all scopes but the one needed: a token that may do much, yet not this
+    others = {s: api.token(*(x for x in Scope if x != s), name=f"not-{s.value}") for s in Scope}
+    for method, path in _routes(api):
+        url, needed = _concrete(path), EXPECTED[(method, path)]
+        body = {} if method in ("POST", "PUT") else None
+        code, detail, headers = api.call(method, url, body)
+        assert code == 401, (method, path, code, detail)
+        assert headers.get("www-authenticate", "").startswith("Bearer"), (method, path)
+        for bad in ("sgt_" + "A" * 43, "not-a-token", good[needed] + "x"):
+            code, _, _ = api.call(method, url, body, token=bad)
+            assert code == 401, (method, path, bad, code)
+        code, detail, _ = api.call(method, url, body, token=others[needed])
+        assert code == 403 and needed.value in detail["detail"], (method, path, code, detail)
+        code, detail, _ = api.call(method, url, body, token=good[needed])
+        assert code not in (401, 403), (method, path, code, detail)
+        # issue 17: an unknown query parameter is an error on every route
+        code, detail, _ = api.call(method, url + "?bogus=1", body, token=good[needed])
+        assert code == 422 and detail["detail"][0]["loc"] == ["query", "bogus"], \
+            (method, path, code, detail)
+
+
+def test_revoked_and_expired_tokens_are_refused(api: Api) -> None:
+    token = api.token(Scope.READ, name="accounting")
+    assert api.call("GET", "/gateways", token=token)[0] == 200
+    tokens.revoke(api.engine, "accounting")
+    code, body, headers = api.call("GET", "/gateways", token=token)
+    assert code == 401 and "invalid_token" in headers["www-authenticate"], body
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    expired = api.token(Scope.READ, expires_at=past, name="old")
+    assert api.call("GET", "/gateways", token=expired)[0] == 401
+    later = api.token(Scope.READ, expires_at=datetime.now(UTC) + timedelta(days=1))
+    assert api.call("GET", "/gateways", token=later)[0] == 200
+
+
+def test_the_database_holds_no_token(api: Api) -> None:
+    token = api.token(Scope.READ)
+    with api.engine.connect() as conn:
+        rows = conn.execute(t.api_tokens.select()).mappings().all()
+    assert [r["token_hash"] for r in rows] == [tokens.digest(token)]
+    assert token not in repr([dict(r) for r in rows])
+
+
+@pytest.mark.parametrize("ctype,data", [
+    ("application/x-www-form-urlencoded", b"amount=1000.00"),
+    ("text/plain", b'{"amount": "1000.00"}'),  # a CORS-simple type carrying JSON text
+    ("multipart/form-data; boundary=x",
+     b'--x\r\nContent-Disposition: form-data; name="amount"\r\n\r\n1000.00\r\n--x--\r\n'),
+])
+def test_cross_origin_form_post_is_refused(api: Api, ctype: str, data: bytes) -> None:
+    """What a page on another origin can send without a preflight: refused, token or not
+    (a browser would not attach our bearer token, but the server must not rely on that)."""
+    token = api.token(Scope.BILLING_WRITE, Scope.SITE_ADMIN)
+    for path in ("/billing/sites/s/invoices/1/pay", "/billing/sites/s/bill/2026-01"):
+        for tok in (None, token):
+            code, body, _ = api.call("POST", path, data=data, token=tok, headers={
+                "content-type": ctype, "origin": "https://attacker.example"})
+            assert code == 415, (path, tok, code, body)
+    code, _, _ = api.call("PUT", "/billing/sites", data=b"site=x", token=token,
+                          headers={"content-type": "application/x-www-form-urlencoded"})
+    assert code == 415
+
+
+def test_foreign_host_is_refused(api: Api) -> None:
+    """DNS rebinding: a page on attacker.example resolving to 127.0.0.1 sends its own name."""
+    token = api.token(Scope.READ)
+    port = api.url.rsplit(":", 1)[1]
+    for host in ("attacker.example", f"attacker.example:{port}", "127.0.0.1.attacker.example"):
+        code, body, _ = api.call("GET", "/gateways", token=token, headers={"host": host})
+        assert code == 400, (host, code, body)
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
+        assert api.call("GET", "/gateways", token=token, headers={"host": host})[0] == 200
+
+
+def test_allowed_hosts_are_configurable(tmp_path) -> None:
+    db = str(tmp_path / "c.db")
+    api_ = None
+    from sitegate.cloud.store.db import make_engine, upgrade
+
+    upgrade(db)
+    with serve(db, ["api.example.org"]) as url:
+        api_ = Api(url, db, make_engine(db))
+        token = api_.token(Scope.READ)
+        assert api_.call("GET", "/health", token=token,
+                         headers={"host": "api.example.org"})[0] == 200
+        assert api_.call("GET", "/health", token=token)[0] == 400  # 127.0.0.1 not listed
+    api_.engine.dispose()
+
+
+def test_unknown_query_parameter_is_an_error(api: Api) -> None:
+    """GET /readings?meter=apt-1 used to return every meter's rows (issue 17)."""
+    now = datetime.now(UTC)
+    with api.engine.begin() as conn:
+        conn.execute(insert(t.readings), [
+            {"gateway_id": "gw-1", "seq": i + 1, "meter_id": m, "ts": now, "quantity": "energy",
+             "value": str(Decimal(i)), "unit": "kWh", "quality": "good", "flags": "[]",
+             "received_at": now} for i, m in enumerate(("apt-1", "apt-2"))])
+    token = api.token(Scope.READ)
+    code, body, _ = api.call("GET", "/readings?meter=apt-1", token=token)
+    assert code == 422 and body["detail"][0]["loc"] == ["query", "meter"], body
+    assert "meter_id" in body["detail"][0]["msg"]  # says what it could have meant
+    code, rows, _ = api.call("GET", "/readings?meter_id=apt-1", token=token)
+    assert code == 200 and [r["meter_id"] for r in rows] == ["apt-1"]
+    code, body, _ = api.call("GET", "/billing/sites/s/invoices?perod=2026-01", token=token)
+    assert code == 422 and body["detail"][0]["loc"] == ["query", "perod"]
+
+
+def test_pay_without_amount_is_422(api: Api) -> None:
+    token = api.token(Scope.BILLING_WRITE)
+    for body in ({}, {"date": "2026-02-03"}, None):
+        code, detail, _ = api.call("POST", "/billing/sites/s/invoices/1/pay", body,
+                                   token=token, headers={"content-type": "application/json"})
+        assert code == 422 and detail["detail"][0]["loc"] == ["body", "amount"], detail
+    # a misspelt field is named, not ignored
+    code, detail, _ = api.call("POST", "/billing/sites/s/invoices/1/pay",
+                               {"amount": "1.00", "amout": "2"}, token=token)
+    assert code == 422 and detail["detail"][0]["loc"][-1] == "amout", detail
+
+
+def test_docs_work_offline(api: Api) -> None:
+    """Swagger UI's page names only assets served by the app itself, and they are there."""
+    code, html, _ = api.call("GET", "/docs")
+    assert code == 200
+    page = html.decode()
+    urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", page)
+    assert not [u for u in urls if re.match(r"(https?:)?//", u)], urls
+    assets = [u for u in urls if u.endswith((".js", ".css"))]
+    assert any(u.endswith("swagger-ui-bundle.js") for u in assets), urls
+    assert any(u.endswith(".css") for u in assets), urls
+    for u in assets:
+        code, raw, _ = api.call("GET", u)
+        assert code == 200 and len(raw) > 10_000, (u, code)
+    code, spec, _ = api.call("GET", "/openapi.json")
+    assert code == 200 and spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == \
+        "bearer"
+
+
+def test_an_unguarded_route_stops_the_app(tmp_path) -> None:
+    """create_app refuses to run with a route that skips the token check."""
+    from sitegate.cloud.api import security
+
+    db = str(tmp_path / "c.db")
+    app = create_app(db)
+
+    @app.get("/leak")
+    def leak() -> dict[str, str]:
+        return {}
+
+    app.openapi_schema = None
+    assert security.unguarded_routes(app) == ["GET /leak"]
