@@ -17,9 +17,12 @@ import uvicorn
 from sqlalchemy import text
 
 from sitegate.cloud.api.app import create_app
+from sitegate.cloud.auth import tokens
+from sitegate.cloud.auth.scopes import Scope
 from sitegate.cloud.billing import ops
 from sitegate.cloud.billing.sitemodel import load_site
 from sitegate.cloud.ingest.service import IngestService
+from sitegate.cloud.keys import write_private
 from sitegate.cloud.store.db import make_engine, upgrade
 
 
@@ -45,6 +48,7 @@ class Cloud:
         self.site_model = site_model
         self.engine = make_engine(self.db)
         self.api_url = ""
+        self.token_file = workdir / "api-token"  # the API needs a bearer token (0600)
         self._stop = threading.Event()
         self._ingest: threading.Thread | None = None
         self._api: _QuietServer | None = None
@@ -54,6 +58,9 @@ class Cloud:
         await asyncio.to_thread(upgrade, self.db)
         model = await asyncio.to_thread(load_site, self.site_model)
         await asyncio.to_thread(ops.import_site, self.engine, model)
+        # As an operator would: sitegate-cloud tokens create --name demo --scope ...
+        secret, _ = await asyncio.to_thread(tokens.create, self.engine, "demo", frozenset(Scope))
+        write_private(self.token_file, secret.encode() + b"\n")
         service = IngestService(self.db, self.broker_url)
         self._ingest = threading.Thread(target=service.run, args=(self._stop,),
                                         name="ingest", daemon=True)

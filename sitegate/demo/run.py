@@ -123,6 +123,8 @@ async def _run(workdir: Path, duration: float | None, interval: int,
             f"  mqtt:     {broker_url}" + (" (embedded)" if broker else "") + "\n"
             f"  cloud:    {cloud.api_url}  (API docs: {cloud.api_url}/docs), "
             f"database {cloud.db}\n"
+            f"  api:      curl -H \"Authorization: Bearer $(cat {cloud.token_file})\" "
+            f"{cloud.api_url}/gateways\n"
             f"  try:      sitegate status -c {workdir}/site.toml\n"
             f"            sitegate-cloud readings --db {cloud.db} --meter heat-apt-1\n")
         printer = Printer(daemon, cloud.counts, say, producers=frozenset({"pv"}))

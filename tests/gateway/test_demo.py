@@ -15,6 +15,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from sitegate.cloud.auth.tokens import verify
+from sitegate.cloud.store.db import make_engine
 from sitegate.common.sitefile import parse_config
 from sitegate.demo.broker import Broker, matches
 from sitegate.demo.site import BASE_LOAD, CHARGERS, MBUS_METERS, MODBUS_METERS
@@ -34,6 +36,13 @@ def test_demo_runs_meters_chargers_cloud_and_bills(tmp_path: Path) -> None:
     assert {m for _, _, m, _ in MBUS_METERS} <= shown
     assert "session started" in out and "session stopped" in out
     assert "cloud: " in out and "/docs" in out
+    # The API needs a token: the demo made one and says how to use it.
+    token = (tmp_path / "api-token").read_text().strip()
+    engine = make_engine(str(tmp_path / "cloud.db"))
+    assert verify(engine, token) is not None
+    engine.dispose()
+    assert f"Authorization: Bearer $(cat {tmp_path / 'api-token'})" in out
+    assert (tmp_path / "api-token").stat().st_mode & 0o077 == 0
 
     # The cloud received readings from Modbus and M-Bus meters and the sessions.
     db = sqlite3.connect(tmp_path / "cloud.db")
