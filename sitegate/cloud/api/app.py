@@ -11,7 +11,7 @@ import importlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi_offline import FastAPIOffline
@@ -56,13 +56,15 @@ def create_app(db_url: str, allowed_hosts: Sequence[str] = LOOPBACK_NAMES) -> Fa
         quantity: str | None = None, since: datetime | None = None,
         until: datetime | None = None,
         unsynced: bool = Query(False, description="only readings taken with an unsynced clock"),
-        limit: int = Query(1000, le=100_000),
+        limit: int = Query(1000, ge=1, le=100_000),
+        order: Literal["latest", "oldest"] = Query(
+            "latest", description="the newest rows, or the first ones (paging from since)"),
     ) -> list[dict[str, Any]]:
         return readings(engine, gateway_id=gateway_id, meter_id=meter_id, quantity=quantity,
-                        since=since, until=until, unsynced=unsynced, limit=limit)
+                        since=since, until=until, unsynced=unsynced, limit=limit, order=order)
 
     @app.get("/dead-letters", dependencies=needs("dead-letters.list"))
-    def list_dead_letters(limit: int = Query(100, le=10_000)) -> list[dict[str, Any]]:
+    def list_dead_letters(limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
         return dead_letters(engine, limit)
 
     try:
@@ -101,10 +103,14 @@ def gateways(engine: Engine) -> list[dict[str, Any]]:
 def readings(
     engine: Engine, *, gateway_id: str | None = None, meter_id: str | None = None,
     quantity: str | None = None, since: datetime | None = None, until: datetime | None = None,
-    unsynced: bool = False, limit: int = 1000,
+    unsynced: bool = False, limit: int = 1000, order: Literal["latest", "oldest"] = "latest",
 ) -> list[dict[str, Any]]:
+    """The newest ``limit`` matching rows (``order="oldest"``: the first ones, e.g. to page
+    forward from ``since``), returned in time order either way."""
     c = t.readings.c
-    q = select(t.readings).order_by(c.gateway_id, c.seq).limit(limit)
+    keys = (c.ts, c.gateway_id, c.seq)
+    q = select(t.readings).order_by(*(keys if order == "oldest" else (k.desc() for k in keys)))
+    q = q.limit(limit)
     for col, val in ((c.gateway_id, gateway_id), (c.meter_id, meter_id), (c.quantity, quantity)):
         if val is not None:
             q = q.where(col == val)
@@ -119,7 +125,7 @@ def readings(
         rows = [dict(r) for r in conn.execute(q).mappings()]
     for r in rows:
         r["flags"] = json.loads(r["flags"])
-    return rows
+    return rows if order == "oldest" else rows[::-1]
 
 
 def unsynced_counts(engine: Engine) -> dict[str, int]:
