@@ -1,4 +1,4 @@
-"""``sitegate-cloud tokens create|list|revoke``: API bearer tokens with scopes.
+"""``sitegate-cloud tokens create|list|revoke|scopes``: API bearer tokens with scopes.
 
 The token is printed once, at creation; the database keeps only its hash. Scopes and what
 each allows: ``sitegate.cloud.auth.scopes`` (the same table the HTTP API checks).
@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from sitegate.cloud.auth.scopes import DESCRIPTIONS, Scope, parse_scopes
+from sitegate.cloud.auth.scopes import DESCRIPTIONS, OPERATIONS, Scope, parse_scopes
 from sitegate.common.output import emit, table
 
 
@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     q.set_defaults(func=_revoke)
     for q in (ss.choices["create"], ss.choices["list"], ss.choices["revoke"]):
         q.add_argument("--db", required=True, help="database URL or SQLite file path")
+    q = ss.add_parser("scopes", help="the scopes and the operations each one allows")
+    q.set_defaults(func=_scopes)
+    for q in ss.choices.values():
         q.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -96,6 +99,15 @@ def _revoke(args: argparse.Namespace) -> int:
         return _fail(_reason(exc))
     emit(token.as_dict(datetime.now(UTC)), args.json,
          f"token {token.id} ({token.name}) revoked: it is refused from now on")
+    return 0
+
+
+def _scopes(args: argparse.Namespace) -> int:
+    rows = [{"scope": s.value, "allows": DESCRIPTIONS[s],
+             "operations": sorted(op for op, need in OPERATIONS.items() if need == s)}
+            for s in Scope]
+    emit(rows, args.json, "\n\n".join(
+        f"{r['scope']}: {r['allows']}\n  " + " ".join(r["operations"]) for r in rows))
     return 0
 
 

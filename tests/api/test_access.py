@@ -211,3 +211,22 @@ def test_an_unguarded_route_stops_the_app(tmp_path) -> None:
 
     app.openapi_schema = None
     assert security.unguarded_routes(app) == ["GET /leak"]
+
+
+def test_refusals_are_logged_once_per_interval(api: Api) -> None:
+    """Someone guessing tokens is seen in the log, yet a flood of guesses is one line a
+    minute per client, with the count of the others."""
+    from structlog.testing import capture_logs
+
+    from sitegate.cloud.api.security import refusals
+
+    refusals._seen.clear()
+    with capture_logs() as logs:
+        for _ in range(20):
+            assert api.call("GET", "/gateways", token="sgt_guess")[0] == 401
+        assert api.call("GET", "/gateways")[0] == 401  # same client, same status
+        refusals._seen.clear()  # as if the interval had passed
+        assert api.call("GET", "/gateways", token="sgt_guess")[0] == 401
+    refused = [e for e in logs if e["event"] == "api.refused"]
+    assert len(refused) == 2, refused
+    assert refused[0]["client"] == "127.0.0.1" and refused[0]["path"] == "/gateways"

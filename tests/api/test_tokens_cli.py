@@ -85,3 +85,11 @@ def test_expired_token_is_listed_as_expired(tmp_path: Path,
     code, out, _ = run(capsys, "tokens", "list", "--db", db, "--json")
     assert json.loads(out)[0]["state"] == "expired"
     engine.dispose()
+
+
+def test_scopes_lists_what_each_allows(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "tokens", "scopes", "--json")
+    rows = {r["scope"]: r for r in json.loads(out)}
+    assert code == 0 and set(rows) == {s.value for s in Scope}
+    assert "invoice.act" in rows["billing:write"]["operations"]
+    assert rows["site:admin"]["operations"] == ["site.import"]

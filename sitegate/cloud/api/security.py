@@ -10,9 +10,12 @@ the pages that show it (``/docs`` and its assets): they hold no data.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityS
 from sitegate.cloud.auth.scopes import needed
 from sitegate.cloud.auth.tokens import Token, verify
 
+log = structlog.get_logger(__name__)
 bearer = HTTPBearer(
     auto_error=False,  # a missing header is our 401 with our message, like a bad token
     description="an API token from `sitegate-cloud tokens create`",
@@ -29,20 +33,50 @@ bearer = HTTPBearer(
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+class RefusalLog:
+    """Refused requests, logged once per client and kind per interval with the count since:
+    an operator sees someone guessing tokens, and a flood of guesses cannot flood the log."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self._seen: dict[tuple[str, int], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def refused(self, request: Request, status: int, reason: str) -> None:
+        client = request.client.host if request.client else "?"
+        now = time.monotonic()
+        with self._lock:
+            if len(self._seen) > 10_000:  # bounded, whatever the number of addresses
+                self._seen.clear()
+            last, count = self._seen.get((client, status), (-self.interval, 0))
+            if now - last < self.interval:
+                self._seen[(client, status)] = (last, count + 1)
+                return
+            self._seen[(client, status)] = (now, 0)
+        log.warning("api.refused", status=status, reason=reason, client=client,
+                    path=request.url.path, more_since_last=count)
+
+
+refusals = RefusalLog()
+
+
 def authorize(
     security_scopes: SecurityScopes, request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Token:
     if credentials is None:
+        refusals.refused(request, 401, "no token")
         raise HTTPException(401, "an API token is needed: Authorization: Bearer <token> "
                             "(sitegate-cloud tokens create)",
                             headers={"WWW-Authenticate": "Bearer"})
     token = verify(request.app.state.engine, credentials.credentials)
     if token is None:
+        refusals.refused(request, 401, "unknown, revoked or expired token")
         raise HTTPException(401, "unknown, revoked or expired API token",
                             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     missing = [s for s in security_scopes.scopes if s not in token.scopes]
     if missing:
+        refusals.refused(request, 403, f"token {token.id} ({token.name}) lacks {missing}")
         raise HTTPException(403, f"this token lacks the scope {' '.join(missing)}",
                             headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", '
                                      f'scope="{security_scopes.scope_str}"'})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import sys
 from collections.abc import Sequence
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
@@ -71,5 +72,9 @@ def run_http(args: argparse.Namespace) -> None:
     from sitegate.cloud.api.app import create_app
 
     host, port = parse_http(args.http)
+    if args.behind_tls_proxy and not args.allowed_host:
+        print("sitegate-cloud serve: the API answers only the Host names "
+              f"{', '.join(LOOPBACK_NAMES)}; if the proxy passes on the public name, list it "
+              "with --allowed-host", file=sys.stderr)
     uvicorn.run(create_app(args.db, allowed_hosts(args)), host=host, port=port,
                 log_level="warning")
