@@ -30,7 +30,9 @@ MAX_BODY_BYTES = 1024 * 1024
 def create_app(db_url: str, allowed_hosts: Sequence[str] = LOOPBACK_NAMES) -> FastAPI:
     engine = make_engine(db_url)
     app = FastAPIOffline(title="sitegate cloud", version="1", redoc_url=None,
-                         dependencies=[Depends(json_only)], max_body_size=MAX_BODY_BYTES)
+                         dependencies=[Depends(json_only)], max_body_size=MAX_BODY_BYTES,
+                         # no badge fetched from the public validator: nothing leaves the box
+                         swagger_ui_parameters={"validatorUrl": None})
     app.state.engine = engine
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts),
                        www_redirect=False)
