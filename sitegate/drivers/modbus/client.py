@@ -6,8 +6,9 @@ One instance per bus; the gateway's bus task calls ``read`` strictly sequentiall
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from pymodbus import FramerType
@@ -66,36 +67,57 @@ class ModbusBusClient:
         self._client.close()
 
     async def read_block(self, unit: int, block: Block) -> list[int]:
-        await self.connect()
         fn = (
             self._client.read_holding_registers
             if block.function == "holding"
             else self._client.read_input_registers
         )
+        what = f"{block.function} {block.start}+{block.count}"
+        response = await self._request(
+            unit, what, lambda: fn(block.start, count=block.count, device_id=unit))
+        words = list(response.registers)
+        if len(words) < block.count:
+            raise DeviceError(f"unit {unit}: short reply ({len(words)} of {block.count})",
+                              kind="garbled")
+        return words
+
+    async def write_coil(self, unit: int, address: int, on: bool) -> None:
+        """Switch one coil (FC05): a relay of an I/O module or a relay meter."""
+        await self._request(unit, f"write coil {address}",
+                            lambda: self._client.write_coil(address, on, device_id=unit))
+
+    async def read_bits(self, unit: int, kind: str, address: int, count: int = 1) -> list[bool]:
+        """Coils (FC01) or discrete inputs (FC02): a relay's state read back."""
+        fn = (self._client.read_coils if kind == "coil"
+              else self._client.read_discrete_inputs)
+        response = await self._request(unit, f"{kind} {address}+{count}",
+                                       lambda: fn(address, count=count, device_id=unit))
+        bits = list(response.bits)
+        if len(bits) < count:
+            raise DeviceError(f"unit {unit}: short reply ({len(bits)} of {count} bits)",
+                              kind="garbled")
+        return bits[:count]
+
+    async def _request(self, unit: int, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """One request on the bus; its failure as NoResponse, DeviceError or BusError."""
+        await self.connect()
         self._rx_bytes = 0
         try:
-            response = await fn(block.start, count=block.count, device_id=unit)
+            response = await call()
         except ModbusIOException as exc:
             if self._rx_bytes:
                 raise DeviceError(
                     f"unit {unit}: reply garbled ({self._rx_bytes} bytes, bad CRC or framing; "
                     "check baud rate, parity and wiring)", kind="crc_error",
                 ) from exc
-            raise NoResponse(f"unit {unit}: no response to {block.function} "
-                             f"{block.start}+{block.count}") from exc
+            raise NoResponse(f"unit {unit}: no response to {what}") from exc
         except ConnectionException as exc:
             raise BusError(f"{self.link.describe()}: {exc}") from exc
         if response.isError():
             code = getattr(response, "exception_code", "?")
-            raise DeviceError(
-                f"unit {unit}: Modbus exception {code} for {block.function} "
-                f"{block.start}+{block.count}", kind="modbus_exception",
-            )
-        words = list(response.registers)
-        if len(words) < block.count:
-            raise DeviceError(f"unit {unit}: short reply ({len(words)} of {block.count})",
-                              kind="garbled")
-        return words
+            raise DeviceError(f"unit {unit}: Modbus exception {code} for {what}",
+                              kind="modbus_exception")
+        return response
 
     async def read(self, meter: MeterRef, scheduled: datetime) -> ReadResult:
         if meter.unit is None:
