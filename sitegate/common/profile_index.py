@@ -16,7 +16,7 @@ from pathlib import Path
 from sitegate.common.sitecheck import ProfileProblem
 
 PROFILE_ROOT = Path(__file__).resolve().parent.parent / "drivers" / "profiles"
-LABEL = {"modbus": "Modbus", "mbus": "M-Bus"}
+LABEL = {"modbus": "Modbus", "mbus": "M-Bus", "relays": "relay"}
 
 
 def names(protocol: str) -> list[str]:
@@ -35,6 +35,9 @@ def shipped_quantities(protocol: str, name: str) -> frozenset[str]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ProfileProblem(f"{path.name}: {exc}") from exc
+    if protocol == "relays":  # a relay device: its channels, as sitefile_relays checks them
+        return frozenset(f"channel:{c.get('channel')}" for c in data.get("channels", [])
+                         if isinstance(c, dict))
     key, field = ("registers", "quantity") if protocol == "modbus" else ("map", "name")
     return frozenset(str(item.get(field)) for item in data.get(key, [])
                      if isinstance(item, dict))

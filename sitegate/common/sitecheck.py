@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sitegate.common.sitefile_ocpp import MAIN_METER_CURRENTS
+from sitegate.common.sitefile_relays import relay_problems, relay_profile_problems
 
 if TYPE_CHECKING:
     from sitegate.common.sitefile import SiteConfig
@@ -143,7 +144,7 @@ def cross_problems(data: dict[str, Any]) -> list[tuple[Loc, str]]:
         out.append((("ocpp", "load_management", "main_meter"),
                     f"meter {main!r} is not defined in [[meters]]; known: "
                     f"{', '.join(sorted(seen)) or 'none'}"))
-    return out
+    return out + relay_problems(data)
 
 
 def _quantities(lookup: ProfileLookup, protocol: str | None,
@@ -186,7 +187,7 @@ def profile_problems(data: dict[str, Any], lookup: ProfileLookup) -> list[tuple[
                         f"meter {main!r} (profile {profile!r}) does not read "
                         f"{', '.join(missing)}: load management needs the current of each "
                         "phase"))
-    return out
+    return out + relay_profile_problems(data, lookup)
 
 
 def config_warnings(cfg: SiteConfig) -> list[tuple[Loc, str]]:

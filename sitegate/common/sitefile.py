@@ -24,6 +24,7 @@ from sitegate.common.sitecheck import (
     profile_problems,
 )
 from sitegate.common.sitefile_ocpp import OcppConfig
+from sitegate.common.sitefile_relays import RelaysConfig
 from sitegate.sync.config import MqttConfig
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
@@ -134,6 +135,7 @@ class SiteConfig(_Strict):
     meters: list[Meter] = []
     mqtt: MqttConfig | None = None
     ocpp: OcppConfig | None = None
+    relays: RelaysConfig | None = None
 
     @model_validator(mode="after")
     def _cross_check(self) -> SiteConfig:

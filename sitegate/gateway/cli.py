@@ -18,6 +18,7 @@ PARTS = (
     "sitegate.demo.cli",
     "sitegate.drivers.mbus.cli",
     "sitegate.gateway.cli_ocpp",
+    "sitegate.gateway.cli_relays",
 )
 
 

@@ -50,6 +50,7 @@ class Daemon:
         self.latest: dict[tuple[str, str], Reading] = {}  # live values (load management)
         self.services: list[Any] = []  # optional parts with start()/stop()/health()
         self.ocpp: Any = None
+        self.points: Any = None  # local RFID relay points ([relays])
         self.sync: Any = None
         self._unwritten: list[tuple[list[Reading], list[dict[str, Any]]]] = []
         self._stop = asyncio.Event()
@@ -103,7 +104,7 @@ class Daemon:
         out: dict[str, BusWorker] = {}
         for bus in cfg.buses:
             meters = [(meter_ref(m), m.interval) for m in cfg.meters if m.bus == bus.name]
-            if bus.name not in names or not meters:
+            if bus.name not in names or not (meters or bus.name in _relay_buses(cfg)):
                 continue
             out[bus.name] = BusWorker(
                 bus.name, make_client(bus), meters, self.commit,
@@ -216,17 +217,45 @@ class Daemon:
             )
             self.services.append(self.ocpp)
             ctl.add_prefix("ocpp", self.ocpp.handle_command)
+        if cfg.relays is not None:
+            self._build_points(ctl)
         if cfg.mqtt is not None:
             from sitegate.sync.client import SyncClient
 
             self.sync = SyncClient(
                 cfg.mqtt, cfg.gateway_id, self.buffer,
                 on_config=self._apply_remote_config,
-                on_badges=self.ocpp.update_badges if self.ocpp is not None else None,
+                on_badges=self.ocpp.update_badges if self.ocpp is not None
+                else self.points.update_badges if self.points is not None else None,
                 on_command=self._cloud_command,
                 applied_config_version=self.applied.version if self.applied else None,
             )
             self.services.append(self.sync)
+
+    def _build_points(self, ctl: ControlServer) -> None:
+        """RFID relay points, on the OCPP badge list when there is one (one list for both)."""
+        from sitegate.gateway.points_service import PointsService, own_badges
+
+        cfg = self.config
+        assert cfg.relays is not None and self.buffer is not None
+        state = str(Path(cfg.storage.path).with_name("points-state.db"))
+        badges = (self.ocpp.core.badges if self.ocpp is not None
+                  else own_badges(cfg.relays, state))
+        self.points = PointsService(cfg.relays, badges, self.buffer, state, self._bus_access)
+        ctl.add_prefix("relay", self.points.handle_command)
+
+    def _bus_access(self, bus: str) -> Any:
+        """(client, lock) of the bus task now running ``bus``: a relay device follows it
+        across config changes."""
+        from sitegate.drivers.base import BusError
+
+        def access() -> tuple[Any, asyncio.Lock]:
+            worker = self.workers.get(bus)
+            if worker is None:
+                raise BusError(f"bus {bus!r} is not running")
+            return worker.client, worker.bus_lock
+
+        return access
 
     def _main_meter_currents(self) -> tuple[tuple[Any, ...], datetime] | None:
         """Per-phase currents of the building's main meter, for load management."""
@@ -244,6 +273,8 @@ class Daemon:
         """Commands from the cloud run through the same handlers as the local CLI's."""
         if name.startswith("ocpp.") and self.ocpp is not None:
             return await self.ocpp.handle_command(name.removeprefix("ocpp."), args)
+        if name.startswith("relay.") and self.points is not None:
+            return await self.points.handle_command(name.removeprefix("relay."), args)
         handlers = {"read": self._cmd_read, "buffer.stats": self._cmd_buffer_stats,
                     "status": self._cmd_status}
         if name not in handlers:
@@ -287,6 +318,7 @@ class Daemon:
                        "site_file_not_in_effect": self.site_file_not_in_effect,
                        "problem": self.config_problem},
             "services": {type(s).__name__: s.health() for s in self.services},
+            **({"relays": self.points.health()} if self.points is not None else {}),
         }
 
     def request_stop(self) -> None:
@@ -308,6 +340,8 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop)
         for service in self.services:
             await service.start()
+        if self.points is not None:
+            await self.points.start()  # closes sessions a crash left open, before polling
         for name in self.workers:
             self._start_worker(name)
         log.info("daemon.ready", gateway=cfg.gateway_id, buses=len(self.workers),
@@ -317,6 +351,8 @@ class Daemon:
         try:
             await self._stop.wait()
         finally:
+            if self.points is not None:  # before the buses they use go
+                await self.points.stop()
             async with self._config_lock:  # no config switch half done
                 for w in self.workers.values():
                     w.stop()
@@ -348,6 +384,15 @@ class Daemon:
         failing = sum(1 for w in self.workers.values() for m in w.meters if m.failures)
         total = sum(len(w.meters) for w in self.workers.values())
         return f"{total - failing}/{total} meters ok"
+
+
+def _relay_buses(cfg: SiteConfig) -> set[str]:
+    """Buses with relay devices: they get a bus task (its lock) even without meters."""
+    from sitegate.common.sitefile_relays import ModbusRelayDevice
+
+    if cfg.relays is None:
+        return set()
+    return {d.bus for d in cfg.relays.devices if isinstance(d, ModbusRelayDevice)}
 
 
 def _clock_check():  # type: ignore[no-untyped-def]

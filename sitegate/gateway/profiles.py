@@ -7,6 +7,13 @@ from sitegate.common.sitecheck import ProfileProblem
 
 
 def driver_quantities(protocol: str, name: str) -> frozenset[str]:
+    if protocol == "relays":  # a relay device: its channels (sitefile_relays)
+        from sitegate.drivers.relays.profile import RelayProfileError, load_relay_profile
+
+        try:
+            return frozenset(f"channel:{c.channel}" for c in load_relay_profile(name).channels)
+        except RelayProfileError as exc:
+            raise ProfileProblem(str(exc)) from exc
     if protocol == "mbus":
         from sitegate.drivers.mbus.profile import ProfileError as MbusProfileError
         from sitegate.drivers.mbus.profile import load_profile as load_mbus

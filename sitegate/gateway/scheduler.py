@@ -100,6 +100,11 @@ class BusWorker:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def bus_lock(self) -> asyncio.Lock:
+        """Held for every exchange on the wire: relay devices on this bus take it too."""
+        return self._bus
+
     def take_over(self, previous: list[MeterState]) -> None:
         """Continue the schedule of a stopped worker of the same bus (a config switch).
 

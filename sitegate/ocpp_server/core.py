@@ -158,22 +158,7 @@ class Core:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def record(self, tx: Tx) -> SessionRecord:
-        mv = [SessionMeterValue(ts=datetime.fromisoformat(r["ts"]), measurand=r["measurand"],
-                                value=Decimal(r["value"]), unit=r["unit"],
-                                phase=r["phase"] or None, context=r["context"] or None)
-              for r in self.store.meter_values(tx.id)]
-        last = tx.meter_stop if tx.status == "completed" else tx.last_meter
-        end = tx.stop_ts if tx.status == "completed" else tx.last_meter_ts
-        energy = last - tx.meter_start if last is not None else None
-        return SessionRecord(
-            session_id=tx.session_id, charge_point=tx.cp_id, connector=tx.connector,
-            kind=tx.kind,  # type: ignore[arg-type]
-            badge=tx.badge, account=tx.account, start=tx.start_ts, stop=tx.stop_ts,
-            meter_start_wh=tx.meter_start, meter_stop_wh=last, energy_wh=energy,
-            duration_s=int((end - tx.start_ts).total_seconds()) if end else None,
-            stop_reason=tx.stop_reason, meter_values=mv, flags=tx.flags,
-            status=tx.status,  # type: ignore[arg-type]
-        )
+        return session_record(self.store, tx)
 
     async def report(self, tx: Tx) -> None:
         """Hand one session report to the sink; remember it went, so a restart resends
@@ -280,3 +265,24 @@ class Core:
     def update_badges(self, payload: dict[str, Any]) -> None:
         self.badges.load_cloud(payload)  # raises ValueError before changing anything
         self.store.put("cloud_badges", payload)
+
+
+def session_record(store: StateStore, tx: Tx) -> SessionRecord:
+    """A transaction as the session report the buffer's ``sessions`` stream carries (also
+    the gateway's local RFID relay points', so the cloud bills both alike)."""
+    mv = [SessionMeterValue(ts=datetime.fromisoformat(r["ts"]), measurand=r["measurand"],
+                            value=Decimal(r["value"]), unit=r["unit"],
+                            phase=r["phase"] or None, context=r["context"] or None)
+          for r in store.meter_values(tx.id)]
+    last = tx.meter_stop if tx.status == "completed" else tx.last_meter
+    end = tx.stop_ts if tx.status == "completed" else tx.last_meter_ts
+    energy = last - tx.meter_start if last is not None else None
+    return SessionRecord(
+        session_id=tx.session_id, charge_point=tx.cp_id, connector=tx.connector,
+        kind=tx.kind,  # type: ignore[arg-type]
+        badge=tx.badge, account=tx.account, start=tx.start_ts, stop=tx.stop_ts,
+        meter_start_wh=tx.meter_start, meter_stop_wh=last, energy_wh=energy,
+        duration_s=int((end - tx.start_ts).total_seconds()) if end else None,
+        stop_reason=tx.stop_reason, meter_values=mv, flags=tx.flags,
+        status=tx.status,  # type: ignore[arg-type]
+    )
