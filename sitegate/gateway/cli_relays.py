@@ -133,9 +133,6 @@ async def _listen(readers: list[Any], args: argparse.Namespace) -> int:
 
     seen = asyncio.Queue[dict[str, Any]]()
     tasks = [asyncio.create_task(_one(r, make_reader(r), seen)) for r in readers]
-    if not args.json:
-        print("listening on " + ", ".join(f"{r.id} ({r.device})" for r in readers)
-              + "; present a card (Ctrl-C ends)", flush=True)
     count = 0
     try:
         while args.count is None or count < args.count:
@@ -165,7 +162,11 @@ async def _one(cfg: Any, reader: Any, out: asyncio.Queue[dict[str, Any]]) -> Non
     from sitegate.drivers.rfid.uid import BadRead, reader_text
     from sitegate.ocpp_server.badges import normalize
 
-    async for line in reader.lines():
+    def opened() -> None:  # on stderr: stdout is the UIDs (JSON lines with --json)
+        print(f"listening on {cfg.id} ({cfg.device}); present a card (Ctrl-C ends)",
+              file=sys.stderr, flush=True)
+
+    async for line in reader.lines(opened):
         try:
             uid, error = normalize(reader_text(line, cfg.encoding), cfg.badge_format), None
         except BadRead as exc:

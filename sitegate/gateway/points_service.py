@@ -74,7 +74,7 @@ class PointsService:
         for point in self.points.values():
             self._tasks.append(asyncio.create_task(self._poll(point),
                                                    name=f"point:{point.cfg.id}"))
-        by_reader = {p.reader: p for p in self.points.values() if p.cfg.reader}
+        by_reader = {p.cfg.reader: p for p in self.points.values() if p.cfg.reader}
         for r in self.cfg.readers:
             point = by_reader.get(r.id)
             if point is not None:
@@ -105,8 +105,10 @@ class PointsService:
         last: tuple[str, float] | None = None
         while True:
             try:
-                state["state"], state["error"] = "listening", None
-                async for line in make_reader(cfg).lines():
+                def opened() -> None:
+                    state["state"], state["error"] = "listening", None
+
+                async for line in make_reader(cfg).lines(opened):
                     try:
                         text = reader_text(line, cfg.encoding)
                     except BadRead as exc:

@@ -93,14 +93,16 @@ def test_serial_reader_over_a_pty(pty_pair: tuple[str, str]) -> None:
         got: list[str] = []
         fd = os.open(card_side, os.O_RDWR | os.O_NOCTTY)
         try:
+            opened = asyncio.Event()
+
             async def read() -> None:
-                async for line in SerialReader(reader_side).lines():
+                async for line in SerialReader(reader_side).lines(opened.set):
                     got.append(line)
                     if len(got) == 2:
                         return
 
             task = asyncio.create_task(read())
-            await asyncio.sleep(0.3)  # the port is open before the card is presented
+            await opened.wait()  # pyserial drops what came before the port was open
             os.write(fd, b"\x0204A23BC1\r\n\x03")
             os.write(fd, b"0077740993\r\n")
             await asyncio.wait_for(task, 10)

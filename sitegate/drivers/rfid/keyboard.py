@@ -8,7 +8,7 @@ only, optional: ``pip install 'sitegate[rfid]'``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sitegate.drivers.rfid.uid import MAX_UID
@@ -69,7 +69,7 @@ class KeyboardReader:
     def describe(self) -> str:
         return f"keyboard {self.path}"
 
-    async def lines(self) -> AsyncIterator[str]:
+    async def lines(self, on_open: Callable[[], None] | None = None) -> AsyncIterator[str]:
         try:
             import evdev  # type: ignore[import-not-found]
         except ImportError as exc:
@@ -81,7 +81,11 @@ class KeyboardReader:
             if self.grab:
                 device.grab()  # the typed UIDs go to us only, not to a console
         except OSError as exc:
-            raise ReaderUnavailable(f"{self.path}: {exc.strerror or exc}") from exc
+            raise ReaderUnavailable(f"{self.path}: {exc.strerror or exc}"
+                                    + (" (in use: is the daemon running?)"
+                                       if getattr(exc, "errno", None) == 16 else "")) from exc
+        if on_open is not None:
+            on_open()
         decoder = KeyDecoder()
         try:
             async for ev in device.async_read_loop():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import serial  # type: ignore[import-untyped]
 
@@ -54,11 +54,15 @@ class SerialReader:
     def describe(self) -> str:
         return f"serial {self.port}@{self.baudrate}"
 
-    async def lines(self) -> AsyncIterator[str]:
+    async def lines(self, on_open: Callable[[], None] | None = None) -> AsyncIterator[str]:
+        """UIDs as sent; ``on_open`` is called once the port is open (pyserial drops what
+        arrived before: a card presented earlier is not seen)."""
         try:
             port = serial.Serial(self.port, baudrate=self.baudrate, timeout=0.2)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise ReaderUnavailable(f"{self.port}: {exc}") from exc
+        if on_open is not None:
+            on_open()
         splitter = LineSplitter()
         stop = threading.Event()
         try:
