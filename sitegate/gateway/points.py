@@ -330,14 +330,17 @@ class Point:
             "point": self.cfg.id, "kind": self.cfg.kind, "device": self.cfg.device,
             "channel": self.cfg.channel, "reader": self.cfg.reader,
             "relay": None if self.last is None else ("on" if self.last.on else "off"),
-            "power_w": str(self.last.power_w) if self.last and self.last.power_w is not None
-            else None,
-            "energy_wh": str(self.last.energy_wh)
-            if self.last and self.last.energy_wh is not None else None,
+            "power_w": _plain(self.last.power_w if self.last else None),
+            "energy_wh": _plain(self.last.energy_wh if self.last else None),
             "state": "fault" if self.last_error else "session" if tx else "idle",
             "last_error": self.last_error,
             "safe_state_pending": self._pending_safe,
             "session": None if tx is None else {
                 "id": tx.session_id, "badge": tx.badge, "start": tx.start_ts.isoformat(),
-                "energy_wh": str((tx.last_meter or tx.meter_start) - tx.meter_start)},
+                "energy_wh": _plain((tx.last_meter or tx.meter_start) - tx.meter_start)},
         }
+
+
+def _plain(d: Decimal | None) -> str | None:
+    """Decimal as people write it: 3000, not 3E+3."""
+    return None if d is None else f"{d:f}"

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,94 @@ def test_rfid_listen_shows_uids(pty_pair: tuple[str, str]) -> None:
                                "error": None}
     r = sitegate("rfid", "listen", "--type", "serial", "--device", "/dev/ttyNOPE9")
     assert r.returncode == 3 and "ttyNOPE9" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_modbus_relay_meter_shares_the_bus_with_a_meter(tmp_path: Path, free_port: int,
+                                                         pty_pair: tuple[str, str]) -> None:
+    """One RS485 line (RTU over a TCP converter, half duplex): an SDM630 polled every
+    second and a three-phase relay meter switching an eBike outlet. Ben's badge starts and
+    ends a session while the meter keeps being read: the exchanges never interleave."""
+    sim = subprocess.Popen([sys.executable, "-m", "sitegate.drivers.relays.modbus_sim",
+                            "--tcp", str(free_port), "--framing", "rtu-over-tcp",
+                            "--device", "5:relay_meter_3ph", "--meter", "1:eastron_sdm630",
+                            "--load", "400"], stdout=subprocess.PIPE, text=True)
+    assert sim.stdout is not None and sim.stdout.readline().strip() == "ready"
+    reader, card = pty_pair
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(f"""gateway_id = "gw-bus"
+[storage]
+path = "{tmp_path}/buffer.db"
+[health]
+socket = "{tmp_path}/sg.sock"
+[[buses]]
+name = "rs485"
+timeout = 0.5
+retries = 0
+tcp = {{ host = "127.0.0.1", port = {free_port}, framing = "rtu-over-tcp" }}
+[[meters]]
+id = "m1"
+bus = "rs485"
+unit = 1
+profile = "eastron_sdm630"
+interval = 1
+[[relays.devices]]
+id = "rm5"
+type = "modbus"
+bus = "rs485"
+unit = 5
+profile = "relay_meter_3ph"
+[[relays.readers]]
+id = "r1"
+type = "serial"
+device = "{reader}"
+[[relays.points]]
+id = "bike-1"
+kind = "ebike"
+reader = "r1"
+device = "rm5"
+channel = 1
+poll_interval = 0.2
+[[relays.badges]]
+id = "0A0B0C0D"
+account = "ben"
+""")
+    db = tmp_path / "buffer.db"
+    proc = start(cfg)
+    fd = os.open(card, os.O_RDWR | os.O_NOCTTY)
+
+    def point() -> dict[str, Any]:
+        got = listed(cfg)
+        assert got is not None
+        return got["points"][0]
+
+    def readings() -> int:
+        con = sqlite3.connect(db)
+        try:
+            return con.execute("SELECT count(*) FROM entries WHERE stream='readings'"
+                               ).fetchone()[0]
+        finally:
+            con.close()
+
+    try:
+        wait_for(lambda: (listed(cfg) or {}).get("readers", [{}])[0].get("state")
+                 == "listening")
+        os.write(fd, b"0a0b0c0d\r\n")
+        wait_for(lambda: point()["relay"] == "on" and point()["session"] is not None)
+        before = readings()
+        wait_for(lambda: Decimal(point()["power_w"]) == 400 and readings() > before)
+        os.write(fd, b"0A0B0C0D\r\n")  # a second presentation, after the debounce time
+        wait_for(lambda: len(completed(db)) == 1)
+        (s,) = completed(db)
+        assert (s["kind"], s["account"], s["stop_reason"], s["flags"]) == \
+            ("ebike", "ben", "Local", [])
+        assert Decimal(s["energy_wh"]) >= 0
+        assert point()["relay"] == "off"
+        status = json.loads(sitegate("status", "-c", str(cfg), "--json").stdout)
+        (bus,) = status["buses"]
+        assert bus["meters"][0]["errors"] == {}  # no garbled or lost exchange on the line
+    finally:
+        os.close(fd)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        sim.kill()
+        sim.wait()

@@ -65,5 +65,6 @@ def _in(values: dict[str, tuple[Decimal, str]], quantities: tuple[str, ...],
     for q in quantities:
         if q in values:
             value, unit = values[q]
-            return value * 1000 if unit == "k" + base else value
+            value = value * 1000 if unit == "k" + base else value
+            return Decimal(f"{value:f}")  # 3000, not 3E+3, in session reports
     return None

@@ -2,7 +2,8 @@
 follow them (the contactor's auxiliary contact), and for relay meters the power and energy
 registers of the profile's metering part. For the tests and the demo.
 
-    python -m sitegate.drivers.relays.modbus_sim --tcp 5021 --device 1:io_4relay_4di
+    python -m sitegate.drivers.relays.modbus_sim --tcp 5021 --device 1:io_4relay_4di \
+        --meter 2:eastron_sdm630
 """
 
 from __future__ import annotations
@@ -103,15 +104,22 @@ class SimulatedRelay:
 class RelaySimulator:
     """Several simulated relay devices behind one Modbus TCP server."""
 
-    def __init__(self, devices: list[tuple[int, str]]) -> None:
+    def __init__(self, devices: list[tuple[int, str]],
+                 meters: list[tuple[int, str]] | None = None) -> None:
+        from sitegate.drivers.modbus.profile import load_profile
+        from sitegate.drivers.modbus.simulator import SimulatedMeter
+
         self.devices = {u: SimulatedRelay(u, load_relay_profile(p)) for u, p in devices}
+        # Meters on the same wire: the relays share the bus with them, as in a building.
+        self.meters = {u: SimulatedMeter(u, load_profile(p)) for u, p in meters or []}
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
 
     async def start_tcp(self, host: str, port: int, framing: str = "tcp") -> None:
         framer = FramerType.RTU if framing == "rtu-over-tcp" else FramerType.SOCKET
-        self._server = ModbusTcpServer([d.device() for d in self.devices.values()],
+        sims = [*self.devices.values(), *self.meters.values()]
+        self._server = ModbusTcpServer([d.device() for d in sims],
                                        framer=framer, address=(host, port),
                                        ignore_missing_devices=True)
         self._task = asyncio.create_task(self._server.serve_forever())
@@ -126,6 +134,8 @@ class RelaySimulator:
                 await asyncio.sleep(every)
                 for d in self.devices.values():
                     d.advance(every)
+                for m in self.meters.values():
+                    m.step(every)
 
         self._ticker = asyncio.create_task(tick())
 
@@ -150,12 +160,16 @@ def main() -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--framing", choices=["tcp", "rtu-over-tcp"], default="tcp")
     p.add_argument("--device", action="append", required=True, metavar="UNIT:PROFILE")
+    p.add_argument("--meter", action="append", default=[], metavar="UNIT:PROFILE",
+                   help="a meter (Modbus meter profile) on the same wire")
     p.add_argument("--load", type=Decimal, default=Decimal(2000), help="W per channel while on")
     args = p.parse_args()
 
     async def run() -> None:
-        sim = RelaySimulator([(int(u), prof) for u, prof in
-                              (d.split(":", 1) for d in args.device)])
+        def pairs(items: list[str]) -> list[tuple[int, str]]:
+            return [(int(u), prof) for u, prof in (d.split(":", 1) for d in items)]
+
+        sim = RelaySimulator(pairs(args.device), pairs(args.meter))
         for d in sim.devices.values():
             d.load_w = {c.channel: args.load for c in d.profile.channels}
         await sim.start_tcp(args.host, args.tcp, args.framing)
