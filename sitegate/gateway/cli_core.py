@@ -174,7 +174,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                  m["last_error"] or ""] for m in bus["meters"]]
         lines.append(table(rows, ["meter", "state", "last success", "errors", "last error"]))
     if h.get("relays"):
-        from sitegate.gateway.cli_relays import point_rows
+        from sitegate.gateway.points_view import point_rows
 
         lines += ["\nRFID relay points:", point_rows(h["relays"]["points"])]
     emit(h, args.json, "\n".join(lines))

@@ -10,7 +10,8 @@ import json
 import sys
 from typing import Any
 
-from sitegate.common.output import emit, table
+from sitegate.common.output import emit
+from sitegate.gateway.points_view import point_rows
 
 EXIT_FAIL, EXIT_FIELD = 1, 3
 
@@ -70,14 +71,6 @@ def _call(args: argparse.Namespace, name: str, payload: dict[str, Any]) -> dict[
     except (ControlError, ConfigError) as exc:
         print(f"sitegate relay {name}: {exc}", file=sys.stderr)
         return None
-
-
-def point_rows(points: list[dict[str, Any]]) -> str:
-    rows = [[p["point"], p["kind"], f"{p['device']}/{p['channel']}", p["relay"] or "?",
-             p["power_w"] or "", p["state"],
-             f"{p['session']['badge']} {p['session']['energy_wh']} Wh" if p["session"] else "",
-             p["last_error"] or ""] for p in points]
-    return table(rows, ["point", "kind", "relay", "state", "W", "status", "session", "error"])
 
 
 def cmd_list(args: argparse.Namespace) -> int:
