@@ -51,14 +51,16 @@ class Sink(Protocol):
 class Point:
     def __init__(self, cfg: PointConfig, device: RelayDevice, badges: BadgeList,
                  store: StateStore, sink: Sink, badge_format: str = "hex",
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.cfg = cfg
         self.device = device
         self.badges = badges
         self.store = store
         self.sink = sink
         self.badge_format = badge_format
-        self.clock = clock
+        self.clock = clock  # for durations (power below threshold, device silence)
+        self.wall = wall  # for session times
         self.lock = asyncio.Lock()  # one change at a time: badge, poll, command
         self.last: RelayStatus | None = None
         self.last_ok = clock()
@@ -110,7 +112,7 @@ class Point:
                         note="badge accepted, but the device does not answer: not switched")
             return {"result": "fault", "badge": badge, "error": str(exc)}
         self._ok(before)
-        start = datetime.now(UTC)
+        start = self.wall()
         meter_start = self._energy(before)
         flags = [] if self.cfg.metered else ["unmetered"]
         if self.cfg.metered and before.energy_wh is None:
@@ -153,7 +155,7 @@ class Point:
             self._ok(st)
             if tx is None:
                 return
-            now = datetime.now(UTC)
+            now = self.wall()
             if self.cfg.metered and st.energy_wh is not None:
                 with self.store.batch():
                     self.store.set_last_meter(tx.id, st.energy_wh, now)
@@ -218,7 +220,7 @@ class Point:
                 end = tx.last_meter if tx.last_meter is not None else tx.meter_start
                 if st is not None and st.energy_wh is not None and self.cfg.metered:
                     end = st.energy_wh  # what the machine drew while we were down counts
-                    stop_ts = datetime.now(UTC)
+                    stop_ts = self.wall()
                 else:
                     stop_ts = tx.last_meter_ts or tx.start_ts
                 self._event("session_closed_after_restart", "warning",
@@ -274,7 +276,7 @@ class Point:
             self._event("relay_not_confirmed_off", "error", session=tx.session_id)
         end = (st.energy_wh if st is not None and st.energy_wh is not None and self.cfg.metered
                else tx.last_meter if tx.last_meter is not None else tx.meter_start)
-        await self._finish(tx, datetime.now(UTC), end, reason, flags)
+        await self._finish(tx, self.wall(), end, reason, flags)
 
     async def _finish(self, tx: Tx, stop_ts: datetime, meter_stop: Decimal, reason: str,
                       flags: list[str]) -> None:

@@ -9,7 +9,7 @@ import asyncio
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,16 +38,19 @@ async def local_session(tmp: Path, buffer: Buffer) -> None:
     dev = ShellyClient("127.0.0.1", port, password="pw", transport="ws", timeout=1)
     store = StateStore(str(tmp / "points.db"))
     clock = Clock()
+    now = [datetime(2026, 2, 10, 8, tzinfo=UTC)]  # a finished month, to bill it in full
     p = Point(point(stop_below_w=10, stop_after=60), dev, badge_list(), store, buffer,
-              clock=clock)
+              clock=clock, wall=lambda: now[0])
     try:
         assert (await p.present(ANNA))["result"] == "started"
         sim.switches[0].load_w = Decimal(2000)
         await p.poll()
         sim.advance(2700)
+        now[0] += timedelta(seconds=2700)
         sim.switches[0].load_w = Decimal(0)
         await p.poll()
         clock.t += 60
+        now[0] += timedelta(seconds=60)
         await p.poll()
         assert p.tx is None and not sim.switches[0].on
     finally:
@@ -93,6 +96,7 @@ def test_point_session_billed_like_an_ocpp_relay_session(tmp_path: Path, mosquit
     asyncio.run(local_session(tmp_path, buffer))
     (local,) = [e.data() for e in buffer.pending("sessions")]
     start = datetime.fromisoformat(local["start"])
+    assert (local["start"], local["duration_s"]) == ("2026-02-10T08:00:00Z", 2760)
     buffer.append("sessions", [ocpp_session(start)])
 
     ingest = IngestService(db, mosquitto.url)
