@@ -67,7 +67,7 @@ def raw_select(engine, gw: str, ids: list[str], quantities: list[str], lo: datet
     """The same rows as load_readings reads, straight off the DBAPI cursor."""
     from sqlalchemy import and_, bindparam, select
 
-    from sitegate.cloud.billing.source import READINGS, TS
+    from sitegate.cloud.store.readings import READINGS, TS
     r = READINGS.c
     count = 0
     with engine.connect() as conn:
@@ -93,7 +93,7 @@ def raw_select(engine, gw: str, ids: list[str], quantities: list[str], lo: datet
 def raw_per_register(engine, gw: str, ids: list[str], quantities: list[str], lo: datetime,
                      hi: datetime) -> int:
     """load_readings' own queries (one per register, four columns), fetched and dropped."""
-    from sitegate.cloud.billing.source import TS, _series_sql
+    from sitegate.cloud.store.readings import TS, _series_sql
     count = 0
     with engine.connect() as conn:
         dialect = conn.dialect
@@ -113,8 +113,8 @@ def raw_per_register(engine, gw: str, ids: list[str], quantities: list[str], lo:
 def one(n: int, db: str | None) -> dict:
     from sitegate.cloud.billing.periods import grid_for, parse_period
     from sitegate.cloud.billing.sitemodel import parse_site
-    from sitegate.cloud.billing.source import MARGIN, load_readings
     from sitegate.cloud.store.db import make_engine, upgrade
+    from sitegate.cloud.store.readings import MARGIN, load_readings
     from sitegate.cloud.store.tables import readings
 
     ids = [f"m{j:05d}" for j in range(n)]

@@ -21,8 +21,8 @@ from sqlalchemy import select
 from sitegate.cloud.billing import ledger, ops
 from sitegate.cloud.billing.explain import explain
 from sitegate.cloud.billing.ledger import LifecycleError
-from sitegate.cloud.billing.tables import billing_invoices
 from sitegate.cloud.cli import main
+from sitegate.cloud.store.tables import billing_invoices
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sitegate.cloud.billing import ledger
 from sitegate.cloud.billing.billing_run import bill, late
 from sitegate.cloud.billing.ledger import LifecycleError
-from sitegate.cloud.billing.tables import billing_invoices
+from sitegate.cloud.store.tables import billing_invoices
 
 ZH = ZoneInfo("Europe/Zurich")
 

@@ -15,9 +15,9 @@ from sqlalchemy import Engine
 from sitegate.cloud.billing.consumption import Issue
 from sitegate.cloud.billing.periods import grid_for, parse_period
 from sitegate.cloud.billing.sitemodel import SiteModel
-from sitegate.cloud.billing.source import MARGIN, load_readings
 from sitegate.cloud.billing.units import kwh_to_units
 from sitegate.cloud.store.db import make_engine, upgrade
+from sitegate.cloud.store.readings import MARGIN, load_readings
 from sitegate.cloud.store.tables import readings
 
 IMP, EXP = "1-0:1.8.0", "1-0:2.8.0"

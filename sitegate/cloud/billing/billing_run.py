@@ -8,14 +8,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
-
 from sitegate.cloud.billing.compute import BillRun, bill_site
-from sitegate.cloud.billing.ledger import INV, next_number, open_invoices
 from sitegate.cloud.billing.periods import Period, grid_for, parse_period
+from sitegate.cloud.billing.sessions import sessions_in
 from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.cloud.billing.sites import canonical
-from sitegate.cloud.billing.source import late_readings, load_readings, load_sessions, utc
+from sitegate.cloud.store import billing as store
+from sitegate.cloud.store.billing import Conn as Connection
+from sitegate.cloud.store.readings import late_readings, load_readings, session_rows, utc
 
 
 class BillingRefused(ValueError):
@@ -27,7 +27,9 @@ def compute(conn: Connection, model: SiteModel, period_label: str) -> BillRun:
     grid = grid_for(period, model.tz)
     issues: list = []
     readings = load_readings(conn, model, grid.start, grid.end, issues)
-    sessions = load_sessions(conn, model, grid.start, grid.end, issues)
+    gateways = sorted(set(model.site.gateways) | {m.gateway for m in model.meters})
+    sessions = sessions_in(session_rows(conn, gateways, grid.start, grid.end), grid.start,
+                           issues)
     run = bill_site(model, period, readings, sessions)
     run.summary["issues"][:0] = [{"kind": i.kind, "meter": i.meter, "at": str(i.ts),
                                   "detail": i.detail} for i in issues]
@@ -52,7 +54,7 @@ def check_overlap(conn: Connection, site: str, period: Period) -> None:
     invoice of another period that is not cancelled or fully credited (re-billing the same
     period rewrites its drafts, below). One query: each invoice with its credit notes."""
     clashes = []
-    for number, label, state, account, due, credited in open_invoices(conn, site):
+    for number, label, state, account, due, credited in store.open_invoices(conn, site):
         if label == period.label:
             continue
         try:
@@ -85,9 +87,7 @@ def bill(conn: Connection, model: SiteModel, period_label: str, interim: bool = 
     site = model.site.id
     inputs = canonical(run.digests)
     existing: dict[str, dict] = {}
-    for r in conn.execute(select(INV).where(INV.c.site_id == site, INV.c.period == period_label,
-                                            INV.c.kind == "invoice").order_by(INV.c.number)):
-        row = dict(r._mapping)
+    for row in store.period_invoices(conn, site, period_label):
         if row["state"] != "cancelled":
             existing[row["account_id"]] = row
     created, updated, unchanged, differs = [], [], [], []
@@ -95,17 +95,17 @@ def bill(conn: Connection, model: SiteModel, period_label: str, interim: bool = 
         text = canonical(doc)
         row = existing.get(acc)
         if row is None:
-            num = next_number(conn, site)
-            conn.execute(INV.insert().values(
-                site_id=site, number=num, kind="invoice", account_id=acc, period=period_label,
-                state="draft", reminder_level=0, total_due=doc["total_due"], document=text,
-                inputs=inputs))
+            num = store.next_number(conn, site)
+            store.insert_invoice(
+                conn, site_id=site, number=num, kind="invoice", account_id=acc,
+                period=period_label, state="draft", reminder_level=0,
+                total_due=doc["total_due"], document=text, inputs=inputs)
             created.append(num)
         elif row["document"] == text:
             unchanged.append(row["number"])
         elif row["state"] == "draft":
-            conn.execute(INV.update().where(INV.c.id == row["id"]).values(
-                document=text, total_due=doc["total_due"], inputs=inputs))
+            store.update_invoice(conn, row["id"], document=text, total_due=doc["total_due"],
+                                 inputs=inputs)
             updated.append(row["number"])
         else:
             differs.append({"number": row["number"], "state": row["state"], "account": acc,
@@ -120,14 +120,10 @@ def bill(conn: Connection, model: SiteModel, period_label: str, interim: bool = 
 
 def late(conn: Connection, model: SiteModel, period_label: str | None = None) -> list[dict]:
     """Readings that arrived after an invoice of their period was issued."""
-    q = select(INV).where(INV.c.site_id == model.site.id, INV.c.kind == "invoice",
-                          INV.c.issued_at.is_not(None))
-    if period_label is not None:
-        q = q.where(INV.c.period == parse_period(period_label).label)
+    label = None if period_label is None else parse_period(period_label).label
     first_issue: dict[str, datetime] = {}
     used: dict[str, set[str]] = {}
-    for r in conn.execute(q):
-        row = dict(r._mapping)
+    for row in store.issued_invoices(conn, model.site.id, label):
         at = utc(row["issued_at"])
         p = row["period"]
         first_issue[p] = min(first_issue.get(p, at), at)

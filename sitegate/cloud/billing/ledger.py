@@ -9,16 +9,13 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, func, select
-
 from sitegate.cloud.billing.invoice import line_amount, totals
 from sitegate.cloud.billing.periods import parse_period
 from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.cloud.billing.sites import NotFound, canonical
-from sitegate.cloud.billing.tables import billing_events, billing_invoices
 from sitegate.cloud.billing.units import CENT, round_money
-
-INV, EV = billing_invoices, billing_events
+from sitegate.cloud.store import billing as store
+from sitegate.cloud.store.billing import Conn as Connection
 
 
 class LifecycleError(ValueError):
@@ -48,30 +45,23 @@ def _vat_rate(text: str) -> Decimal:
     return d
 
 
-def next_number(conn: Connection, site_id: str) -> int:
-    """Next number of the site's one sequence (invoices and credit notes); callers hold the
-    write transaction, and the unique constraint stops a racing writer."""
-    cur = conn.execute(select(func.max(INV.c.number)).where(INV.c.site_id == site_id)).scalar()
-    return (cur or 0) + 1
+next_number = store.next_number
 
 
 def get_row(conn: Connection, site_id: str, number: int) -> dict[str, Any]:
-    row = conn.execute(select(INV).where(INV.c.site_id == site_id, INV.c.number == number)).first()
+    row = store.invoice_row(conn, site_id, number)
     if row is None:
         raise NotFound(f"no invoice {number} at site {site_id!r}")
-    return dict(row._mapping)
+    return row
 
 
-def events(conn: Connection, invoice_id: int) -> list[dict[str, Any]]:
-    q = select(EV.c.date, EV.c.kind, EV.c.amount, EV.c.note).where(
-        EV.c.invoice_id == invoice_id).order_by(EV.c.id)
-    return [dict(r._mapping) for r in conn.execute(q)]
+events = store.invoice_events
 
 
 def _event(conn: Connection, invoice_id: int, day: date, kind: str,
            amount: Decimal | None = None, note: str | None = None) -> None:
-    conn.execute(EV.insert().values(invoice_id=invoice_id, date=day.isoformat(), kind=kind,
-                                   amount=None if amount is None else str(amount), note=note))
+    store.add_event(conn, invoice_id, day.isoformat(), kind,
+                    None if amount is None else str(amount), note)
 
 
 def balance(row: dict[str, Any], evs: list[dict[str, Any]]) -> Decimal:
@@ -107,7 +97,7 @@ def view_of(row: dict[str, Any], evs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _settle_if_paid(conn: Connection, row: dict[str, Any]) -> None:
     if row["state"] == "issued" and balance(row, events(conn, row["id"])) <= 0:
-        conn.execute(INV.update().where(INV.c.id == row["id"]).values(state="settled"))
+        store.update_invoice(conn, row["id"], state="settled")
 
 
 def issue(conn: Connection, model: SiteModel, number: int, day: date, now: Any) -> dict:
@@ -115,8 +105,8 @@ def issue(conn: Connection, model: SiteModel, number: int, day: date, now: Any) 
     if row["state"] != "draft":
         raise LifecycleError(f"invoice {number} is {row['state']}: only drafts are issued")
     due = day + timedelta(days=model.site.payment_days)
-    conn.execute(INV.update().where(INV.c.id == row["id"]).values(
-        state="issued", issue_date=day.isoformat(), due_date=due.isoformat(), issued_at=now))
+    store.update_invoice(conn, row["id"], state="issued", issue_date=day.isoformat(),
+                         due_date=due.isoformat(), issued_at=now)
     _event(conn, row["id"], day, "issue")
     row = get_row(conn, model.site.id, number)
     _settle_if_paid(conn, row)  # a zero or negative invoice is settled on issue
@@ -152,8 +142,7 @@ def remind(conn: Connection, model: SiteModel, number: int, day: date) -> dict:
     fees = model.site.reminders.fees
     fee = fees[min(level, len(fees)) - 1].quantize(Decimal("0.01"))
     due = day + timedelta(days=model.site.reminders.days)
-    conn.execute(INV.update().where(INV.c.id == row["id"]).values(
-        reminder_level=level, due_date=due.isoformat()))
+    store.update_invoice(conn, row["id"], reminder_level=level, due_date=due.isoformat())
     _event(conn, row["id"], day, "reminder", fee, f"R{level}")
     return view(conn, get_row(conn, model.site.id, number))
 
@@ -163,8 +152,7 @@ def cancel(conn: Connection, model: SiteModel, number: int, day: date) -> dict:
     row = get_row(conn, model.site.id, number)
     if row["state"] not in ("draft", "issued") or row["kind"] != "invoice":
         raise LifecycleError(f"invoice {number} is {row['state']}: cannot cancel")
-    conn.execute(INV.update().where(INV.c.id == row["id"]).values(
-        state="cancelled", borne_by="operator"))
+    store.update_invoice(conn, row["id"], state="cancelled", borne_by="operator")
     _event(conn, row["id"], day, "cancel")
     return view(conn, get_row(conn, model.site.id, number))
 
@@ -176,8 +164,7 @@ def write_off(conn: Connection, model: SiteModel, number: int, day: date) -> dic
         raise LifecycleError(f"invoice {number} is {row['state']}: only issued invoices are "
                              "written off")
     open_amount = balance(row, events(conn, row["id"]))
-    conn.execute(INV.update().where(INV.c.id == row["id"]).values(
-        state="written_off", borne_by="owner"))
+    store.update_invoice(conn, row["id"], state="written_off", borne_by="owner")
     _event(conn, row["id"], day, "write_off", open_amount)
     return view(conn, get_row(conn, model.site.id, number))
 
@@ -194,9 +181,7 @@ def parse_line_spec(text: str) -> tuple[int, str | None]:
 
 def _credit_notes(conn: Connection, invoice_id: int) -> list[dict[str, Any]]:
     """The documents of the credit notes already issued against the invoice."""
-    q = select(INV.c.document).where(INV.c.credited_invoice_id == invoice_id,
-                                     INV.c.kind == "credit_note")
-    return [json.loads(text) for (text,) in conn.execute(q)]
+    return [json.loads(text) for text in store.credit_note_documents(conn, invoice_id)]
 
 
 def _credited(notes: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
@@ -353,45 +338,16 @@ def credit(conn: Connection, model: SiteModel, number: int, day: date,
             "sources": [s for s in doc.get("sources", []) if s["id"] in used],
             **_note_totals(doc, notes, new_lines, model.site.cash_unit)}
     cnum = next_number(conn, model.site.id)
-    res = conn.execute(INV.insert().values(
-        site_id=model.site.id, number=cnum, kind="credit_note", account_id=row["account_id"],
-        period=row["period"], state="issued", reminder_level=0, issue_date=day.isoformat(),
-        due_date=None, total_due=cdoc["total_due"], document=canonical(cdoc), inputs="{}",
-        credited_invoice_id=row["id"]))
-    _event(conn, res.inserted_primary_key[0], day, "issue", None, f"credits {number}")
+    note_id = store.insert_invoice(
+        conn, site_id=model.site.id, number=cnum, kind="credit_note",
+        account_id=row["account_id"], period=row["period"], state="issued", reminder_level=0,
+        issue_date=day.isoformat(), due_date=None, total_due=cdoc["total_due"],
+        document=canonical(cdoc), inputs="{}", credited_invoice_id=row["id"])
+    _event(conn, note_id, day, "issue", None, f"credits {number}")
     _event(conn, row["id"], day, "credit", Decimal(cdoc["total_due"]), f"credit note {cnum}")
     _settle_if_paid(conn, row)
     return {"credit_note": view(conn, get_row(conn, model.site.id, cnum)),
             "invoice": view(conn, get_row(conn, model.site.id, number))}
-
-
-def open_invoices(conn: Connection, site_id: str) -> list[tuple]:
-    """(number, period, state, account, total_due, credited) of the site's invoices that
-    are not cancelled; ``credited`` is the sum of their credit notes (negative, or 0).
-    Two set queries, whatever the number of invoices."""
-    notes: dict[int, Decimal] = {}
-    for inv_id, due in conn.execute(select(INV.c.credited_invoice_id, INV.c.total_due).where(
-            INV.c.site_id == site_id, INV.c.kind == "credit_note")):
-        notes[inv_id] = notes.get(inv_id, Decimal(0)) + Decimal(due)
-    q = select(INV.c.id, INV.c.number, INV.c.period, INV.c.state, INV.c.account_id,
-               INV.c.total_due).where(INV.c.site_id == site_id, INV.c.kind == "invoice",
-                                      INV.c.state != "cancelled").order_by(INV.c.number)
-    return [(num, period, state, acc, due, notes.get(i, Decimal(0)))
-            for i, num, period, state, acc, due in conn.execute(q)]
-
-
-def _site_events(conn: Connection, site_id: str,
-                 period: str | None) -> dict[int, list[dict[str, Any]]]:
-    """Every event of the site's invoices (of one period), by invoice id: one query."""
-    q = select(EV.c.invoice_id, EV.c.date, EV.c.kind, EV.c.amount, EV.c.note).join(
-        INV, INV.c.id == EV.c.invoice_id).where(INV.c.site_id == site_id).order_by(EV.c.id)
-    if period is not None:
-        q = q.where(INV.c.period == period)
-    out: dict[int, list[dict[str, Any]]] = {}
-    for inv_id, day, kind, amount, note in conn.execute(q):
-        out.setdefault(inv_id, []).append(
-            {"date": day, "kind": kind, "amount": amount, "note": note})
-    return out
 
 
 def _period_filter(period: str | None) -> str | None:
@@ -403,13 +359,9 @@ def list_invoices(conn: Connection, site_id: str, period: str | None = None,
                   documents: bool = False) -> list[dict]:
     """The site's invoices (of one period) in number order: two queries in all."""
     period = _period_filter(period)
-    q = select(INV).where(INV.c.site_id == site_id).order_by(INV.c.number)
-    if period is not None:
-        q = q.where(INV.c.period == period)
-    evs = _site_events(conn, site_id, period)
+    evs = store.site_events(conn, site_id, period)
     out = []
-    for r in conn.execute(q):
-        row = dict(r._mapping)
+    for row in store.site_invoices(conn, site_id, period):
         v = view_of(row, evs.get(row["id"], []))
         if not documents:
             del v["document"], v["events"]
@@ -423,12 +375,8 @@ def overview(conn: Connection, site_id: str, period: str | None = None) -> dict[
     counts = dict.fromkeys(("draft", "in_progress", "settled", "cancelled", "written_off",
                             "R1", "R2", "R3"), 0)
     amount = collected = bal = Decimal("0.00")
-    q = select(INV).where(INV.c.site_id == site_id, INV.c.kind == "invoice")
-    if period is not None:
-        q = q.where(INV.c.period == period)
-    all_evs = _site_events(conn, site_id, period)
-    for r in conn.execute(q):
-        row = dict(r._mapping)
+    all_evs = store.site_events(conn, site_id, period)
+    for row in store.site_invoices(conn, site_id, period, kind="invoice"):
         evs = all_evs.get(row["id"], [])
         st = row["state"]
         counts["in_progress" if st == "issued" else st] += 1

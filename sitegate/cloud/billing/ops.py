@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
 from sitegate.cloud.billing import ledger
 from sitegate.cloud.billing.billing_run import bill, late
 from sitegate.cloud.billing.explain import explain
@@ -21,6 +19,7 @@ from sitegate.cloud.billing.export import (
 from sitegate.cloud.billing.pdf import invoice_pdf
 from sitegate.cloud.billing.sitemodel import SiteModel, parse_site
 from sitegate.cloud.billing.sites import list_sites, load_site_model, save_site
+from sitegate.cloud.store.billing import DB as Engine
 
 ACTIONS = ("issue", "pay", "cancel", "write-off", "remind", "credit")
 

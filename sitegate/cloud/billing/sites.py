@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, select
-
 from sitegate.cloud.billing.sitemodel import SiteModel, parse_site, site_to_json
-from sitegate.cloud.billing.tables import billing_sites
+from sitegate.cloud.store import billing as store
+from sitegate.cloud.store.billing import Conn as Connection
 
 
 class NotFound(LookupError):
@@ -23,14 +22,7 @@ def canonical(doc: object) -> str:
 def save_site(conn: Connection, model: SiteModel) -> dict:
     """Insert or replace the site's model; invoices already issued keep their documents."""
     text = canonical(site_to_json(model))
-    row = {"site_id": model.site.id, "model": text, "imported_at": datetime.now(UTC)}
-    exists = conn.execute(select(billing_sites.c.site_id).where(
-        billing_sites.c.site_id == model.site.id)).first()
-    if exists:
-        conn.execute(billing_sites.update().where(
-            billing_sites.c.site_id == model.site.id).values(**row))
-    else:
-        conn.execute(billing_sites.insert().values(**row))
+    exists = store.put_site_model(conn, model.site.id, text, datetime.now(UTC))
     return {"site": model.site.id, "replaced": bool(exists),
             "billing_points": len(model.billing_points), "accounts": len(model.accounts),
             "meters": len(model.meters)}
@@ -38,7 +30,7 @@ def save_site(conn: Connection, model: SiteModel) -> dict:
 
 def load_site_model(conn: Connection, site_id: str | None) -> SiteModel:
     """The site's model; ``site_id`` may be omitted when the database holds one site."""
-    rows = conn.execute(select(billing_sites.c.site_id, billing_sites.c.model)).all()
+    rows = store.site_models(conn)
     if site_id is None:
         if len(rows) != 1:
             raise NotFound(f"{len(rows)} sites in the database: name one with --site")
@@ -50,4 +42,4 @@ def load_site_model(conn: Connection, site_id: str | None) -> SiteModel:
 
 
 def list_sites(conn: Connection) -> list[str]:
-    return [r[0] for r in conn.execute(select(billing_sites.c.site_id).order_by("site_id"))]
+    return [sid for sid, _ in store.site_models(conn)]

@@ -1,44 +1,34 @@
-"""The one place that reads the ingest tables (``readings``, ``sessions``).
-
-Column names of the ingest part are named here only, so a rename is a one-line fix.
-"""
+"""What billing reads of the ingest tables (``readings``, ``session_latest``), handed
+over as billing's typed values: each register a compact ``Register``, bad values left out
+and reported as ``Issue``s, session reports as stored (``billing.sessions`` reads them)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     Connection,
     DateTime,
     and_,
     bindparam,
-    column,
     func,
     literal_column,
     select,
-    table,
 )
 from sqlalchemy.engine import Dialect
 
-from sitegate.cloud.billing.compute import SessionIn
 from sitegate.cloud.billing.consumption import Issue
 from sitegate.cloud.billing.registers import Register
 from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.cloud.billing.units import kwh_to_units
-from sitegate.sync.protocol import SessionRecord
+from sitegate.cloud.store import tables
 
 TS = DateTime(timezone=True)
-READINGS = table("readings", column("gateway_id"), column("seq"), column("meter_id"),
-                 column("ts", TS), column("quantity"), column("value"), column("unit"),
-                 column("quality"), column("received_at", TS))
-SESSION_LATEST = table("session_latest", column("gateway_id"), column("session_id"),
-                       column("completed", Boolean()), column("payload"),
-                       column("stopped_at", TS))
+READINGS = tables.readings
+SESSION_LATEST = tables.session_latest
 MARGIN = 3 * 86400  # readings beyond the period, to interpolate across its edges
 _FETCH = 20_000  # rows fetched from the cursor at a time
 
@@ -192,66 +182,17 @@ def _read_series(cur: Any, when_of: _Stamps, site_meter: str,
     return reg
 
 
-def load_sessions(conn: Connection, model: SiteModel, start: int, end: int,
-                  issues: list[Issue] | None = None) -> list[SessionIn]:
-    """Completed sessions of the site's gateways ending in [start, end + 1 day), from the
-    ingest's one current report per session (a session is reported while running, then
-    completed; the completed report wins, across buffer epochs too). A report that is not
-    a session record, or whose energy is missing or implausible, is an issue, not billed."""
-    gateways = sorted(set(model.site.gateways) | {m.gateway for m in model.meters})
+def session_rows(conn: Connection, gateways: list[str], start: int,
+                 end: int) -> list[tuple[str, str, int | None, str]]:
+    """(gateway, session id, stop epoch s, stored payload) of the completed sessions of
+    the gateways ending in [start - 1 day, end + 1 day), from the ingest's one current
+    report per session (the completed report wins, across buffer epochs too)."""
     s = SESSION_LATEST.c
     q = select(s.gateway_id, s.session_id, s.stopped_at, s.payload).where(and_(
         s.gateway_id.in_(gateways), s.completed.is_(True), s.stopped_at >= _dt(start - 86400),
         s.stopped_at < _dt(end + 86400))).order_by(s.gateway_id, s.session_id)
-    out: list[SessionIn] = []
-    sink: list[Issue] = issues if issues is not None else []
-    for gw, sid, stopped, payload in conn.execute(q):
-        at = int(utc(stopped).timestamp()) if stopped is not None else start
-        got = session_in(gw, payload)
-        if isinstance(got, str):
-            sink.append(Issue("unbilled_session", f"{gw}/{sid}", at, got))
-        else:
-            out.append(got)
-    return out
-
-
-# Above any charger's power (DC fast chargers top out near 400 kW): a session that says it
-# drew more is a faulty meter value, not a bill.
-MAX_SESSION_W = Decimal(400_000)
-_SESSION_FIELDS = frozenset(SessionRecord.model_fields)
-
-
-def session_in(gateway: str, payload: str) -> SessionIn | str:
-    """A stored session report read through the protocol's ``SessionRecord`` (fields a newer
-    gateway adds are ignored), as a billable session, or the reason it is not billable."""
-    try:
-        raw = json.loads(payload)
-        if not isinstance(raw, dict):
-            return "report is not a JSON object"
-        rec = SessionRecord.model_validate({k: v for k, v in raw.items()
-                                            if k in _SESSION_FIELDS})
-    except ValueError as exc:  # JSON or validation (pydantic's error is a ValueError)
-        return f"not a session record: {str(exc).splitlines()[0][:200]}"
-    sid = rec.session_id
-    if rec.stop is None:
-        return f"{sid}: completed without a stop time"
-    start, stop = int(utc(rec.start).timestamp()), int(utc(rec.stop).timestamp())
-    if stop <= start:
-        return f"{sid}: implausible duration (stop {rec.stop} not after start {rec.start})"
-    try:
-        energy = rec.energy_wh
-        if energy is None and rec.meter_stop_wh is not None:
-            energy = rec.meter_stop_wh - rec.meter_start_wh
-        if energy is None:
-            return f"{sid}: no energy value (neither energy_wh nor meter_stop_wh)"
-        if not energy.is_finite() or energy < 0 or \
-                energy * 3600 > MAX_SESSION_W * (stop - start):
-            return (f"{sid}: implausible energy {energy} Wh in {stop - start} s "
-                    f"(negative, or above {MAX_SESSION_W / 1000} kW)")
-    except ArithmeticError:  # a value beyond Decimal's range
-        return f"{sid}: implausible energy {rec.energy_wh} Wh"
-    return SessionIn(sid, gateway, rec.charge_point, rec.connector, rec.kind, rec.badge,
-                     start, stop, energy)
+    return [(gw, sid, int(utc(stopped).timestamp()) if stopped is not None else None, payload)
+            for gw, sid, stopped, payload in conn.execute(q)]
 
 
 def late_readings(conn: Connection, model: SiteModel, start: int, end: int,
