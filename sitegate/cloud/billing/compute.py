@@ -342,84 +342,127 @@ def bill_site(model: SiteModel, period: Period, readings: Readings,
     return _bill(model, period, regs, sessions)
 
 
-def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Register]],
-          sessions: Sequence[SessionIn]) -> BillRun:
-    grid = grid_for(period, model.tz)
-    n = grid.n
-    issues: list[Issue] = []
-    labels = model.site.labels
-    meters = {m.id: m for m in model.meters}
-    tariffs = {t.id: t for t in model.tariffs}
+@dataclass(slots=True)
+class _Ctx:
+    """What every step of one site's bill reads: the model, the window, the readings, and
+    the issues found on the way."""
 
-    # Consumption of every metered billing point, in id order (the allocation order).
-    assigns: dict[str, list[Assignment]] = {}
+    model: SiteModel
+    period: Period
+    grid: Grid
+    readings: dict[str, dict[str, Register]]
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def zero(self) -> array:
+        return array("q", bytes(8 * self.grid.n))
+
+
+@dataclass(slots=True)
+class _Community:
+    """Per-interval solar used by the consumers, the grid meter's flows, and the
+    intervals without grid data (billed as grid)."""
+
+    used: array
+    grid_import: array
+    grid_export: array
+    unknown: list[int]
+
+
+def _assignments(model: SiteModel) -> dict[str, list[Assignment]]:
+    """Each metered billing point's meters over time, in time order."""
+    meters = {m.id: m for m in model.meters}
+    out: dict[str, list[Assignment]] = {}
     for a in model.meter_assignments:
         m = meters[a.meter]
-        assigns.setdefault(a.billing_point, []).append(Assignment(
+        out.setdefault(a.billing_point, []).append(Assignment(
             meter=a.meter, start=_epoch(a.start, model),
             end=_epoch(a.end, model) if a.end is not None else None,
             start_reading=kwh_to_units(a.start_reading) if a.start_reading is not None else None,
             end_reading=kwh_to_units(a.end_reading) if a.end_reading is not None else None,
             rollover=kwh_to_units(m.rollover) if m.rollover else None,
         ))
-    bp_ids = sorted(b.id for b in model.billing_points if b.id in assigns)
-    imports = {mid: rows.get(IMPORT, []) for mid, rows in readings.items()}
-    occ_by_bp: dict[str, list[Occupancy]] = {}
+    for lst in out.values():
+        lst.sort(key=lambda a: a.start)
+    return out
+
+
+def _occupancy(model: SiteModel) -> dict[str, list[Occupancy]]:
+    out: dict[str, list[Occupancy]] = {}
     for o in model.occupancy:
-        occ_by_bp.setdefault(o.billing_point, []).append(o)
+        out.setdefault(o.billing_point, []).append(o)
+    return out
+
+
+def _consumption(ctx: _Ctx, assigns: dict[str, list[Assignment]],
+                 occ: dict[str, list[Occupancy]]) -> dict[str, Series]:
+    """Consumption of every metered billing point, in id order (the allocation order)."""
+    model, grid = ctx.model, ctx.grid
+    imports = {mid: rows.get(IMPORT, []) for mid, rows in ctx.readings.items()}
     tolerance = 60 * model.site.handover_tolerance_minutes
     series = {}
-    for bp in bp_ids:
-        assigns[bp].sort(key=lambda a: a.start)
-        splits = move_splits(occ_by_bp.get(bp, []), grid, model)
-        series[bp] = billing_point_series(assigns[bp], imports, grid.start, n, splits,
+    for bp in sorted(b.id for b in model.billing_points if b.id in assigns):
+        splits = move_splits(occ.get(bp, []), grid, model)
+        series[bp] = billing_point_series(assigns[bp], imports, grid.start, grid.n, splits,
                                           tolerance)
-        issues += series[bp].issues
-    total = sol.totals([series[b].values for b in bp_ids], n)
+        ctx.issues.extend(series[bp].issues)
+    return series
 
-    # The community: solar used per interval from the grid-connection meter.
-    zero = array("q", bytes(8 * n))
-    site = model.site
-    if site.grid_meter:
-        g_imp = _series(model, site.grid_meter, IMPORT, readings, grid)
-        g_exp = _series(model, site.grid_meter, EXPORT, readings, grid)
-        issues += g_imp.issues + g_exp.issues
-        used = sol.solar_used(total, g_imp.values)
-        # No grid data for an interval (outside the meter's first/last reading): its
-        # solar part cannot be known, so it is billed as grid, never guessed as solar.
-        unknown = sorted(i for i, f in g_imp.flags.items() if f == MISSING)
-        for i in unknown:
-            used[i] = 0
-        if unknown:
-            issues.append(Issue("solar_unknown", site.grid_meter, grid.start + unknown[0] * STEP,
+
+def _community(ctx: _Ctx, total: array) -> _Community:
+    """The community: solar used per interval, from the grid-connection meter."""
+    site, grid = ctx.model.site, ctx.grid
+    if not site.grid_meter:
+        return _Community(ctx.zero, total, ctx.zero, [])
+    g_imp = _series(ctx.model, site.grid_meter, IMPORT, ctx.readings, grid)
+    g_exp = _series(ctx.model, site.grid_meter, EXPORT, ctx.readings, grid)
+    ctx.issues.extend(g_imp.issues + g_exp.issues)
+    used = sol.solar_used(total, g_imp.values)
+    # No grid data for an interval (outside the meter's first/last reading): its solar
+    # part cannot be known, so it is billed as grid, never guessed as solar.
+    unknown = sorted(i for i, f in g_imp.flags.items() if f == MISSING)
+    for i in unknown:
+        used[i] = 0
+    if unknown:
+        ctx.issues.append(Issue("solar_unknown", site.grid_meter,
+                                grid.start + unknown[0] * STEP,
                                 f"{len(unknown)} intervals without grid data billed as grid"))
-        imp_v, exp_v = g_imp.values, g_exp.values
-    else:
-        used, imp_v, exp_v, unknown = zero, total, zero, []
+    return _Community(used, g_imp.values, g_exp.values, unknown)
+
+
+def _reconcile(ctx: _Ctx, total: array, com: _Community) -> sol.Reconciliation:
+    """The site's energy balance: consumers, solar, grid, battery, metered production."""
+    model, grid, site = ctx.model, ctx.grid, ctx.model.site
     charge = discharge = production = None
     if site.battery_meter:
-        charge = _series(model, site.battery_meter, IMPORT, readings, grid).values
-        discharge = _series(model, site.battery_meter, EXPORT, readings, grid).values
+        charge = _series(model, site.battery_meter, IMPORT, ctx.readings, grid).values
+        discharge = _series(model, site.battery_meter, EXPORT, ctx.readings, grid).values
     if site.pv_meters:
-        production = array("q", bytes(8 * n))
+        meters = {m.id: m for m in model.meters}
+        production = ctx.zero
         for pv in site.pv_meters:
-            s = _series(model, pv, meters[pv].export_quantity, readings, grid)
-            issues += s.issues
-            for i in range(n):
+            s = _series(model, pv, meters[pv].export_quantity, ctx.readings, grid)
+            ctx.issues.extend(s.issues)
+            for i in range(grid.n):
                 production[i] += s.values[i]
-    rec = sol.reconcile(total, used, imp_v, exp_v, charge, discharge, production)
-    alloc = sol.Allocator(total, used)
+    return sol.reconcile(total, com.used, com.grid_import, com.grid_export, charge, discharge,
+                         production)
 
-    trace = _Trace(model, readings, grid)
+
+def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
+                 occ: dict[str, list[Occupancy]], series: dict[str, Series],
+                 alloc: sol.Allocator, trace: _Trace) -> dict[str, list[dict]]:
+    """Energy and fee lines of every billing point, by the account billed for each stay."""
+    model, grid, labels = ctx.model, ctx.grid, ctx.model.site.labels
+    tariffs = {t.id: t for t in model.tariffs}
     keys_by_tariff = {t: interval_keys(tariffs[t], grid)
                       for t in sorted({b.tariff for b in model.billing_points})}
     lines_by_acc: dict[str, list[dict]] = {}
     for bpm in sorted(model.billing_points, key=lambda b: b.id):
-        bp = bpm.id
-        tariff = tariffs[bpm.tariff]
+        bp, tariff = bpm.id, tariffs[bpm.tariff]
         cons = series[bp].values if bp in series else None
         solar = alloc.share(cons) if cons is not None else None
-        for stay in occupants(bpm.owner, occ_by_bp.get(bp, []), period, grid, model):
+        for stay in occupants(bpm.owner, occ.get(bp, []), ctx.period, grid, model):
             lines = lines_by_acc.setdefault(stay.account, [])
             if cons is not None and solar is not None and stay.t0 < stay.t1:
                 i0 = (stay.t0 - grid.start) // STEP
@@ -433,10 +476,15 @@ def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Regist
                         ln["estimated"] = True
                 lines += energy
             lines += _fee_lines(tariff, stay.first, stay.end, bp, labels)
-    for acc, lines in _session_lines(model, sessions, period, issues).items():
-        lines_by_acc.setdefault(acc, []).extend(lines)
+    return lines_by_acc
 
-    accounts = {a.id: a for a in model.accounts}
+
+def _documents(ctx: _Ctx, lines_by_acc: dict[str, list[dict]],
+               trace: _Trace) -> dict[str, dict[str, Any]]:
+    """One invoice document per account with lines: numbered lines, the sources they
+    name, advances paid in the period, totals."""
+    site, period = ctx.model.site, ctx.period
+    accounts = {a.id: a for a in ctx.model.accounts}
     sources = {s["id"]: s for s in trace.sources}
     docs: dict[str, dict[str, Any]] = {}
     for acc in sorted(lines_by_acc):
@@ -460,15 +508,19 @@ def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Regist
             "sources": [sources[s] for s in used_src],
             **totals(lines, adv, site.cash_unit),
         }
-    digests = {m: _digest(readings[m]) for m in sorted(readings)}
+    return docs
+
+
+def _summary(ctx: _Ctx, rec: sol.Reconciliation, unknown: list[int],
+             docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     energy = {k: str(units_to_kwh(getattr(rec, k))) for k in (
         "consumption", "solar", "grid", "grid_import", "grid_export", "battery_charge",
         "battery_discharge", "production_derived")}
     if unknown:  # derived from the grid meter, which did not say: not a number to trust
         energy["production_derived"] = None
-    summary = {
-        "site": site.id, "period": period.label, "intervals": n,
-        "billing_points": len(model.billing_points), "invoices": len(docs),
+    return {
+        "site": ctx.model.site.id, "period": ctx.period.label, "intervals": ctx.grid.n,
+        "billing_points": len(ctx.model.billing_points), "invoices": len(docs),
         "energy_kwh": energy,
         "production_metered_kwh": str(units_to_kwh(rec.production_metered))
         if rec.production_metered is not None else None,
@@ -477,6 +529,22 @@ def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Regist
         "amount_total": str(sum((Decimal(d["total_due"]) for d in docs.values()),
                                 Decimal("0")).quantize(CENT)),
         "issues": [{"kind": i.kind, "meter": i.meter, "at": _iso(i.ts), "detail": i.detail}
-                   for i in issues],
+                   for i in ctx.issues],
     }
-    return BillRun(docs, summary, digests, issues)
+
+
+def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Register]],
+          sessions: Sequence[SessionIn]) -> BillRun:
+    ctx = _Ctx(model, period, grid_for(period, model.tz), readings)
+    assigns, occ = _assignments(model), _occupancy(model)
+    series = _consumption(ctx, assigns, occ)
+    total = sol.totals([s.values for s in series.values()], ctx.grid.n)
+    com = _community(ctx, total)
+    rec = _reconcile(ctx, total, com)
+    trace = _Trace(model, readings, ctx.grid)
+    lines_by_acc = _point_lines(ctx, assigns, occ, series, sol.Allocator(total, com.used), trace)
+    for acc, lines in _session_lines(model, sessions, period, ctx.issues).items():
+        lines_by_acc.setdefault(acc, []).extend(lines)
+    docs = _documents(ctx, lines_by_acc, trace)
+    digests = {m: _digest(readings[m]) for m in sorted(readings)}
+    return BillRun(docs, _summary(ctx, rec, com.unknown, docs), digests, ctx.issues)
