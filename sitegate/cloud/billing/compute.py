@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -27,6 +27,7 @@ from sitegate.cloud.billing.consumption import (
     interval_consumption,
 )
 from sitegate.cloud.billing.invoice import line_amount, totals
+from sitegate.cloud.billing.lines import Days, Line
 from sitegate.cloud.billing.periods import STEP, Grid, Period, grid_for, local_midnight
 from sitegate.cloud.billing.registers import Register
 from sitegate.cloud.billing.sitemodel import (
@@ -246,7 +247,7 @@ def _split_view(ts: int, info: dict[str, Any]) -> dict[str, Any]:
 
 def _energy_lines(tariff: Tariff, keys: array, solar: array, cons: array, i0: int, i1: int,
                   bp: str, src: str, labels: dict[str, str],
-                  spans: list[tuple[int, str, str]]) -> list[dict]:
+                  spans: list[tuple[int, str, str]]) -> list[Line]:
     nk = 2 * len(tariff.versions)
     s_acc, g_acc = [0] * nk, [0] * nk
     for i in range(i0, i1):
@@ -267,34 +268,27 @@ def _energy_lines(tariff: Tariff, keys: array, solar: array, cons: array, i0: in
             if q == 0:
                 continue
             qty = units_to_kwh(q)
-            lines.append({
-                "billing_point": bp, "key": c.key, "label": labels.get(c.key, c.label),
-                "from": v_from, "to": v_to,
-                "quantity": str(qty), "unit": "kWh", "unit_price": str(c.price),
-                "amount": str(line_amount(qty, c.price)), "vat_rate": str(c.vat), "source": src,
-            })
+            lines.append(Line(c.key, labels.get(c.key, c.label), v_from, v_to, qty, "kWh",
+                              c.price, line_amount(qty, c.price), c.vat, bp, src))
     return lines
 
 
 def _fee_lines(tariff: Tariff, first: date, end: date, bp: str,
-               labels: dict[str, str]) -> list[dict]:
+               labels: dict[str, str]) -> list[Line]:
     lines = []
     for vi, lo, hi in version_spans(tariff, first, end):
         for fee in tariff.versions[vi].fees:
             for c_lo, c_hi, dim in month_chunks(lo, hi):
-                days = (c_hi - c_lo).days
-                lines.append({
-                    "billing_point": bp, "key": fee.key, "label": labels.get(fee.key, fee.label),
-                    "from": c_lo.isoformat(), "to": c_hi.isoformat(),
-                    "quantity": f"{days}/{dim}", "unit": "month", "unit_price": str(fee.monthly),
-                    "amount": str(round_money(fee.monthly * days / dim)),
-                    "vat_rate": str(fee.vat), "source": None,
-                })
+                share = Days((c_hi - c_lo).days, dim)
+                lines.append(Line(fee.key, labels.get(fee.key, fee.label), c_lo.isoformat(),
+                                  c_hi.isoformat(), share, "month", fee.monthly,
+                                  round_money(fee.monthly * share.days / share.of), fee.vat,
+                                  bp))
     return lines
 
 
 def _session_lines(model: SiteModel, sessions: Sequence[SessionIn], period: Period,
-                   issues: list[Issue]) -> dict[str, list[dict]]:
+                   issues: list[Issue]) -> dict[str, list[Line]]:
     """Sessions are billed in the period they end in, at the tariff valid when they began."""
     tz = model.tz
     badge_acc = {b.tag: b.account for b in model.badges}
@@ -322,17 +316,14 @@ def _session_lines(model: SiteModel, sessions: Sequence[SessionIn], period: Peri
                 row[2] += q[comp] * price
                 row[3].append(s.session_id)
     units = {"per_kwh": "kWh", "per_session": "session", "per_hour": "h", "per_minute": "min"}
-    out: dict[str, list[dict]] = {}
+    out: dict[str, list[Line]] = {}
     for (acc, kind, _vf, comp), (t, qty, amount, ids) in agg.items():
         key = f"{kind}_{comp}"
         shown = qty if comp != "per_hour" else qty.quantize(Decimal("0.0001"))
-        out.setdefault(acc, []).append({
-            "billing_point": None, "key": key, "label": model.site.labels.get(key, t.label),
-            "from": period.first.isoformat(), "to": period.end.isoformat(),
-            "quantity": str(shown), "unit": units[comp], "unit_price": str(getattr(t, comp)),
-            "amount": str(round_money(amount)), "vat_rate": str(t.vat), "source": None,
-            "sessions": ids,
-        })
+        out.setdefault(acc, []).append(Line(
+            key, model.site.labels.get(key, t.label), period.first.isoformat(),
+            period.end.isoformat(), shown, units[comp], getattr(t, comp), round_money(amount),
+            t.vat, extra={"sessions": ids}))
     return out
 
 
@@ -451,13 +442,13 @@ def _reconcile(ctx: _Ctx, total: array, com: _Community) -> sol.Reconciliation:
 
 def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
                  occ: dict[str, list[Occupancy]], series: dict[str, Series],
-                 alloc: sol.Allocator, trace: _Trace) -> dict[str, list[dict]]:
+                 alloc: sol.Allocator, trace: _Trace) -> dict[str, list[Line]]:
     """Energy and fee lines of every billing point, by the account billed for each stay."""
     model, grid, labels = ctx.model, ctx.grid, ctx.model.site.labels
     tariffs = {t.id: t for t in model.tariffs}
     keys_by_tariff = {t: interval_keys(tariffs[t], grid)
                       for t in sorted({b.tariff for b in model.billing_points})}
-    lines_by_acc: dict[str, list[dict]] = {}
+    lines_by_acc: dict[str, list[Line]] = {}
     for bpm in sorted(model.billing_points, key=lambda b: b.id):
         bp, tariff = bpm.id, tariffs[bpm.tariff]
         cons = series[bp].values if bp in series else None
@@ -472,14 +463,13 @@ def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
                                        bp, src, labels,
                                        energy_spans(tariff, stay.t0, stay.t1, model.tz))
                 if trace.sources[-1]["estimated"]:  # said on the line, not only in explain
-                    for ln in energy:
-                        ln["estimated"] = True
+                    energy = [replace(ln, extra={"estimated": True}) for ln in energy]
                 lines += energy
             lines += _fee_lines(tariff, stay.first, stay.end, bp, labels)
     return lines_by_acc
 
 
-def _documents(ctx: _Ctx, lines_by_acc: dict[str, list[dict]],
+def _documents(ctx: _Ctx, lines_by_acc: dict[str, list[Line]],
                trace: _Trace) -> dict[str, dict[str, Any]]:
     """One invoice document per account with lines: numbered lines, the sources they
     name, advances paid in the period, totals."""
@@ -488,11 +478,10 @@ def _documents(ctx: _Ctx, lines_by_acc: dict[str, list[dict]],
     sources = {s["id"]: s for s in trace.sources}
     docs: dict[str, dict[str, Any]] = {}
     for acc in sorted(lines_by_acc):
-        lines = lines_by_acc[acc]
-        if not lines:
+        if not lines_by_acc[acc]:
             continue
-        for k, ln in enumerate(lines, 1):
-            ln["n"] = k
+        # the document's JSON form: typed lines become text here, numbered
+        lines = [replace(ln, n=k).to_json() for k, ln in enumerate(lines_by_acc[acc], 1)]
         a = accounts[acc]
         adv = sum((x.amount for x in a.advances if period.first <= x.paid_on < period.end),
                   Decimal("0"))

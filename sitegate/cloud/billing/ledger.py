@@ -5,11 +5,13 @@ after issue is an event (payment, reminder, credit note) next to the document.""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sitegate.cloud.billing.invoice import line_amount, totals
+from sitegate.cloud.billing.lines import Days, Line
 from sitegate.cloud.billing.periods import parse_period
 from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.cloud.billing.sites import NotFound, canonical
@@ -184,13 +186,13 @@ def _credit_notes(conn: Connection, invoice_id: int) -> list[dict[str, Any]]:
     return [json.loads(text) for text in store.credit_note_documents(conn, invoice_id)]
 
 
-def _credited(notes: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+def _credited(notes: list[dict[str, Any]]) -> dict[int, list[Line]]:
     """Lines of the invoice already credited by earlier credit notes, by line number."""
-    out: dict[int, list[dict[str, Any]]] = {}
+    out: dict[int, list[Line]] = {}
     for note in notes:
         for ln in note["lines"]:
             if ln.get("credits_line") is not None:
-                out.setdefault(ln["credits_line"], []).append(ln)
+                out.setdefault(ln["credits_line"], []).append(Line.of(ln))
     return out
 
 
@@ -245,25 +247,23 @@ def _note_totals(doc: dict[str, Any], notes: list[dict[str, Any]],
             "total_due": str(due)}
 
 
-def _credit_line(ln: dict[str, Any], prior: list[dict[str, Any]],
-                 qty: str | None) -> dict[str, Any] | None:
+def _credit_line(ln: Line, prior: list[Line], qty: str | None) -> Line | None:
     """A negated copy of an invoice line: ``qty`` of it priced at the line's unit price, or
     (no ``qty``) all that is left of it, to the cent, so its credits add up to the line.
     None when nothing is left and the line was not asked for by number."""
-    n, unit = ln["n"], ln["unit"]
-    left_amount = Decimal(ln["amount"]) + sum((Decimal(x["amount"]) for x in prior),
-                                              Decimal(0))
-    try:
-        billed = Decimal(ln["quantity"])
-    except InvalidOperation:  # a prorated fee ("15/31" of a month): whole or nothing
+    n, unit = ln.n, ln.unit
+    left_amount = ln.amount + sum((x.amount for x in prior), Decimal(0))
+    mark = {**ln.extra, "credits_line": n}
+    if isinstance(ln.quantity, Days):  # a prorated fee (15/31 of a month): whole or nothing
         if qty is not None:
-            raise LifecycleError(f"line {n} is a prorated fee ({ln['quantity']} {unit}): "
-                                 "credit it whole (no quantity)") from None
+            raise LifecycleError(f"line {n} is a prorated fee ({ln.quantity} {unit}): "
+                                 "credit it whole (no quantity)")
         if prior:
             return None
-        return {**ln, "credits_line": n, "quantity": "-" + ln["quantity"],
-                "amount": str(-left_amount)}
-    left = billed + sum((Decimal(x["quantity"]) for x in prior), Decimal(0))
+        return replace(ln, quantity=Days(-ln.quantity.days, ln.quantity.of),
+                       amount=-left_amount, extra=mark)
+    left = ln.quantity + sum((x.quantity for x in prior if isinstance(x.quantity, Decimal)),
+                             Decimal(0))
     if left <= 0:
         return None
     if qty is None:
@@ -278,8 +278,8 @@ def _credit_line(ln: dict[str, Any], prior: list[dict[str, Any]],
         if q > left:
             raise LifecycleError(f"line {n}: {q} {unit} is more than the {left} {unit} "
                                  "left to credit")
-        amount = left_amount if q == left else line_amount(q, Decimal(ln["unit_price"]))
-    return {**ln, "credits_line": n, "quantity": str(-q), "amount": str(-amount)}
+        amount = left_amount if q == left else line_amount(q, ln.unit_price)
+    return replace(ln, quantity=-q, amount=-amount, extra=mark)
 
 
 def credit(conn: Connection, model: SiteModel, number: int, day: date,
@@ -301,7 +301,7 @@ def credit(conn: Connection, model: SiteModel, number: int, day: date,
     notes = _credit_notes(conn, row["id"])
     if net is None:
         prior = _credited(notes)
-        by_n = {ln["n"]: ln for ln in doc["lines"]}
+        by_n = {ln["n"]: Line.of(ln) for ln in doc["lines"]}
         wanted: list[tuple[int, str | None]] = lines or [(n, None) for n in sorted(by_n)]
         seen: set[int] = set()
         out = []
@@ -320,7 +320,7 @@ def credit(conn: Connection, model: SiteModel, number: int, day: date,
                 out.append(cl)
         if not out:
             raise LifecycleError(f"invoice {number} is already credited in full")
-        new_lines = [{**ln, "n": k} for k, ln in enumerate(out, 1)]
+        new_lines = [replace(ln, n=k).to_json() for k, ln in enumerate(out, 1)]
     else:
         amt = money(net)
         if amt <= 0:
