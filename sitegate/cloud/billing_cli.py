@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sitegate.cloud.billing import ops
+from sitegate.cloud.billing import manual, ops
 from sitegate.cloud.billing.explain import explain_text
 from sitegate.cloud.billing.ledger import LifecycleError, parse_line_spec
 from sitegate.cloud.billing.periods import FORMS
@@ -247,4 +247,37 @@ def cmd_export(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def add_import_options(p: argparse.ArgumentParser) -> None:
+    """``sitegate-cloud readings import FILE``'s options (the readings command is the
+    ingest CLI's; it hands ``import`` over here)."""
+    p.add_argument("--site", help="site id (optional when the database holds one site)")
+    p.add_argument("--by", dest="entered_by", help="import: who entered the readings")
+    p.add_argument("--source", default="manual",
+                   help="import: where rows without a source column come from (manual, "
+                        "utility, photo, ...)")
+
+
+def cmd_readings_import(args: argparse.Namespace) -> int:
+    """CSV (meter,quantity,timestamp,value,unit,source,note) or JSON readings, all or
+    nothing; every problem is listed, one a line."""
+    if not args.file or not args.entered_by:
+        sys.stderr.write("error: readings import needs FILE and --by NAME (who entered "
+                         "them)\n")
+        return 2
+    try:
+        data = Path(args.file).read_bytes()
+        r = ops.import_readings(open_db(args.db), args.site, Path(args.file).name, data,
+                                args.entered_by, args.source)
+    except manual.ImportError_ as exc:
+        sys.stderr.write("".join(f"error: {p}\n" for p in exc.problems)
+                         + "nothing imported\n")
+        return 2
+    except (NotFound, OSError, NotReady) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    emit(r, args.json, "\n".join([f"imported {r['imported']} readings from {r['file']} "
+                                  f"({r['skipped']} already there)", *r["notes"]]))
     return 0

@@ -75,6 +75,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             p.add_argument("--meter")
             p.add_argument("--unsynced", action="store_true",
                            help="only readings taken while the gateway clock was unsynced")
+            # `readings import FILE`: readings from outside the gateway (billing_cli)
+            p.add_argument("action", nargs="?", choices=("list", "import"), default="list")
+            p.add_argument("file", nargs="?", help="import: CSV or JSON file of readings")
+            from sitegate.cloud.billing_cli import add_import_options
+
+            add_import_options(p)
         p.set_defaults(func=func)
 
 
@@ -207,6 +213,10 @@ def _dead_letters(args: argparse.Namespace) -> int:
 
 
 def _readings(args: argparse.Namespace) -> int:
+    if args.action == "import":
+        from sitegate.cloud.billing_cli import cmd_readings_import
+
+        return cmd_readings_import(args)
     from sitegate.cloud.api.app import readings
 
     rows = readings(_engine(args.db), gateway_id=args.gateway, meter_id=args.meter,

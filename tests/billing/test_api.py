@@ -114,3 +114,24 @@ def test_api_site_bill_lifecycle(server) -> None:
     assert code == 404
     code, spec = call(server, "GET", "/openapi.json")
     assert "/billing/sites/{site}/invoices/{number}/{action}" in spec["paths"]
+
+
+def test_api_readings_import(server) -> None:
+    """The CLI's readings import over HTTP: checked, all or nothing, 422 with every
+    problem; then billed (example site, apt-1: 0.25 kWh a quarter-hour from the fixture)."""
+    model = tomllib.loads(EXAMPLE.read_text())
+    assert call(server, "PUT", "/billing/sites", model)[0] == 200
+    path = "/billing/sites/lindenweg-12/readings"
+    code, body = call(server, "POST", path, {"entered_by": "Meier", "readings": [
+        {"meter": "nope", "timestamp": "2026-01-10T00:00", "value": "1", "unit": "kWh"}]})
+    assert (code, body["detail"]["errors"]) == (422, ["readings.json[1]: unknown meter 'nope'"])
+    code, body = call(server, "POST", path, {"entered_by": "Meier", "surprise": 1,
+                                             "readings": []})
+    assert code == 422  # unknown fields are an error
+    # A utility's reading between two of the gateway's (216.000 at 00:00, 216.250 at 00:15).
+    code, body = call(server, "POST", path, {"entered_by": "EW Zürich", "source": "utility",
+                                             "readings": [
+        {"meter": "apt-1", "timestamp": "2026-01-10T00:07", "value": "216.03", "unit": "kWh",
+         "note": "Ablesung EW"}]})
+    assert code == 200, body
+    assert (body["imported"], body["skipped"]) == (1, 0)

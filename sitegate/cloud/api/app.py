@@ -76,6 +76,9 @@ def create_app(db_url: str, allowed_hosts: Sequence[str] = LOOPBACK_NAMES) -> Fa
             raise
     else:
         app.include_router(billing.router)
+        from sitegate.cloud.api import readings_import  # readings from outside (billing)
+
+        app.include_router(readings_import.router)
     if unguarded := unguarded_routes(app):
         raise RuntimeError(f"routes without an API token check: {unguarded}")
     return app

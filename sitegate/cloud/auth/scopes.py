@@ -47,6 +47,7 @@ OPERATIONS: dict[str, Scope] = {
     "invoice.explain": Scope.READ,
     "invoice.pdf": Scope.READ,
     "invoice.act": Scope.BILLING_WRITE,
+    "readings.import": Scope.BILLING_WRITE,  # readings from outside the gateway (billing)
     "gateway.claim-token": Scope.GATEWAY_ADMIN,
     "gateway.revoke": Scope.GATEWAY_ADMIN,
     "gateway.push-config": Scope.GATEWAY_ADMIN,

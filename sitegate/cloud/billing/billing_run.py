@@ -9,13 +9,21 @@ from decimal import Decimal
 from typing import Any
 
 from sitegate.cloud.billing.compute import BillRun, bill_site
+from sitegate.cloud.billing.manual import merge as merge_manual
 from sitegate.cloud.billing.periods import Period, grid_for, parse_period
 from sitegate.cloud.billing.sessions import sessions_in
 from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.cloud.billing.sites import canonical
 from sitegate.cloud.store import billing as store
+from sitegate.cloud.store import manual as manual_store
 from sitegate.cloud.store.billing import Conn as Connection
-from sitegate.cloud.store.readings import late_readings, load_readings, session_rows, utc
+from sitegate.cloud.store.readings import (
+    MARGIN,
+    late_readings,
+    load_readings,
+    session_rows,
+    utc,
+)
 
 
 class BillingRefused(ValueError):
@@ -27,10 +35,12 @@ def compute(conn: Connection, model: SiteModel, period_label: str) -> BillRun:
     grid = grid_for(period, model.tz)
     issues: list = []
     readings = load_readings(conn, model, grid.start, grid.end, issues)
+    outside = manual_store.load(conn, model.site.id, grid.start - MARGIN, grid.end + MARGIN)
+    manual = merge_manual(readings, outside, issues)
     gateways = sorted(set(model.site.gateways) | {m.gateway for m in model.meters})
     sessions = sessions_in(session_rows(conn, gateways, grid.start, grid.end), grid.start,
                            issues)
-    run = bill_site(model, period, readings, sessions)
+    run = bill_site(model, period, readings, sessions, manual)
     run.summary["issues"][:0] = [{"kind": i.kind, "meter": i.meter, "at": str(i.ts),
                                   "detail": i.detail} for i in issues]
     return run

@@ -51,6 +51,8 @@ EXPORT = "1-0:2.8.0"
 # Register readings by site meter id, then quantity: a Register (what the store hands
 # over), or any iterable of (epoch s, micro-kWh) pairs in any order (made a Register).
 Readings = Mapping[str, Mapping[str, Register | Iterable[tuple[int, int]]]]
+# Readings entered from outside the gateway: site meter id -> epoch s -> what explain shows.
+Manual_ = Mapping[str, Mapping[int, dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +191,9 @@ class _Trace:
     """Where a line's numbers come from: meters, their readings, intervals."""
 
     def __init__(self, model: SiteModel, readings: dict[str, dict[str, Register]],
-                 grid: Grid) -> None:
+                 grid: Grid, manual: Manual_ | None = None) -> None:
         self.model, self.readings, self.grid = model, readings, grid
+        self.manual = manual or {}
         self.meters = {m.id: m for m in model.meters}
         self.sources: list[dict[str, Any]] = []
 
@@ -209,7 +212,7 @@ class _Trace:
             j0, j1 = rows.span(a_lo, a_hi)
             first, last = (rows[j0], rows[j1 - 1]) if j1 > j0 else (None, None)
             m = self.meters[a.meter]
-            meters.append({
+            entry = {
                 "meter": a.meter, "gateway": m.gateway, "meter_id": m.source_id,
                 "from": _iso(a_lo), "to": _iso(a_hi), "readings": j1 - j0,
                 "first": [_iso(first[0]), str(units_to_kwh(first[1]))] if first else None,
@@ -218,7 +221,11 @@ class _Trace:
                 if a.start_reading is not None and a_lo == a.start else None,
                 "end_reading": str(units_to_kwh(a.end_reading))
                 if a.end_reading is not None and a_hi == a.end else None,
-            })
+            }
+            outside = self._outside(a.meter, rows, j0, j1)
+            if outside:
+                entry["manual"] = outside
+            meters.append(entry)
         fl = [f for i, f in series.flags.items() if i0 <= i < i1]
         sid = f"S{len(self.sources) + 1}"
         src: dict[str, Any] = {
@@ -231,6 +238,15 @@ class _Trace:
                 src[key] = _split_view(ts, series.splits[ts])
         self.sources.append(src)
         return sid
+
+    def _outside(self, meter: str, rows: Register, j0: int, j1: int) -> list[dict[str, Any]]:
+        """Readings entered from outside among those the span used: inside it, and the
+        neighbours on either side that estimates across its edges come from."""
+        notes = self.manual.get(meter)
+        if not notes:
+            return []
+        return [notes[rows.ts[j]] for j in range(max(j0 - 1, 0), min(j1 + 1, len(rows)))
+                if rows.ts[j] in notes]
 
 
 def _split_view(ts: int, info: dict[str, Any]) -> dict[str, Any]:
@@ -328,9 +344,11 @@ def _session_lines(model: SiteModel, sessions: Sequence[SessionIn], period: Peri
 
 
 def bill_site(model: SiteModel, period: Period, readings: Readings,
-              sessions: Sequence[SessionIn] = ()) -> BillRun:
+              sessions: Sequence[SessionIn] = (), manual: Manual_ | None = None) -> BillRun:
+    """``manual``: per meter, per instant, what explain shows of a reading entered from
+    outside the gateway (already merged into ``readings``)."""
     regs = {m: {q: Register.of(rows) for q, rows in qs.items()} for m, qs in readings.items()}
-    return _bill(model, period, regs, sessions)
+    return _bill(model, period, regs, sessions, manual)
 
 
 @dataclass(slots=True)
@@ -523,14 +541,14 @@ def _summary(ctx: _Ctx, rec: sol.Reconciliation, unknown: list[int],
 
 
 def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Register]],
-          sessions: Sequence[SessionIn]) -> BillRun:
+          sessions: Sequence[SessionIn], manual: Manual_ | None = None) -> BillRun:
     ctx = _Ctx(model, period, grid_for(period, model.tz), readings)
     assigns, occ = _assignments(model), _occupancy(model)
     series = _consumption(ctx, assigns, occ)
     total = sol.totals([s.values for s in series.values()], ctx.grid.n)
     com = _community(ctx, total)
     rec = _reconcile(ctx, total, com)
-    trace = _Trace(model, readings, ctx.grid)
+    trace = _Trace(model, readings, ctx.grid, manual)
     lines_by_acc = _point_lines(ctx, assigns, occ, series, sol.Allocator(total, com.used), trace)
     for acc, lines in _session_lines(model, sessions, period, ctx.issues).items():
         lines_by_acc.setdefault(acc, []).extend(lines)

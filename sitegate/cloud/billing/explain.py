@@ -68,6 +68,10 @@ def explain_text(e: dict[str, Any]) -> str:
                            + (f", start reading {m['start_reading']}" if m['start_reading']
                               else "")
                            + (f", end reading {m['end_reading']}" if m['end_reading'] else ""))
+                for r in m.get("manual", ()):
+                    out.append(f"        {r['source']} reading {r['value']} kWh at {r['at']}, "
+                               f"entered by {r['entered_by']}"
+                               + (f": {r['note']}" if r.get("note") else ""))
             for key in ("move_in", "move_out"):
                 if src.get(key):
                     out.append("      " + _split_text(key, src[key]))

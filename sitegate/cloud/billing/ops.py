@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sitegate.cloud.billing import ledger
+from sitegate.cloud.billing import ledger, manual
 from sitegate.cloud.billing.billing_run import bill, late
 from sitegate.cloud.billing.explain import explain
 from sitegate.cloud.billing.export import (
@@ -19,7 +19,9 @@ from sitegate.cloud.billing.export import (
 from sitegate.cloud.billing.pdf import invoice_pdf
 from sitegate.cloud.billing.sitemodel import SiteModel, parse_site
 from sitegate.cloud.billing.sites import list_sites, load_site_model, save_site
+from sitegate.cloud.store import manual as manual_store
 from sitegate.cloud.store.billing import DB as Engine
+from sitegate.cloud.store.readings import load_readings
 
 ACTIONS = ("issue", "pay", "cancel", "write-off", "remind", "credit")
 
@@ -112,3 +114,25 @@ def export(engine: Engine, site: str | None, period: str | None, what: str, fmt:
     if what == "consumption":
         return render(consumption_rows(views), CONSUMPTION_FIELDS, fmt)
     return render(invoice_rows(views), INVOICE_FIELDS, fmt)
+
+
+def import_readings(engine: Engine, site: str | None, name: str, data: bytes,
+                    entered_by: str, source: str = "manual") -> dict[str, Any]:
+    """Readings from outside the gateway (CSV or JSON), all or nothing: checked against
+    the site model, each other, what was entered before and the register's neighbours;
+    ``manual.ImportError_`` lists every problem."""
+    with engine.begin() as conn:
+        model = load_site_model(conn, site)
+        new = manual.parse(name, data, model, entered_by, source)
+        if not new:
+            return {"site": model.site.id, "file": name, "imported": 0, "skipped": 0,
+                    "notes": []}
+        lo, hi = min(r.ts for r in new), max(r.ts for r in new)
+        gateway = load_readings(conn, model, lo, hi)
+        keep, problems, notes = manual.check(new, gateway, manual_store.load(
+            conn, model.site.id, lo, hi))
+        if problems:
+            raise manual.ImportError_(problems)
+        n = manual_store.save(conn, model.site.id, keep, datetime.now(UTC))
+    return {"site": model.site.id, "file": name, "imported": n, "skipped": len(new) - n,
+            "notes": notes}

@@ -207,3 +207,23 @@ billing_events = Table(
     Column("note", Text),
     Index("ix_billing_events_invoice", "invoice_id"),
 )
+
+# Register readings entered from outside the gateway (hand-noted start/end readings, a
+# utility's meter file, a technician's photo reading): the meter is the site model's id;
+# the value is the plain decimal as entered, in its unit; who entered it and from where.
+billing_manual_readings = Table(
+    "billing_manual_readings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", String(64), nullable=False),
+    Column("meter", String(64), nullable=False),
+    Column("quantity", String(64), nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("unit", String(16), nullable=False),
+    Column("source", String(32), nullable=False),  # manual | utility | photo | ...
+    Column("entered_by", String(128), nullable=False),
+    Column("note", Text),
+    Column("entered_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("site_id", "meter", "quantity", "ts",
+                     name="uq_billing_manual_readings_instant"),
+)
