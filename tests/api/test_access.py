@@ -40,6 +40,7 @@ EXPECTED = {
     ("GET", "/billing/sites/{site}/invoices/{number}/explain"): R,
     ("GET", "/billing/sites/{site}/invoices/{number}/pdf"): R,
     ("POST", "/billing/sites/{site}/invoices/{number}/{action}"): W,
+    ("POST", "/billing/sites/{site}/readings"): W,  # readings from outside the gateway
 }
 PARAMS = {"gateway_id": "gw-1", "site": "nowhere", "period": "2026-01", "number": "1",
           "action": "issue"}
