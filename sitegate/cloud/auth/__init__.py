@@ -1,0 +1,1 @@
+"""Who may do what: the CA and enrolment of gateways, API tokens."""
