@@ -14,6 +14,7 @@ PARTS = (
     "sitegate.cloud.ingest_cli",
     "sitegate.cloud.billing_cli",
     "sitegate.cloud.tokens_cli",
+    "sitegate.cloud.trust_cli",
 )
 
 

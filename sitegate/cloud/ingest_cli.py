@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -14,6 +15,8 @@ from typing import Any
 import structlog
 
 from sitegate.cloud.api.serve import add_http_arguments
+from sitegate.cloud.keys import ENV as KEYS_ENV
+from sitegate.cloud.keys import add_keys_argument
 from sitegate.cloud.secrets import add_password_arguments
 from sitegate.common.output import emit, table
 
@@ -29,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_password_arguments(p)
     p.add_argument("--ca-file", help="CA certificate of the broker (mqtts://)")
     p.add_argument("--client-id", help="MQTT client id (default: unique per process)")
+    add_keys_argument(p)  # given (or $SITEGATE_CLOUD_KEYS): mTLS as the cloud, and enrolment
     p.add_argument("--max-message-bytes", type=int, default=1024 * 1024,
                    help="larger uplink messages go to the dead letters")
     p.set_defaults(func=_serve)
@@ -62,7 +66,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=_command)
 
     for name, func, text in (
-        ("gateways", _gateways, "gateway registry: online, last seen, acknowledged marks"),
         ("dead-letters", _dead_letters, "messages refused by ingest, with the reason"),
         ("readings", _readings, "stored readings (e.g. --unsynced)"),
     ):
@@ -99,9 +102,20 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"sitegate-cloud serve: {problem}", file=sys.stderr)
         return 2
     upgrade(args.db)
+    tls: dict[str, Any] = {"ca_file": args.ca_file}
+    if args.keys or os.environ.get(KEYS_ENV):
+        from sitegate.cloud.auth.ca import CA
+        from sitegate.cloud.auth.enrolment import Provisioner
+        from sitegate.cloud.keys import keys_dir
+        from sitegate.cloud.store.db import make_engine
+
+        keys = keys_dir(args.keys)
+        key_file, cert_file = CA.open(keys).cloud_client()
+        tls = {"ca_file": args.ca_file or str(keys / "ca.crt"), "cert_file": str(cert_file),
+               "key_file": str(key_file), "provisioner": Provisioner(make_engine(args.db), keys)}
     service = IngestService(
         args.db, args.broker, client_id=args.client_id, username=args.username,
-        password=password, ca_file=args.ca_file, max_message_bytes=args.max_message_bytes,
+        password=password, max_message_bytes=args.max_message_bytes, **tls,
     )
     stop = threading.Event()
     if args.http:
@@ -182,22 +196,6 @@ def _engine(url: str):  # type: ignore[no-untyped-def]
     from sitegate.cloud.store.db import open_db
 
     return open_db(url)  # NotReady: the CLI says what to run
-
-
-def _gateways(args: argparse.Namespace) -> int:
-    from sitegate.cloud.api.app import gateways
-
-    rows = gateways(_engine(args.db))[: args.limit]
-    text = table(
-        [[g["gateway_id"], "online" if g["online"] else "offline", _t(g["last_seen"]),
-          _t(g["first_seen"]), g["applied_config_version"],
-          " ".join(f"{k}={v}" for k, v in sorted(g["acked_upto"].items())),
-          g["unsynced_readings"]] for g in rows],
-        ["gateway", "state", "last seen", "first seen", "config", "acked up to",
-         "unsynced clock"],
-    ) if rows else "no gateways yet"
-    emit(rows, args.json, text)
-    return 0
 
 
 def _dead_letters(args: argparse.Namespace) -> int:

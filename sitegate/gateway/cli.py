@@ -19,6 +19,7 @@ PARTS = (
     "sitegate.drivers.mbus.cli",
     "sitegate.gateway.cli_ocpp",
     "sitegate.gateway.cli_relays",
+    "sitegate.gateway.cli_enrol",
 )
 
 

@@ -220,16 +220,24 @@ class Daemon:
         if cfg.relays is not None:
             self._build_points(ctl)
         if cfg.mqtt is not None:
+            from sitegate.firmware_tools.identity import Identity, state_dir
+            from sitegate.gateway.uplink import Uplink, uses_identity
             from sitegate.sync.client import SyncClient
 
-            self.sync = SyncClient(
-                cfg.mqtt, cfg.gateway_id, self.buffer,
-                on_config=self._apply_remote_config,
-                on_badges=self.ocpp.update_badges if self.ocpp is not None
-                else self.points.update_badges if self.points is not None else None,
-                on_command=self._cloud_command,
-                applied_config_version=self.applied.version if self.applied else None,
-            )
+            def make_sync(mqtt: Any) -> SyncClient:
+                return SyncClient(
+                    mqtt, cfg.gateway_id, self.buffer,  # type: ignore[arg-type]
+                    on_config=self._apply_remote_config,
+                    on_badges=self.ocpp.update_badges if self.ocpp is not None
+                    else self.points.update_badges if self.points is not None else None,
+                    on_command=self._cloud_command,
+                    applied_config_version=self.applied.version if self.applied else None,
+                )
+
+            # Enrolled (or holding a claim token): mutual TLS with the box's own identity.
+            identity = Identity.of_state(state_dir(cfg.storage.path))
+            self.sync = (Uplink(cfg.mqtt, cfg.gateway_id, identity, make_sync)
+                         if uses_identity(cfg.mqtt, identity) else make_sync(cfg.mqtt))
             self.services.append(self.sync)
 
     def _build_points(self, ctl: ControlServer) -> None:
@@ -317,7 +325,8 @@ class Daemon:
                            self.local_config.storage.path)),
                        "site_file_not_in_effect": self.site_file_not_in_effect,
                        "problem": self.config_problem},
-            "services": {type(s).__name__: s.health() for s in self.services},
+            "services": {getattr(s, "health_name", type(s).__name__): s.health()
+                         for s in self.services},
             **({"relays": self.points.health()} if self.points is not None else {}),
         }
 

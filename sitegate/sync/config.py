@@ -14,6 +14,9 @@ class MqttConfig(BaseModel):
     ca_file: str | None = Field(None, description="CA certificate that signed the broker's")
     cert_file: str | None = Field(None, description="client certificate (mutual TLS)")
     key_file: str | None = Field(None, description="client private key (mutual TLS)")
+    provision_broker: str | None = Field(
+        None, description="the broker's enrolment listener, mqtts://host:port (default: the "
+                          "broker's host, port 8884); used with a claim token and to renew")
     keepalive: int = Field(30, ge=5, le=3600, description="MQTT keepalive, seconds")
     session_expiry: int = Field(
         7 * 24 * 3600, ge=0,

@@ -25,6 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from sitegate.cloud.ingest.writer import MAX_MESSAGE_BYTES, Writer
 from sitegate.cloud.store.db import make_engine
+from sitegate.common import provisioning as pv
 from sitegate.sync import protocol as p
 
 log = structlog.get_logger(__name__)
@@ -54,7 +55,10 @@ class IngestService:
         username: str | None = None,
         password: str | None = None,
         ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        provisioner: Any = None,
     ) -> None:
         self.writer = Writer(make_engine(db_url), max_message_bytes)
         self.host, self.port, tls = parse_broker(broker_url)
@@ -65,7 +69,9 @@ class IngestService:
         if username:
             self.client.username_pw_set(username, password)
         if tls:
-            self.client.tls_set(ca_certs=ca_file)
+            self.client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
+        # Enrolment requests (sitegate.cloud.auth.enrolment.Provisioner), when it has keys.
+        self.provisioner = provisioner
         self.client.reconnect_delay_set(1, 30)
         # Acks are small: without TCP_NODELAY Nagle holds each ~40 ms (delayed ACK).
         self.client.on_socket_open = _no_delay
@@ -83,7 +89,10 @@ class IngestService:
         if rc.is_failure:
             log.error("ingest.connect_refused", reason=str(rc))
             return
-        client.subscribe([(s, 1) for s in p.ingest_subscriptions()])
+        subs = p.ingest_subscriptions()
+        if self.provisioner is not None:
+            subs.append(f"$share/{p.INGEST_SHARE_GROUP}/{pv.REQUESTS}")
+        client.subscribe([(s, 1) for s in subs])
         self.connected.set()
         log.info("ingest.connected", broker=f"{self.host}:{self.port}")
 
@@ -105,7 +114,9 @@ class IngestService:
         while (item := self.inbox.get()) is not None:
             topic, payload = item
             try:
-                out = self.writer.handle(topic, payload)
+                out = (self.provisioner.handle(topic, payload)
+                       if self.provisioner is not None and topic.startswith(pv.PREFIX + "/")
+                       else self.writer.handle(topic, payload))
             except Exception:  # noqa: BLE001 - e.g. database down: never lose the loop
                 log.exception("ingest.write_failed", topic=topic)
                 continue  # not acked: the gateway resends after its timeout

@@ -227,3 +227,37 @@ billing_manual_readings = Table(
     UniqueConstraint("site_id", "meter", "quantity", "ts",
                      name="uq_billing_manual_readings_instant"),
 )
+
+# -- trust (Alembic branch ``trust``): enrolment of gateways --------------------------------
+
+# One-time claim tokens: only the SHA-256 of the secret is kept. ``used_key`` (SHA-256 of the
+# enrolled public key) lets the same device retry an enrolment whose answer it lost.
+claim_tokens = Table(
+    "claim_tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("site_id", String(64), nullable=False),
+    Column("created_at", TZ, nullable=False),
+    Column("expires_at", TZ, nullable=False),
+    Column("used_at", TZ),
+    Column("used_by", String(64)),
+    Column("used_key", String(64)),
+)
+
+# Enrolled gateways: the site their token bound them to; ``revoked_at`` set = shut out.
+gateway_identities = Table(
+    "gateway_identities", metadata,
+    Column("gateway_id", String(64), primary_key=True),
+    Column("site_id", String(64), nullable=False),
+    Column("enrolled_at", TZ, nullable=False),
+    Column("revoked_at", TZ),
+)
+
+# Every client certificate issued (serial as decimal text: up to 159 bits), for the CRL.
+gateway_certs = Table(
+    "gateway_certs", metadata,
+    Column("serial", String(64), primary_key=True),
+    Column("gateway_id", String(64), nullable=False, index=True),
+    Column("issued_at", TZ, nullable=False),
+    Column("not_after", TZ, nullable=False),
+    Column("revoked_at", TZ),
+)

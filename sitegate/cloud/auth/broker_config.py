@@ -1,0 +1,88 @@
+"""The Mosquitto configuration sitegate expects, written by ``sitegate-cloud broker-config``.
+
+Two listeners: gateways and the cloud on mutual TLS (the certificate's CN is the MQTT
+username, the ACL confines each gateway to ``sitegate/v1/{its id}/``, revoked certificates
+are in the CRL); enrolment on TLS without client certificate, where anonymous clients reach
+only their own provisioning request/response topics (``%c``: the client id is the nonce).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sitegate.common import provisioning as pv
+from sitegate.sync import protocol as p
+
+UPLINK = [*p.STREAMS, p.LEAF_STATUS, f"{p.LEAF_CMD}/+/result"]
+DOWNLINK = [p.LEAF_ACK, p.LEAF_CONFIG, p.LEAF_BADGES, f"{p.LEAF_CMD}/+"]
+
+
+@dataclass
+class BrokerSettings:
+    dir: str  # where the broker reads these files
+    port: int = 8883
+    provision_port: int = 8884
+    bind: str | None = None
+    user: str | None = None  # mosquitto drops to this user ("root" only in tests)
+
+
+def mosquitto_conf(s: BrokerSettings) -> str:
+    bind = f" {s.bind}" if s.bind else ""
+    d = s.dir.rstrip("/")
+    tls = (f"cafile {d}/ca.crt\ncertfile {d}/broker.crt\nkeyfile {d}/broker.key\n"
+           "tls_version tlsv1.2\n")
+    return (
+        "# sitegate broker configuration, written by `sitegate-cloud broker-config`.\n"
+        "# After `sitegate-cloud gateways revoke`, reload the broker (SIGHUP) to read the CRL.\n"
+        "per_listener_settings true\n"
+        + (f"user {s.user}\n" if s.user else "")
+        + f"persistence true\npersistence_location {d}/\n"
+        "# downlink (acks, config, commands) queued for offline gateways\n"
+        "max_queued_messages 10000\n"
+        "\n# Gateways and the cloud: mutual TLS; the certificate's CN is the username.\n"
+        f"listener {s.port}{bind}\n{tls}crlfile {d}/crl.pem\n"
+        "require_certificate true\nuse_identity_as_username true\nallow_anonymous false\n"
+        f"acl_file {d}/acl\n"
+        "\n# Enrolment: TLS without client certificate; only the provisioning topics.\n"
+        f"listener {s.provision_port}{bind}\n{tls}"
+        "allow_anonymous true\n"
+        f"acl_file {d}/acl-provision\n"
+    )
+
+
+def acl() -> str:
+    prefix = p.TOPIC_PREFIX
+    lines = ["# sitegate: written by `sitegate-cloud broker-config`.",
+             "# The cloud's identity: uplink, downlink and enrolment answers.",
+             f"user {pv.CLOUD_IDENTITY}", "topic readwrite sitegate/#", "",
+             "# Every gateway (%u = its certificate's CN = its id) writes its own uplink",
+             "# and reads its own downlink; nothing else."]
+    lines += [f"pattern write {prefix}/%u/{leaf}" for leaf in UPLINK]
+    lines += [f"pattern read {prefix}/%u/{leaf}" for leaf in DOWNLINK]
+    return "\n".join(lines) + "\n"
+
+
+def acl_provision() -> str:
+    return ("# sitegate: written by `sitegate-cloud broker-config`.\n"
+            "# An unenrolled client (%c = its client id, a random nonce) writes its request\n"
+            "# and reads the answer to it; nothing else.\n"
+            f"pattern write {pv.request_topic('%c')}\n"
+            f"pattern read {pv.response_topic('%c')}\n")
+
+
+def config_files(s: BrokerSettings) -> dict[str, str]:
+    """The text files of the configuration (certificates and CRL come from the CA)."""
+    return {"mosquitto.conf": mosquitto_conf(s), "acl": acl(), "acl-provision": acl_provision()}
+
+
+def write(out: Path, files: dict[str, str | bytes], private: set[str]) -> None:
+    from sitegate.cloud.keys import write_private
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        data = text.encode() if isinstance(text, str) else text
+        if name in private:
+            write_private(out / name, data)
+        else:
+            (out / name).write_bytes(data)

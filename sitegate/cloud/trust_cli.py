@@ -1,0 +1,188 @@
+"""``sitegate-cloud gateways [list|claim-token|revoke]`` and ``sitegate-cloud
+broker-config``: enrolment of gateways and the broker that enforces who they are."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sitegate.cloud.keys import add_keys_argument
+from sitegate.common.output import emit, table
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    g = sub.add_parser("gateways", help="gateways: registry, claim tokens, revocation")
+    _common(g, None)
+    gsub = g.add_subparsers(dest="gateways_command", metavar="COMMAND")
+    g.set_defaults(func=_list)
+
+    p = gsub.add_parser("list", help="gateways: enrolment, online, last seen, acked marks")
+    _common(p, argparse.SUPPRESS)
+    p.set_defaults(func=_list)
+
+    p = gsub.add_parser("claim-token", help="a one-time token to enrol a gateway of a site")
+    _common(p, argparse.SUPPRESS)
+    p.add_argument("--site", required=True, help="the site the gateway will belong to")
+    p.add_argument("--expires", default="24h", help="valid for (e.g. 30m, 24h, 7d; max 30d)")
+    add_keys_argument(p)
+    p.set_defaults(func=_claim_token)
+
+    p = gsub.add_parser("revoke", help="shut a gateway out (rewrites the CRL)")
+    _common(p, argparse.SUPPRESS)
+    p.add_argument("gateway")
+    p.add_argument("--crl", action="append", default=[], metavar="FILE",
+                   help="also write the CRL here (the broker's crlfile); then reload the "
+                        "broker (SIGHUP)")
+    add_keys_argument(p)
+    p.set_defaults(func=_revoke)
+
+    p = sub.add_parser("broker-config", help="write the Mosquitto configuration, certificates "
+                       "and ACLs sitegate expects")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--host", action="append", metavar="NAME",
+                   help="name or address gateways use for the broker (repeatable; default "
+                        "localhost and 127.0.0.1)")
+    p.add_argument("--dir", help="where the broker will read the files (default: --out)")
+    p.add_argument("--port", type=int, default=8883, help="mutual TLS listener")
+    p.add_argument("--provision-port", type=int, default=8884, help="enrolment listener")
+    p.add_argument("--bind", help="address the listeners bind to (default: all)")
+    p.add_argument("--user", help="user mosquitto runs as (its 'user' option)")
+    p.add_argument("--json", action="store_true")
+    add_keys_argument(p)
+    p.set_defaults(func=_broker_config)
+
+
+def _common(p: argparse.ArgumentParser, default: Any) -> None:
+    # Subcommands suppress their defaults so that `gateways --db X list` keeps the X.
+    p.add_argument("--db", default=default, help="database URL or SQLite file path")
+    p.add_argument("--json", action="store_true", default=default or False,
+                   help="machine-readable output")
+    p.add_argument("--limit", type=int, default=default or 100)
+
+
+def _db(args: argparse.Namespace) -> str:
+    if not getattr(args, "db", None):
+        print("sitegate-cloud gateways: --db is required", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+    return args.db
+
+
+def parse_duration(text: str) -> timedelta:
+    m = re.fullmatch(r"(\d{1,6})([smhd])", text.strip())
+    if not m:
+        raise ValueError(f"duration {text!r}: expected a number and s, m, h or d (e.g. 24h)")
+    return timedelta(seconds=int(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]])
+
+
+def _engine(db: str):  # type: ignore[no-untyped-def]
+    from sitegate.cloud.store.db import make_engine, upgrade
+
+    upgrade(db)
+    return make_engine(db)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from sitegate.cloud.api.app import gateways
+    from sitegate.cloud.auth.enrolment import identities
+
+    engine = _engine(_db(args))
+    seen = {g["gateway_id"]: g for g in gateways(engine)}
+    ids = identities(engine)
+    rows = []
+    for gw in sorted(set(seen) | set(ids)):
+        s, i = seen.get(gw, {}), ids.get(gw)
+        rows.append({**s, "gateway_id": gw, "site_id": i and i["site_id"],
+                     "enrolment": ("revoked" if i["revoked_at"] else "enrolled") if i
+                     else "not enrolled", "enrolled_at": i and i["enrolled_at"],
+                     "revoked_at": i and i["revoked_at"],
+                     "cert_not_after": i and i["cert_not_after"]})
+    rows = rows[: args.limit]
+    text = table(
+        [[r["gateway_id"], r["site_id"] or "", r["enrolment"], _t(r["cert_not_after"]),
+          ("online" if r.get("online") else "offline") if "online" in r else "never seen",
+          _t(r.get("last_seen")),
+          " ".join(f"{k}={v}" for k, v in sorted((r.get("acked_upto") or {}).items()))]
+         for r in rows],
+        ["gateway", "site", "enrolment", "cert until", "state", "last seen", "acked up to"],
+    ) if rows else "no gateways yet"
+    emit(rows, args.json, text)
+    return 0
+
+
+def _claim_token(args: argparse.Namespace) -> int:
+    from sitegate.cloud.auth.ca import CA, CAError
+    from sitegate.cloud.auth.enrolment import EnrolmentError, create_claim_token
+    from sitegate.cloud.keys import keys_dir
+
+    if not SITE_RE.match(args.site):
+        print(f"site {args.site!r}: letters, digits and _.:- only", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        expires = parse_duration(args.expires)
+        token = create_claim_token(_engine(_db(args)), CA.open(keys_dir(args.keys)), args.site,
+                                   expires)
+    except (ValueError, CAError, EnrolmentError) as exc:
+        print(f"no token: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    until = datetime.now().astimezone() + expires
+    emit({"token": token, "site_id": args.site, "expires_at": until.isoformat()}, args.json,
+         f"{token}\n(single use, site {args.site}, valid until {until:%Y-%m-%d %H:%M %Z}; "
+         "shown once: on the gateway run `sitegate enrol --claim TOKEN` or put it in "
+         "<state dir>/claim-token)")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from sitegate.cloud.auth.ca import CA
+    from sitegate.cloud.auth.enrolment import EnrolmentError, revoke
+    from sitegate.cloud.keys import keys_dir
+
+    try:
+        n = revoke(_engine(_db(args)), CA.open(keys_dir(args.keys)), args.gateway,
+                   [Path(c) for c in args.crl])
+    except (EnrolmentError, OSError) as exc:
+        print(f"not revoked: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    emit({"gateway_id": args.gateway, "certificates_revoked": n, "crl": args.crl}, args.json,
+         f"{args.gateway} revoked ({n} certificate(s)); reload the broker (SIGHUP) so that "
+         "it reads the new CRL")
+    return 0
+
+
+def _broker_config(args: argparse.Namespace) -> int:
+    from sitegate.cloud.auth import broker_config as bc
+    from sitegate.cloud.auth.ca import CA
+    from sitegate.cloud.keys import keys_dir
+
+    out = Path(args.out)
+    ca = CA.open(keys_dir(args.keys))
+    hosts = args.host or ["localhost", "127.0.0.1"]
+    key_file, cert_file = ca.broker_server(hosts)
+    ca.cloud_client()  # the ingest's identity, made now so the operator sees it exists
+    crl = ca.dir / "crl.pem"
+    if not crl.exists():
+        crl.write_bytes(ca.crl([]))
+    settings = bc.BrokerSettings(dir=args.dir or str(out.resolve()), port=args.port,
+                                 provision_port=args.provision_port, bind=args.bind,
+                                 user=args.user)
+    files: dict[str, str | bytes] = {**bc.config_files(settings), "ca.crt": ca.pem,
+                                     "broker.crt": cert_file.read_bytes(),
+                                     "broker.key": key_file.read_bytes(),
+                                     "crl.pem": crl.read_bytes()}
+    bc.write(out, files, private={"broker.key"})
+    emit({"out": str(out), "files": sorted(files), "hosts": hosts, "pin": ca.broker_pin()},
+         args.json, f"broker configuration in {out}: {', '.join(sorted(files))}\n"
+         f"run: mosquitto -c {Path(settings.dir) / 'mosquitto.conf'}")
+    return 0
+
+
+def _t(v: Any) -> str:
+    return v.strftime("%Y-%m-%d %H:%M") if isinstance(v, datetime) else str(v or "")

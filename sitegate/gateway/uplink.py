@@ -1,0 +1,112 @@
+"""The uplink with the gateway's own identity: enrol from the claim token in the state
+directory if not enrolled yet (retrying, the daemon meanwhile buffers), then run the sync
+client over mutual TLS; renew the certificate before it expires and reconnect with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from sitegate.firmware_tools.enrol import EnrolError, enrol, provision_url, renew
+from sitegate.firmware_tools.identity import Identity, IdentityError
+from sitegate.sync.config import MqttConfig
+
+log = structlog.get_logger(__name__)
+
+RETRY_MIN, RETRY_MAX = 5.0, 600.0
+RENEW_CHECK = 6 * 3600.0  # seconds between looks at the certificate's expiry
+
+
+def uses_identity(cfg: MqttConfig, identity: Identity) -> bool:
+    """Whether the uplink authenticates with the enrolled identity (or will, once the claim
+    token in the state directory is used): an mqtts broker and no explicit client files."""
+    return (cfg.broker.startswith("mqtts://") and cfg.cert_file is None
+            and (identity.enrolled() or identity.token_file.exists()))
+
+
+class Uplink:
+    """A daemon service (start/stop/health/wake) around the sync client."""
+
+    health_name = "SyncClient"  # the status CLI and tests look for the sync client here
+
+    def __init__(self, cfg: MqttConfig, gateway_id: str, identity: Identity,
+                 make_sync: Callable[[MqttConfig], Any]) -> None:
+        self.cfg = cfg
+        self.gateway_id = gateway_id
+        self.identity = identity
+        self.make_sync = make_sync
+        self.sync: Any = None
+        self.problem: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="uplink")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.sync is not None:
+            await self.sync.stop()
+
+    def wake(self) -> None:
+        if self.sync is not None:
+            self.sync.wake()
+
+    def health(self) -> dict[str, Any]:
+        if self.sync is None:
+            return {"connected": False, "enrolment": self.problem or "pending"}
+        return {**self.sync.health(), "identity": self._cert_health()}
+
+    def _cert_health(self) -> dict[str, Any]:
+        try:
+            cert = self.identity.certificate()
+        except IdentityError as exc:
+            return {"problem": str(exc)}
+        return {"not_after": cert.not_valid_after_utc.isoformat(), "problem": self.problem}
+
+    async def _run(self) -> None:
+        delay = RETRY_MIN
+        while not self.identity.enrolled():
+            if await self._try(self._enrol):
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+        await self._start_sync()
+        while True:
+            await asyncio.sleep(RENEW_CHECK)
+            with contextlib.suppress(IdentityError):
+                if self.identity.renewal_due() and await self._try(self._renew):
+                    # paho loads the certificate when the client is made: a new client.
+                    await self.sync.stop()
+                    await self._start_sync()
+
+    async def _start_sync(self) -> None:
+        self.sync = self.make_sync(self.identity.mqtt_config(self.cfg))
+        await self.sync.start()
+
+    async def _try(self, step: Callable[[], Any]) -> bool:
+        try:
+            await asyncio.to_thread(step)
+        except (EnrolError, IdentityError, OSError) as exc:
+            self.problem = str(exc)
+            log.warning("uplink.enrolment_failed", error=str(exc))
+            return False
+        self.problem = None
+        return True
+
+    def _enrol(self) -> None:
+        try:
+            token = self.identity.token_file.read_text().strip()
+        except OSError as exc:
+            raise EnrolError(f"not enrolled and no claim token: {exc}") from None
+        enrol(self.identity, self.gateway_id, token, provision_url(self.cfg))
+
+    def _renew(self) -> None:
+        renew(self.identity, self.gateway_id, provision_url(self.cfg))
