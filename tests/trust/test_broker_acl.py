@@ -1,0 +1,105 @@
+"""The shipped broker configuration enforces who may do what (a real Mosquitto from the
+files ``broker-config`` writes). Forbidden publishes and subscriptions are silently dropped
+by Mosquitto, so every check ends with an allowed message from the same sender: once that
+one arrived, a forbidden one sent before it would have arrived too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.trust.conftest import Broker, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+A, B = "gw-a", "gw-b"
+DOWNLINK = ("ack", "config", "badges", "cmd/c1")
+
+
+def t(gw: str, leaf: str) -> str:
+    return f"sitegate/v1/{gw}/{leaf}"
+
+
+@pytest.fixture
+def cloud(secure_broker: Broker):  # type: ignore[no-untyped-def]
+    c = secure_broker.client(secure_broker.cloud_identity())
+    assert c.connected, c.refused
+    c.subscribe("sitegate/#")
+    yield c
+    c.close()
+
+
+def test_gateway_b_can_neither_write_nor_read_gateway_a(secure_broker: Broker, cloud,
+                                                        tmp_path: Path) -> None:
+    b = secure_broker.client(secure_broker.gateway_identity(tmp_path, B))
+    assert b.connected, b.refused
+    for leaf in ("readings", "sessions", "events", "status", "cmd/c1/result"):
+        b.publish(t(A, leaf), b"forged")
+    b.publish(t(B, "readings"), b"marker")
+    wait_until(lambda: t(B, "readings") in cloud.topics(), "B's own batch at the cloud")
+    assert not [x for x in cloud.topics() if x.startswith(t(A, ""))]
+
+    b.subscribe(*(t(A, leaf) for leaf in (*DOWNLINK[:3], "cmd/+", "readings")), "sitegate/#",
+                t(B, "ack"))
+    for leaf in DOWNLINK:
+        cloud.publish(t(A, leaf), b"for A only")
+    cloud.publish(t(B, "ack"), b"marker")
+    wait_until(lambda: t(B, "ack") in b.topics(), "B's own ack")
+    # (twice: through sitegate/# and its own subscription; never A's)
+    assert set(b.topics()) == {t(B, "ack")}
+    b.close()
+
+
+def test_gateway_cannot_publish_acks_config_badges_or_commands(secure_broker: Broker, cloud,
+                                                               tmp_path: Path) -> None:
+    a = secure_broker.client(secure_broker.gateway_identity(tmp_path, A))
+    assert a.connected, a.refused
+    for leaf in DOWNLINK:
+        a.publish(t(A, leaf), b"forged")
+    a.publish(t(A, "events"), b"marker")
+    wait_until(lambda: t(A, "events") in cloud.topics(), "A's own event at the cloud")
+    assert not {t(A, leaf) for leaf in DOWNLINK} & set(cloud.topics())
+    a.close()
+
+
+def test_no_certificate_no_connection_on_the_gateway_listener(secure_broker: Broker) -> None:
+    anon = secure_broker.client(None, port=secure_broker.port)
+    assert not anon.connected and anon.refused
+    anon.close()
+
+
+def test_anonymous_client_gets_nothing_beyond_provisioning(secure_broker: Broker,
+                                                           cloud) -> None:
+    me, other = "1" * 32, "2" * 32
+    anon = secure_broker.client(None, client_id=me)
+    assert anon.connected, anon.refused
+    anon.subscribe("#", "sitegate/#", t(A, "ack"), "sitegate/v1/provision/+/response",
+                   f"sitegate/v1/provision/{other}/response",
+                   f"sitegate/v1/provision/{other}/request",
+                   f"sitegate/v1/provision/{me}/response")
+    anon.publish(t(A, "readings"), b"forged")
+    anon.publish(t(A, "status"), b"forged")
+    anon.publish(f"sitegate/v1/provision/{other}/request", b"as someone else")
+    anon.publish(f"sitegate/v1/provision/{me}/response", b"answering myself")
+    anon.publish(f"sitegate/v1/provision/{me}/request", b"marker")
+    wait_until(lambda: f"sitegate/v1/provision/{me}/request" in cloud.topics(),
+               "the anonymous client's own request at the cloud")
+    assert cloud.topics() == [f"sitegate/v1/provision/{me}/request"]
+
+    cloud.publish(t(A, "ack"), b"secret")
+    cloud.publish(f"sitegate/v1/provision/{other}/response", b"someone else's certificate")
+    cloud.publish(f"sitegate/v1/provision/{me}/response", b"marker")
+    wait_until(lambda: anon.topics(), "the anonymous client's own answer")
+    assert set(anon.topics()) == {f"sitegate/v1/provision/{me}/response"}
+    assert {m for _, m in anon.messages} == {b"marker"}
+    anon.close()
+
+
+def test_shipped_template_is_what_broker_config_writes() -> None:
+    from sitegate.cloud.auth.broker_config import BrokerSettings, config_files
+
+    shipped = Path(__file__).resolve().parents[2] / "config" / "mosquitto"
+    files = config_files(BrokerSettings(dir="/etc/mosquitto/sitegate", user="mosquitto"))
+    assert {n: (shipped / n).read_text() for n in files} == files, (
+        "regenerate config/mosquitto/ (see tests/trust/test_broker_acl.py)")
