@@ -56,10 +56,11 @@ def wait_until(pred: Callable[[], Any], what: str, timeout: float = 60.0) -> Any
     raise AssertionError(f"gave up waiting for: {what}")
 
 
-def cloud_cli(*args: str, keys: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sitegate.cloud.cli", *args, "--keys",
-                           str(keys)], capture_output=True, text=True, timeout=60, check=check,
-                          cwd=ROOT)
+def cloud_cli(*args: str, keys: Path | None = None,
+              check: bool = True) -> subprocess.CompletedProcess[str]:
+    more = ["--keys", str(keys)] if keys else []
+    return subprocess.run([sys.executable, "-m", "sitegate.cloud.cli", *args, *more],
+                          capture_output=True, text=True, timeout=60, check=check, cwd=ROOT)
 
 
 @dataclass

@@ -1,0 +1,170 @@
+"""End to end against a real Mosquitto started from broker-config's files: a fresh gateway
+state directory with a claim token -> the daemon enrols -> mutual TLS -> readings in the
+cloud database; a reused or expired token is refused; a revoked gateway is shut out."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.trust.conftest import ROOT, Broker, cloud_cli, free_tcp_port, make_broker, wait_until
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[dict]:
+    """Broker, cloud (ingest serving enrolment) and a simulated meter, all real processes."""
+    broker = make_broker(tmp_path)
+    broker.start()
+    db = str(tmp_path / "cloud.db")
+    procs: list[subprocess.Popen[bytes]] = []
+    log = tmp_path / "cloud.log"
+    with log.open("wb") as out:
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "sitegate.cloud.cli", "serve", "--db", db, "--broker",
+             f"mqtts://127.0.0.1:{broker.port}", "--keys", str(broker.keys)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT))
+    meter_port = free_tcp_port()
+    sim = subprocess.Popen([sys.executable, "-m", "sitegate.drivers.modbus.simulator", "--tcp",
+                            str(meter_port), "--framing", "rtu-over-tcp", "--meter",
+                            "1:eastron_sdm630"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    procs.append(sim)  # type: ignore[arg-type]
+    try:
+        assert sim.stdout is not None and sim.stdout.readline().strip() == "ready"
+        wait_until(lambda: "ingest.connected" in log.read_text() or procs[0].poll() is not None,
+                   "cloud connected")
+        assert procs[0].poll() is None, log.read_text()
+        yield {"broker": broker, "db": db, "meter_port": meter_port, "tmp": tmp_path,
+               "procs": procs, "cloud_log": log}
+    finally:
+        for p in reversed(procs):
+            p.kill()
+            p.wait(10)
+        broker.stop()
+
+
+def token(world: dict, site: str, expires: str = "1h") -> dict:
+    out = cloud_cli("gateways", "claim-token", "--site", site, "--expires", expires, "--db",
+                    world["db"], "--json", keys=world["broker"].keys)
+    return json.loads(out.stdout)
+
+
+def site_file(world: dict, gw: str) -> Path:
+    """A fresh state directory and a site file for gateway ``gw`` (one meter)."""
+    state = world["tmp"] / gw
+    state.mkdir()
+    broker: Broker = world["broker"]
+    cfg = state / "site.toml"
+    cfg.write_text(
+        f'gateway_id = "{gw}"\n[storage]\npath = "{state}/buffer.db"\n'
+        f'[health]\nsocket = "{state}/sg.sock"\n'
+        f'[mqtt]\nbroker = "mqtts://127.0.0.1:{broker.port}"\n'
+        f'provision_broker = "mqtts://127.0.0.1:{broker.provision_port}"\n'
+        "reconnect_min = 0.2\nreconnect_max = 1.0\npoll_interval = 0.2\n"
+        '[[buses]]\nname = "conv"\ntimeout = 0.3\nretries = 0\n'
+        f'tcp = {{ host = "127.0.0.1", port = {world["meter_port"]}, '
+        'framing = "rtu-over-tcp" }\n'
+        '[[meters]]\nid = "m1"\nbus = "conv"\nunit = 1\nprofile = "eastron_sdm630"\n'
+        "interval = 1\n")
+    return cfg
+
+
+def enrol(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sitegate.gateway.cli", "enrol", "-c",
+                           str(cfg), "--timeout", "20", *args], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+
+
+def cloud_readings(db: str, gw: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT COUNT(*) FROM readings WHERE gateway_id = ?",
+                            (gw,)).fetchone()[0]
+
+
+def test_claim_token_enrolment_mtls_readings_then_revocation(world: dict) -> None:
+    broker: Broker = world["broker"]
+    cfg = site_file(world, "gw-e2e")
+    state = cfg.parent
+    tok = token(world, "site-1")["token"]
+    (state / "claim-token").write_text(tok + "\n")
+
+    log = state / "daemon.log"
+    with log.open("wb") as out:
+        daemon = subprocess.Popen([sys.executable, "-m", "sitegate.gateway.cli", "run", "-c",
+                                   str(cfg)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    world["procs"].append(daemon)
+    wait_until(lambda: cloud_readings(world["db"], "gw-e2e") >= 3, "readings in the cloud", 120)
+    ident = state / "identity"
+    assert stat.S_IMODE((ident / "device.key").stat().st_mode) == 0o600
+    assert {p.name for p in ident.iterdir()} == {"device.key", "device.crt", "ca.crt",
+                                                 "downlink.pub"}
+    assert (ident / "downlink.pub").read_bytes() == (broker.keys / "downlink.pub").read_bytes()
+    assert not (state / "claim-token").exists()  # used: never sent again
+    # it came over mutual TLS, as itself
+    assert "as sitegate-gw-gw-e2e (p5, c0, k30, u'gw-e2e')" in broker.log.read_text()
+
+    listed = json.loads(cloud_cli("gateways", "list", "--db", world["db"], "--json").stdout)
+    row = next(g for g in listed if g["gateway_id"] == "gw-e2e")
+    assert (row["site_id"], row["enrolment"]) == ("site-1", "enrolled")
+
+    # The same token again, by another box: refused, nothing issued.
+    other = site_file(world, "gw-thief")
+    res = enrol(other, "--claim", tok)
+    assert res.returncode == 1 and "claim token already used" in res.stderr, res
+    assert not (other.parent / "identity" / "device.crt").exists()
+
+    # Revoked: the CRL rewritten, the broker reloaded; the certificate no longer gets in.
+    identity = (str(ident / "device.crt"), str(ident / "device.key"))
+    before = broker.client(identity, client_id="probe-before")
+    assert before.connected, before.refused
+    before.close()
+    daemon.terminate()
+    daemon.wait(30)
+    res = cloud_cli("gateways", "revoke", "gw-e2e", "--db", world["db"], "--crl",
+                    str(broker.dir / "crl.pem"), keys=broker.keys)
+    assert "gw-e2e revoked (1 certificate(s))" in res.stdout
+    broker.reload()
+    after = broker.client(identity, client_id="probe-after")
+    assert not after.connected and after.refused
+    after.close()
+    # nor can it renew its way back in
+    res = enrol(cfg, "--renew")
+    assert res.returncode == 1 and "revoked" in res.stderr, res
+    listed = json.loads(cloud_cli("gateways", "--db", world["db"], "--json").stdout)
+    assert next(g for g in listed if g["gateway_id"] == "gw-e2e")["enrolment"] == "revoked"
+
+
+def test_expired_token_is_refused(world: dict) -> None:
+    tok = token(world, "site-1", expires="1s")
+    until = datetime.fromisoformat(tok["expires_at"])
+    # Not a timing assertion: wait until the token's own expiry has passed.
+    while datetime.now().astimezone() <= until:
+        time.sleep(0.2)
+    cfg = site_file(world, "gw-late")
+    res = enrol(cfg, "--claim", tok["token"])
+    assert res.returncode == 1 and "claim token expired" in res.stderr, res
+    assert not (cfg.parent / "identity" / "device.crt").exists()
+    # a good token still works (the refusal was the expiry, not the setup)
+    res = enrol(cfg, "--claim", token(world, "site-1")["token"])
+    assert res.returncode == 0, res
+
+
+def test_wrong_broker_pin_sends_nothing(world: dict) -> None:
+    """A token for another broker (its pin does not match): the secret is never sent."""
+    tok = token(world, "site-1")["token"]
+    secret, _ = tok.split(".")
+    cfg = site_file(world, "gw-mitm")
+    res = enrol(cfg, "--claim", f"{secret}.{'A' * 26}")
+    assert res.returncode == 1 and "does not match the token's pin" in res.stderr, res
+    # the token is unused: the real broker still takes it
+    assert enrol(cfg, "--claim", tok).returncode == 0
