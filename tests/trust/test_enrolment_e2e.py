@@ -21,9 +21,11 @@ from tests.trust.conftest import ROOT, Broker, cloud_cli, free_tcp_port, make_br
 pytestmark = pytest.mark.timeout(240)
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[dict]:
-    """Broker, cloud (ingest serving enrolment) and a simulated meter, all real processes."""
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Broker, cloud (ingest serving enrolment) and a simulated meter, all real processes;
+    each test uses its own gateway ids."""
+    tmp_path = tmp_path_factory.mktemp("e2e")
     broker = make_broker(tmp_path)
     broker.start()
     db = str(tmp_path / "cloud.db")
