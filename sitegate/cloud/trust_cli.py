@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--provision-port", type=int, default=8884, help="enrolment listener")
     p.add_argument("--bind", help="address the listeners bind to (default: all)")
     p.add_argument("--user", help="user mosquitto runs as (its 'user' option)")
+    p.add_argument("--data", default="/var/lib/mosquitto/",
+                   help="mosquitto's persistence directory (sessions, queued downlink)")
     p.add_argument("--json", action="store_true")
     add_keys_argument(p)
     p.set_defaults(func=_broker_config)
@@ -172,7 +174,7 @@ def _broker_config(args: argparse.Namespace) -> int:
         crl.write_bytes(ca.crl([]))
     settings = bc.BrokerSettings(dir=args.dir or str(out.resolve()), port=args.port,
                                  provision_port=args.provision_port, bind=args.bind,
-                                 user=args.user)
+                                 user=args.user, data=args.data)
     files: dict[str, str | bytes] = {**bc.config_files(settings), "ca.crt": ca.pem,
                                      "broker.crt": cert_file.read_bytes(),
                                      "broker.key": key_file.read_bytes(),

@@ -189,10 +189,11 @@ def make_broker(tmp: Path) -> Broker:
     port, pport = free_tcp_port(), free_tcp_port()
     while pport == port:
         pport = free_tcp_port()
-    # The files the operator gets; only the ports and "user root" (to read the test's temp
-    # files: mosquitto drops privileges otherwise) differ from the defaults.
+    # The files the operator gets; only ports, data directory and "user root" (to read the
+    # test's temp files: mosquitto drops privileges otherwise) differ from the defaults.
     cloud_cli("broker-config", "--out", str(out), "--port", str(port), "--provision-port",
-              str(pport), "--bind", "127.0.0.1", "--user", "root", keys=keys)
+              str(pport), "--bind", "127.0.0.1", "--user", "root", "--data", str(tmp),
+              keys=keys)
     return Broker(out, keys, port, pport)
 
 

@@ -25,6 +25,7 @@ class BrokerSettings:
     provision_port: int = 8884
     bind: str | None = None
     user: str | None = None  # mosquitto drops to this user ("root" only in tests)
+    data: str = "/var/lib/mosquitto/"  # persistence (sessions and queued downlink)
 
 
 def mosquitto_conf(s: BrokerSettings) -> str:
@@ -37,7 +38,7 @@ def mosquitto_conf(s: BrokerSettings) -> str:
         "# After `sitegate-cloud gateways revoke`, reload the broker (SIGHUP) to read the CRL.\n"
         "per_listener_settings true\n"
         + (f"user {s.user}\n" if s.user else "")
-        + f"persistence true\npersistence_location {d}/\n"
+        + f"persistence true\npersistence_location {s.data.rstrip('/')}/\n"
         "# downlink (acks, config, commands) queued for offline gateways\n"
         "max_queued_messages 10000\n"
         "\n# Gateways and the cloud: mutual TLS; the certificate's CN is the username.\n"
