@@ -234,10 +234,11 @@ class Daemon:
                     applied_config_version=self.applied.version if self.applied else None,
                 )
 
-            # Enrolled (or holding a claim token): mutual TLS with the box's own identity.
+            # mqtts without client files: mutual TLS with the box's own identity (enrolled
+            # from the claim token in the state directory if need be).
             identity = Identity.of_state(state_dir(cfg.storage.path))
             self.sync = (Uplink(cfg.mqtt, cfg.gateway_id, identity, make_sync)
-                         if uses_identity(cfg.mqtt, identity) else make_sync(cfg.mqtt))
+                         if uses_identity(cfg.mqtt) else make_sync(cfg.mqtt))
             self.services.append(self.sync)
 
     def _build_points(self, ctl: ControlServer) -> None:

@@ -22,11 +22,11 @@ RETRY_MIN, RETRY_MAX = 5.0, 600.0
 RENEW_CHECK = 6 * 3600.0  # seconds between looks at the certificate's expiry
 
 
-def uses_identity(cfg: MqttConfig, identity: Identity) -> bool:
-    """Whether the uplink authenticates with the enrolled identity (or will, once the claim
-    token in the state directory is used): an mqtts broker and no explicit client files."""
-    return (cfg.broker.startswith("mqtts://") and cfg.cert_file is None
-            and (identity.enrolled() or identity.token_file.exists()))
+def uses_identity(cfg: MqttConfig) -> bool:
+    """Whether the uplink authenticates with the box's enrolled identity (enrolling first
+    from the claim token in the state directory): an mqtts broker, and neither client
+    certificate files nor a username configured."""
+    return cfg.broker.startswith("mqtts://") and cfg.cert_file is None and not cfg.username
 
 
 class Uplink:
@@ -78,14 +78,22 @@ class Uplink:
                 break
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
+        await self._renew_if_due()  # a box that was off for weeks
         await self._start_sync()
         while True:
             await asyncio.sleep(RENEW_CHECK)
-            with contextlib.suppress(IdentityError):
-                if self.identity.renewal_due() and await self._try(self._renew):
-                    # paho loads the certificate when the client is made: a new client.
-                    await self.sync.stop()
-                    await self._start_sync()
+            if await self._renew_if_due():
+                # paho loads the certificate when the client is made: a new client.
+                await self.sync.stop()
+                await self._start_sync()
+
+    async def _renew_if_due(self) -> bool:
+        try:
+            due = self.identity.renewal_due()
+        except IdentityError as exc:
+            self.problem = str(exc)
+            return False
+        return due and await self._try(self._renew)
 
     async def _start_sync(self) -> None:
         self.sync = self.make_sync(self.identity.mqtt_config(self.cfg))
@@ -104,8 +112,9 @@ class Uplink:
     def _enrol(self) -> None:
         try:
             token = self.identity.token_file.read_text().strip()
-        except OSError as exc:
-            raise EnrolError(f"not enrolled and no claim token: {exc}") from None
+        except OSError:
+            raise EnrolError(f"not enrolled: put a claim token (sitegate-cloud gateways "
+                             f"claim-token) in {self.identity.token_file}") from None
         enrol(self.identity, self.gateway_id, token, provision_url(self.cfg))
 
     def _renew(self) -> None:

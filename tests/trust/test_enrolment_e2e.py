@@ -125,6 +125,12 @@ def test_claim_token_enrolment_mtls_readings_then_revocation(world: dict) -> Non
     assert res.returncode == 1 and "claim token already used" in res.stderr, res
     assert not (other.parent / "identity" / "device.crt").exists()
 
+    # Renewal: a new certificate for the same key, proved by the current one.
+    serial = (ident / "device.crt").read_bytes()
+    res = enrol(cfg, "--renew")
+    assert res.returncode == 0, res
+    assert (ident / "device.crt").read_bytes() != serial
+
     # Revoked: the CRL rewritten, the broker reloaded; the certificate no longer gets in.
     identity = (str(ident / "device.crt"), str(ident / "device.key"))
     before = broker.client(identity, client_id="probe-before")
@@ -134,7 +140,7 @@ def test_claim_token_enrolment_mtls_readings_then_revocation(world: dict) -> Non
     daemon.wait(30)
     res = cloud_cli("gateways", "revoke", "gw-e2e", "--db", world["db"], "--crl",
                     str(broker.dir / "crl.pem"), keys=broker.keys)
-    assert "gw-e2e revoked (1 certificate(s))" in res.stdout
+    assert "gw-e2e revoked (2 certificate(s))" in res.stdout  # enrolment's and renewal's
     broker.reload()
     after = broker.client(identity, client_id="probe-after")
     assert not after.connected and after.refused
