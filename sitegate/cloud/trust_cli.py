@@ -85,10 +85,9 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _engine(db: str):  # type: ignore[no-untyped-def]
-    from sitegate.cloud.store.db import make_engine, upgrade
+    from sitegate.cloud.store.db import open_db
 
-    upgrade(db)
-    return make_engine(db)
+    return open_db(db)  # NotReady (missing, unmigrated): the CLI says what to run
 
 
 def _list(args: argparse.Namespace) -> int:
