@@ -23,6 +23,7 @@ from sitegate.demo.broker import Broker
 from sitegate.demo.building import Building
 from sitegate.demo.chargers import ChargerFleet
 from sitegate.demo.cloud import Cloud, free_port
+from sitegate.demo.laundry import POINT_ID, LaundryRoom, relays_config
 from sitegate.demo.loadwatch import LoadWatch
 from sitegate.demo.output import Printer
 from sitegate.drivers.mbus.emulator import Emulator, demo_meters
@@ -93,14 +94,19 @@ async def _run(workdir: Path, duration: float | None, interval: int,
     model_path = workdir / "billing-site.toml"
     model_path.write_text(site.billing_model(date.today()))
     cloud = Cloud(workdir, broker_url, model_path)
+    # The second washing machine: RFID reader + Shelly, no OCPP (Carla Weber's badge).
+    laundry = LaundryRoom(site.ACCOUNTS[1][3], programme=max(4.0, interval * 2.0),
+                          pause=max(1.0, interval / 2))
     fleet: ChargerFleet | None = None
     run: asyncio.Task[int] | None = None
     stop = asyncio.Event()
     try:
         await cloud.start()
         ocpp_port = free_port()
+        await laundry.start()
         text = site.gateway_config(workdir, modbus_port=modbus_port, mbus_port=mbus_port,
                                    ocpp_port=ocpp_port, broker=broker_url, interval=interval)
+        text += "\n" + relays_config(laundry, interval)
         (workdir / "site.toml").write_text(text)
         daemon = Daemon(parse_config(text, "demo"))
         run = asyncio.create_task(daemon.run())
@@ -120,6 +126,8 @@ async def _run(workdir: Path, duration: float | None, interval: int,
             f"  chargers: {len(site.CHARGERS)} OCPP 1.6 on ws://127.0.0.1:{ocpp_port}/ocpp/, "
             f"load management on the main meter, {site.CONNECTION_LIMIT} A per phase "
             f"(decisions in loadmgmt.jsonl)\n"
+            f"  laundry:  RFID point {POINT_ID} (serial reader on {laundry.reader_path}, "
+            f"Shelly RPC on 127.0.0.1:{laundry.port}) beside the OCPP relay box\n"
             f"  mqtt:     {broker_url}" + (" (embedded)" if broker else "") + "\n"
             f"  cloud:    {cloud.api_url}  (API docs: {cloud.api_url}/docs), "
             f"database {cloud.db}\n"
@@ -140,6 +148,7 @@ async def _run(workdir: Path, duration: float | None, interval: int,
             await printer.tick()
         say("\nstopping: chargers end their sessions, the gateway hands over its backlog")
         await fleet.stop()
+        await laundry.stop()
         await asyncio.sleep(0.5)  # the last StopTransaction's report reaches the buffer
         await printer.tick()
         left = await _drain(daemon)
@@ -158,6 +167,7 @@ async def _run(workdir: Path, duration: float | None, interval: int,
             daemon.request_stop()
             await asyncio.gather(run, return_exceptions=True)
         await cloud.stop()
+        await laundry.close()
         if broker is not None:
             await broker.stop()
         await mbus.stop()
