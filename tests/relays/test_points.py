@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -273,6 +274,46 @@ def test_report_lost_before_the_buffer_is_resent_with_the_same_id(tmp_path: Path
             (s,) = sessions(buffer)
             assert s["status"] == "completed" and s["stop_reason"] == "Local"
             assert json.loads(json.dumps(s))["flags"] == []
+        finally:
+            await dev.close()
+            store.close()
+            buffer.close()
+            await sim.stop()
+
+    asyncio.run(run())
+
+
+def test_max_duration_and_a_relay_switched_off_outside(tmp_path: Path) -> None:
+    """An eBike left on the outlet: the session ends at max_duration (its start is stored,
+    so the limit holds across polls). A relay someone switched off at the device: the
+    session ends at the next poll, flagged."""
+    async def run() -> None:
+        sim = ShellySimulator(channels=2)
+        port = await sim.start()
+        buffer = Buffer(tmp_path / "buffer.db")
+        store = StateStore(str(tmp_path / "points.db"))
+        now = [datetime(2026, 3, 1, 20, tzinfo=UTC)]
+        dev = ShellyClient("127.0.0.1", port, timeout=1)
+        bike = Point(point(id="bike-1", kind="ebike", max_duration=6 * 3600), dev,
+                     badge_list(), store, buffer, wall=lambda: now[0])
+        wash = Point(point(id="wash-2", channel=1), dev, badge_list(), store, buffer,
+                     wall=lambda: now[0])
+        try:
+            await bike.present(BEN)
+            await wash.present(ANNA)
+            now[0] += timedelta(hours=5, minutes=59)
+            await bike.poll()
+            assert bike.tx is not None
+            sim.switches[1].on = False  # switched off at the device (its button)
+            await wash.poll()
+            assert wash.tx is None
+            now[0] += timedelta(minutes=1)
+            await bike.poll()
+            assert bike.tx is None and not sim.switches[0].on
+            got = {s["charge_point"]: (s["stop_reason"], s["flags"], s["duration_s"])
+                   for s in sessions(buffer)}
+            assert got == {"wash-2": ("Other", ["relay_switched_off_outside"], 21540),
+                           "bike-1": ("MaxDuration", [], 21600)}
         finally:
             await dev.close()
             store.close()
