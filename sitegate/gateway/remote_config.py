@@ -41,6 +41,7 @@ def fixed_changes(running: SiteConfig, desired: SiteConfig) -> list[str]:
         "health": (running.health, desired.health),
         "mqtt": (running.mqtt, desired.mqtt),
         "ocpp": (running.ocpp, desired.ocpp),
+        "relays": (running.relays, desired.relays),  # points hold sessions and readers
     }
     return [name for name, (a, b) in pairs.items() if a != b]
 

@@ -100,3 +100,15 @@ def test_check_config_cli(tmp_path: Path) -> None:
         ("relays.devices[0].bus", 8), ("relays.devices[0].profile", 10),
         ("relays.points[0].device", 25), ("relays.points[2].reader", 36)]
     assert problems[1]["message"].startswith("unknown relay profile 'nope'")
+
+
+def test_a_desired_config_changing_the_relays_is_not_applied_live() -> None:
+    """Points hold running sessions and open readers: [relays] is a fixed part, like [ocpp];
+    the buses and meters of a desired config that leaves it as it is apply."""
+    from sitegate.gateway.remote_config import fixed_changes
+
+    running = parse_config(GOOD, "site.toml")
+    same = parse_config(GOOD.replace("10.0.0.5", "10.0.0.6"), "desired")  # a bus moved
+    other = parse_config(GOOD.replace("stop_below_w = 5", "stop_below_w = 8"), "desired")
+    assert fixed_changes(running, same) == []
+    assert fixed_changes(running, other) == ["relays"]
