@@ -137,6 +137,10 @@ class Point:
             await self._close_fault(tx, "relay_not_confirmed", "the relay reads back off")
             return {"result": "fault", "badge": badge, "error": "relay not confirmed"}
         log.info("point.started", point=self.cfg.id, session=tx.session_id, badge=badge)
+        try:  # the cloud sees it running, as an OCPP relay box's (the final report wins)
+            await self._report(tx)
+        except Exception:
+            log.exception("point.running_report_failed", session=tx.session_id)
         return {"result": "started", "badge": badge, "session": tx.session_id}
 
     async def poll(self) -> None:

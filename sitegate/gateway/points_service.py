@@ -106,6 +106,8 @@ class PointsService:
         while True:
             try:
                 def opened() -> None:
+                    if state["state"] == "unavailable":
+                        self._event("reader_recovered", "info", cfg.id)
                     state["state"], state["error"] = "listening", None
 
                 async for line in make_reader(cfg).lines(opened):
@@ -129,11 +131,19 @@ class PointsService:
                 if state["error"] != str(exc):
                     log.error("reader.unavailable", reader=cfg.id, error=str(exc),
                               retry_in=READER_RETRY)
+                if state["state"] != "unavailable":  # one event per outage
+                    self._event("reader_fault", "warning", cfg.id, error=str(exc))
                 state["state"], state["error"] = "unavailable", str(exc)
             except Exception as exc:
                 log.exception("reader.crashed", reader=cfg.id)
                 state["state"], state["error"] = "unavailable", repr(exc)
             await asyncio.sleep(READER_RETRY)
+
+    def _event(self, kind: str, severity: str, reader: str, **fields: Any) -> None:
+        try:
+            self.sink.append_event(kind, severity=severity, reader=reader, **fields)
+        except Exception:
+            log.exception("reader.event_not_buffered", kind=kind)
 
     # -- control socket ----------------------------------------------------------------------
 

@@ -94,7 +94,9 @@ def test_point_session_billed_like_an_ocpp_relay_session(tmp_path: Path, mosquit
     upgrade(db)
     buffer = Buffer(tmp_path / "buffer.db")
     asyncio.run(local_session(tmp_path, buffer))
-    (local,) = [e.data() for e in buffer.pending("sessions")]
+    running, local = [e.data() for e in buffer.pending("sessions")]
+    assert (running["status"], local["status"]) == ("running", "completed")  # one session,
+    assert running["session_id"] == local["session_id"]  # two reports: billed once
     start = datetime.fromisoformat(local["start"])
     assert (local["start"], local["duration_s"]) == ("2026-02-10T08:00:00Z", 2760)
     buffer.append("sessions", [ocpp_session(start)])

@@ -110,6 +110,15 @@ def completed(db: Path) -> list[dict[str, Any]]:
     return [s for (p,) in rows if (s := json.loads(p))["status"] == "completed"]
 
 
+def events(tmp: Path) -> list[dict[str, Any]]:
+    con = sqlite3.connect(tmp / "buffer.db")
+    try:
+        rows = con.execute("SELECT payload FROM entries WHERE stream='events'").fetchall()
+    finally:
+        con.close()
+    return [json.loads(p) for (p,) in rows]
+
+
 def listed(cfg: Path) -> dict[str, Any] | None:
     r = sitegate("relay", "list", "-c", str(cfg), "--json")
     return json.loads(r.stdout) if r.returncode == 0 else None
@@ -162,14 +171,19 @@ def test_kill_9_mid_session(tmp_path: Path, shelly: int, pty_pair: tuple[str, st
             proc.wait()
 
 
-def test_relay_cli_switches_and_field_conditions(tmp_path: Path, shelly: int,
-                                                 pty_pair: tuple[str, str]) -> None:
-    cfg = config(tmp_path, shelly, pty_pair[0])
+def test_relay_cli_switches_and_field_conditions(tmp_path: Path, shelly: int) -> None:
+    """The reader is unplugged (its device is missing): the daemon runs, says so in
+    ``relay list`` and the events stream, and the relay is switched from the CLI."""
+    cfg = config(tmp_path, shelly, "/dev/ttyNOPE7")
     r = sitegate("relay", "list", "-c", str(cfg))
     assert r.returncode == 1 and "not running" in r.stderr and "Traceback" not in r.stderr
     proc = start(cfg)
     try:
-        wait_for(lambda: listed(cfg) is not None)
+        wait_for(lambda: (listed(cfg) or {}).get("readers", [{}])[0].get("state")
+                 == "unavailable")
+        (reader,) = (listed(cfg) or {})["readers"]
+        assert "ttyNOPE7" in reader["error"]
+        wait_for(lambda: any(e["kind"] == "reader_fault" for e in events(tmp_path)))
         on = sitegate("relay", "on", "wash-1", "-c", str(cfg), "--json")
         assert on.returncode == 0, on.stderr
         assert json.loads(on.stdout) == {"point": "wash-1", "relay": "on", "confirmed": True}

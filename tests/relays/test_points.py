@@ -21,8 +21,13 @@ from sitegate.gateway.points import Point
 from sitegate.ocpp_server.state import StateStore
 
 
-def sessions(buffer: Buffer) -> list[dict[str, Any]]:
+def reports(buffer: Buffer) -> list[dict[str, Any]]:
     return [e.data() for e in buffer.pending("sessions")]
+
+
+def sessions(buffer: Buffer) -> list[dict[str, Any]]:
+    """The final reports (a started session is reported running first)."""
+    return [s for s in reports(buffer) if s["status"] == "completed"]
 
 
 def events(buffer: Buffer) -> list[dict[str, Any]]:
@@ -67,6 +72,9 @@ def test_laundry_session_ends_when_the_programme_ends(tmp_path: Path) -> None:
             assert s["charge_point"] == "wash-1" and s["session_id"].startswith("wash-1-L")
             assert s["flags"] == []
             assert sim.auth_failures == 0
+            # Reported running at the start, completed at the end: one session id.
+            assert [(r["session_id"], r["status"]) for r in reports(buffer)] == [
+                (s["session_id"], "running"), (s["session_id"], "completed")]
         finally:
             await dev.close()
             store.close()
