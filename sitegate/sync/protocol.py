@@ -162,15 +162,55 @@ def dumps(obj: Any) -> bytes:
     return _json.dumps(obj, separators=(",", ":"), default=str).encode()
 
 
-def _loads(payload: bytes) -> Any:
+# Bounds checked on the JSON text before json.loads builds anything: nesting (our deepest
+# message is ~6 levels; json.loads would recurse on 100,000), JSON tokens (each becomes a
+# Python object), and elements of a batch's ``items``: a gateway sends at most
+# BATCH_MAX_ITEMS rows per batch (its batch_rows setting cannot go higher).
+JSON_MAX_DEPTH = 16
+JSON_MAX_TOKENS = 1_000_000
+BATCH_MAX_ITEMS = 10_000
+SEQ_MAX = 2**63 - 1  # sequence numbers are signed 64-bit in the buffer and in the store
+_STRING_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b"[]{},")
+_OPEN, _CLOSE, _COMMA, _ARRAY = frozenset(b"[{"), frozenset(b"]}"), ord(","), ord("[")
+
+
+def check_json_bounds(text: bytes, max_items: int | None = None) -> None:
+    """ProtocolError if ``text`` nests deeper than JSON_MAX_DEPTH, has more than
+    JSON_MAX_TOKENS strings and structural characters, or (``max_items``) an array at the
+    second level (a batch's items) with more elements. Strings are cut out and the rest
+    reduced to brackets and commas at C speed; the walk over those stops at the first
+    excess. Malformed JSON is left to json.loads."""
+    rest, strings = _STRING_RE.subn(b"", text)
+    structure = rest.translate(None, _NOT_STRUCTURE)
+    if strings + len(structure) > JSON_MAX_TOKENS:
+        raise ProtocolError(f"more than {JSON_MAX_TOKENS} JSON tokens")
+    depth = elements = second = 0  # second: the container at the second level, [ or {
+    for c in structure:
+        if c in _OPEN:
+            depth += 1
+            if depth > JSON_MAX_DEPTH:
+                raise ProtocolError(f"nested deeper than {JSON_MAX_DEPTH} levels")
+            if depth == 2:
+                second = c
+        elif c in _CLOSE:
+            depth -= 1
+        elif c == _COMMA and depth == 2 and second == _ARRAY and max_items is not None:
+            elements += 1
+            if elements >= max_items:
+                raise ProtocolError(f"more than {max_items} items")
+
+
+def _loads(payload: bytes, max_items: int | None = None) -> Any:
+    check_json_bounds(payload, max_items)
     try:
         return _json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"not JSON: {exc}") from None
 
 
-def _parse(model: type[_M], payload: bytes) -> _M:
-    data = _loads(payload)
+def _parse(model: type[_M], payload: bytes, max_items: int | None = None) -> _M:
+    data = _loads(payload, max_items)
     try:
         return model.model_validate(data)
     except _ValidationError as exc:
@@ -220,9 +260,9 @@ class Batch(_Strict):
     v: int = PROTOCOL_VERSION
     stream: _Lit["readings", "sessions", "events"]
     epoch: str = _Field(LEGACY_EPOCH, pattern=EPOCH_PATTERN)
-    first: int = _Field(ge=1)
-    last: int = _Field(ge=1)
-    items: list[dict[str, Any]]
+    first: int = _Field(ge=1, le=SEQ_MAX)
+    last: int = _Field(ge=1, le=SEQ_MAX)
+    items: list[dict[str, Any]] = _Field(max_length=BATCH_MAX_ITEMS)
 
     @_model_validator(mode="after")
     def _range_matches(self) -> Batch:
@@ -234,8 +274,10 @@ class Batch(_Strict):
         return self
 
 
-# A batch may not inflate beyond this (a compressed bomb is refused, not expanded).
-BATCH_MAX_INFLATED = 32 * 1024 * 1024
+# A batch may not inflate beyond this (a compressed bomb is refused, not expanded): ten
+# times what a gateway's largest batch_bytes sends.
+BATCH_MAX_INFLATED = 16 * 1024 * 1024
+BATCH_MAX_BYTES = BATCH_MAX_INFLATED // 10
 
 
 def encode_batch(stream: str, first: int, item_texts: list[str],
@@ -263,7 +305,7 @@ def inflate(payload: bytes) -> bytes:
 
 
 def decode_batch(payload: bytes) -> Batch:
-    return _parse(Batch, inflate(payload))
+    return _parse(Batch, inflate(payload), BATCH_MAX_ITEMS)
 
 
 def batch_range(payload: bytes) -> tuple[str, str, int, int] | None:
@@ -273,14 +315,36 @@ def batch_range(payload: bytes) -> tuple[str, str, int, int] | None:
     Lets the cloud acknowledge (and dead-letter) a bad batch so it is not resent forever.
     """
     try:
-        data = _json.loads(inflate(payload))
+        data = _loads(inflate(payload), BATCH_MAX_ITEMS)
         stream, first, last = data["stream"], data["first"], data["last"]
         epoch = data.get("epoch", LEGACY_EPOCH)
     except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
-        return None  # ProtocolError included
+        return None  # ProtocolError included: a bomb or a deep text is never acknowledged
     ok = (stream in STREAMS and type(first) is int and type(last) is int  # noqa: E721
-          and 1 <= first <= last and isinstance(epoch, str) and _EPOCH_RE.match(epoch))
+          and 1 <= first <= last <= SEQ_MAX and isinstance(epoch, str)
+          and _EPOCH_RE.match(epoch))
     return (stream, epoch, first, last) if ok else None
+
+
+# What a stored value may be: billing works in Decimal (28 digits) and integer micro-units
+# (18 digits), so a register beyond 10**12 or finer than 10**-9 is no meter's reading.
+VALUE_MAX_ABS = Decimal(10) ** 12
+VALUE_MIN_EXPONENT = -9
+VALUE_MAX_TEXT = 40
+
+
+def check_value(d: Decimal, text: object = None) -> Decimal:
+    """``d`` if a store and billing can hold it; ValueError otherwise."""
+    shown = d if text is None else text
+    if isinstance(text, str) and len(text) > VALUE_MAX_TEXT:
+        raise ValueError(f"value text is longer than {VALUE_MAX_TEXT} characters")
+    if not d.is_finite():
+        raise ValueError(f"value {shown!r} is not finite")
+    if abs(d) >= VALUE_MAX_ABS:
+        raise ValueError(f"value {shown!r} is out of range (|value| < 1e12)")
+    if d and d.normalize().as_tuple().exponent < VALUE_MIN_EXPONENT:  # type: ignore[operator]
+        raise ValueError(f"value {shown!r} has more than {-VALUE_MIN_EXPONENT} decimals")
+    return d
 
 
 class ReadingItem(_Model):
@@ -304,8 +368,7 @@ class ReadingItem(_Model):
             d = Decimal(v)
         except ArithmeticError:
             raise ValueError(f"value {v!r} is not a decimal number") from None
-        if not d.is_finite():
-            raise ValueError(f"value {v!r} is not finite")
+        check_value(d, v)
         return v
 
 
@@ -335,6 +398,13 @@ class SessionItem(_Model):
     start: _AwareDatetime | None = None
     stop: _AwareDatetime | None = None
     energy_wh: Decimal | None = None
+    meter_start_wh: Decimal | None = None  # billing falls back on stop - start
+    meter_stop_wh: Decimal | None = None
+
+    @_field_validator("energy_wh", "meter_start_wh", "meter_stop_wh")
+    @classmethod
+    def _bounded(cls, v: Decimal | None) -> Decimal | None:
+        return None if v is None else check_value(v)
 
 
 ITEM_MODELS: dict[str, type[_Model]] = {

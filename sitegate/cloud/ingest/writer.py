@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -33,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sitegate.cloud.store import tables as t
 from sitegate.sync import protocol as p
@@ -40,6 +41,22 @@ from sitegate.sync import protocol as p
 log = structlog.get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Plausibility:
+    """Times a stored row may carry. ``future``: how far ahead of the cloud's clock (a
+    gateway's clock runs a little fast, never a year). ``backfill``: how far before the
+    gateway was first seen (a gateway may buffer offline for a long time after
+    commissioning, but not before it existed)."""
+
+    future: timedelta = timedelta(days=1)
+    backfill: timedelta = timedelta(days=10 * 366)
+
+
+# The time columns of each stream's rows.
+_TIME_COLUMNS = {"readings": ("ts", "read_at"), "sessions": ("started_at", "stopped_at"),
+                 "events": ("ts",)}
 
 _ITEM_ADAPTERS = {s: TypeAdapter(list[m]) for s, m in p.ITEM_MODELS.items()}  # type: ignore[valid-type]
 
@@ -57,26 +74,41 @@ def _utc(d: datetime | None) -> datetime | None:
 class Writer:
     """Stores what gateways send. Thread-safe as far as the engine is (one per process)."""
 
-    def __init__(self, engine: Engine, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
+    def __init__(self, engine: Engine, max_message_bytes: int = MAX_MESSAGE_BYTES,
+                 plausible: Plausibility = Plausibility()) -> None:
         self.engine = engine
         self.max_message_bytes = max_message_bytes
+        self.plausible = plausible
         self.pg = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self.pg else sqlite.insert
 
     # -- entry point -------------------------------------------------------------------------
 
     def handle(self, topic: str, payload: bytes) -> list[Outgoing]:
-        """Process one message; returns the acks to publish once this returned."""
+        """Process one message; returns the acks to publish once this returned.
+
+        Whatever the message makes go wrong ends in ``dead_letters`` with the reason; only
+        the database being unreachable is raised (the gateway resends, nothing is lost)."""
         try:
             gateway_id, leaf = p.parse_topic(topic)
         except p.ProtocolError as exc:
             self.dead_letter(topic, str(exc), payload)
             return []
-        if leaf in p.STREAMS:
-            return self._batch(topic, gateway_id, leaf, payload)
-        if leaf == p.LEAF_STATUS:
-            self._status(topic, gateway_id, payload)
-        return []
+        try:
+            if leaf in p.STREAMS:
+                return self._batch(topic, gateway_id, leaf, payload)
+            if leaf == p.LEAF_STATUS:
+                self._status(topic, gateway_id, payload)
+            return []
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a value the store refused, or our bug
+            reason = f"not stored: {type(exc).__name__}: {str(exc)[:500]}"
+            log.exception("ingest.not_stored", topic=topic)
+            if leaf in p.STREAMS:
+                return self._reject(topic, gateway_id, leaf, payload, reason)
+            self.dead_letter(topic, reason, payload)
+            return []
 
     # -- uplink batches ------------------------------------------------------------------
 
@@ -102,10 +134,17 @@ class Writer:
             self.dead_letter(topic, reason, payload)
             return []
         _, epoch, first, last = rng
-        with self.engine.begin() as conn:
-            self._dead_letter(conn, topic, f"{reason} (epoch {epoch} seq {first}..{last} "
-                              "acknowledged)", payload)
-            upto = self._advance(conn, gateway_id, stream, epoch, first, last)
+        try:
+            with self.engine.begin() as conn:
+                self._dead_letter(conn, topic, f"{reason} (epoch {epoch} seq {first}..{last} "
+                                  "acknowledged)", payload)
+                upto = self._advance(conn, gateway_id, stream, epoch, first, last)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. a range the store cannot hold
+            self.dead_letter(topic, f"{reason} (range not acknowledged: {exc!s:.200})",
+                             payload)
+            return []
         return [self._ack(gateway_id, stream, upto, first, last, epoch)]
 
     def store_batch(self, gateway_id: str, batch: p.Batch, topic: str = "") -> int:
@@ -116,6 +155,7 @@ class Writer:
         with self.engine.begin() as conn:
             upto = self._lock_mark(conn, gateway_id, batch.stream, batch.epoch, now)
             if batch.last > upto:  # else a resend of committed rows: nothing to write
+                rows = self._plausible_only(conn, gateway_id, batch, rows, bad, now)
                 if rows:
                     conn.execute(
                         self._insert(table).on_conflict_do_nothing(
@@ -123,9 +163,9 @@ class Writer:
                         [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
                     if batch.stream == p.STREAM_SESSIONS:
                         self._upsert_latest(conn, rows)
-                for seq, reason, item in bad:
+                if bad:
                     self._dead_letter(conn, topic or p.topic(gateway_id, batch.stream),
-                                      f"seq {seq}: {reason}", json.dumps(item).encode())
+                                      *_bad_items_letter(batch, bad))
                 upto = self._advance(conn, gateway_id, batch.stream, batch.epoch, batch.first,
                                      batch.last, upto, now)
             self._seen(conn, gateway_id, now)
@@ -155,6 +195,30 @@ class Writer:
         for row in rows:
             row["epoch"] = batch.epoch
         return rows, bad
+
+    def _plausible_only(
+        self, conn: Connection, gateway_id: str, batch: p.Batch, rows: list[dict[str, Any]],
+        bad: list[tuple[int, str, Any]], now: datetime,
+    ) -> list[dict[str, Any]]:
+        """The rows whose times are plausible; the others join ``bad`` (never stored, so
+        never billed)."""
+        seen = conn.execute(select(t.gateways.c.first_seen).where(
+            t.gateways.c.gateway_id == gateway_id)).scalar_one_or_none()
+        earliest = (_utc(seen.replace(tzinfo=seen.tzinfo or UTC)) if seen else now) \
+            - self.plausible.backfill
+        latest = now + self.plausible.future
+        keep = []
+        for row in rows:
+            wrong = [f"{c} {row[c].isoformat()} is "
+                     + ("in the future" if row[c] > latest else "before the gateway existed")
+                     for c in _TIME_COLUMNS[batch.stream]
+                     if row[c] is not None and not earliest <= row[c] <= latest]
+            if wrong:
+                bad.append((row["seq"], "; ".join(wrong), batch.items[row["seq"] - batch.first]))
+            else:
+                keep.append(row)
+        bad.sort(key=lambda b: b[0])
+        return keep
 
     @staticmethod
     def _readings_row(
@@ -302,6 +366,9 @@ class Writer:
     def _status(self, topic: str, gateway_id: str, payload: bytes) -> None:
         if not payload:
             return  # a cleared retained message
+        if len(payload) > self.max_message_bytes:
+            self.dead_letter(topic, f"oversized status: {len(payload)} bytes", payload)
+            return
         try:
             status = p.decode_status(payload)
         except p.ProtocolError as exc:
@@ -320,6 +387,18 @@ class Writer:
         log.warning("ingest.dead_letter", topic=topic, reason=reason[:300], bytes=len(payload))
         conn.execute(t.dead_letters.insert().values(
             received_at=datetime.now(UTC), topic=topic, reason=reason, payload=payload))
+
+
+def _bad_items_letter(batch: p.Batch, bad: list[tuple[int, str, Any]]) -> tuple[str, bytes]:
+    """One dead letter for all refused items of a batch (not one each: a batch of 10,000
+    bad items is one row): the first reasons, and every item with its seq and reason."""
+    shown = "; ".join(f"seq {seq}: {reason}" for seq, reason, _ in bad[:3])
+    more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+    reason = f"{shown}{more} [{len(bad)} of {len(batch.items)} items refused, " \
+             f"epoch {batch.epoch} seq {batch.first}..{batch.last} acknowledged]"
+    payload = json.dumps([{"seq": seq, "reason": reason, "item": item}
+                          for seq, reason, item in bad], default=str).encode()
+    return reason, payload
 
 
 def _rank(row: dict[str, Any]) -> tuple[bool, str, int]:
