@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sitegate.sync.protocol import BATCH_MAX_BYTES, BATCH_MAX_ITEMS
+
 
 class MqttConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -22,9 +24,10 @@ class MqttConfig(BaseModel):
         7 * 24 * 3600, ge=0,
         description="seconds the broker keeps our session (subscriptions, queued commands "
                     "and acks) while we are offline")
-    batch_rows: int = Field(500, ge=1, le=10_000, description="most rows in one uplink batch")
+    batch_rows: int = Field(500, ge=1, le=BATCH_MAX_ITEMS,
+                            description="most rows in one uplink batch")
     batch_bytes: int = Field(
-        256 * 1024, ge=1024,
+        256 * 1024, ge=1024, le=BATCH_MAX_BYTES,
         description="most bytes of rows in one batch (keep well under the cloud's limit)")
     max_inflight: int = Field(
         8, ge=1, le=100, description="batches per stream sent and not yet acknowledged")
