@@ -128,6 +128,20 @@ class LoadManagementConfig(_Strict):
         return self
 
 
+class LimitsConfig(_Strict):
+    """What anyone reaching the OCPP port may hold; refusals are logged once per interval."""
+
+    max_connections: int = Field(200, ge=1, le=2000, description="open charger connections "
+                                 "in all (keep well below the unit's LimitNOFILE)")
+    max_pending: int = Field(8, ge=0, description="connections of chargers not listed in "
+                             "charge_points (unknown_chargers = 'pending') at a time")
+    max_pending_per_address: int = Field(
+        4, ge=0, description="of those, from one IP address (listed chargers are not capped "
+                             "per address: several may sit behind one router)")
+    log_interval: float = Field(60.0, gt=0, description="seconds between log lines about "
+                                "refused connections and unknown chargers")
+
+
 class OcppConfig(_Strict):
     host: str = "0.0.0.0"
     port: int = Field(9000, ge=0, le=65535, description="TCP port; 0 picks a free one (tests)")
@@ -139,6 +153,7 @@ class OcppConfig(_Strict):
     charge_points: list[ChargePointConfig] = []
     badges: list[BadgeConfig] = Field([], description="local badges, besides the cloud's list")
     load_management: LoadManagementConfig = LoadManagementConfig()
+    limits: LimitsConfig = LimitsConfig()
 
     @field_validator("charge_points")
     @classmethod

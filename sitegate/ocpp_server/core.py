@@ -19,12 +19,15 @@ import structlog
 from sitegate.common.sitefile_ocpp import ChargePointConfig, OcppConfig
 from sitegate.ocpp_server.badges import BadgeList, Decision
 from sitegate.ocpp_server.lenient import MeterValue, currents, energy_register
+from sitegate.ocpp_server.limits import Throttle
 from sitegate.ocpp_server.state import StateStore, Tx
 from sitegate.sync.protocol import STREAM_SESSIONS, SessionMeterValue, SessionRecord
 
 log = structlog.get_logger(__name__)
 
 DRAW_LOG = 32  # draw changes kept per charger: more than arrive between main meter reads
+PENDING_KEPT = 64  # unknown chargers remembered (in memory) for `sitegate ocpp list`
+RAW_KEPT = 64 * 1024  # characters of a nonconformant message kept for inspection
 
 
 class Sink(Protocol):
@@ -109,6 +112,10 @@ class Core:
         if cached is not None:
             self.badges.load_cloud(cached)
         self.connections: dict[str, Connection] = {}
+        # Chargers answered Pending: kept in memory only (no row, no uplinked event per
+        # attempt) until the installer lists them; the most recent PENDING_KEPT ids.
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.unknown_seen = Throttle(cfg.limits.log_interval)
         self.on_change: Callable[[], None] = lambda: None  # set by load management
         self.on_boot: Callable[[Connection], Awaitable[None]] | None = None  # by the service
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -120,7 +127,9 @@ class Core:
         """The configured charge point, a default one if unknown chargers are let in."""
         c = self.cfg.charge_point(cp_id)
         if c is None and self.cfg.security.unknown_chargers != "reject":
-            c = ChargePointConfig(id=cp_id)
+            # The handshake checked the id (OCPP identifier rules, wider than the site
+            # file's pattern for listed ids): taken as it is, defaults for the rest.
+            c = ChargePointConfig.model_construct(id=cp_id)
         return c
 
     def is_known(self, cp_id: str) -> bool:
@@ -258,9 +267,27 @@ class Core:
             await self.on_boot(conn)
 
     def keep_raw(self, conn_id: str, action: str, raw: str, problems: list[str]) -> None:
-        self.store.keep_raw(conn_id, action, raw, problems)
+        conn = self.connections.get(conn_id)
+        if conn is not None and not conn.accepted:  # a pending charger stores nothing
+            if self.unknown_seen.due("nonconformant"):
+                log.warning("ocpp.pending_nonconformant", charge_point=conn_id, action=action,
+                            problems=problems[:2])
+            return
+        self.store.keep_raw(conn_id, action, raw[:RAW_KEPT], problems[:20])
         log.warning("ocpp.nonconformant", charge_point=conn_id, action=action,
                     problems=problems[:5])
+
+    def pending_booted(self, cp_id: str, info: dict[str, Any]) -> None:
+        """An unknown charger booted and was answered Pending: remembered in memory, and
+        reported (log and one uplinked event) at most once per interval for all of them."""
+        self.pending.pop(cp_id, None)
+        self.pending[cp_id] = info
+        while len(self.pending) > PENDING_KEPT:
+            del self.pending[next(iter(self.pending))]
+        n = self.unknown_seen.due("unknown_charger")
+        if n:
+            self.event("unknown_charger", severity="warning", charge_point=cp_id,
+                       boots_since_last=n, pending=sorted(self.pending)[:20])
 
     def update_badges(self, payload: dict[str, Any]) -> None:
         self.badges.load_cloud(payload)  # raises ValueError before changing anything

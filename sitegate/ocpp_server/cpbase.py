@@ -39,7 +39,9 @@ class ChargePointBase(RawMessageMixin):
         # asks of a station that is not accepted: otherwise a charger that never proved who
         # it is could check badges and open sessions billed to tenants.
         if not self.conn.accepted and msg.action != "BootNotification":
-            log.warning("ocpp.pending_charger_refused", charge_point=self.id, action=msg.action)
+            if self.core.unknown_seen.due("pending_refused"):
+                log.warning("ocpp.pending_charger_refused", charge_point=self.id,
+                            action=msg.action)
             error = SecurityError(description="charge point not accepted by the central system")
             await self._send(msg.create_call_error(error).to_json())  # type: ignore[attr-defined]
             return None
@@ -48,10 +50,13 @@ class ChargePointBase(RawMessageMixin):
     async def booted(self, vendor: str | None, model: str | None, **info: Any) -> str:
         """Record a BootNotification; the status to answer with."""
         self.conn.vendor, self.conn.model = vendor, model
-        self.core.store.update_charger(self.id, version=self.VERSION, vendor=vendor,
-                                       model=model, booted=now(), **info)
+        seen = {"version": self.VERSION, "vendor": vendor, "model": model, "booted": now(),
+                **info}
         if not self.conn.accepted:
+            self.core.pending_booted(self.id, {k: str(v)[:64] if v is not None else None
+                                               for k, v in seen.items()})
             return "Pending"
+        self.core.store.update_charger(self.id, **seen)
         # Before answering: a transaction started right after the boot must not be taken
         # for one the reboot interrupted.
         await self.core.close_after_reboot(self.conn)
@@ -63,10 +68,8 @@ class ChargePointBase(RawMessageMixin):
         self.core.spawn_call(self._after_booted())
 
     async def _after_booted(self) -> None:
-        if not self.conn.accepted:
-            self.core.event("unknown_charger", severity="warning", charge_point=self.id)
-            return
-        await self.core.after_boot(self.conn)
+        if self.conn.accepted:
+            await self.core.after_boot(self.conn)
 
     async def _call(self, payload: Any) -> Any:
         """A request to the charger; its CallError raises instead of returning None."""
