@@ -82,6 +82,7 @@ class CentralSystem:
             "badge_list_version": self.core.badges.version,
             "load_management": self.load.last if self.cfg.load_management.enabled else None,
             "profiles_disabled": sorted(c.cp_id for c in conns.values() if c.profiles_disabled),
+            "pending_seen": sorted(self.core.pending),  # unknown chargers, newest kept
         }
 
     def main_meter_read(self) -> None:
