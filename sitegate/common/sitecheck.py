@@ -207,4 +207,8 @@ def config_warnings(cfg: SiteConfig) -> list[tuple[Loc, str]]:
             out.append((("meters", i, "interval"),
                         f"the main meter is read every {every} s; load management reacts to "
                         "an overload only at a reading: 1-5 s is usual"))
+    if cfg.ocpp is not None and cfg.ocpp.security.profile == 0:
+        out.append((("ocpp", "security", "profile"),
+                    "0 lets any charger on the network act as a listed one (no password): "
+                    "use 1 (basic auth) or 2 (basic auth over TLS)"))
     return out

@@ -154,6 +154,7 @@ def test_check_config_catches_unknown_mbus_profile(tmp_path: Path) -> None:
 OCPP = GOOD + """
 [ocpp]
 port = 9000
+security = { profile = 1 }
 
 [[ocpp.charge_points]]
 id = "garage-1"
@@ -311,3 +312,7 @@ def test_check_config_warns_when_the_main_meter_is_read_too_seldom(tmp_path: Pat
     assert warnings(OCPP.replace("interval = 900", "interval = 2")) == []
     # no load management on it: nothing to warn about
     assert warnings(OCPP.replace('main_meter = "apt-1"\n', "")) == []
+    # chargers without authentication
+    [w] = warnings(OCPP.replace("interval = 900", "interval = 2")
+                   .replace("profile = 1", "profile = 0"))
+    assert w["path"] == "ocpp.security.profile" and "0 lets any charger" in w["message"]

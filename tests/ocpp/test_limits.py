@@ -136,3 +136,13 @@ def test_malformed_frames_get_a_call_error_or_are_ignored_never_a_drop(
             assert cs.health()["connected"] == 1
             await ws.close()
     run(scenario())
+
+
+def test_the_example_site_authenticates_its_chargers() -> None:
+    from sitegate.common.sitecheck import config_warnings
+    from sitegate.common.sitefile import load_config
+
+    example = Path(__file__).resolve().parents[2] / "config/examples/apartment-building.toml"
+    cfg = load_config(str(example))
+    assert cfg.ocpp is not None and cfg.ocpp.security.profile in (1, 2)
+    assert not [w for loc, w in config_warnings(cfg) if loc[:2] == ("ocpp", "security")]
