@@ -35,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_keys_argument(p)  # given (or $SITEGATE_CLOUD_KEYS): mTLS as the cloud, and enrolment
     p.add_argument("--max-message-bytes", type=int, default=1024 * 1024,
                    help="larger uplink messages go to the dead letters")
+    p.add_argument("--max-future-hours", type=float, default=24,
+                   help="rows timed further ahead of the cloud's clock are dead-lettered")
+    p.add_argument("--max-backfill-days", type=float, default=3660,
+                   help="rows timed this long before the gateway was first seen are "
+                        "dead-lettered")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("migrate", help="bring the database schema up to date")
@@ -88,8 +93,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
     from sitegate.cloud.api.serve import http_problem, run_http
     from sitegate.cloud.ingest.service import IngestService
+    from sitegate.cloud.ingest.writer import Plausibility
     from sitegate.cloud.secrets import SecretError, broker_password
     from sitegate.cloud.store.db import upgrade
 
@@ -116,6 +124,8 @@ def _serve(args: argparse.Namespace) -> int:
     service = IngestService(
         args.db, args.broker, client_id=args.client_id, username=args.username,
         password=password, max_message_bytes=args.max_message_bytes, **tls,
+        plausible=Plausibility(timedelta(hours=args.max_future_hours),
+                               timedelta(days=args.max_backfill_days)),
     )
     stop = threading.Event()
     if args.http:

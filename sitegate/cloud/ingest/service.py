@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from sitegate.cloud.ingest.writer import MAX_MESSAGE_BYTES, Writer
+from sitegate.cloud.ingest.writer import MAX_MESSAGE_BYTES, Plausibility, Writer
 from sitegate.cloud.store.db import make_engine
 from sitegate.common import provisioning as pv
 from sitegate.sync import protocol as p
@@ -59,8 +59,10 @@ class IngestService:
         key_file: str | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         provisioner: Any = None,
+        plausible: Plausibility | None = None,
     ) -> None:
-        self.writer = Writer(make_engine(db_url), max_message_bytes)
+        self.writer = Writer(make_engine(db_url), max_message_bytes,
+                             plausible or Plausibility())
         self.host, self.port, tls = parse_broker(broker_url)
         cid = client_id or f"sitegate-ingest-{socket.gethostname()}-{os.getpid()}-" \
                            f"{uuid.uuid4().hex[:6]}"
