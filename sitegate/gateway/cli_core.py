@@ -207,6 +207,11 @@ def _uplink_lines(h: dict[str, Any]) -> list[str]:
         since = s.get("disconnected_since")
         state = "NOT connected" + (f" since {since}" if since else "")
     out = [f"uplink: {state} (buffer epoch {s.get('epoch', '?')})"]
+    if s.get("enrolment"):
+        out.append(f"enrolment: {s['enrolment']}")
+    if (s.get("identity") or {}).get("not_after"):
+        out.append(f"certificate valid until {s['identity']['not_after']}"
+                   + (f" ({s['identity']['problem']})" if s["identity"].get("problem") else ""))
     rows = []
     for stream, backlog in s["backlog"].items():
         ack = s["last_ack"].get(stream) or {}

@@ -18,7 +18,7 @@ from sitegate.sync.config import MqttConfig
 
 log = structlog.get_logger(__name__)
 
-RETRY_MIN, RETRY_MAX = 5.0, 600.0
+RETRY_MIN, RETRY_MAX = 2.0, 600.0
 RENEW_CHECK = 6 * 3600.0  # seconds between looks at the certificate's expiry
 
 
@@ -60,8 +60,10 @@ class Uplink:
             self.sync.wake()
 
     def health(self) -> dict[str, Any]:
-        if self.sync is None:
-            return {"connected": False, "enrolment": self.problem or "pending"}
+        if self.sync is None:  # the sync client's shape, so that status shows it as is
+            return {"connected": False, "disconnected_since": None, "backlog": {},
+                    "last_ack": {}, "in_flight": {},
+                    "enrolment": f"pending: {self.problem or 'first attempt'}"}
         return {**self.sync.health(), "identity": self._cert_health()}
 
     def _cert_health(self) -> dict[str, Any]:

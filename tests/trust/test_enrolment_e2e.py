@@ -176,3 +176,33 @@ def test_wrong_broker_pin_sends_nothing(world: dict) -> None:
     assert res.returncode == 1 and "does not match the token's pin" in res.stderr, res
     # the token is unused: the real broker still takes it
     assert enrol(cfg, "--claim", tok).returncode == 0
+
+
+def test_daemon_waits_for_a_token_and_enrols_when_it_appears(world: dict) -> None:
+    """Not enrolled and no token: the daemon runs (buffers), says what is missing, and
+    enrols as soon as the token is in its state directory, without a restart."""
+    cfg = site_file(world, "gw-later")
+    state = cfg.parent
+    with (state / "daemon.log").open("wb") as out:
+        daemon = subprocess.Popen([sys.executable, "-m", "sitegate.gateway.cli", "run", "-c",
+                                   str(cfg)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    world["procs"].append(daemon)
+
+    def status() -> str:
+        res = subprocess.run([sys.executable, "-m", "sitegate.gateway.cli", "status", "-c",
+                              str(cfg)], capture_output=True, text=True, timeout=30, cwd=ROOT)
+        return res.stdout + res.stderr
+
+    text = wait_until(lambda: (s := status()) and "enrolment: pending" in s and s, "pending")
+    assert f"put a claim token (sitegate-cloud gateways claim-token) in {state}" in text
+    assert "Traceback" not in text
+    (state / "claim-token").write_text(token(world, "site-2")["token"])
+    wait_until(lambda: cloud_readings(world["db"], "gw-later") >= 1, "readings in the cloud", 120)
+    # readings buffered while it waited are sent too: the buffer's first one is there
+    with sqlite3.connect(world["db"]) as conn:
+        first = conn.execute("SELECT MIN(seq) FROM readings WHERE gateway_id = 'gw-later'"
+                             ).fetchone()
+    assert first[0] == 1
+    wait_until(lambda: "certificate valid until" in status(), "status shows the certificate")
+    daemon.terminate()
+    daemon.wait(30)
