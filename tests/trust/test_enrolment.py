@@ -123,3 +123,29 @@ def test_renewal_needs_the_current_cert_and_the_same_key(prov: Provisioner,
 def test_claim_token_expiry_is_bounded(prov: Provisioner) -> None:
     with pytest.raises(EnrolmentError):
         create_claim_token(prov.engine, prov.ca, "s1", timedelta(days=31))
+
+
+@pytest.mark.timeout(60)
+def test_an_enrolment_flood_never_holds_up_the_uplink(prov: Provisioner, tmp_path: Path) -> None:
+    """Anonymous clients may send requests as fast as they like: beyond a small queue they
+    are dropped (a real gateway asks again), and the uplink's queue stays free. (Before, they
+    shared the uplink's queue: the 1001st blocked the network thread, and ingest with it.)"""
+    import paho.mqtt.client as mqtt
+
+    from sitegate.cloud.ingest.service import PROVISION_QUEUE, IngestService
+
+    service = IngestService(str(tmp_path / "cloud.db"), "mqtt://127.0.0.1:1",
+                            provisioner=prov)
+
+    def deliver(topic: str) -> None:
+        msg = mqtt.MQTTMessage(topic=topic.encode())
+        msg.payload = b"{}"
+        service._on_message(service.client, None, msg)
+
+    flood = 3000
+    for i in range(flood):
+        deliver(pv.request_topic(f"{i:032x}"))
+    deliver("sitegate/v1/gw-1/readings")
+    assert service.provision_inbox.qsize() == PROVISION_QUEUE
+    assert service.provision_dropped == flood - PROVISION_QUEUE
+    assert service.inbox.qsize() == 1  # the batch, waiting for the writer alone

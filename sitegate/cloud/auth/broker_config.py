@@ -26,6 +26,7 @@ class BrokerSettings:
     bind: str | None = None
     user: str | None = None  # mosquitto drops to this user ("root" only in tests)
     data: str = "/var/lib/mosquitto/"  # persistence (sessions and queued downlink)
+    provision_connections: int = 64  # enrolling clients at once
 
 
 def mosquitto_conf(s: BrokerSettings) -> str:
@@ -47,6 +48,8 @@ def mosquitto_conf(s: BrokerSettings) -> str:
         f"acl_file {d}/acl\n"
         "\n# Enrolment: TLS without client certificate; only the provisioning topics.\n"
         f"listener {s.provision_port}{bind}\n{tls}"
+        "# anonymous: bounded, so that a flood cannot take the broker's descriptors\n"
+        f"max_connections {s.provision_connections}\n"
         "allow_anonymous true\n"
         f"acl_file {d}/acl-provision\n"
     )

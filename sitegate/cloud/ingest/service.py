@@ -30,6 +30,8 @@ from sitegate.sync import protocol as p
 
 log = structlog.get_logger(__name__)
 
+PROVISION_QUEUE = 64  # enrolment requests waiting; more are dropped
+
 
 def parse_broker(url: str) -> tuple[str, int, bool]:
     """(host, port, tls) from mqtt://host[:port] or mqtts://host[:port]."""
@@ -81,6 +83,11 @@ class IngestService:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=1000)
+        # Enrolment requests come from anonymous clients: their own small lane and thread,
+        # dropped when full (the gateway asks again), so a flood never holds up the uplink.
+        self.provision_inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(
+            maxsize=PROVISION_QUEUE)
+        self.provision_dropped = 0
         self.connected = threading.Event()
         self.processed = 0
 
@@ -106,6 +113,14 @@ class IngestService:
         level("ingest.disconnected", reason=str(rc))
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if self.provisioner is not None and msg.topic.startswith(pv.PREFIX + "/"):
+            try:
+                self.provision_inbox.put_nowait((msg.topic, bytes(msg.payload)))
+            except queue.Full:
+                self.provision_dropped += 1
+                if self.provision_dropped % 1000 == 1:  # a flood: one line per thousand
+                    log.warning("enrol.dropped", total=self.provision_dropped)
+            return
         self.inbox.put((msg.topic, bytes(msg.payload)))
 
     # the writer thread -----------------------------------------------------------------------
@@ -116,9 +131,7 @@ class IngestService:
         while (item := self.inbox.get()) is not None:
             topic, payload = item
             try:
-                out = (self.provisioner.handle(topic, payload)
-                       if self.provisioner is not None and topic.startswith(pv.PREFIX + "/")
-                       else self.writer.handle(topic, payload))
+                out = self.writer.handle(topic, payload)
             except Exception:  # noqa: BLE001 - e.g. database down: never lose the loop
                 log.exception("ingest.write_failed", topic=topic)
                 continue  # not acked: the gateway resends after its timeout
@@ -128,10 +141,23 @@ class IngestService:
                 self.client.publish(msg.topic, msg.payload, qos=1)
             self.processed += 1
 
+    def _provision_work(self) -> None:
+        while (item := self.provision_inbox.get()) is not None:
+            try:
+                out = self.provisioner.handle(*item)
+            except Exception:  # noqa: BLE001 - e.g. database down: the gateway asks again
+                log.exception("enrol.failed")
+                continue
+            for msg in out:
+                self.client.publish(msg.topic, msg.payload, qos=1)
+
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop`` is set."""
         worker = threading.Thread(target=self._work, name="ingest-writer", daemon=True)
         worker.start()
+        enrol = threading.Thread(target=self._provision_work, name="ingest-enrol", daemon=True)
+        if self.provisioner is not None:
+            enrol.start()
         self.client.connect_async(self.host, self.port, keepalive=30, clean_start=True)
         self.client.loop_start()
         try:
@@ -139,6 +165,10 @@ class IngestService:
         finally:
             self.inbox.put(None)
             worker.join(timeout=30)
+            if enrol.is_alive():
+                with contextlib.suppress(queue.Full):
+                    self.provision_inbox.put(None, timeout=5)
+                enrol.join(timeout=10)
             self.client.disconnect()
             self.client.loop_stop()
             log.info("ingest.stopped", processed=self.processed)
