@@ -37,7 +37,7 @@ from sqlalchemy import create_engine, text
 
 from sitegate.cloud.store import tables as t
 from sitegate.cloud.store.db import make_engine, normalize_url, upgrade
-from sitegate.gateway.buffer import Buffer
+from sitegate.gateway.buffer import Buffer, reading_row
 from sitegate.sync.client import SyncClient
 from sitegate.sync.config import MqttConfig
 from sitegate.sync.protocol import Reading
@@ -113,7 +113,8 @@ async def drain_and_live(args: argparse.Namespace, workdir: Path, broker: str, d
     buf.acks = []
     print(f"filling the gateway buffer with {args.rows:,} readings ...", flush=True)
     for first in range(1, args.rows + 1, 10_000):
-        buf.append_readings(reading(n) for n in range(first, min(first + 10_000, args.rows + 1)))
+        buf.write([reading_row(reading(n))
+                   for n in range(first, min(first + 10_000, args.rows + 1))])
     cfg = MqttConfig(broker=broker, drain_rate=None, batch_rows=args.batch, max_inflight=8,
                      ack_timeout=60, poll_interval=0.5)
     client = SyncClient(cfg, "gw-bench", buf)
@@ -128,7 +129,7 @@ async def drain_and_live(args: argparse.Namespace, workdir: Path, broker: str, d
     committed: dict[int, float] = {}
     for _ in range(args.live_cycles):
         have = buf.last_seq("readings")
-        buf.append_readings(reading(n) for n in range(have + 1, have + 21))
+        buf.write([reading_row(reading(n)) for n in range(have + 1, have + 21)])
         committed[have + 20] = time.time()
         for n in range(have + 1, have + 20):
             committed[n] = committed[have + 20]

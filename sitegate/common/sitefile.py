@@ -110,6 +110,9 @@ class Meter(_Strict):
 class Storage(_Strict):
     path: str = "/var/lib/sitegate/buffer.db"
     max_mb: int = Field(1024, ge=1, description="size cap; acknowledged rows are removed first")
+    pending_max_kb: int = Field(
+        16384, ge=64, description="memory for poll cycles waiting while the buffer cannot be "
+        "written (disk full); past it the oldest are dropped, counted and reported")
 
 
 class Health(_Strict):

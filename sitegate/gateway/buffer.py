@@ -18,7 +18,7 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,13 @@ from typing import Any
 import sqlite_utils
 import structlog
 
-from sitegate.sync.protocol import LEGACY_EPOCH, STREAM_EVENTS, STREAMS, Reading
+from sitegate.sync.protocol import (
+    LEGACY_EPOCH,
+    STREAM_EVENTS,
+    STREAM_READINGS,
+    STREAMS,
+    Reading,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +95,8 @@ def _quoted(text: str) -> str:
     return json.dumps(text)
 
 
-def _reading_json(r: Reading) -> str:
+def reading_json(r: Reading) -> str:
+    """A reading's stored JSON text (``json.dumps(r.to_dict())`` up to spacing), fast."""
     # Meter ids, quantities and units repeat every cycle: their JSON quoting is cached.
     text = (f'{{"meter_id":{_quoted(r.meter_id)},"ts":"{_iso(r.ts)}",'
             f'"quantity":{_quoted(r.quantity)},"value":"{r.value}",'
@@ -101,6 +108,10 @@ def _reading_json(r: Reading) -> str:
     return text + "}"
 
 
+def reading_row(r: Reading) -> Row:
+    return (STREAM_READINGS, _iso(r.ts), reading_json(r))
+
+
 @functools.lru_cache(maxsize=64)
 def _iso(t: datetime) -> str:
     # A poll cycle's readings share a handful of timestamps; formatting each once counts.
@@ -108,6 +119,8 @@ def _iso(t: datetime) -> str:
 
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
+encode = _encode  # payload dict -> stored JSON text
+Row = tuple[str, str, str]  # (stream, ts, payload JSON text): one entry, serialized
 CAP_CHECK_BYTES = 256 * 1024  # look at the file size after this much new data
 
 
@@ -220,63 +233,78 @@ class Buffer:
     def append_many(
         self, batches: dict[str, tuple[Sequence[dict[str, Any]], Sequence[str] | None]]
     ) -> dict[str, tuple[int, int]]:
-        """Append to several streams in ONE transaction (a poll cycle's readings and events)."""
-        prepared = []
+        """Append to several streams in ONE transaction (direct use: tools and tests; the
+        daemon writes through its one writer, sitegate.gateway.writer)."""
+        rows: list[Row] = []
         for stream, (payloads, ts) in batches.items():
             if stream not in STREAMS:
                 raise ValueError(f"unknown stream {stream!r}")
-            if not payloads:
-                continue
-            texts = [_encode(p) for p in payloads]
             stamps = list(ts) if ts is not None else [p.get("ts") or _now() for p in payloads]
-            prepared.append((stream, texts, stamps))
-        return self._insert(prepared)
+            rows.extend(zip(itertools.repeat(stream), stamps, map(_encode, payloads)))
+        return self.write(rows)
 
-    def _insert(
-        self, prepared: list[tuple[str, list[str], list[str]]]
-    ) -> dict[str, tuple[int, int]]:
+    def write(self, rows: Sequence[Row], mark: str | None = None) -> dict[str, tuple[int, int]]:
+        """Rows (stream, ts, payload JSON text), already serialized, in ONE transaction, each
+        stream's rows numbered in the order given. ``mark`` (the writer's hand-over mark) is
+        stored in the same transaction, so after an error that leaves it unclear whether the
+        commit happened, ``written_mark`` tells. Returns each stream's (first, last) seq.
+
+        Once the commit is done this never raises: the size cap is enforced after it, and
+        its failure is logged, not reported as a failed write (which would be retried)."""
         ranges: dict[str, tuple[int, int]] = {}
-        if not prepared:
+        if not rows and mark is None:
             return ranges
+        per_stream: dict[str, list[tuple[str, str]]] = {}
+        for stream, ts, text in rows:
+            if stream not in STREAMS:
+                raise ValueError(f"unknown stream {stream!r}")
+            per_stream.setdefault(stream, []).append((ts, text))
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for stream, texts, stamps in prepared:
+                for stream, items in per_stream.items():
                     row = conn.execute(
                         "SELECT last_seq FROM streams WHERE stream=?", (stream,)
                     ).fetchone()
                     first = (row[0] if row else 0) + 1
                     conn.executemany(
                         "INSERT INTO entries (stream, seq, ts, payload) VALUES (?,?,?,?)",
-                        zip(itertools.repeat(stream), itertools.count(first), stamps, texts),
+                        ((stream, seq, ts, text)
+                         for seq, (ts, text) in zip(itertools.count(first), items)),
                     )
-                    last = first + len(texts) - 1
+                    last = first + len(items) - 1
                     conn.execute(
                         "INSERT INTO streams (stream, last_seq) VALUES (?, ?) "
                         "ON CONFLICT(stream) DO UPDATE SET last_seq=excluded.last_seq",
                         (stream, last),
                     )
                     ranges[stream] = (first, last)
+                if mark is not None:
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('writer_mark', ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (mark,))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT may already have rolled back
+                    conn.execute("ROLLBACK")
                 raise
         if self.max_bytes is not None:
-            self._since_cap_check += sum(len(t) for _, texts, _ in prepared for t in texts)
+            self._since_cap_check += sum(len(text) for _, _, text in rows)
             if self._since_cap_check >= min(CAP_CHECK_BYTES, self.max_bytes // 16):
                 self._since_cap_check = 0
-                self.enforce_cap()
+                try:
+                    self.enforce_cap()
+                except Exception:  # noqa: BLE001 - the rows are in; the next check retries
+                    log.exception("buffer.cap_check_failed")
         return ranges
 
-    def append_readings(self, readings: Iterable[Reading]) -> tuple[int, int] | None:
-        """The hot path: readings serialized straight to JSON text (same text as
-        ``json.dumps(r.to_dict())`` up to spacing) in one transaction."""
-        rows = list(readings)
-        if not rows:
-            return None
-        return self._insert([("readings", [_reading_json(r) for r in rows],
-                              [_iso(r.ts) for r in rows])]).get("readings")
+    def written_mark(self) -> str | None:
+        """The mark of the last ``write`` that carried one (see ``write``)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM meta WHERE key='writer_mark'").fetchone()
+        return row[0] if row else None
 
     def append_event(self, kind: str, severity: str = "info", **fields: Any) -> None:
         payload = {"ts": _now(), "kind": kind, "severity": severity, **fields}

@@ -25,7 +25,8 @@ from sitegate.gateway.buffer import Buffer
 from sitegate.gateway.buses import make_client, meter_ref
 from sitegate.gateway.control import ControlServer
 from sitegate.gateway.scheduler import BusWorker
-from sitegate.sync.protocol import STREAM_EVENTS, STREAM_READINGS, Reading
+from sitegate.gateway.writer import BufferView, Writer, spill_path
+from sitegate.sync.protocol import Reading
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +53,7 @@ class Daemon:
         self.ocpp: Any = None
         self.points: Any = None  # local RFID relay points ([relays])
         self.sync: Any = None
-        self._unwritten: list[tuple[list[Reading], list[dict[str, Any]]]] = []
+        self.writer: Writer | None = None
         self._stop = asyncio.Event()
         self._lock_file: Any = None
         self.started = datetime.now().astimezone()
@@ -60,30 +61,26 @@ class Daemon:
     # -- the buffer sink -------------------------------------------------------------------
 
     async def commit(self, readings: list[Reading], events: list[dict[str, Any]]) -> None:
-        """One poll cycle into the buffer in one transaction. If the write fails (disk full,
-        I/O error) the cycle stays in memory and is retried with the next one."""
-        assert self.buffer is not None
+        """A bus worker's poll cycle: handed to the one writer (sitegate.gateway.writer),
+        which writes it exactly once, in one transaction, in hand-over order."""
+        assert self.writer is not None
         for r in readings:
             self.latest[(r.meter_id, r.quantity)] = r
         if self.ocpp is not None and self.config.ocpp is not None and any(
                 r.meter_id == self.config.ocpp.load_management.main_meter
                 and r.quantity in MAIN_METER_CURRENTS for r in readings):
             self.ocpp.main_meter_read()  # an overload is reduced now, not at the next pass
-        self._unwritten.append((readings, events))
-        all_r = [r for batch, _ in self._unwritten for r in batch]
-        all_e = [e for _, batch in self._unwritten for e in batch]
-        try:
-            await asyncio.to_thread(self.buffer.append_many, {
-                STREAM_READINGS: ([r.to_dict() for r in all_r], [r.ts.isoformat() for r in all_r]),
-                STREAM_EVENTS: (all_e, None),
-            })
-        except Exception:
-            log.exception("buffer.write_failed", pending_cycles=len(self._unwritten),
-                          readings=len(all_r))
-            return
-        self._unwritten.clear()
+        self.writer.submit_cycle(readings, events)
+
+    def _rows_written(self) -> None:
         if self.sync is not None:
             self.sync.wake()  # new rows: send now rather than at the next poll
+
+    def _writer_state_changed(self) -> None:
+        # The cloud hears of a failing disk now (an Uplink holds its client once enrolled).
+        client = getattr(self.sync, "sync", self.sync)
+        if client is not None and hasattr(client, "publish_status"):
+            client.publish_status()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -197,6 +194,8 @@ class Daemon:
         self.site_file_not_in_effect = remote_config.live_changes(self.local_config, target)
         if self.buffer is not None:
             self.buffer.max_bytes = target.storage.max_mb * 1024 * 1024
+        if self.writer is not None:
+            self.writer.max_pending_bytes = target.storage.pending_max_kb * 1024
         for name, w in fresh.items():
             self.workers[name] = w
             self._start_worker(name)
@@ -207,12 +206,13 @@ class Daemon:
     def _build_services(self, ctl: ControlServer) -> None:
         """The optional parts, each only when its table is in the site file."""
         cfg = self.config
-        assert self.buffer is not None
+        assert self.buffer is not None and self.writer is not None
+        view = BufferView(self.buffer, self.writer)  # their appends go through the writer
         if cfg.ocpp is not None:
             from sitegate.ocpp_server.service import CentralSystem
 
             self.ocpp = CentralSystem(
-                cfg.ocpp, self.buffer, str(Path(cfg.storage.path).with_name("ocpp-state.db")),
+                cfg.ocpp, view, str(Path(cfg.storage.path).with_name("ocpp-state.db")),
                 main_meter_currents=self._main_meter_currents,
             )
             self.services.append(self.ocpp)
@@ -225,14 +225,17 @@ class Daemon:
             from sitegate.sync.client import SyncClient
 
             def make_sync(mqtt: Any) -> SyncClient:
-                return SyncClient(
-                    mqtt, cfg.gateway_id, self.buffer,  # type: ignore[arg-type]
+                client = SyncClient(
+                    mqtt, cfg.gateway_id, view,  # type: ignore[arg-type]
                     on_config=self._apply_remote_config,
                     on_badges=self.ocpp.update_badges if self.ocpp is not None
                     else self.points.update_badges if self.points is not None else None,
                     on_command=self._cloud_command,
                     applied_config_version=self.applied.version if self.applied else None,
                 )
+                client.status_extra = lambda: {"buffer_writer": self.writer.status()
+                                               if self.writer else None}
+                return client
 
             # mqtts without client files: mutual TLS with the box's own identity (enrolled
             # from the claim token in the state directory if need be).
@@ -318,7 +321,7 @@ class Daemon:
             "buses": [w.health() for w in self.workers.values()],
             "backlog": {s: v["unacknowledged"] for s, v in stats["streams"].items()},
             "buffer_bytes": stats["used_bytes"],
-            "unwritten_cycles": len(self._unwritten),
+            "writer": self.writer.health() if self.writer else None,
             "config": {"source": "remote" if self.applied else "local",
                        "version": self.applied.version if self.applied else None,
                        "applied_at": self.applied.applied_at if self.applied else None,
@@ -341,6 +344,11 @@ class Daemon:
         self._startup_config()
         cfg = self.config
         self.buffer = Buffer(cfg.storage.path, max_bytes=cfg.storage.max_mb * 1024 * 1024)
+        self.writer = Writer(self.buffer, max_pending_bytes=cfg.storage.pending_max_kb * 1024,
+                             spill=spill_path(cfg.storage.path), on_written=self._rows_written,
+                             on_state=self._writer_state_changed)
+        self.writer.start()
+        self.writer.take_back()  # what the last run could not write, before anything new
         self._build_workers()
         ctl = self._control()
         self._build_services(ctl)
@@ -366,20 +374,25 @@ class Daemon:
             async with self._config_lock:  # no config switch half done
                 for w in self.workers.values():
                     w.stop()
-                # Workers finish the meter they are reading and commit their cycle.
+                # Workers finish the meter they are reading and hand over their cycle.
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-            if self._unwritten:
-                await self.commit([], [])
             for service in reversed(self.services):
                 try:
                     await service.stop()
                 except Exception:
                     log.exception("service.stop_failed", service=type(service).__name__)
+            await self.writer.close()  # a last write; what is left goes to the spill file
             watchdog.cancel()
             await ctl.stop()
             self.buffer.close()
-            log.info("daemon.stopped")
+            w = self.writer.health()
+            log.info("daemon.stopped", readings_polled=self._readings_polled(),
+                     rows_written=w["written_rows"], lost_rows=w["lost_rows"])
         return 0
+
+    def _readings_polled(self) -> int:
+        """Readings the bus workers of this run handed over (for the stop log)."""
+        return sum(m.readings for w in self.workers.values() for m in w.meters)
 
     async def _watchdog(self) -> None:
         interval = sdnotify.watchdog_interval()

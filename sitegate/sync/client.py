@@ -131,6 +131,8 @@ class SyncClient:
         self._net: threading.Thread | None = None
         self.bytes_sent = 0
         self.batches_sent = 0
+        # More health for the retained status (the daemon's buffer writer), set by the daemon.
+        self.status_extra: Callable[[], dict[str, Any]] | None = None
         self.client = self._make_client()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -516,8 +518,14 @@ class SyncClient:
             epoch=self.epoch,
             config_rejected=self.config_rejected, badges_version=self.badges_version,
             backlog=h["backlog"],
+            **(self.status_extra() if self.status_extra is not None else {}),
         )
         return p.dumps(status.model_dump(mode="json"))
+
+    def publish_status(self) -> None:
+        """Publish the retained status now (thread-safe), e.g. when the buffer cannot be
+        written."""
+        self._publish_status()
 
     def _publish_status(self) -> None:
         if self._connected:

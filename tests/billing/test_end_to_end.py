@@ -32,7 +32,7 @@ from qrpage import mod10_check_digit, qr_fields
 from sitegate.cloud.billing import ops
 from sitegate.cloud.ingest.service import IngestService
 from sitegate.cloud.store.db import make_engine, upgrade
-from sitegate.gateway.buffer import Buffer
+from sitegate.gateway.buffer import Buffer, reading_row
 from sitegate.sync.client import SyncClient
 from sitegate.sync.config import MqttConfig
 from sitegate.sync.protocol import Reading, SessionRecord
@@ -68,7 +68,7 @@ def fill(buffer: Buffer) -> int:
         for k, (_, inc) in registers().items():
             values[k] += inc(i)  # type: ignore[operator]
     for d in range(0, len(cycles), 96):
-        buffer.append_readings([r for c in cycles[d:d + 96] for r in c])
+        buffer.write([reading_row(r) for c in cycles[d:d + 96] for r in c])
     return len(cycles) * len(values)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sitegate.gateway.buffer import MIGRATIONS, Buffer
+from sitegate.gateway.buffer import MIGRATIONS, Buffer, reading_row
 from sitegate.sync.protocol import LEGACY_EPOCH, ProtocolError, Reading, check_epoch
 
 
@@ -17,10 +17,15 @@ def _readings(n: int, start: int = 0) -> list[Reading]:
     return [Reading("m1", ts, "1-0:1.8.0", Decimal(f"{start + i}.125"), "kWh") for i in range(n)]
 
 
+def _append(buf: Buffer, readings: list[Reading]) -> tuple[int, int] | None:
+    """Readings as the daemon's writer stores them: one transaction, serialized rows."""
+    return buf.write([reading_row(r) for r in readings]).get("readings")
+
+
 def test_sequences_ack_and_pending(tmp_path: Path) -> None:
     buf = Buffer(tmp_path / "b.db")
-    assert buf.append_readings(_readings(3)) == (1, 3)
-    assert buf.append_readings(_readings(2, 3)) == (4, 5)
+    assert _append(buf, _readings(3)) == (1, 3)
+    assert _append(buf, _readings(2, 3)) == (4, 5)
     assert [e.seq for e in buf.pending("readings")] == [1, 2, 3, 4, 5]
     assert Reading.from_dict(buf.pending("readings")[0].data()).value == Decimal("0.125")
     assert buf.ack("readings", 3) == 3
@@ -30,7 +35,7 @@ def test_sequences_ack_and_pending(tmp_path: Path) -> None:
     buf.close()
     # durable across reopen; sequence continues
     buf = Buffer(tmp_path / "b.db")
-    assert buf.append_readings(_readings(1)) == (6, 6)
+    assert _append(buf, _readings(1)) == (6, 6)
     assert buf.acked_upto("readings") == 5
 
 
@@ -44,7 +49,7 @@ def test_one_transaction_for_readings_and_events(tmp_path: Path) -> None:
 def test_cap_removes_only_acknowledged_rows_and_alarms(tmp_path: Path) -> None:
     buf = Buffer(tmp_path / "b.db", max_bytes=400_000)
     for i in range(20):
-        buf.append_readings(_readings(200, i * 200))
+        _append(buf, _readings(200, i * 200))
     used = buf.used_bytes()
     assert used > 400_000  # nothing acknowledged: nothing may go
     assert buf.stats()["streams"]["readings"]["rows"] == 4000
@@ -69,7 +74,7 @@ def test_corrupt_file_is_quarantined_not_deleted(tmp_path: Path) -> None:
     events = [e.data() for e in buf.pending("events")]
     assert events[0]["kind"] == "buffer_corrupt" and events[0]["severity"] == "alarm"
     assert events[0]["epoch"] == buf.epoch != LEGACY_EPOCH
-    assert buf.append_readings(_readings(1)) == (1, 1)
+    assert _append(buf, _readings(1)) == (1, 1)
 
 
 def test_epoch_is_made_once_with_the_file_and_a_recreated_file_gets_another(
@@ -79,7 +84,7 @@ def test_epoch_is_made_once_with_the_file_and_a_recreated_file_gets_another(
     first = buf.epoch
     assert re.fullmatch(r"\d{14}-[0-9a-f]{12}", first)
     assert check_epoch(first) == first
-    buf.append_readings(_readings(3))
+    _append(buf, _readings(3))
     buf.close()
     again = Buffer(path)
     assert again.epoch == first  # reopening keeps it
@@ -92,7 +97,7 @@ def test_epoch_is_made_once_with_the_file_and_a_recreated_file_gets_another(
         Path(str(path) + suffix).unlink(missing_ok=True)
     fresh = Buffer(path)
     assert fresh.epoch not in (first, LEGACY_EPOCH)
-    assert fresh.append_readings(_readings(1)) == (1, 1)
+    assert _append(fresh, _readings(1)) == (1, 1)
     fresh.close()
     # Deleted and recreated: also a new epoch.
     for suffix in ("", "-wal", "-shm"):
@@ -131,6 +136,6 @@ def test_fast_serialization_equals_to_dict(tmp_path: Path) -> None:
     t = datetime(2026, 1, 1, tzinfo=UTC)
     odd = Reading('m"1\\', t, "1-0:1.8.0", Decimal("-0.000100"), "m³", "suspect", t, ("a", "b"))
     buf = Buffer(tmp_path / "b.db")
-    buf.append_readings([odd, *_readings(1)])
+    _append(buf, [odd, *_readings(1)])
     stored = [e.data() for e in buf.pending("readings")]
     assert stored[0] == odd.to_dict() and Reading.from_dict(stored[0]) == odd

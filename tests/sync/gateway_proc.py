@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sitegate.gateway.buffer import Buffer
+from sitegate.gateway.buffer import Buffer, reading_row
 from sitegate.sync.client import SyncClient
 from sitegate.sync.config import MqttConfig
 from sitegate.sync.protocol import Reading
@@ -45,8 +45,8 @@ async def main(args: argparse.Namespace) -> None:
         have = buf.last_seq("readings")
         if have < args.rows:
             n = min(chunk, args.rows - have)
-            await asyncio.to_thread(buf.append_readings, [
-                reading(args.start + i) for i in range(have + 1, have + n + 1)])
+            await asyncio.to_thread(buf.write, [
+                reading_row(reading(args.start + i)) for i in range(have + 1, have + n + 1)])
             client.wake()
         try:
             await asyncio.wait_for(stop.wait(), 0.05)

@@ -14,7 +14,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from sitegate.gateway.buffer import Buffer
+from sitegate.gateway.buffer import Buffer, reading_row
 from sitegate.sync import protocol as p
 from sitegate.sync.client import SyncClient
 from sitegate.sync.config import MqttConfig
@@ -150,14 +150,14 @@ def test_live_rows_overtake_a_throttled_backlog(sqlite_site, tmp_path: Path) -> 
 
     async def scenario() -> None:
         buf = Buffer(site.buffer)
-        buf.append_readings([Reading("m1", t0, "1-0:1.8.0", Decimal(i), "kWh")
-                             for i in range(3000)])
+        buf.write([reading_row(Reading("m1", t0, "1-0:1.8.0", Decimal(i), "kWh"))
+                   for i in range(3000)])
         client = SyncClient(_cfg(site.broker_url, drain_rate=100, batch_rows=50), site.gateway_id,
                             buf)
         await client.start()
         await until(lambda: client.health()["connected"], "connected")
         await until(lambda: site.cloud_count() > 0, "backlog draining")
-        buf.append_readings([Reading("m1", t0, "1-0:1.8.0", Decimal("0.5"), "kWh")])
+        buf.write([reading_row(Reading("m1", t0, "1-0:1.8.0", Decimal("0.5"), "kWh"))])
         client.wake()
         await until(lambda: site.sql("SELECT seq FROM readings WHERE gateway_id=:g AND "
                                      "seq=3001"), "the live reading in the cloud")

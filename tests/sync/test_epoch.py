@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sitegate.gateway.buffer import Buffer
+from sitegate.gateway.buffer import Buffer, reading_row
 from sitegate.sync import protocol as p
 from sitegate.sync.client import SyncClient
 from sitegate.sync.config import MqttConfig
@@ -86,8 +86,8 @@ def test_an_ack_for_another_epoch_is_ignored(mosquitto, mqtt_client, tmp_path: P
 
     async def scenario() -> None:
         buf = Buffer(tmp_path / "b.db")
-        buf.append_readings([p.Reading("m1", t0, "1-0:1.8.0", Decimal(i), "kWh")
-                             for i in range(10)])
+        buf.write([reading_row(p.Reading("m1", t0, "1-0:1.8.0", Decimal(i), "kWh"))
+                   for i in range(10)])
         gw = "gw-epoch"
         cfg = MqttConfig(broker=mosquitto.url, reconnect_min=0.2, reconnect_max=1.0,
                          poll_interval=0.2, keepalive=5)
