@@ -192,6 +192,7 @@ class Writer:
             except Exception as exc:  # noqa: BLE001 - disk full, I/O error: kept, retried
                 self._inflight = 0
                 self._failed(exc)
+                self._bound()  # cycles handed over during the attempt count now
                 if self._closing:
                     return  # that was the last write; close() spills the rest
                 self._retry_now.clear()
