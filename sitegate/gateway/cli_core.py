@@ -1,4 +1,4 @@
-"""``sitegate run | check-config | schema | read | buffer stats | status``."""
+"""``sitegate run | check-config | schema | read | buffer stats|check | status``."""
 
 from __future__ import annotations
 
@@ -58,6 +58,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--db", help="buffer file (instead of the config's storage.path)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_buffer_stats)
+    p = bsub.add_parser("check", help="rows stored twice and gaps in sequence numbers "
+                        "(exit 2 when found)")
+    p.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+    p.add_argument("--db", help="buffer file (instead of the config's storage.path)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_buffer_check)
+
+
+def _buffer_check(args: argparse.Namespace) -> int:
+    from sitegate.gateway.buffer_check import cmd_buffer_check
+
+    return cmd_buffer_check(args)
 
 
 def config_or_exit(path: str, profiles: ProfileLookup | None = None) -> SiteConfig:
@@ -164,7 +176,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     lines = [f"gateway {h['gateway_id']} running since {h['started']}",
              "backlog: " + ", ".join(f"{k} {v}" for k, v in h["backlog"].items()),
-             *_config_lines(h), *_uplink_lines(h)]
+             *_writer_lines(h), *_config_lines(h), *_uplink_lines(h)]
     for bus in h["buses"]:
         lines.append(f"\nbus {bus['bus']}: {bus['cycles']} cycles, {bus['overruns']} overruns, "
                      f"utilization {bus['utilization']:.1%}"
@@ -179,6 +191,29 @@ def cmd_status(args: argparse.Namespace) -> int:
         lines += ["\nRFID relay points:", point_rows(h["relays"]["points"])]
     emit(h, args.json, "\n".join(lines))
     return 0
+
+
+def _writer_lines(h: dict[str, Any]) -> list[str]:
+    """The buffer writer: is every poll cycle reaching the disk? (issue 11)"""
+    w = h.get("writer")
+    if not w:
+        return []
+    pending = (f"{w['pending_cycles']} cycles ({w['pending_rows']} rows, "
+               f"{w['pending_bytes'] / 1024:.0f} of {w['max_pending_bytes'] / 1024:.0f} KiB) "
+               "waiting in memory")
+    out = [f"buffer write: FAILING since {w['failing_since']}: {w['write_error']}; {pending}"
+           if w["write_failing"] else f"buffer write: ok, {pending}"]
+    if w["lost_rows"]:
+        out.append(f"buffer write: LOST {sum(w['lost_rows'].values())} rows "
+                   f"({', '.join(f'{k} {v}' for k, v in w['lost_rows'].items())}) in "
+                   f"{w['lost_cycles']} cycles dropped since start")
+    found = {s: v for s, v in (h.get("buffer_check") or {}).items()
+             if v["duplicate_rows"] or v["missing"]}
+    if found:
+        out.append("buffer check at start: " + "; ".join(
+            f"{s}: {v['duplicate_rows']} stored twice, {v['missing']} seqs missing"
+            for s, v in found.items()) + " (run `sitegate buffer check`)")
+    return out
 
 
 def _config_lines(h: dict[str, Any]) -> list[str]:

@@ -22,6 +22,7 @@ from sitegate.common.sitefile import ConfigError, SiteConfig
 from sitegate.common.sitefile_ocpp import MAIN_METER_CURRENTS
 from sitegate.gateway import remote_config, sdnotify
 from sitegate.gateway.buffer import Buffer
+from sitegate.gateway.buffer_check import check_buffer
 from sitegate.gateway.buses import make_client, meter_ref
 from sitegate.gateway.control import ControlServer
 from sitegate.gateway.scheduler import BusWorker
@@ -54,6 +55,7 @@ class Daemon:
         self.points: Any = None  # local RFID relay points ([relays])
         self.sync: Any = None
         self.writer: Writer | None = None
+        self.buffer_check: dict[str, Any] | None = None  # the start's check, once done
         self._stop = asyncio.Event()
         self._lock_file: Any = None
         self.started = datetime.now().astimezone()
@@ -322,6 +324,7 @@ class Daemon:
             "backlog": {s: v["unacknowledged"] for s, v in stats["streams"].items()},
             "buffer_bytes": stats["used_bytes"],
             "writer": self.writer.health() if self.writer else None,
+            "buffer_check": self.buffer_check,
             "config": {"source": "remote" if self.applied else "local",
                        "version": self.applied.version if self.applied else None,
                        "applied_at": self.applied.applied_at if self.applied else None,
@@ -349,6 +352,7 @@ class Daemon:
                              on_state=self._writer_state_changed)
         self.writer.start()
         self.writer.take_back()  # what the last run could not write, before anything new
+        check = asyncio.create_task(self._check_buffer(), name="buffer-check")
         self._build_workers()
         ctl = self._control()
         self._build_services(ctl)
@@ -383,12 +387,28 @@ class Daemon:
                     log.exception("service.stop_failed", service=type(service).__name__)
             await self.writer.close()  # a last write; what is left goes to the spill file
             watchdog.cancel()
+            check.cancel()
             await ctl.stop()
             self.buffer.close()
             w = self.writer.health()
             log.info("daemon.stopped", readings_polled=self._readings_polled(),
                      rows_written=w["written_rows"], lost_rows=w["lost_rows"])
         return 0
+
+    async def _check_buffer(self) -> None:
+        """Duplicates and sequence gaps, once at start, on a connection of its own."""
+        try:
+            result = await asyncio.to_thread(check_buffer, self.config.storage.path)
+        except Exception as exc:  # noqa: BLE001 - a diagnosis; the daemon runs on
+            log.error("buffer.check_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self.buffer_check = {s: {k: v[k] for k in ("duplicate_rows", "missing")}
+                             for s, v in result["streams"].items()}
+        if result["ok"]:
+            log.info("buffer.check", ok=True)
+        else:
+            log.error("buffer.check", ok=False, found=self.buffer_check,
+                      note="rows stored twice or sequence gaps; see `sitegate buffer check`")
 
     def _readings_polled(self) -> int:
         """Readings the bus workers of this run handed over (for the stop log)."""
