@@ -303,7 +303,9 @@ class Daemon:
         return ctl
 
     async def _cmd_status(self, _args: dict[str, Any]) -> dict[str, Any]:
-        return self.health()
+        assert self.buffer is not None
+        # In a thread: the buffer's stats wait for its lock, which a slow write holds.
+        return self.health(await asyncio.to_thread(self.buffer.stats))
 
     async def _cmd_read(self, args: dict[str, Any]) -> dict[str, Any]:
         meter = self.config.meter(args["meter_id"])
@@ -314,9 +316,9 @@ class Daemon:
         assert self.buffer is not None
         return await asyncio.to_thread(self.buffer.stats)
 
-    def health(self) -> dict[str, Any]:
+    def health(self, stats: dict[str, Any] | None = None) -> dict[str, Any]:
         assert self.buffer is not None
-        stats = self.buffer.stats()
+        stats = stats if stats is not None else self.buffer.stats()
         return {
             "gateway_id": self.config.gateway_id,
             "started": self.started.isoformat(),
