@@ -38,7 +38,7 @@ from sitegate.sync.protocol import STREAM_EVENTS, STREAMS, Reading
 
 log = structlog.get_logger(__name__)
 
-ROW_OVERHEAD = 120  # bytes a queued row costs beyond its text (tuple, str headers), measured
+ROW_OVERHEAD = 120  # bytes a queued row costs beyond its text: CPython tuple, str header
 BATCH_BYTES = 1024 * 1024  # at most this much in one transaction when a backlog is written
 RETRY_MIN, RETRY_MAX = 0.2, 5.0  # seconds between attempts while writing fails
 SPILL_VERSION = 1
@@ -174,6 +174,15 @@ class Writer:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._task = asyncio.create_task(self._run(), name="buffer-writer")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:  # a bug: never silent
+            self.last_error = f"writer stopped: {task.exception()!r}"
+            self.failing_since = self.failing_since or _now()
+            log.error("buffer.writer_crashed", error=repr(task.exception()),
+                      pending_cycles=len(self._queue))
+            self._state_changed()
 
     async def _run(self) -> None:
         assert self._loop is not None
@@ -301,7 +310,10 @@ class Writer:
         self._wake.set()
         self._retry_now.set()
         if self._task is not None:
-            await self._task
+            try:
+                await self._task
+            except Exception:  # noqa: BLE001 - logged by _ended; what is queued is spilled
+                pass
         self._closed = True
         if self._queue:
             assert self._loop is not None
