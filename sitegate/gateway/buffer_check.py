@@ -11,7 +11,6 @@ Runs on its own read-only connection: a long check never holds up the writer.
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import sys
 from pathlib import Path
@@ -86,10 +85,8 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def cmd_buffer_check(args: argparse.Namespace) -> int:
-    from sitegate.gateway.cli_core import config_or_exit
-
-    path = args.db or config_or_exit(args.config).storage.path
+def report(path: str, as_json: bool) -> int:
+    """``sitegate buffer check``: print the result; 0 ok, 2 problems found, 1 no check."""
     try:
         result = check_buffer(path)
     except FileNotFoundError as exc:
@@ -98,5 +95,5 @@ def cmd_buffer_check(args: argparse.Namespace) -> int:
     except sqlite3.DatabaseError as exc:
         print(f"sitegate: {path} cannot be checked: {exc}", file=sys.stderr)
         return 1
-    emit(result, args.json, render(result))
+    emit(result, as_json, render(result))
     return 0 if result["ok"] else 2

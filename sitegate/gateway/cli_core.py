@@ -67,9 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _buffer_check(args: argparse.Namespace) -> int:
-    from sitegate.gateway.buffer_check import cmd_buffer_check
+    from sitegate.gateway.buffer_check import report
 
-    return cmd_buffer_check(args)
+    return report(args.db or config_or_exit(args.config).storage.path, args.json)
 
 
 def config_or_exit(path: str, profiles: ProfileLookup | None = None) -> SiteConfig:

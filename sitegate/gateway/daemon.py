@@ -95,6 +95,15 @@ class Daemon:
         except BlockingIOError as exc:
             raise AlreadyRunning(f"another sitegate daemon holds {path}") from exc
 
+    def _open_buffer(self) -> None:
+        """The buffer and its one writer, started (in the running event loop)."""
+        cfg = self.config
+        self.buffer = Buffer(cfg.storage.path, max_bytes=cfg.storage.max_mb * 1024 * 1024)
+        self.writer = Writer(self.buffer, max_pending_bytes=cfg.storage.pending_max_kb * 1024,
+                             spill=spill_path(cfg.storage.path), on_written=self._rows_written,
+                             on_state=self._writer_state_changed)
+        self.writer.start()
+
     def _build_workers(self) -> None:
         self.workers.update(self._make_workers(self.config, {b.name for b in self.config.buses}))
 
@@ -348,11 +357,8 @@ class Daemon:
         self._take_lock()
         self._startup_config()
         cfg = self.config
-        self.buffer = Buffer(cfg.storage.path, max_bytes=cfg.storage.max_mb * 1024 * 1024)
-        self.writer = Writer(self.buffer, max_pending_bytes=cfg.storage.pending_max_kb * 1024,
-                             spill=spill_path(cfg.storage.path), on_written=self._rows_written,
-                             on_state=self._writer_state_changed)
-        self.writer.start()
+        self._open_buffer()
+        assert self.writer is not None
         self.writer.take_back()  # what the last run could not write, before anything new
         check = asyncio.create_task(self._check_buffer(), name="buffer-check")
         self._build_workers()

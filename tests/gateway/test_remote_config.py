@@ -42,7 +42,8 @@ def test_config_switch_mid_cycle_loses_no_slot_and_reads_none_twice(
     async def scenario() -> tuple[datetime, set[tuple[str, str]], str | None]:
         # The silent meter first: the cycle spends its 1 s timeout on it before m1, m2.
         d = Daemon(parse_config(_site(tmp_path, simulator, [SILENT, 1, 2])))
-        d.buffer = Buffer(tmp_path / "buffer.db")
+        d._open_buffer()  # tmp_path/buffer.db and its one writer
+        assert d.buffer is not None and d.writer is not None
         d._build_workers()
         for name in d.workers:
             d._start_worker(name)
@@ -61,6 +62,7 @@ def test_config_switch_mid_cycle_loses_no_slot_and_reads_none_twice(
             await asyncio.sleep(0.05)
         new.stop()
         await asyncio.gather(*d._tasks.values())
+        await d.writer.close()  # the cycles last handed over are written
         got = _slots(d.buffer)
         rows = [json.loads(e.payload) for e in d.buffer.pending("readings", limit=1_000_000)]
         d.buffer.close()
