@@ -260,11 +260,12 @@ class Daemon:
         from sitegate.gateway.points_service import PointsService, own_badges
 
         cfg = self.config
-        assert cfg.relays is not None and self.buffer is not None
+        assert cfg.relays is not None and self.buffer is not None and self.writer is not None
         state = str(Path(cfg.storage.path).with_name("points-state.db"))
         badges = (self.ocpp.core.badges if self.ocpp is not None
                   else own_badges(cfg.relays, state))
-        self.points = PointsService(cfg.relays, badges, self.buffer, state, self._bus_access)
+        self.points = PointsService(cfg.relays, badges, BufferView(self.buffer, self.writer),
+                                    state, self._bus_access)  # appends through the writer
         ctl.add_prefix("relay", self.points.handle_command)
 
     def _bus_access(self, bus: str) -> Any:
