@@ -174,7 +174,7 @@ def test_disk_full_past_the_bound_reports_the_exact_loss_everywhere(
         _wait_for(lambda: db.exists() and len(_readings(db)) >= 60)
         filler = _fill(small_disk)
         # the memory bound (64 KiB) holds about three cycles: then the oldest go
-        _wait_for(lambda: sum(_writer(d).get("lost_rows", {}).values()) >= 200)
+        _wait_for(lambda: sum(_writer(d).get("lost_rows", {}).values()) >= 60)
         text = d.status_text()
         assert "buffer write: FAILING since" in text and "LOST" in text, text
         failing = _wait_for(lambda: [w for w in watch.writer()
@@ -209,7 +209,7 @@ def test_sigterm_while_writes_fail_spills_and_the_next_start_takes_back(
         tmp_path: Path, simulator: int) -> None:
     db = tmp_path / "buffer.db"
     cfg = _site(tmp_path, db, simulator)
-    d = Daemon(cfg, fsize=384 * 1024)  # the WAL cannot grow past 384 KiB: writes fail
+    d = Daemon(cfg, fsize=128 * 1024)  # the WAL cannot grow past 128 KiB: writes fail
     try:
         _wait_for(lambda: _writer(d).get("write_failing"))
         _wait_for(lambda: _writer(d).get("pending_cycles", 0) >= 2)
