@@ -101,6 +101,11 @@ def cmd_listen(args: argparse.Namespace) -> int:
         from sitegate.gateway.cli_core import config_or_exit
 
         cfg = config_or_exit(args.config)
+        if _daemon_running(cfg.health.socket):
+            print(f"sitegate rfid listen: the daemon is running ({cfg.health.socket}) and "
+                  "holds the readers: stop it first (systemctl stop sitegate), or watch "
+                  "'sitegate relay list'", file=sys.stderr)
+            return EXIT_FIELD
         readers = [r for r in (cfg.relays.readers if cfg.relays else [])
                    if args.reader in (None, r.id)]
         if not readers:
@@ -118,6 +123,16 @@ def cmd_listen(args: argparse.Namespace) -> int:
         return asyncio.run(_listen(readers, args))
     except KeyboardInterrupt:
         return 0
+
+
+def _daemon_running(socket_path: str) -> bool:
+    from sitegate.gateway.control import ControlError, call
+
+    try:
+        call(socket_path, "status", timeout=3)
+    except (ControlError, OSError):
+        return False
+    return True
 
 
 async def _listen(readers: list[Any], args: argparse.Namespace) -> int:

@@ -193,6 +193,8 @@ def test_relay_cli_switches_and_field_conditions(tmp_path: Path, shelly: int) ->
         assert not relay_on(shelly)
         bad = sitegate("relay", "off", "nope", "-c", str(cfg))
         assert bad.returncode == 1 and "unknown point 'nope'" in bad.stderr
+        busy = sitegate("rfid", "listen", "-c", str(cfg))  # the daemon holds the readers
+        assert busy.returncode == 3 and "stop it first" in busy.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

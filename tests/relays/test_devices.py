@@ -133,3 +133,32 @@ def test_relay_profiles_load_and_bad_ones_are_named(tmp_path: Path) -> None:
         load_relay_profile_file(bad)
     with pytest.raises(RelayProfileError, match="unknown relay profile"):
         load_relay_profile("nope")
+
+
+@pytest.mark.parametrize("reply", [
+    b"garbage\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\n\r\n" + b"[" * 70000,
+    b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=x\r\n\r\n{}",
+    b"HTTP/1.1 200 OK\r\n\r\n[1, 2]",
+])
+def test_shelly_client_bounds_a_hostile_reply(reply: bytes) -> None:
+    """Whatever a device (or something posing as one) answers: a DeviceError, no crash."""
+    async def run() -> None:
+        async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            await r.readuntil(b"\r\n\r\n")
+            w.write(reply)
+            await w.drain()
+            w.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        c = ShellyClient("127.0.0.1", port, password="pw", timeout=1)
+        try:
+            with pytest.raises(DeviceError):
+                await c.status(0)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(run())

@@ -71,6 +71,10 @@ class ShellyClient:
         except (OSError, WebSocketException) as exc:
             await self._drop_ws()
             raise NoResponse(f"{self.describe()}: {method}: {exc}") from exc
+        except ValueError as exc:  # a reply we cannot read: a bad challenge, chunk, status
+            await self._drop_ws()
+            raise DeviceError(f"{self.describe()}: {method}: unreadable reply: {exc}",
+                              kind="garbled") from exc
 
     async def close(self) -> None:
         await self._drop_ws()
