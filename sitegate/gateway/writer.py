@@ -235,12 +235,23 @@ class Writer:
             if not batch:
                 self._unclear = False
                 return
+        mark = f"{batch[-1].origin}:{batch[-1].n}"
         try:
-            self.buffer.write([row for c in batch for row in c.rows],
-                              mark=f"{batch[-1].origin}:{batch[-1].n}")
-        except BaseException:
-            self._unclear = True
-            raise
+            self.buffer.write([row for c in batch for row in c.rows], mark=mark)
+        except Exception as exc:
+            # Settle it now (reading works on a full disk): committed after all, or not at
+            # all. Only then may the memory bound drop these cycles, and the count be exact.
+            try:
+                committed = self.buffer.written_mark() == mark
+            except Exception:  # noqa: BLE001 - unknown: the next attempt asks again
+                self._unclear = True
+                raise exc from None
+            self._unclear = False
+            if not committed:
+                raise
+            log.error("buffer.write_error_after_commit", error=f"{type(exc).__name__}: {exc}",
+                      cycles=len(batch), note="the rows are in the buffer; not written again")
+            return
         self._unclear = False
 
     def _written(self, batch: list[Cycle]) -> None:
