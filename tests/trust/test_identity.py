@@ -75,3 +75,12 @@ def test_ca_signs_only_what_the_csr_says(tmp_path: Path) -> None:
     csr = x509.load_pem_x509_csr(Identity.of_state(tmp_path).csr_pem("gw-1").encode())
     with pytest.raises(CAError, match="not 'gw-2'"):
         ca.sign_client(csr, "gw-2")
+
+
+def test_crl_lasts_as_long_as_the_ca(tmp_path: Path) -> None:
+    """An expired CRL makes Mosquitto refuse every client: it must not expire before the CA
+    (no revocation for a year must not shut every gateway out)."""
+    ca = CA.open(tmp_path / "keys")
+    crl = x509.load_pem_x509_crl(ca.crl([(12345, datetime.now(UTC))]))
+    assert crl.next_update_utc == ca.cert.not_valid_after_utc
+    assert crl.get_revoked_certificate_by_serial_number(12345) is not None

@@ -25,7 +25,6 @@ from sitegate.common.provisioning import CLOUD_IDENTITY, pin_of
 CLIENT_DAYS = 30
 SERVER_DAYS = 365
 CA_DAYS = 3650
-CRL_DAYS = 365  # an expired CRL shuts everybody out: it is rewritten at every revoke
 BACKDATE = timedelta(minutes=5)  # tolerate a gateway clock a little behind
 
 
@@ -159,10 +158,12 @@ class CA:
         return pin_of(cert.public_bytes(serialization.Encoding.DER))
 
     def crl(self, revoked: list[tuple[int, datetime]]) -> bytes:
-        """A CRL listing these (serial, revoked at)."""
+        """A CRL listing these (serial, revoked at). It is valid as long as the CA: the
+        broker refuses every client once its CRL has expired, and nothing here fetches a
+        newer one (it is rewritten at every revocation)."""
         now = datetime.now(UTC)
         b = (x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject)
-             .last_update(now - BACKDATE).next_update(now + timedelta(days=CRL_DAYS)))
+             .last_update(now - BACKDATE).next_update(self.cert.not_valid_after_utc))
         for serial, at in revoked:
             b = b.add_revoked_certificate(
                 x509.RevokedCertificateBuilder().serial_number(serial)
