@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -204,5 +204,45 @@ def test_daemon_waits_for_a_token_and_enrols_when_it_appears(world: dict) -> Non
                              ).fetchone()
     assert first[0] == 1
     wait_until(lambda: "certificate valid until" in status(), "status shows the certificate")
+    daemon.terminate()
+    daemon.wait(30)
+
+
+def test_daemon_renews_a_certificate_near_its_expiry(world: dict) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from sitegate.cloud.auth.ca import CA
+    from sitegate.firmware_tools.identity import Identity
+
+    broker: Broker = world["broker"]
+    cfg = site_file(world, "gw-renew")
+    assert enrol(cfg, "--claim", token(world, "site-1")["token"]).returncode == 0
+    # Its certificate now has 5 of 30 days left (issued by the CA 25 days ago, known to the
+    # cloud).
+    ident = Identity.of_state(cfg.parent)
+    ca = CA.open(broker.keys)
+    now = datetime.now(UTC)
+    short = (x509.CertificateBuilder().subject_name(ident.certificate().subject)
+             .issuer_name(ca.cert.subject).public_key(ident.key().public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(now - timedelta(days=25)).not_valid_after(now + timedelta(days=5))
+             .sign(ca.key, hashes.SHA256()))
+    ident.cert_file.write_bytes(short.public_bytes(Encoding.PEM))
+    with sqlite3.connect(world["db"]) as conn:
+        conn.execute("INSERT INTO gateway_certs (serial, gateway_id, issued_at, not_after) "
+                     "VALUES (?, 'gw-renew', ?, ?)", (str(short.serial_number),
+                     short.not_valid_before_utc.isoformat(), short.not_valid_after_utc.isoformat()))
+    assert ident.renewal_due()
+
+    with (cfg.parent / "daemon.log").open("wb") as out:
+        daemon = subprocess.Popen([sys.executable, "-m", "sitegate.gateway.cli", "run", "-c",
+                                   str(cfg)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    world["procs"].append(daemon)
+    wait_until(lambda: cloud_readings(world["db"], "gw-renew") >= 1, "readings in the cloud", 120)
+    renewed = ident.certificate()
+    assert renewed.serial_number != short.serial_number and not ident.renewal_due()
+    assert renewed.public_key() == short.public_key()  # the same device key
     daemon.terminate()
     daemon.wait(30)
