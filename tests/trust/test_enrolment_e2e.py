@@ -162,9 +162,6 @@ def test_expired_token_is_refused(world: dict) -> None:
     res = enrol(cfg, "--claim", tok["token"])
     assert res.returncode == 1 and "claim token expired" in res.stderr, res
     assert not (cfg.parent / "identity" / "device.crt").exists()
-    # a good token still works (the refusal was the expiry, not the setup)
-    res = enrol(cfg, "--claim", token(world, "site-1")["token"])
-    assert res.returncode == 0, res
 
 
 def test_wrong_broker_pin_sends_nothing(world: dict) -> None:
@@ -203,7 +200,7 @@ def test_daemon_waits_for_a_token_and_enrols_when_it_appears(world: dict) -> Non
         first = conn.execute("SELECT MIN(seq) FROM readings WHERE gateway_id = 'gw-later'"
                              ).fetchone()
     assert first[0] == 1
-    wait_until(lambda: "certificate valid until" in status(), "status shows the certificate")
+    assert "certificate valid until" in status()  # the uplink runs: enrolled
     daemon.terminate()
     daemon.wait(30)
 
