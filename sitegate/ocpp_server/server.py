@@ -157,4 +157,5 @@ async def start_server(cfg: OcppConfig,
         ssl=tls_context(cfg),
         ping_interval=60, ping_timeout=60,
         max_size=1 << 20,
+        max_queue=4,  # frames read ahead per connection: 4 MiB at most, not the default 16
     )

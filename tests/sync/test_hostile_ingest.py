@@ -157,3 +157,36 @@ def test_a_3kb_bomb_leaves_the_ingest_small_and_other_gateways_flowing(
     assert cloud.popen.poll() is None
     peak = _peak_rss_kib(cloud.popen.pid)
     assert peak < 300 * 1024, f"ingest peak RSS {peak} KiB"
+
+
+@pytest.mark.postgres
+def test_a_batch_the_store_cannot_hold_is_dead_lettered_not_dropped(postgres_url: str) -> None:
+    """PostgreSQL keeps seq in a 32-bit column: a valid 64-bit seq above it fails the insert.
+    Today such a message was logged and dropped (resent forever); now it is a dead letter."""
+    upgrade(postgres_url)
+    engine = make_engine(postgres_url)
+    topic = p.topic(GW, "readings")
+    assert Writer(engine).handle(topic, _encode([_reading(_NOW)], first=2**40)) == []
+    (where, reason), = _letters(engine)
+    assert where == topic and reason.startswith("not stored: DataError")
+    assert "range not acknowledged" in reason
+    assert _stored(engine) == []
+
+
+def test_the_inbox_is_bounded_in_bytes_and_a_large_message_still_passes() -> None:
+    import threading
+
+    from sitegate.cloud.ingest.inbox import Inbox
+
+    inbox = Inbox(max_items=10, max_bytes=100)
+    inbox.put(("a", b"x" * 60))
+    second = threading.Thread(target=inbox.put, args=(("b", b"y" * 60),))
+    second.start()
+    second.join(0.5)
+    assert second.is_alive() and inbox.held() == (1, 60)  # waits: 120 bytes > 100
+    assert inbox.get() == ("a", b"x" * 60)
+    second.join(10)
+    assert inbox.held() == (1, 60)
+    inbox.get()
+    inbox.put(("big", b"z" * 500))  # larger than the bound: goes in alone, never stuck
+    assert inbox.get()[0] == "big"

@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from sitegate.cloud.ingest.inbox import Inbox
 from sitegate.cloud.ingest.writer import MAX_MESSAGE_BYTES, Plausibility, Writer
 from sitegate.cloud.store.db import make_engine
 from sitegate.common import provisioning as pv
@@ -82,7 +83,7 @@ class IngestService:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=1000)
+        self.inbox = Inbox()
         # Enrolment requests come from anonymous clients: their own small lane and thread,
         # dropped when full (the gateway asks again), so a flood never holds up the uplink.
         self.provision_inbox: queue.Queue[tuple[str, bytes] | None] = queue.Queue(

@@ -41,6 +41,7 @@ from sitegate.sync import protocol as p
 log = structlog.get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 1024 * 1024
+DEAD_LETTER_KEEP = 2 * MAX_MESSAGE_BYTES  # bytes of a refused message kept for inspection
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,8 +386,11 @@ class Writer:
     @staticmethod
     def _dead_letter(conn: Connection, topic: str, reason: str, payload: bytes) -> None:
         log.warning("ingest.dead_letter", topic=topic, reason=reason[:300], bytes=len(payload))
+        if len(payload) > DEAD_LETTER_KEEP:  # what the broker let through, not what we keep
+            reason += f" [payload of {len(payload)} bytes cut to its first {DEAD_LETTER_KEEP}]"
+            payload = payload[:DEAD_LETTER_KEEP]
         conn.execute(t.dead_letters.insert().values(
-            received_at=datetime.now(UTC), topic=topic, reason=reason, payload=payload))
+            received_at=datetime.now(UTC), topic=topic, reason=reason[:4000], payload=payload))
 
 
 def _bad_items_letter(batch: p.Batch, bad: list[tuple[int, str, Any]]) -> tuple[str, bytes]:
