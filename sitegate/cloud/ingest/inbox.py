@@ -43,3 +43,7 @@ class Inbox:
         """(messages, bytes) waiting."""
         with self._cv:
             return len(self._items), self._bytes
+
+    def qsize(self) -> int:
+        """Messages waiting (as queue.Queue says it)."""
+        return self.held()[0]
