@@ -98,11 +98,13 @@ def _serve(args: argparse.Namespace) -> int:
     from sitegate.cloud.api.serve import http_problem, run_http
     from sitegate.cloud.ingest.service import IngestService
     from sitegate.cloud.ingest.writer import Plausibility
-    from sitegate.cloud.secrets import SecretError, broker_password
+    from sitegate.cloud.secrets import SecretError, broker_password, db_url_problem
     from sitegate.cloud.store.db import upgrade
 
     try:
         password = broker_password(args)
+        if problem := db_url_problem(args.db):
+            raise SecretError(problem)
     except SecretError as exc:
         print(f"sitegate-cloud serve: {exc}", file=sys.stderr)
         return 2

@@ -47,3 +47,20 @@ def read_secret_file(path: Path) -> str:
     if not line:
         raise SecretError(f"{path} is empty")
     return line
+
+
+def db_url_problem(url: str) -> str | None:
+    """A database URL must not carry its password (it is on the command line)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if "://" not in url:
+        return None  # a SQLite file path
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return None  # not ours to judge here; opening it will say what is wrong
+    if password:
+        return ("the --db URL carries a password, readable by every local user (ps): leave "
+                "it out and put it in PGPASSWORD or ~/.pgpass, which PostgreSQL's client reads")
+    return None

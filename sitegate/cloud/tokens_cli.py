@@ -43,8 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _engine(url: str):  # type: ignore[no-untyped-def]
+    from sitegate.cloud.secrets import db_url_problem
     from sitegate.cloud.store.db import make_engine, upgrade
 
+    if problem := db_url_problem(url):
+        raise ValueError(problem)
     upgrade(url)  # the tokens table may be the first thing an operator needs
     return make_engine(url)
 
@@ -80,7 +83,7 @@ def _list(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     try:
         rows = [x.as_dict(now) for x in tokens.list_tokens(_engine(args.db))]
-    except SQLAlchemyError as exc:
+    except (ValueError, SQLAlchemyError) as exc:
         return _fail(_reason(exc))
     text = table([[r["id"], r["name"], " ".join(r["scopes"]), r["state"], _t(r["created_at"]),
                    _t(r["expires_at"]) or "-", _t(r["revoked_at"]) or "-"] for r in rows],

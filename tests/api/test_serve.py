@@ -138,3 +138,17 @@ def test_missing_password_file_is_one_line(tmp_path: Path) -> None:
                   str(tmp_path / "nope"))
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "nope" in out and "Traceback" not in out, out
+
+
+def test_database_password_on_the_command_line_is_refused(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "sitegate.cloud.cli", "serve", "--db",
+         "postgresql://cloud:s3cret@127.0.0.1:5432/cloud", "--broker", "mqtt://127.0.0.1:9"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "PGPASSWORD" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "sitegate.cloud.cli", "tokens", "list", "--db",
+         "postgresql://cloud:s3cret@127.0.0.1:5432/cloud"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "PGPASSWORD" in proc.stderr, proc.stderr
