@@ -72,8 +72,14 @@ class LoadManager:
         self.last: dict[str, Any] = {"mode": "idle"}
         self.overloads = 0  # main meter readings above the threshold, since the start
         self.passes = 0  # passes completed, since the start
+        self._in_pass = False
         self.manual_caps: dict[tuple[str, int], Decimal] = {}  # from 'set-limit'
         core.on_change = self.wake
+
+    @property
+    def idle(self) -> bool:
+        """No pass running and none asked for: the limits pushed are the limits in force."""
+        return not self._in_pass and not self._wake.is_set()
 
     # -- triggers --------------------------------------------------------------------------------
 
@@ -172,10 +178,13 @@ class LoadManager:
             full, self._full = self._full, False
             if full:
                 next_full = loop.time() + self.cfg.interval
+            self._in_pass = True
             try:
                 await self.rebalance(raises=full)
             except Exception as exc:  # one bad cycle must not end load management
                 log.error("ocpp.loadmgmt_failed", error=repr(exc))
+            finally:
+                self._in_pass = False
 
     async def rebalance(self, *, raises: bool = True) -> None:
         """One pass: plan, then push (reductions first; raises only when ``raises``)."""
