@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import tomllib
 from datetime import datetime
 from typing import Any
 
@@ -51,13 +52,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--gateway", required=True)
     p.add_argument("--version", type=int, required=True, help="increases with every change")
     p.add_argument("file", help="the gateway's site file (.toml, checked as check-config "
-                   "does before it is sent) or a JSON object")
+                   "does before it is sent) or a JSON object; no credentials in it")
+    _downlink_options(p)
     p.set_defaults(func=_push_config)
 
     p = sub.add_parser("push-badges", help="retain a badge list ({version, badges}) for a gateway")
     p.add_argument("--broker", required=True)
     p.add_argument("--gateway", required=True)
     p.add_argument("file", help="JSON file with the badge list")
+    _downlink_options(p)
     p.set_defaults(func=_push_badges)
 
     p = sub.add_parser("command", help="run a command on a gateway and print its result")
@@ -68,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true")
     p.add_argument("name")
     p.add_argument("args", nargs="?", default="{}", help="JSON object of arguments")
+    _downlink_options(p)
     p.set_defaults(func=_command)
 
     for name, func, text in (
@@ -90,6 +94,36 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
             add_import_options(p)
         p.set_defaults(func=func)
+
+
+def _downlink_options(p: argparse.ArgumentParser) -> None:
+    """Signing key and broker credentials of the downlink commands (no secret on argv)."""
+    from sitegate.cloud.ingest.downlink import PASSWORD_ENV
+    from sitegate.cloud.keys import add_keys_argument
+
+    add_keys_argument(p)
+    p.add_argument("--username", help="broker user name")
+    p.add_argument("--password-file", metavar="FILE",
+                   help=f"file holding the broker password (default ${PASSWORD_ENV})")
+    p.add_argument("--ca-file", help="CA certificate of the broker (mqtts://)")
+    p.add_argument("--cert-file", help="client certificate for the broker (mutual TLS)")
+    p.add_argument("--key-file", help="its private key")
+
+
+def _downlink_setup(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(signing key, broker auth) from the options; ValueError/OSError when unusable."""
+    from sitegate.cloud.ingest.downlink import BrokerAuth
+    from sitegate.cloud.keys import downlink_key, keys_dir
+
+    auth = BrokerAuth.from_options(args.username, args.password_file, args.ca_file,
+                                   args.cert_file, args.key_file)
+    return downlink_key(keys_dir(args.keys)), auth
+
+
+def _field_error(what: str, exc: Exception) -> int:
+    """A field condition (broker down, key unreadable): one line and exit code 1."""
+    print(f"{what}: {exc}", file=sys.stderr)
+    return 1
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -176,24 +210,44 @@ def _push_config(args: argparse.Namespace) -> int:
             return 2
     else:
         config = _load_json(args.file)
-    push_config(args.broker, args.gateway, args.version, config)
-    print(f"desired config version {args.version} retained for {args.gateway}")
+    from sitegate.cloud.ingest.downlink import secret_keys
+
+    secrets = secret_keys(tomllib.loads(config) if isinstance(config, str) else config)
+    if secrets:
+        print(f"{args.file}: not sent: credentials must not travel in the desired config\n  "
+              + "\n  ".join(f"{k}: name the secret instead (e.g. password_secret = \"name\"); "
+                             "the gateway keeps it in its secrets file" for k in secrets))
+        return 2
+    try:
+        key, auth = _downlink_setup(args)
+        push_config(args.broker, args.gateway, args.version, config, key, auth)
+    except (OSError, ValueError) as exc:
+        return _field_error("push-config", exc)
+    print(f"desired config version {args.version} signed and retained for {args.gateway}")
     return 0
 
 
 def _push_badges(args: argparse.Namespace) -> int:
     from sitegate.cloud.ingest.downlink import push_badges
 
-    push_badges(args.broker, args.gateway, _load_json(args.file))
-    print(f"badge list retained for {args.gateway}")
+    try:
+        key, auth = _downlink_setup(args)
+        push_badges(args.broker, args.gateway, _load_json(args.file), key, auth)
+    except (OSError, ValueError) as exc:
+        return _field_error("push-badges", exc)
+    print(f"badge list signed and retained for {args.gateway}")
     return 0
 
 
 def _command(args: argparse.Namespace) -> int:
     from sitegate.cloud.ingest.downlink import send_command
 
-    result = send_command(args.broker, args.gateway, args.name, json.loads(args.args),
-                          args.expiry, args.wait)
+    try:
+        key, auth = _downlink_setup(args)
+        result = send_command(args.broker, args.gateway, args.name, json.loads(args.args),
+                              key, args.expiry, args.wait, auth)
+    except (OSError, ValueError) as exc:
+        return _field_error("command", exc)
     if result is None:
         print(f"no result within {args.wait:g} s (the command expires after {args.expiry} s)",
               file=sys.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 ENV = "SITEGATE_CLOUD_KEYS"
 DEFAULT = Path("/var/lib/sitegate-cloud/keys")
@@ -36,3 +37,21 @@ def write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+
+
+def downlink_key(directory: Path) -> Any:
+    """The Ed25519 key that signs downlink (``downlink.key``); created with its public half
+    ``downlink.pub`` (what gateways verify with) when the directory has none."""
+    from sitegate.common import signing
+
+    path = directory / "downlink.key"
+    if not path.exists():
+        key = signing.generate()
+        write_private(path, signing.private_pem(key))
+        (directory / "downlink.pub").write_bytes(signing.public_pem(key))
+        return key
+    key = signing.load_private(path)
+    pub = directory / "downlink.pub"
+    if not pub.exists():
+        pub.write_bytes(signing.public_pem(key))
+    return key

@@ -243,6 +243,8 @@ class Daemon:
                     else self.points.update_badges if self.points is not None else None,
                     on_command=self._cloud_command,
                     applied_config_version=self.applied.version if self.applied else None,
+                    # identity/downlink.pub and the record of executed commands
+                    state_dir=state_dir(cfg.storage.path),
                 )
                 client.status_extra = lambda: {"buffer_writer": self.writer.status()
                                                if self.writer else None}

@@ -14,7 +14,6 @@ cloud's ack (a contiguous high-water mark) covers it; a batch without any answer
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import inspect
 import socket
@@ -24,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
@@ -34,8 +34,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
+from sitegate.common import signing
 from sitegate.sync import protocol as p
 from sitegate.sync.config import MqttConfig
+from sitegate.sync.downlink_state import FILE as DOWNLINK_STATE_FILE
+from sitegate.sync.downlink_state import DownlinkState
 
 log = structlog.get_logger(__name__)
 
@@ -91,6 +94,7 @@ class _Stream:
     refilled: float = field(default_factory=time.monotonic)
     flights: dict[int, _Flight] = field(default_factory=dict)
     last_ack_at: str | None = None
+    sent_upto: int = 0  # highest seq published in this epoch: an ack beyond it is forged
 
 
 class SyncClient:
@@ -104,7 +108,11 @@ class SyncClient:
         on_badges: OnBadges | None = None,
         on_command: OnCommand | None = None,
         applied_config_version: int | None = None,
+        state_dir: str | Path | None = None,
     ) -> None:
+        """``state_dir``: the gateway's state directory. The cloud's downlink key is read
+        from ``identity/downlink.pub`` in it and executed commands are recorded there;
+        without it (or without the key) no config, badge list or command is accepted."""
         self.cfg = cfg
         self.gateway_id = p.check_gateway_id(gateway_id)
         self.buffer = buffer
@@ -127,7 +135,12 @@ class SyncClient:
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._cmd_tasks: set[asyncio.Task[Any]] = set()
-        self._recent_cmds: collections.deque[str] = collections.deque(maxlen=256)
+        self._state_dir = Path(state_dir) if state_dir is not None else None
+        self._downlink_key: Any = None  # Ed25519PublicKey once loaded at start()
+        self._downlink: DownlinkState = DownlinkState(None)
+        self._downlink_broken: str | None = None  # the executed-command record is unreadable
+        self.downlink_refused = 0
+        self.last_refused: dict[str, Any] | None = None
         self._net: threading.Thread | None = None
         self.bytes_sent = 0
         self.batches_sent = 0
@@ -143,6 +156,8 @@ class SyncClient:
         for st in self._streams.values():
             st.acked = await asyncio.to_thread(self.buffer.acked_upto, st.name)
             st.last_seq = await asyncio.to_thread(self.buffer.last_seq, st.name)
+            st.sent_upto = st.acked
+        await asyncio.to_thread(self._load_downlink)
         self._net = threading.Thread(target=self._network_main, name="sync-mqtt", daemon=True)
         self._net.start()
         self._tasks = [asyncio.create_task(self._pump_forever(), name="sync-pump"),
@@ -165,6 +180,31 @@ class SyncClient:
         if self._net is not None:
             await asyncio.to_thread(self._net.join, 10)
 
+    def downlink_key_path(self) -> Path | None:
+        return self._state_dir / "identity" / "downlink.pub" if self._state_dir else None
+
+    def _load_downlink(self) -> None:
+        """The cloud's public key and the record of executed commands; said once, here."""
+        path = self.downlink_key_path()
+        if path is None or not path.exists():
+            log.warning("sync.no_downlink_key", path=str(path) if path else None,
+                        effect="config, badge lists and commands from the cloud are refused "
+                               "until the cloud's downlink.pub is installed (enrolment)")
+        else:
+            try:
+                self._downlink_key = signing.load_public(path)
+            except (OSError, ValueError) as exc:
+                log.error("sync.bad_downlink_key", path=str(path), error=str(exc),
+                          effect="config, badge lists and commands from the cloud are refused")
+        if self._state_dir is None:
+            return
+        try:
+            self._downlink = DownlinkState(self._state_dir / DOWNLINK_STATE_FILE)
+        except (OSError, ValueError) as exc:
+            self._downlink_broken = str(exc)
+            log.error("sync.downlink_state_unreadable", error=str(exc),
+                      effect="commands are refused until it is repaired or removed")
+
     def wake(self) -> None:
         """New rows are in the buffer: look now (thread-safe; the daemon calls it per cycle)."""
         if self._loop is not None and self._wake is not None:
@@ -183,6 +223,8 @@ class SyncClient:
             "applied_config_version": self.applied_config_version,
             "config_rejected": self.config_rejected,
             "badges_version": self.badges_version,
+            "downlink": {"key": str(self.downlink_key_path()) if self._downlink_key else None,
+                         "refused": self.downlink_refused, "last_refused": self.last_refused},
         }
 
     # -- the network thread ----------------------------------------------------------------
@@ -382,6 +424,7 @@ class SyncClient:
         payload = p.encode_batch(st.name, first, texts, self.epoch)
         self.client.publish(p.topic(self.gateway_id, st.name), payload, qos=1)
         last = first + len(texts) - 1
+        st.sent_upto = max(st.sent_upto, last)
         st.flights[first] = _Flight(first, last, time.monotonic(), backlog)
         log.debug("sync.sent", stream=st.name, first=first, last=last, backlog=backlog)
         self.bytes_sent += len(payload)
@@ -401,6 +444,12 @@ class SyncClient:
                      ours=self.epoch, upto=ack.upto)
             return
         st = self._streams[ack.stream]
+        if max(ack.upto, ack.last or 0) > st.sent_upto:
+            # Nothing beyond what this gateway published can have been committed: a forged
+            # (or confused) ack would make it drop rows the cloud never had.
+            log.warning("sync.ack_beyond_sent", stream=ack.stream, upto=ack.upto,
+                        last=ack.last, sent_upto=st.sent_upto, effect="ignored")
+            return
         flight = st.flights.get(ack.first) if ack.first is not None else None
         # Only an ack for the whole flight confirms it: a late ack of an older, shorter
         # batch with the same first seq must not spare the rest from a resend.
@@ -442,16 +491,53 @@ class SyncClient:
         except Exception:  # noqa: BLE001 - logging the event must not lose the message
             log.exception("sync.event_failed", kind=kind)
 
+    async def _refuse(self, kind: str, reason: str, payload: bytes, **ctx: Any) -> None:
+        """One log line and one event per refused downlink message (kept for inspection)."""
+        self.downlink_refused += 1
+        self.last_refused = {"kind": kind, "reason": reason,
+                             "at": datetime.now(UTC).isoformat(), **ctx}
+        quiet = self._downlink_key is None  # said once at start; no line per message
+        (log.info if quiet else log.warning)("sync.downlink_refused", kind=kind,
+                                             reason=reason, bytes=len(payload), **ctx)
+        await self._event("downlink_refused", "warning", what=kind, reason=reason,
+                          bytes=len(payload), head=payload[:200].decode("utf-8", "replace"),
+                          **ctx)
+
+    async def _verified(self, kind: str, payload: bytes, **ctx: Any
+                        ) -> signing.Verified | None:
+        if self._downlink_key is None:
+            await self._refuse(kind, f"no downlink key ({self.downlink_key_path()}): this "
+                               "gateway accepts no downlink", payload, **ctx)
+            return None
+        try:
+            return signing.verify(self._downlink_key, payload, self.gateway_id, kind)
+        except signing.SignatureError as exc:
+            await self._refuse(kind, str(exc), payload, **ctx)
+            return None
+
     async def _on_config_msg(self, payload: bytes) -> None:
         if not payload:
             return  # retained config cleared
+        signed = await self._verified(signing.KIND_CONFIG, payload)
+        if signed is None:
+            return
         try:
-            desired = p.decode_config(payload)
-        except p.ProtocolError as exc:
+            desired = p.DesiredConfig.model_validate(signed.body)
+        except ValueError as exc:
             await self._config_result(None, f"unreadable desired config: {exc}")
+            return
+        if desired.version != signed.ref:
+            await self._refuse("config", f"version {desired.version} is not the signed "
+                               f"{signed.ref}", payload)
             return
         if desired.version == self.applied_config_version:
             return  # the retained copy again, after a reconnect
+        in_force = max(self.applied_config_version or 0, self._downlink.config)
+        if desired.version < in_force or desired.version <= (self.applied_config_version or 0):
+            await self._refuse("config", f"version {desired.version} is not greater than the "
+                               f"one in force ({in_force})", payload, version=desired.version)
+            return
+        await asyncio.to_thread(self._downlink.saw_config, desired.version)
         if self.on_config is None:
             await self._config_result(desired.version, "this gateway takes no remote config")
             return
@@ -478,25 +564,53 @@ class SyncClient:
     async def _on_badges_msg(self, payload: bytes) -> None:
         if not payload:
             return
+        signed = await self._verified(signing.KIND_BADGES, payload)
+        if signed is None:
+            return
         try:
-            badges = p.decode_badges(payload)
+            badges = p.BadgeList.model_validate(signed.body)
+            if badges.version != signed.ref:
+                raise ValueError(f"version {badges.version} is not the signed {signed.ref}")
+            if badges.version < self._downlink.badges:
+                raise ValueError(f"version {badges.version} is not greater than the one in "
+                                 f"force ({self._downlink.badges})")
+            if badges.version == self.badges_version:
+                return  # the retained copy again, after a reconnect
             if self.on_badges is not None:
                 self.on_badges(badges.model_dump(mode="json"))
-        except Exception as exc:  # noqa: BLE001 - ProtocolError or the consumer's refusal
-            log.warning("sync.badges_rejected", error=str(exc))
-            await self._event("badges_rejected", "warning", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bad list or the consumer's refusal
+            await self._refuse("badges", str(exc), payload)
             return
+        await asyncio.to_thread(self._downlink.set_badges, badges.version)
         self.badges_version = badges.version
         self._publish_status()
 
     async def _on_command_msg(self, cmd_id: str, payload: bytes) -> None:
-        if cmd_id in self._recent_cmds:
-            return  # QoS 1 may deliver twice; a restart must not run twice
-        self._recent_cmds.append(cmd_id)
+        signed = await self._verified(signing.KIND_CMD, payload, id=cmd_id)
+        if signed is None:
+            return
+        # Checked and marked without an await in between: a duplicate delivered meanwhile
+        # finds the id taken.
+        if self._downlink.executed(cmd_id):
+            await self._refuse("cmd", "already executed (a command runs once)", payload,
+                               id=cmd_id)
+            return
         try:
-            cmd = p.decode_command(payload)
-            if cmd.id != cmd_id:
-                raise p.ProtocolError(f"command id {cmd.id!r} differs from topic {cmd_id!r}")
+            cmd = p.Command.model_validate(signed.body)
+            if not (cmd.id == cmd_id == signed.ref):
+                raise ValueError(f"command id {cmd.id!r} / signed {signed.ref!r} differs "
+                                 f"from topic {cmd_id!r}")
+            if self._downlink_broken:
+                raise ValueError(f"record of executed commands unreadable: "
+                                 f"{self._downlink_broken}")
+            assert signed.expires is not None  # signing.verify demands it of a command
+            self._downlink.record_command(cmd_id, signed.expires, save=False)
+            await asyncio.to_thread(self._downlink.save)  # before it runs: at most once
+        except (ValueError, OverflowError, OSError) as exc:
+            await self._refuse("cmd", str(exc), payload, id=cmd_id)
+            self._publish_result(p.CommandResult(id=cmd_id, ok=False, error=f"refused: {exc}"))
+            return
+        try:
             if self.on_command is None:
                 raise LookupError("this gateway takes no commands")
             log.info("sync.command", id=cmd_id, name=cmd.name)
@@ -505,7 +619,10 @@ class SyncClient:
         except Exception as exc:  # noqa: BLE001 - every failure becomes a result
             log.warning("sync.command_failed", id=cmd_id, error=str(exc))
             result = p.CommandResult(id=cmd_id, ok=False, error=f"{type(exc).__name__}: {exc}")
-        self.client.publish(p.cmd_result_topic(self.gateway_id, cmd_id),
+        self._publish_result(result)
+
+    def _publish_result(self, result: p.CommandResult) -> None:
+        self.client.publish(p.cmd_result_topic(self.gateway_id, result.id),
                             p.dumps(result.model_dump(mode="json")), qos=1)
 
     # -- status --------------------------------------------------------------------------

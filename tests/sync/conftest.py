@@ -223,3 +223,50 @@ def mqtt_client(mosquitto: Any) -> Iterator[Probe]:
 @pytest.fixture
 def wait() -> Callable[..., Any]:
     return wait_until
+
+
+@dataclass
+class Downlink:
+    """The cloud's downlink key and a gateway state dir that trusts it (identity/downlink.pub
+    written as enrolment would)."""
+
+    keys: Path  # the cloud's key directory (downlink.key, downlink.pub)
+    state_dir: Path
+
+    @property
+    def key(self) -> Any:
+        from sitegate.cloud.keys import downlink_key
+
+        return downlink_key(self.keys)
+
+    def sign(self, gateway_id: str, kind: str, ref: int | str, body: dict[str, Any],
+             expires_in: float | None = None, key: Any = None) -> bytes:
+        from datetime import UTC, datetime, timedelta
+
+        from sitegate.common import signing
+
+        expires = (datetime.now(UTC) + timedelta(seconds=expires_in)
+                   if expires_in is not None else None)
+        return signing.sign(key or self.key, gateway_id, kind, ref, body, expires=expires)
+
+    def command(self, gateway_id: str, cmd_id: str, name: str, args: dict[str, Any] | None = None,
+                expires_in: float | None = 60, key: Any = None) -> bytes:
+        body = {"v": 1, "id": cmd_id, "name": name, "args": args or {}}
+        return self.sign(gateway_id, "cmd", cmd_id, body, expires_in, key)
+
+
+def make_downlink(tmp: Path) -> Downlink:
+    from sitegate.cloud.keys import downlink_key
+
+    keys = tmp / "cloud-keys"
+    keys.mkdir(mode=0o700, exist_ok=True)
+    downlink_key(keys)
+    state = tmp / "state"
+    (state / "identity").mkdir(parents=True, exist_ok=True)
+    (state / "identity" / "downlink.pub").write_bytes((keys / "downlink.pub").read_bytes())
+    return Downlink(keys, state)
+
+
+@pytest.fixture
+def downlink(tmp_path: Path) -> Downlink:
+    return make_downlink(tmp_path)

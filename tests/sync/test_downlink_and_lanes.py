@@ -1,5 +1,6 @@
-"""SyncClient in process against a real Mosquitto: desired config (applied / rejected, in
-status), badge list, commands with results and expiry, and live data overtaking a backlog."""
+"""SyncClient in process against a real Mosquitto: signed desired config (applied /
+rejected, in status), badge list, commands with results and expiry, and live data
+overtaking a backlog. The attacks on the downlink are in test_downlink_trust.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from sitegate.common import signing
 from sitegate.gateway.buffer import Buffer, reading_row
 from sitegate.sync import protocol as p
 from sitegate.sync.client import SyncClient
@@ -37,7 +39,7 @@ def _cfg(url: str, **kw: Any) -> MqttConfig:
                       keepalive=5, **kw)
 
 
-def test_config_badges_and_commands(mosquitto, mqtt_client, tmp_path: Path) -> None:
+def test_config_badges_and_commands(mosquitto, mqtt_client, downlink, tmp_path: Path) -> None:
     gw = f"gw-{uuid.uuid4().hex[:8]}"
     status_topic = p.topic(gw, "status")
     mqtt_client.subscribe(status_topic)
@@ -69,30 +71,37 @@ def test_config_badges_and_commands(mosquitto, mqtt_client, tmp_path: Path) -> N
         props = Properties(PacketTypes.PUBLISH)
         props.MessageExpiryInterval = expiry
         mqtt_client.publish(p.cmd_topic(gw, cmd_id),
-                            p.dumps({"v": 1, "id": cmd_id, "name": name, "args": {"x": 1}}),
+                            downlink.command(gw, cmd_id, name, {"x": 1}, expiry),
                             properties=props)
+
+    def config(version: int, body: dict[str, Any]) -> None:
+        mqtt_client.publish(p.topic(gw, "config"), downlink.sign(
+            gw, "config", version, {"v": 1, "version": version, "config": body}), retain=True)
 
     async def scenario() -> None:
         buf = Buffer(tmp_path / "buffer.db")
         # Retained before the gateway exists: it must pick the desired config up on connect.
-        mqtt_client.publish(p.topic(gw, "config"),
-                            p.dumps({"v": 1, "version": 1, "config": {"meters": []}}), retain=True)
+        config(1, {"meters": []})
         client = SyncClient(_cfg(mosquitto.url), gw, buf, on_config=on_config,
-                            on_badges=badge_lists.append, on_command=on_command)
+                            on_badges=badge_lists.append, on_command=on_command,
+                            state_dir=downlink.state_dir)
         await client.start()
         await until(lambda: any(s.get("applied_config_version") == 1 for s in statuses()),
                     "config 1 applied and reported")
         assert applied == [{"version": 1, "config": {"meters": []}}]
 
-        mqtt_client.publish(p.topic(gw, "config"),
-                            p.dumps({"v": 1, "version": 2, "config": {"meters": "broken"}}),
-                            retain=True)
+        config(2, {"meters": "broken"})
         rejected = await until(lambda: [s for s in statuses() if s.get("config_rejected")],
                                "config 2 rejected and reported")
         assert rejected[-1]["config_rejected"] == {"version": 2,
                                                    "error": "meters: expected a list"}
         assert rejected[-1]["applied_config_version"] == 1  # the old one still runs
         mqtt_client.publish(p.topic(gw, "config"), b"{not json", retain=True)
+        await until(lambda: client.health()["downlink"]["refused"] == 1, "garbage refused")
+        assert "unsigned" in client.health()["downlink"]["last_refused"]["reason"]
+        # Signed, but not a desired config: reported as the cloud's mistake.
+        mqtt_client.publish(p.topic(gw, "config"), downlink.sign(
+            gw, "config", 3, {"v": 1, "version": 3, "config": 5}), retain=True)
         await until(lambda: "unreadable" in str(statuses()[-1].get("config_rejected")),
                     "unreadable config reported")
 
@@ -100,7 +109,8 @@ def test_config_badges_and_commands(mosquitto, mqtt_client, tmp_path: Path) -> N
             {"id": "04A1B2C3", "status": "accepted", "expires": None, "account": "t-1"},
             {"id": "DEADBEEF", "status": "blocked", "expires": "2027-01-01T00:00:00Z",
              "account": None}]}
-        mqtt_client.publish(p.topic(gw, "badges"), p.dumps(badge_list), retain=True)
+        mqtt_client.publish(p.topic(gw, "badges"),
+                            downlink.sign(gw, "badges", 7, badge_list), retain=True)
         await until(lambda: any(s.get("badges_version") == 7 for s in statuses()),
                     "badge list 7 reported")
         assert badge_lists[-1]["badges"][0] == badge_list["badges"][0]
@@ -124,7 +134,8 @@ def test_config_badges_and_commands(mosquitto, mqtt_client, tmp_path: Path) -> N
         command("c5", "buffer_stats", expiry=600)
         await asyncio.sleep(2.5)  # let c4's expiry pass (the broker drops it)
         again = SyncClient(_cfg(mosquitto.url), gw, buf, on_config=on_config,
-                           on_badges=badge_lists.append, on_command=on_command)
+                           on_badges=badge_lists.append, on_command=on_command,
+                           state_dir=downlink.state_dir)
         await again.start()
         await until(lambda: result("c5"), "result c5 after reconnect")
         assert result("c4") is None and "stale" not in [n for n, _ in ran]
@@ -172,7 +183,7 @@ def test_live_rows_overtake_a_throttled_backlog(sqlite_site, tmp_path: Path) -> 
     asyncio.run(scenario())
 
 
-def test_cloud_side_push_config_and_command(mosquitto, tmp_path: Path) -> None:
+def test_cloud_side_push_config_and_command(mosquitto, downlink, tmp_path: Path) -> None:
     from sitegate.cloud.ingest.downlink import push_badges, push_config, send_command
 
     gw = f"gw-{uuid.uuid4().hex[:8]}"
@@ -185,12 +196,16 @@ def test_cloud_side_push_config_and_command(mosquitto, tmp_path: Path) -> None:
     async def scenario() -> None:
         buf = Buffer(tmp_path / "buffer.db")
         client = SyncClient(_cfg(mosquitto.url), gw, buf, on_config=lambda d: applied.append(d),
-                            on_badges=badge_lists.append, on_command=on_command)
+                            on_badges=badge_lists.append, on_command=on_command,
+                            state_dir=downlink.state_dir)
         await client.start()
         await until(lambda: client.health()["connected"], "connected")
-        await asyncio.to_thread(push_config, mosquitto.url, gw, 4, {"meters": ["a"]})
-        await asyncio.to_thread(push_badges, mosquitto.url, gw, {"version": 2, "badges": []})
-        result = await asyncio.to_thread(send_command, mosquitto.url, gw, "status", {"v": 1})
+        key = downlink.key
+        await asyncio.to_thread(push_config, mosquitto.url, gw, 4, {"meters": ["a"]}, key)
+        await asyncio.to_thread(push_badges, mosquitto.url, gw, {"version": 2, "badges": []},
+                                key)
+        result = await asyncio.to_thread(send_command, mosquitto.url, gw, "status", {"v": 1},
+                                         key)
         assert result is not None and result.ok and result.result == {
             "echo": "status", "args": {"v": 1}}
         await until(lambda: applied and badge_lists, "config and badges delivered")
@@ -215,8 +230,9 @@ def test_push_config_cli_checks_the_site_file_and_sends_it_as_text(
     good = (f'gateway_id = "{gw}"\n[storage]\npath = "{tmp_path}/b.db"\n'
             '[[buses]]\nname = "b"\ntcp = { host = "10.0.0.5" }\n'
             '[[meters]]\nid = "apt-1"\nbus = "b"\nunit = 1\nprofile = "eastron_sdm630"\n')
+    keys = tmp_path / "keys"
     run = [sys.executable, "-m", "sitegate.cloud.cli", "push-config", "--broker", mosquitto.url,
-           "--gateway", gw, "--version", "7", str(site)]
+           "--gateway", gw, "--version", "7", "--keys", str(keys), str(site)]
     site.write_text(good.replace("unit = 1", "unit = 300"))
     res = subprocess.run(run, capture_output=True, text=True)
     assert res.returncode == 2 and "meters[0].unit" in res.stdout, res.stdout + res.stderr
@@ -233,5 +249,9 @@ def test_push_config_cli_checks_the_site_file_and_sends_it_as_text(
     reader.start()
     reader.join(timeout=20)
     assert got, "no retained config on the broker"
-    desired = p.decode_config(got[0].payload)
-    assert (desired.version, desired.config) == (7, good)
+    # Signed with the key the CLI made in --keys (downlink.key, and downlink.pub to hand out).
+    signed = signing.verify(signing.load_public(keys / "downlink.pub"), got[0].payload, gw,
+                            "config")
+    desired = p.DesiredConfig.model_validate(signed.body)
+    assert (desired.version, desired.config, signed.ref) == (7, good, 7)
+    assert (keys / "downlink.key").stat().st_mode & 0o777 == 0o600
