@@ -259,7 +259,7 @@ def make_downlink(tmp: Path) -> Downlink:
     from sitegate.cloud.keys import downlink_key
 
     keys = tmp / "cloud-keys"
-    keys.mkdir(mode=0o700, exist_ok=True)
+    keys.mkdir(mode=0o700, parents=True, exist_ok=True)
     downlink_key(keys)
     state = tmp / "state"
     (state / "identity").mkdir(parents=True, exist_ok=True)
@@ -270,3 +270,9 @@ def make_downlink(tmp: Path) -> Downlink:
 @pytest.fixture
 def downlink(tmp_path: Path) -> Downlink:
     return make_downlink(tmp_path)
+
+
+@pytest.fixture
+def new_downlink() -> Callable[[Path], Downlink]:
+    """make_downlink, for a test that needs a second cloud or state dir."""
+    return make_downlink
