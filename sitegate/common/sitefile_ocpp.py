@@ -33,6 +33,10 @@ class ChargePointConfig(_Strict):
                           "eBike chargers (billed as such in the cloud)")
     password: str | None = Field(
         None, description="HTTP basic auth password (security profile 1 and 2)")
+    password_secret: str | None = Field(
+        None, description="name of that password in the box's secrets file "
+                          "(/etc/sitegate/secrets.toml); instead of password, which the "
+                          "cloud's desired config may not carry")
     badge_format: Literal["as-is", "hex", "hex-reversed"] = Field(
         "hex", description="how this charger writes badge UIDs: 'hex' normalizes case and "
                            "separators, 'hex-reversed' also reverses the byte order of 4/7-byte "
@@ -49,6 +53,12 @@ class ChargePointConfig(_Strict):
                             "ChargingScheduleAllowedChargingRateUnit")
     voltage: Decimal = Field(Decimal(230), gt=0, description="phase voltage for W profiles")
     billing_point: str | None = Field(None, description="label of the billed unit")
+
+    @model_validator(mode="after")
+    def _one_password(self) -> ChargePointConfig:
+        if self.password and self.password_secret:
+            raise ValueError("password or password_secret, not both")
+        return self
 
 
 class BadgeConfig(_Strict):

@@ -72,9 +72,16 @@ def _buffer_check(args: argparse.Namespace) -> int:
     return report(args.db or config_or_exit(args.config).storage.path, args.json)
 
 
-def config_or_exit(path: str, profiles: ProfileLookup | None = None) -> SiteConfig:
+def config_or_exit(path: str, profiles: ProfileLookup | None = None,
+                   with_secrets: bool = False) -> SiteConfig:
+    """The site file; ``with_secrets``: its named secrets filled in from the secrets file."""
     try:
-        return load_config(path, profiles)
+        cfg = load_config(path, profiles)
+        if with_secrets:
+            from sitegate.gateway.secrets import resolve
+
+            cfg = resolve(cfg, path)
+        return cfg
     except ConfigError as exc:
         print(f"{exc.source}: configuration is not valid:", file=sys.stderr)
         for problem in exc.problems:
@@ -114,7 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sitegate.gateway.daemon import AlreadyRunning, Daemon
     from sitegate.gateway.logging_setup import configure
 
-    cfg = config_or_exit(args.config, driver_quantities)
+    cfg = config_or_exit(args.config, driver_quantities, with_secrets=True)
     configure(args.log_level)
     import structlog
 

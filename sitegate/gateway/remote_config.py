@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sitegate.common.sitecheck import ConfigError, Problem
 from sitegate.common.sitefile import SiteConfig, parse_config, validate
+from sitegate.gateway import secrets
 from sitegate.gateway.profiles import driver_quantities
 
 FIXED = ("gateway_id", "storage.path", "health", "mqtt", "ocpp")
@@ -29,8 +31,15 @@ def parse_desired(config: str | dict[str, Any], source: str) -> SiteConfig:
     ``config`` is the site file's TOML text, or the same as a dict (JSON). Raises
     ConfigError naming every bad key."""
     if isinstance(config, str):
-        return parse_config(config, source, driver_quantities)
-    return validate(config, source, profiles=driver_quantities)
+        cfg = parse_config(config, source, driver_quantities)
+    else:
+        cfg = validate(config, source, profiles=driver_quantities)
+    creds = secrets.literal_credentials(cfg)
+    if creds:  # retained on the broker: a credential in it is a leaked credential
+        raise ConfigError(source, [Problem(k, "a credential in the desired config is refused: "
+                                              "name it (password_secret = \"name\"); the box "
+                                              "keeps it in its secrets file") for k in creds])
+    return secrets.resolve(cfg, source)
 
 
 def fixed_changes(running: SiteConfig, desired: SiteConfig) -> list[str]:

@@ -13,6 +13,10 @@ class MqttConfig(BaseModel):
     broker: str = Field("mqtt://127.0.0.1:1883", description="mqtt://host:port or mqtts://host:port")
     username: str | None = None
     password: str | None = None
+    password_secret: str | None = Field(
+        None, description="name of the password in the box's secrets file "
+                          "(/etc/sitegate/secrets.toml); instead of password, which the "
+                          "cloud's desired config may not carry")
     ca_file: str | None = Field(None, description="CA certificate that signed the broker's")
     cert_file: str | None = Field(None, description="client certificate (mutual TLS)")
     key_file: str | None = Field(None, description="client private key (mutual TLS)")
@@ -47,6 +51,8 @@ class MqttConfig(BaseModel):
 
     @model_validator(mode="after")
     def _tls_pairs(self) -> MqttConfig:
+        if self.password and self.password_secret:
+            raise ValueError("password or password_secret, not both")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together (mutual TLS)")
         if self.cert_file and not self.broker.startswith("mqtts://"):

@@ -150,7 +150,18 @@ def test_remote_config_applied_live_rejected_whole_and_kept_over_a_restart(
         tmp_path: Path, simulator: int, mosquitto) -> None:  # type: ignore[no-untyped-def]
     import tomllib
 
-    from sitegate.cloud.ingest.downlink import push_config
+    from sitegate.cloud.ingest import downlink
+    from sitegate.cloud.keys import downlink_key, keys_dir
+
+    # The cloud's signing key; its public half where enrolment puts it in the state dir
+    # (the buffer's directory).
+    key = downlink_key(keys_dir(str(tmp_path / "cloud-keys")))
+    (tmp_path / "identity").mkdir()
+    (tmp_path / "identity" / "downlink.pub").write_bytes(
+        (tmp_path / "cloud-keys" / "downlink.pub").read_bytes())
+
+    def push_config(url: str, gw: str, version: int, config: str | dict) -> None:
+        downlink.push_config(url, gw, version, config, key)
 
     gw = f"gw-cfg-{os.getpid()}-{time.monotonic_ns() % 100000}"
     cfg = tmp_path / "site.toml"
