@@ -114,3 +114,52 @@ def test_tls_settings_are_checked() -> None:
         MqttConfig(broker="mqtts://h", cert_file="c.crt")
     with pytest.raises(ValueError, match="need an mqtts"):
         MqttConfig(broker="mqtt://h", cert_file="c.crt", key_file="c.key")
+
+
+def test_cloud_downlink_commands_authenticate_to_the_broker(secure_broker,
+                                                            tmp_path: Path) -> None:
+    """push-badges / command: user + password from a file or the environment (never argv),
+    or a TLS client certificate; refused credentials are one line and exit code 1."""
+    import json
+    import os
+    import sys
+
+    import paho.mqtt.subscribe as subscribe
+
+    from sitegate.common import signing
+    from sitegate.sync import protocol as p
+
+    d, tls_port, pw_port = secure_broker
+    gw = f"gw-{uuid.uuid4().hex[:6]}"
+    badges = tmp_path / "badges.json"
+    badges.write_text(json.dumps({"version": 3, "badges": []}))
+    keys = tmp_path / "keys"
+    pw_file = tmp_path / "pw"
+    pw_file.write_text("s3cret\n")
+    env = {k: v for k, v in os.environ.items() if k != "SITEGATE_MQTT_PASSWORD"}
+
+    def cloud(*args: str, extra_env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "sitegate.cloud.cli", *args, "--keys",
+                               str(keys), "--gateway", gw], capture_output=True, text=True,
+                              env={**env, **(extra_env or {})}, timeout=60)
+
+    plain = f"mqtt://127.0.0.1:{pw_port}"
+    res = cloud("push-badges", "--broker", plain, str(badges))
+    assert res.returncode == 1 and "refused" in res.stderr, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = cloud("push-badges", "--broker", plain, "--username", "gw-pw", "--password-file",
+                str(pw_file), str(badges))
+    assert res.returncode == 0, res.stdout + res.stderr
+    msg = subscribe.simple(p.topic(gw, p.LEAF_BADGES), hostname="127.0.0.1", port=pw_port,
+                           retained=True, auth={"username": "gw-pw", "password": "s3cret"})
+    got = signing.verify(signing.load_public(keys / "downlink.pub"), msg.payload, gw, "badges")
+    assert got.ref == 3
+    # From the environment; nobody answers the command, so it times out after connecting.
+    res = cloud("command", "--broker", plain, "--username", "gw-pw", "--wait", "0.2", "status",
+                extra_env={"SITEGATE_MQTT_PASSWORD": "s3cret"})
+    assert res.returncode == 1 and "no result within" in res.stderr, res.stderr
+    res = cloud("push-badges", "--broker", f"mqtts://127.0.0.1:{tls_port}", "--ca-file",
+                str(d / "ca.crt"), "--cert-file", str(d / "client.crt"), "--key-file",
+                str(d / "client.key"), str(badges))
+    assert res.returncode == 0, res.stdout + res.stderr
