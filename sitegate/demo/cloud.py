@@ -44,6 +44,7 @@ class Cloud:
     def __init__(self, workdir: Path, broker_url: str, site_model: Path) -> None:
         self.db = str(workdir / "cloud.db")
         self.workdir = workdir
+        self.keys = workdir / "cloud-keys"  # downlink.key signs config, badges, commands
         self.broker_url = broker_url
         self.site_model = site_model
         self.engine = make_engine(self.db)
@@ -53,6 +54,14 @@ class Cloud:
         self._ingest: threading.Thread | None = None
         self._api: _QuietServer | None = None
         self._api_task: asyncio.Task[None] | None = None
+
+    def downlink_pub(self) -> bytes:
+        """The cloud's downlink key directory in the demo directory (made on first use):
+        the public half, which enrolment would hand the gateway."""
+        from sitegate.cloud.keys import downlink_key, keys_dir
+
+        downlink_key(keys_dir(str(self.keys)))
+        return (self.keys / "downlink.pub").read_bytes()
 
     async def start(self) -> None:
         await asyncio.to_thread(upgrade, self.db)

@@ -108,6 +108,10 @@ async def _run(workdir: Path, duration: float | None, interval: int,
                                    ocpp_port=ocpp_port, broker=broker_url, interval=interval)
         text += "\n" + relays_config(laundry, interval)
         (workdir / "site.toml").write_text(text)
+        # The gateway trusts the cloud's downlink key, as enrolment would have set it up.
+        identity = workdir / "identity"
+        identity.mkdir(exist_ok=True)
+        (identity / "downlink.pub").write_bytes(await asyncio.to_thread(cloud.downlink_pub))
         daemon = Daemon(parse_config(text, "demo"))
         run = asyncio.create_task(daemon.run())
         await _until_ready(daemon, run)
@@ -134,7 +138,9 @@ async def _run(workdir: Path, duration: float | None, interval: int,
             f"  api:      curl -H \"Authorization: Bearer $(cat {cloud.token_file})\" "
             f"{cloud.api_url}/gateways\n"
             f"  try:      sitegate status -c {workdir}/site.toml\n"
-            f"            sitegate-cloud readings --db {cloud.db} --meter heat-apt-1\n")
+            f"            sitegate-cloud readings --db {cloud.db} --meter heat-apt-1\n"
+            f"            sitegate-cloud command --broker {broker_url} --keys {cloud.keys} "
+            f"--gateway {site.GATEWAY_ID} status\n")
         printer = Printer(daemon, cloud.counts, say, producers=frozenset({"pv"}))
         started = time.monotonic()
         every = max(1.0, interval / 2)
