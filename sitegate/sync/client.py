@@ -220,6 +220,7 @@ class SyncClient:
             "last_ack": {s.name: {"upto": s.acked, "at": s.last_ack_at}
                          for s in self._streams.values()},
             "in_flight": {s.name: len(s.flights) for s in self._streams.values()},
+            "sent_upto": {s.name: s.sent_upto for s in self._streams.values()},
             "applied_config_version": self.applied_config_version,
             "config_rejected": self.config_rejected,
             "badges_version": self.badges_version,
@@ -444,19 +445,27 @@ class SyncClient:
                      ours=self.epoch, upto=ack.upto)
             return
         st = self._streams[ack.stream]
+        flight = st.flights.get(ack.first) if ack.first is not None else None
+        upto = ack.upto
         if max(ack.upto, ack.last or 0) > st.sent_upto:
             # Nothing beyond what this gateway published can have been committed: a forged
-            # (or confused) ack would make it drop rows the cloud never had.
-            log.warning("sync.ack_beyond_sent", stream=ack.stream, upto=ack.upto,
-                        last=ack.last, sent_upto=st.sent_upto, effect="ignored")
-            return
-        flight = st.flights.get(ack.first) if ack.first is not None else None
+            # (or confused) ack would make it drop rows the cloud never had. After a restart
+            # the cloud's mark may be ahead (rows the previous process sent, their ack lost):
+            # an ack answering a batch in flight is taken up to what was sent, so it goes on.
+            answers = flight is not None and ack.last == flight.last
+            (log.info if answers else log.warning)(
+                "sync.ack_beyond_sent", stream=ack.stream, upto=ack.upto, first=ack.first,
+                last=ack.last, sent_upto=st.sent_upto,
+                effect=f"taken up to {st.sent_upto}" if answers else "ignored")
+            if not answers:
+                return
+            upto = st.sent_upto
         # Only an ack for the whole flight confirms it: a late ack of an older, shorter
         # batch with the same first seq must not spare the rest from a resend.
         if flight is not None and ack.last is not None and ack.last >= flight.last:
             flight.confirmed = True
-        if ack.upto > st.acked:
-            st.acked = await asyncio.to_thread(self.buffer.ack, ack.stream, ack.upto)
+        if upto > st.acked:
+            st.acked = await asyncio.to_thread(self.buffer.ack, ack.stream, upto)
             st.last_ack_at = datetime.now(UTC).isoformat()
         if self._wake is not None:
             self._wake.set()

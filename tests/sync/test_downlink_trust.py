@@ -69,7 +69,7 @@ def test_forged_ack_beyond_what_was_sent_is_ignored(mosquitto, mqtt_client,
         await client.start()
         await until(lambda: client.health()["in_flight"]["readings"] == 2, "two batches out")
         ack_topic = p.topic(gw, p.LEAF_ACK)
-        forged = p.Ack(stream="readings", epoch=buf.epoch, upto=1_000_000, first=1, last=100)
+        forged = p.Ack(stream="readings", epoch=buf.epoch, upto=1_000_000)
         mqtt_client.publish(ack_topic, p.encode_ack(forged))
         real = p.Ack(stream="readings", epoch=buf.epoch, upto=100, first=1, last=100)
         mqtt_client.publish(ack_topic, p.encode_ack(real))
@@ -77,6 +77,14 @@ def test_forged_ack_beyond_what_was_sent_is_ignored(mosquitto, mqtt_client,
         # Only the real ack counted: 2,400 rows are still waiting to be sent.
         assert buf.acked_upto("readings") == 100
         assert client.health()["backlog"]["readings"] == 2400
+        # Forged to look like the answer to the batch in flight (101..200): the mark can
+        # move at most to what the gateway has sent, never over unsent rows.
+        echo = p.Ack(stream="readings", epoch=buf.epoch, upto=1_000_000, first=101, last=200)
+        mqtt_client.publish(ack_topic, p.encode_ack(echo))
+        await until(lambda: buf.acked_upto("readings") > 100, "the echoing ack taken")
+        assert buf.acked_upto("readings") <= client.health()["sent_upto"]["readings"]
+        # Two batches of 100 in flight at most: the unsent rows are all still there.
+        assert client.health()["backlog"]["readings"] >= 2500 - 500
         await client.stop()
         buf.close()
 
