@@ -139,6 +139,7 @@ class SyncClient:
         self._downlink_key: Any = None  # Ed25519PublicKey once loaded at start()
         self._downlink: DownlinkState = DownlinkState(None)
         self._downlink_broken: str | None = None  # the executed-command record is unreadable
+        self._cmd_order = asyncio.Lock()
         self.downlink_refused = 0
         self.last_refused: dict[str, Any] | None = None
         self._net: threading.Thread | None = None
@@ -614,7 +615,10 @@ class SyncClient:
                                  f"{self._downlink_broken}")
             assert signed.expires is not None  # signing.verify demands it of a command
             self._downlink.record_command(cmd_id, signed.expires, save=False)
-            await asyncio.to_thread(self._downlink.save)  # before it runs: at most once
+            # Saved before it runs (at most once); in turn, so commands start in the order
+            # they came.
+            async with self._cmd_order:
+                await asyncio.to_thread(self._downlink.save)
         except (ValueError, OverflowError, OSError) as exc:
             await self._refuse("cmd", str(exc), payload, id=cmd_id)
             self._publish_result(p.CommandResult(id=cmd_id, ok=False, error=f"refused: {exc}"))
