@@ -159,7 +159,7 @@ def _envelope(payload: bytes) -> tuple[str, bytes]:
         raise SignatureError(f"{len(payload)} bytes, more than {MAX_ENVELOPE_BYTES}")
     try:
         env = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise SignatureError(f"unsigned: not JSON ({exc})") from None
     if not isinstance(env, dict) or "sig" not in env or "signed" not in env:
         raise SignatureError("unsigned (no signature envelope)")
@@ -185,7 +185,7 @@ def _content(text: str) -> Verified:
         gateway, kind, ref, body = d["gateway"], d["kind"], d["ref"], d["body"]
         issued = _aware(d["issued"])
         expires = _aware(d["expires"]) if d["expires"] is not None else None
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise SignatureError(f"signed content unreadable: {exc}") from None
     if not (isinstance(gateway, str) and isinstance(kind, str) and isinstance(body, dict)
             and isinstance(ref, int | str) and not isinstance(ref, bool)):

@@ -596,6 +596,10 @@ class SyncClient:
         self._publish_status()
 
     async def _on_command_msg(self, cmd_id: str, payload: bytes) -> None:
+        if len(cmd_id) > 64:  # ids are kept in the executed record: bounded
+            await self._refuse("cmd", f"command id of {len(cmd_id)} characters", payload,
+                               id=cmd_id[:64])
+            return
         signed = await self._verified(signing.KIND_CMD, payload, id=cmd_id)
         if signed is None:
             return

@@ -146,6 +146,10 @@ def push_badges(broker_url: str, gateway_id: str, badges: dict[str, Any],
 def signed_command(key: Ed25519PrivateKey, gateway_id: str, name: str, args: dict[str, Any],
                    expiry: int) -> tuple[str, bytes]:
     """(id, wire payload) of a command for ``gateway_id`` that expires in ``expiry`` s."""
+    longest = int(signing.MAX_COMMAND_LIFETIME.total_seconds())
+    if not 1 <= expiry <= longest:
+        raise ValueError(f"expiry {expiry} s: a command expires within 1..{longest} s "
+                         "(gateways refuse longer)")
     cmd = p.Command(id=uuid.uuid4().hex[:12], name=name, args=args)
     expires = datetime.now(UTC) + timedelta(seconds=expiry)
     return cmd.id, signing.sign(key, gateway_id, signing.KIND_CMD, cmd.id, cmd.model_dump(),
