@@ -98,13 +98,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _downlink_options(p: argparse.ArgumentParser) -> None:
     """Signing key and broker credentials of the downlink commands (no secret on argv)."""
-    from sitegate.cloud.ingest.downlink import PASSWORD_ENV
     from sitegate.cloud.keys import add_keys_argument
 
     add_keys_argument(p)
     p.add_argument("--username", help="broker user name")
-    p.add_argument("--password-file", metavar="FILE",
-                   help=f"file holding the broker password (default ${PASSWORD_ENV})")
+    add_password_arguments(p)
     p.add_argument("--ca-file", help="CA certificate of the broker (mqtts://)")
     p.add_argument("--cert-file", help="client certificate for the broker (mutual TLS)")
     p.add_argument("--key-file", help="its private key")
@@ -114,8 +112,9 @@ def _downlink_setup(args: argparse.Namespace) -> tuple[Any, Any]:
     """(signing key, broker auth) from the options; ValueError/OSError when unusable."""
     from sitegate.cloud.ingest.downlink import BrokerAuth
     from sitegate.cloud.keys import downlink_key, keys_dir
+    from sitegate.cloud.secrets import broker_password
 
-    auth = BrokerAuth.from_options(args.username, args.password_file, args.ca_file,
+    auth = BrokerAuth.from_options(args.username, broker_password(args), args.ca_file,
                                    args.cert_file, args.key_file)
     return downlink_key(keys_dir(args.keys)), auth
 

@@ -7,7 +7,6 @@ carries credentials: it names them and the box keeps them (see ``secret_keys``).
 
 from __future__ import annotations
 
-import os
 import ssl
 import threading
 import uuid
@@ -25,7 +24,6 @@ from sitegate.cloud.ingest.service import parse_broker
 from sitegate.common import signing
 from sitegate.sync import protocol as p
 
-PASSWORD_ENV = "SITEGATE_MQTT_PASSWORD"
 # Keys that hold a credential in a site file (the [mqtt] password, a charger's basic-auth
 # password) or look like one. The site file names a secret instead (``password_secret``).
 _SECRET_KEYS = ("password", "passwd", "secret", "token", "api_key", "private_key", "psk")
@@ -35,7 +33,7 @@ _REFERENCE_SUFFIX = "_secret"  # password_secret = "name": a reference, not a se
 @dataclass(frozen=True)
 class BrokerAuth:
     """How a cloud command authenticates to the broker: user + password (from a file or the
-    environment, never argv) and/or a TLS client certificate."""
+    environment, never argv: sitegate.cloud.secrets) and/or a TLS client certificate."""
 
     username: str | None = None
     password: str | None = None
@@ -44,14 +42,9 @@ class BrokerAuth:
     key_file: str | None = None
 
     @classmethod
-    def from_options(cls, username: str | None, password_file: str | None,
+    def from_options(cls, username: str | None, password: str | None,
                      ca_file: str | None, cert_file: str | None,
                      key_file: str | None) -> BrokerAuth:
-        """``password_file`` first (one line, trailing newline dropped), else $PASSWORD_ENV."""
-        password = os.environ.get(PASSWORD_ENV)
-        if password_file:
-            with open(password_file, encoding="utf-8") as f:
-                password = f.read(4096).rstrip("\r\n")
         if (cert_file is None) != (key_file is None):
             raise ValueError("--cert-file and --key-file go together")
         return cls(username, password, ca_file, cert_file, key_file)
