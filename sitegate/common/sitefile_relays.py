@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sitegate.common.sitefile_ocpp import BadgeConfig
 
@@ -37,7 +37,17 @@ class ShellyDevice(_Strict):
     password: str | None = Field(
         None, max_length=256, description="when the device has authentication enabled "
                                           "(user is always admin)")
+    password_secret: str | None = Field(
+        None, max_length=64, description="name of that password in the box's secrets file "
+                                         "(/etc/sitegate/secrets.toml); instead of password, "
+                                         "which the cloud's desired config may not carry")
     timeout: float = Field(3.0, gt=0, le=30, description="seconds to wait for one answer")
+
+    @model_validator(mode="after")
+    def _one_password(self) -> ShellyDevice:
+        if self.password and self.password_secret:
+            raise ValueError("password or password_secret, not both")
+        return self
 
 
 class ModbusRelayDevice(_Strict):

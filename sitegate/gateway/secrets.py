@@ -11,6 +11,8 @@ so it never carries a password. Where a site file needs one it names a secret in
     id = "cp-01"
     password_secret = "cp-01"
 
+(the same for a Shelly device under ``[[relays.devices]]``)
+
 and the box's secrets file (``/etc/sitegate/secrets.toml``, or ``$SITEGATE_SECRETS``; owner
 only, mode 0600) holds them as ``name = "value"`` lines. The daemon resolves the names when
 it loads its site file and when it takes a desired config; a desired config holding a
@@ -45,6 +47,9 @@ def literal_credentials(cfg: SiteConfig) -> list[str]:
     if cfg.ocpp is not None:
         found += [f"ocpp.charge_points[{i}].password"
                   for i, cp in enumerate(cfg.ocpp.charge_points) if cp.password]
+    if cfg.relays is not None:
+        found += [f"relays.devices[{i}].password" for i, d in enumerate(cfg.relays.devices)
+                  if getattr(d, "password", None)]
     return found
 
 
@@ -55,6 +60,9 @@ def _references(cfg: SiteConfig) -> list[tuple[str, str]]:
     if cfg.ocpp is not None:
         refs += [(f"ocpp.charge_points[{i}].password_secret", cp.password_secret)
                  for i, cp in enumerate(cfg.ocpp.charge_points) if cp.password_secret]
+    if cfg.relays is not None:
+        refs += [(f"relays.devices[{i}].password_secret", d.password_secret)
+                 for i, d in enumerate(cfg.relays.devices) if getattr(d, "password_secret", None)]
     return refs
 
 
@@ -103,4 +111,9 @@ def resolve(cfg: SiteConfig, source: str, path: Path | None = None) -> SiteConfi
                                      "password_secret": None}) if cp.password_secret else cp
                for cp in cfg.ocpp.charge_points]
         update["ocpp"] = cfg.ocpp.model_copy(update={"charge_points": cps})
+    if cfg.relays is not None:
+        devices = [d.model_copy(update={"password": secrets[name], "password_secret": None})
+                   if (name := getattr(d, "password_secret", None)) else d
+                   for d in cfg.relays.devices]
+        update["relays"] = cfg.relays.model_copy(update={"devices": devices})
     return cfg.model_copy(update=update)

@@ -75,6 +75,18 @@ def test_desired_config_with_a_credential_is_refused_naming_it(
     assert cfg.ocpp is not None and cfg.ocpp.charge_points[0].password == "b"
 
 
+def test_a_shelly_password_is_named_too(tmp_path: Path) -> None:
+    site = ('gateway_id = "gw-1"\n[[relays.devices]]\nid = "laundry"\ntype = "shelly"\n'
+            'host = "192.168.1.50"\n{pw}\n')
+    path = _secrets(tmp_path, 'laundry-shelly = "sh-pw"\n')
+    cfg = secrets.resolve(parse_config(site.format(pw='password_secret = "laundry-shelly"')),
+                          "site.toml", path)
+    assert cfg.relays is not None and cfg.relays.devices[0].password == "sh-pw"
+    literal = parse_config(site.format(pw='password = "sh-pw"'))
+    assert cfg == literal
+    assert secrets.literal_credentials(literal) == ["relays.devices[0].password"]
+
+
 def test_password_and_its_name_together_are_refused() -> None:
     with pytest.raises(ConfigError, match="not both"):
         parse_config(_site('password = "x"\npassword_secret = "mqtt"'))
