@@ -103,8 +103,10 @@ def _downlink_options(p: argparse.ArgumentParser) -> None:
     add_keys_argument(p)
     p.add_argument("--username", help="broker user name")
     add_password_arguments(p)
-    p.add_argument("--ca-file", help="CA certificate of the broker (mqtts://)")
-    p.add_argument("--cert-file", help="client certificate for the broker (mutual TLS)")
+    p.add_argument("--ca-file", help="CA certificate of the broker (mqtts://; default the "
+                   "key directory's ca.crt when it holds the cloud's CA)")
+    p.add_argument("--cert-file", help="client certificate for the broker (mutual TLS; "
+                   "default on mqtts://: the cloud's own, from the key directory)")
     p.add_argument("--key-file", help="its private key")
 
 
@@ -114,9 +116,20 @@ def _downlink_setup(args: argparse.Namespace) -> tuple[Any, Any]:
     from sitegate.cloud.keys import downlink_key, keys_dir
     from sitegate.cloud.secrets import broker_password
 
-    auth = BrokerAuth.from_options(args.username, broker_password(args), args.ca_file,
-                                   args.cert_file, args.key_file)
-    return downlink_key(keys_dir(args.keys)), auth
+    keys = keys_dir(args.keys)
+    ca_file, cert_file, key_file = args.ca_file, args.cert_file, args.key_file
+    if (args.broker.startswith("mqtts://") and cert_file is None and not args.username
+            and (keys / "ca.key").exists()):
+        # As serve does: the cloud's own identity, the one the shipped broker ACL lets
+        # publish downlink.
+        from sitegate.cloud.auth.ca import CA
+
+        key_path, cert_path = CA.open(keys).cloud_client()
+        cert_file, key_file = str(cert_path), str(key_path)
+        ca_file = ca_file or str(keys / "ca.crt")
+    auth = BrokerAuth.from_options(args.username, broker_password(args), ca_file, cert_file,
+                                   key_file)
+    return downlink_key(keys), auth
 
 
 def _field_error(what: str, exc: Exception) -> int:
