@@ -311,3 +311,46 @@ def test_push_config_refuses_a_file_with_credentials(tmp_path: Path) -> None:
         {"id": "cp-1", "password": "abc"}]}}))
     res = subprocess.run([*run, str(as_json)], capture_output=True, text=True)
     assert res.returncode == 2 and "ocpp.charge_points[0].password" in res.stdout, res.stdout
+
+
+def test_sequence_squatting_never_drops_unsent_rows(sqlite_site, mqtt_client) -> None:
+    """A forged batch under the gateway's id and epoch takes sequence numbers far ahead of
+    what it has sent; the real cloud stores it and acknowledges up to its end. The gateway
+    side: no row leaves the buffer before the gateway has published it. (Keeping the forged
+    batch out of the cloud is the broker ACL's job: tests/trust/test_broker_acl.py.)"""
+    site = sqlite_site
+    site.cloud()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = 1000
+    uplink = p.topic(site.gateway_id, "readings")
+    mqtt_client.subscribe(uplink)
+
+    forged: list[bytes] = []
+
+    def published() -> set[int]:
+        """Sequence numbers the gateway itself published (not the forged batch)."""
+        seqs: set[int] = set()
+        for payload in mqtt_client.on(uplink):
+            if payload in forged:
+                continue
+            b = p.decode_batch(payload)
+            seqs |= set(range(b.first, b.last + 1))
+        return seqs
+
+    async def scenario() -> None:
+        buf = Buffer(site.buffer)
+        buf.append_readings([p.Reading("m1", t0, "1-0:1.8.0", Decimal(i), "kWh")
+                             for i in range(rows)])
+        client = SyncClient(_cfg(site.broker_url, batch_rows=50, drain_rate=200), site.gateway_id,
+                            buf)
+        await client.start()
+        await until(lambda: buf.acked_upto("readings") >= 100, "the first real rows acked")
+        item = json.dumps(p.Reading("m1", t0, "1-0:1.8.0", Decimal(999_999), "kWh").to_dict())
+        forged.append(p.encode_batch("readings", 1, [item] * 2000, buf.epoch))
+        mqtt_client.publish(uplink, forged[0])
+        await until(lambda: buf.acked_upto("readings") == rows, "every row acked", 60)
+        await client.stop()
+        buf.close()
+
+    asyncio.run(scenario())
+    assert set(range(1, rows + 1)) <= published()  # each one was sent before it was dropped
