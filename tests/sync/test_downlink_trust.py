@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from sitegate.common import signing
-from sitegate.gateway.buffer import Buffer
+from sitegate.gateway.buffer import Buffer, reading_row
 from sitegate.sync import protocol as p
 from sitegate.sync.client import SyncClient
 from sitegate.sync.config import MqttConfig
@@ -62,8 +62,8 @@ def test_forged_ack_beyond_what_was_sent_is_ignored(mosquitto, mqtt_client,
 
     async def scenario() -> None:
         buf = Buffer(tmp_path / "buffer.db")
-        buf.append_readings([p.Reading("m1", t0, "1-0:1.8.0", Decimal(i), "kWh")
-                             for i in range(2500)])
+        buf.write([reading_row(p.Reading("m1", t0, "1-0:1.8.0", Decimal(i), "kWh"))
+                   for i in range(2500)])
         client = SyncClient(_cfg(mosquitto.url, batch_rows=100, max_inflight=2, drain_rate=None,
                                  ack_timeout=600), gw, buf)
         await client.start()
@@ -339,8 +339,8 @@ def test_sequence_squatting_never_drops_unsent_rows(sqlite_site, mqtt_client) ->
 
     async def scenario() -> None:
         buf = Buffer(site.buffer)
-        buf.append_readings([p.Reading("m1", t0, "1-0:1.8.0", Decimal(i), "kWh")
-                             for i in range(rows)])
+        buf.write([reading_row(p.Reading("m1", t0, "1-0:1.8.0", Decimal(i), "kWh"))
+                   for i in range(rows)])
         client = SyncClient(_cfg(site.broker_url, batch_rows=50, drain_rate=200), site.gateway_id,
                             buf)
         await client.start()
