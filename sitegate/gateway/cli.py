@@ -20,6 +20,7 @@ PARTS = (
     "sitegate.gateway.cli_ocpp",
     "sitegate.gateway.cli_relays",
     "sitegate.gateway.cli_enrol",
+    "sitegate.gateway.cli_doctor",
 )
 
 
