@@ -11,7 +11,7 @@ import hashlib
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,7 @@ from sitegate.cloud.billing.consumption import (
     interval_consumption,
 )
 from sitegate.cloud.billing.invoice import line_amount, totals
-from sitegate.cloud.billing.lines import Days, Line
+from sitegate.cloud.billing.lines import Days, Line, plain
 from sitegate.cloud.billing.periods import STEP, Grid, Period, grid_for, local_midnight
 from sitegate.cloud.billing.registers import Register
 from sitegate.cloud.billing.sitemodel import (
@@ -40,11 +40,14 @@ from sitegate.cloud.billing.sitemodel import (
 from sitegate.cloud.billing.tariffs import (
     interval_keys,
     month_chunks,
+    segments,
     session_quantities,
     session_tariff,
+    version_at,
     version_spans,
 )
 from sitegate.cloud.billing.units import CENT, kwh_to_units, round_money, units_to_kwh
+from sitegate.cloud.billing.vat import categories, change_dates, vat_of
 
 IMPORT = "1-0:1.8.0"
 EXPORT = "1-0:2.8.0"
@@ -165,10 +168,11 @@ def _local_label(ts: int, tz: Any) -> str:
     return dt.date().isoformat() if dt.time() == time() else dt.strftime("%Y-%m-%dT%H:%M")
 
 
-def energy_spans(tariff: Tariff, t0: int, t1: int,
-                 tz: Any) -> list[tuple[int, str, str]]:
-    """[t0, t1) cut where a tariff version starts (at its local midnight)."""
-    froms = [local_midnight(v.valid_from, tz) for v in tariff.versions]
+def energy_spans(tariff: Tariff, t0: int, t1: int, tz: Any,
+                 cuts: Sequence[date] = ()) -> list[tuple[int, str, str]]:
+    """[t0, t1) cut where a tariff segment starts (a version, or a VAT change: at its
+    local midnight): (segment index, from, to)."""
+    froms = [local_midnight(d, tz) for _, d in segments(tariff, cuts)]
     out = []
     for k, vf in enumerate(froms):
         vend = froms[k + 1] if k + 1 < len(froms) else 1 << 62
@@ -261,10 +265,26 @@ def _split_view(ts: int, info: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Pricing:
+    """What turns a tariff item into a line's price and VAT: the tariff's segments (its
+    versions cut at VAT changes), the VAT in force on a day, the solar price cap."""
+
+    model: SiteModel
+    segs: list[tuple[int, date]]
+
+    def vat(self, item: Any, day: date) -> Decimal:
+        return vat_of(item, self.model, day)
+
+    def price(self, c: Any) -> Decimal:
+        cap = self.model.site.solar_reference_price
+        return min(c.price, cap) if c.applies == "solar" and cap is not None else c.price
+
+
 def _energy_lines(tariff: Tariff, keys: array, solar: array, cons: array, i0: int, i1: int,
                   bp: str, src: str, labels: dict[str, str],
-                  spans: list[tuple[int, str, str]]) -> list[Line]:
-    nk = 2 * len(tariff.versions)
+                  spans: list[tuple[int, str, str]], pr: _Pricing) -> list[Line]:
+    nk = 2 * len(pr.segs)
     s_acc, g_acc = [0] * nk, [0] * nk
     for i in range(i0, i1):
         k = keys[i]
@@ -273,7 +293,8 @@ def _energy_lines(tariff: Tariff, keys: array, solar: array, cons: array, i0: in
             g_acc[k] += cons[i] - solar[i]
     lines = []
     for vi, v_from, v_to in spans:
-        version = tariff.versions[vi]
+        version = tariff.versions[pr.segs[vi][0]]
+        day = pr.segs[vi][1]
         for c in version.components:
             q = 0
             for peak in (0, 1):
@@ -284,22 +305,56 @@ def _energy_lines(tariff: Tariff, keys: array, solar: array, cons: array, i0: in
             if q == 0:
                 continue
             qty = units_to_kwh(q)
+            price = pr.price(c)
+            extra = {"capped_from": plain(c.price)} if price != c.price else {}
             lines.append(Line(c.key, labels.get(c.key, c.label), v_from, v_to, qty, "kWh",
-                              c.price, line_amount(qty, c.price), c.vat, bp, src))
+                              price, line_amount(qty, price), pr.vat(c, max(day, _day(v_from))),
+                              bp, src, extra=extra))
+    return lines
+
+
+def _day(label: str) -> date:
+    return date.fromisoformat(label[:10])
+
+
+def _demand_lines(tariff: Tariff, cons: array, i0: int, i1: int, grid: Grid, bp: str,
+                  src: str, labels: dict[str, str], pr: _Pricing) -> list[Line]:
+    """Per local month of [i0, i1): the highest 15-minute average power (the interval's
+    energy x 4) times each demand charge of the version in force that month."""
+    lines = []
+    first = grid.local(i0).date()
+    last = grid.local(i1 - 1).date()
+    for lo, hi, _dim in month_chunks(first, last + timedelta(days=1)):
+        j0 = max(i0, grid.index(local_midnight(lo, grid.tz)))
+        j1 = min(i1, grid.index(local_midnight(hi, grid.tz)))
+        if j0 >= j1:
+            continue
+        vi = version_at([v.valid_from for v in tariff.versions], lo)
+        if vi < 0 or not tariff.versions[vi].demand:
+            continue
+        peak = max(cons[j0:j1])
+        if peak <= 0:
+            continue
+        kw = units_to_kwh(peak * 4)
+        for d in tariff.versions[vi].demand:
+            lines.append(Line(d.key, labels.get(d.key, d.label), _local_label(
+                grid.start + j0 * STEP, grid.tz), _local_label(grid.start + j1 * STEP, grid.tz),
+                kw, "kW", d.price, line_amount(kw, d.price), pr.vat(d, lo), bp, src,
+                extra={"peak_at": _iso(grid.start + cons.index(peak, j0, j1) * STEP)}))
     return lines
 
 
 def _fee_lines(tariff: Tariff, first: date, end: date, bp: str,
-               labels: dict[str, str]) -> list[Line]:
+               labels: dict[str, str], pr: _Pricing, cuts: Sequence[date]) -> list[Line]:
     lines = []
-    for vi, lo, hi in version_spans(tariff, first, end):
+    for vi, lo, hi in version_spans(tariff, first, end, cuts):
         for fee in tariff.versions[vi].fees:
             for c_lo, c_hi, dim in month_chunks(lo, hi):
                 share = Days((c_hi - c_lo).days, dim)
                 lines.append(Line(fee.key, labels.get(fee.key, fee.label), c_lo.isoformat(),
                                   c_hi.isoformat(), share, "month", fee.monthly,
-                                  round_money(fee.monthly * share.days / share.of), fee.vat,
-                                  bp))
+                                  round_money(fee.monthly * share.days / share.of),
+                                  pr.vat(fee, c_lo), bp))
     return lines
 
 
@@ -323,23 +378,24 @@ def _session_lines(model: SiteModel, sessions: Sequence[SessionIn], period: Peri
                                 f"{s.session_id}: {why} {s.badge!r}"))
             continue
         q = session_quantities(s.energy_wh, s.stop - s.start)
+        vat = vat_of(t, model, datetime.fromtimestamp(s.start, tz).date())
         for comp in ("per_kwh", "per_session", "per_hour", "per_minute"):
             price = getattr(t, comp)
             if price:
-                row = agg.setdefault((acc, t.kind, t.valid_from, comp),
+                row = agg.setdefault((acc, t.kind, t.valid_from, vat, comp),
                                      [t, Decimal(0), Decimal(0), []])
                 row[1] += q[comp]
                 row[2] += q[comp] * price
                 row[3].append(s.session_id)
     units = {"per_kwh": "kWh", "per_session": "session", "per_hour": "h", "per_minute": "min"}
     out: dict[str, list[Line]] = {}
-    for (acc, kind, _vf, comp), (t, qty, amount, ids) in agg.items():
+    for (acc, kind, _vf, vat, comp), (t, qty, amount, ids) in agg.items():
         key = f"{kind}_{comp}"
         shown = qty if comp != "per_hour" else qty.quantize(Decimal("0.0001"))
         out.setdefault(acc, []).append(Line(
             key, model.site.labels.get(key, t.label), period.first.isoformat(),
             period.end.isoformat(), shown, units[comp], getattr(t, comp), round_money(amount),
-            t.vat, extra={"sessions": ids}))
+            vat, extra={"sessions": ids}))
     return out
 
 
@@ -427,6 +483,18 @@ def _community(ctx: _Ctx, total: array) -> _Community:
     g_exp = _series(ctx.model, site.grid_meter, EXPORT, ctx.readings, grid)
     ctx.issues.extend(g_imp.issues + g_exp.issues)
     used = sol.solar_used(total, g_imp.values)
+    # More imported than the consumers' meters counted: solar would be negative (a
+    # consumer meter missing from the model, a meter fault, losses). Billed as 0 solar,
+    # and said.
+    negative = [i for i in range(grid.n) if g_imp.values[i] > total[i]
+                and g_imp.flags.get(i) != MISSING]
+    if negative:
+        ctx.issues.append(Issue(
+            "negative_solar", site.grid_meter, grid.start + negative[0] * STEP,
+            f"{len(negative)} intervals import more from the grid than the consumers' meters "
+            f"counted (solar would be negative, billed as 0): "
+            f"{units_to_kwh(sum(g_imp.values[i] - total[i] for i in negative))} kWh "
+            "unexplained"))
     # No grid data for an interval (outside the meter's first/last reading): its solar
     # part cannot be known, so it is billed as grid, never guessed as solar.
     unknown = sorted(i for i, f in g_imp.flags.items() if f == MISSING)
@@ -464,8 +532,10 @@ def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
     """Energy and fee lines of every billing point, by the account billed for each stay."""
     model, grid, labels = ctx.model, ctx.grid, ctx.model.site.labels
     tariffs = {t.id: t for t in model.tariffs}
-    keys_by_tariff = {t: interval_keys(tariffs[t], grid)
-                      for t in sorted({b.tariff for b in model.billing_points})}
+    used = sorted({b.tariff for b in model.billing_points})
+    cuts = {t: change_dates(model, categories(tariffs[t])) for t in used}
+    pricing = {t: _Pricing(model, segments(tariffs[t], cuts[t])) for t in used}
+    keys_by_tariff = {t: interval_keys(tariffs[t], grid, cuts[t]) for t in used}
     lines_by_acc: dict[str, list[Line]] = {}
     for bpm in sorted(model.billing_points, key=lambda b: b.id):
         bp, tariff = bpm.id, tariffs[bpm.tariff]
@@ -477,13 +547,18 @@ def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
                 i0 = (stay.t0 - grid.start) // STEP
                 i1 = (stay.t1 - grid.start) // STEP
                 src = trace.add(bp, assigns[bp], i0, i1, series[bp])
+                pr = pricing[tariff.id]
                 energy = _energy_lines(tariff, keys_by_tariff[tariff.id], solar, cons, i0, i1,
                                        bp, src, labels,
-                                       energy_spans(tariff, stay.t0, stay.t1, model.tz))
+                                       energy_spans(tariff, stay.t0, stay.t1, model.tz,
+                                                    cuts[tariff.id]), pr)
+                energy += _demand_lines(tariff, cons, i0, i1, grid, bp, src, labels, pr)
                 if trace.sources[-1]["estimated"]:  # said on the line, not only in explain
-                    energy = [replace(ln, extra={"estimated": True}) for ln in energy]
+                    energy = [replace(ln, extra={**ln.extra, "estimated": True})
+                              for ln in energy]
                 lines += energy
-            lines += _fee_lines(tariff, stay.first, stay.end, bp, labels)
+            lines += _fee_lines(tariff, stay.first, stay.end, bp, labels, pricing[tariff.id],
+                                cuts[tariff.id])
     return lines_by_acc
 
 

@@ -14,6 +14,9 @@ def explain(view: dict[str, Any]) -> dict[str, Any]:
                                        "quantity", "unit", "unit_price", "amount", "vat_rate")}
         if ln.get("estimated"):
             item["estimated"] = True
+        for key in ("capped_from", "peak_at"):
+            if ln.get(key):
+                item[key] = ln[key]
         if ln.get("source"):
             item["source"] = sources[ln["source"]]
         if ln.get("sessions"):
@@ -75,6 +78,12 @@ def explain_text(e: dict[str, Any]) -> str:
             for key in ("move_in", "move_out"):
                 if src.get(key):
                     out.append("      " + _split_text(key, src[key]))
+        if ln.get("capped_from"):
+            out.append(f"      solar price {ln['capped_from']} capped at the reference price "
+                       f"{ln['unit_price']}")
+        if ln.get("peak_at"):
+            out.append(f"      highest 15-minute average power {ln['quantity']} kW in the "
+                       f"quarter hour from {ln['peak_at']}")
         if ln.get("sessions"):
             out.append(f"      sessions: {', '.join(ln['sessions'])}")
         if ln.get("basis"):

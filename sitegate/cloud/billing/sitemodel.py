@@ -77,6 +77,9 @@ class Site(_M):
     labels: dict[str, str] = {}
     # how far from a move's split boundary a recorded reading may be to stand in for it
     handover_tolerance_minutes: int = Field(default=7, ge=0, le=60)
+    # the highest price per kWh solar may be billed at (in Switzerland: the utility's
+    # standard product for a self-consumption community); None: no cap
+    solar_reference_price: Decimal | None = Field(default=None, ge=0)
 
     @field_validator("timezone")
     @classmethod
@@ -162,6 +165,14 @@ class TimeOfUse(_M):
     holidays: list[date] = []  # off-peak all day
 
 
+class VatRate(_M):
+    """A statutory VAT rate in force from a date (until the category's next row)."""
+
+    category: str = "standard"
+    valid_from: date = Field(alias="from")
+    rate: Decimal = Field(ge=0, le=100)
+
+
 class Component(_M):
     key: str
     label: str
@@ -169,6 +180,7 @@ class Component(_M):
     tou: Literal["peak", "offpeak", "all"] = "all"
     price: Decimal  # per kWh
     vat: Decimal = Decimal("8.1")
+    vat_category: str | None = None  # else the site's dated rate of this category
 
 
 class Fee(_M):
@@ -176,12 +188,24 @@ class Fee(_M):
     label: str
     monthly: Decimal
     vat: Decimal = Decimal("8.1")
+    vat_category: str | None = None
+
+
+class Demand(_M):
+    """A power charge: price per kW of the month's highest 15-minute average power."""
+
+    key: str
+    label: str
+    price: Decimal  # per kW and month
+    vat: Decimal = Decimal("8.1")
+    vat_category: str | None = None
 
 
 class TariffVersion(_M):
     valid_from: date
     components: list[Component]
     fees: list[Fee] = []
+    demand: list[Demand] = []
 
 
 class Tariff(_M):
@@ -199,6 +223,7 @@ class SessionTariff(_M):
     per_hour: Decimal = Decimal("0")  # parking / plugged-in time
     per_minute: Decimal = Decimal("0")
     vat: Decimal = Decimal("8.1")
+    vat_category: str | None = None
 
 
 class SiteModel(_M):
@@ -212,6 +237,7 @@ class SiteModel(_M):
     badges: list[Badge] = []
     tariffs: list[Tariff]
     session_tariffs: list[SessionTariff] = []
+    vat_rates: list[VatRate] = []
 
     @property
     def tz(self) -> ZoneInfo:
@@ -272,6 +298,26 @@ def _cross_check(m: SiteModel) -> list[str]:
         if froms != sorted(set(froms)):
             err.append(f"tariffs[{i}].versions: valid_from must be strictly increasing")
     err += _overlaps(m)
+    err += _vat_categories(m)
+    return err
+
+
+def _vat_categories(m: SiteModel) -> list[str]:
+    """Every VAT category named exists in vat_rates; a category's dates differ."""
+    err: list[str] = []
+    known = {r.category for r in m.vat_rates}
+    for c in known:
+        days = [r.valid_from for r in m.vat_rates if r.category == c]
+        if len(days) != len(set(days)):
+            err.append(f"vat_rates: category {c!r} has two rates from the same day")
+    items = [(f"tariffs[{i}].versions[{j}].{kind}[{k}]", x)
+             for i, t in enumerate(m.tariffs) for j, v in enumerate(t.versions)
+             for kind in ("components", "fees", "demand")
+             for k, x in enumerate(getattr(v, kind))]
+    items += [(f"session_tariffs[{i}]", t) for i, t in enumerate(m.session_tariffs)]
+    for path, x in items:
+        if x.vat_category is not None and x.vat_category not in known:
+            err.append(f"{path}.vat_category: no vat_rates of category {x.vat_category!r}")
     return err
 
 

@@ -25,9 +25,22 @@ def version_at(valid_from: Sequence[date], day: date) -> int:
     return bisect.bisect_right(list(valid_from), day) - 1
 
 
-def interval_keys(tariff: Tariff, grid: Grid) -> array:
-    """Per interval: version index * 2 + (1 if peak else 0); -2 where no version applies."""
+def segments(tariff: Tariff, cuts: Sequence[date] = ()) -> list[tuple[int, date]]:
+    """(version index, from) of the tariff's versions, cut further at ``cuts`` (the days a
+    VAT rate changes): a line never straddles a change of price or of VAT. Without cuts,
+    one segment per version."""
     froms = [v.valid_from for v in tariff.versions]
+    out = list(enumerate(froms))
+    for d in cuts:
+        k = version_at(froms, d)
+        if k >= 0 and d not in froms:
+            out.append((k, d))
+    return sorted(out, key=lambda s: s[1])
+
+
+def interval_keys(tariff: Tariff, grid: Grid, cuts: Sequence[date] = ()) -> array:
+    """Per interval: segment index * 2 + (1 if peak else 0); -2 where no version applies."""
+    froms = [d for _, d in segments(tariff, cuts)]
     keys = array("q", bytes(8 * grid.n))
     for i in range(grid.n):
         local = grid.local(i)
@@ -48,15 +61,17 @@ def month_chunks(first: date, end: date) -> list[tuple[date, date, int]]:
     return out
 
 
-def version_spans(tariff: Tariff, first: date, end: date) -> list[tuple[int, date, date]]:
-    """[first, end) cut where a new tariff version starts: (version index, start, end)."""
+def version_spans(tariff: Tariff, first: date, end: date,
+                  cuts: Sequence[date] = ()) -> list[tuple[int, date, date]]:
+    """[first, end) cut where a new tariff version starts (and at ``cuts``):
+    (version index, start, end)."""
     out = []
-    froms = [v.valid_from for v in tariff.versions]
-    for k, vf in enumerate(froms):
-        vend = froms[k + 1] if k + 1 < len(froms) else date.max
+    segs = segments(tariff, cuts)
+    for k, (vi, vf) in enumerate(segs):
+        vend = segs[k + 1][1] if k + 1 < len(segs) else date.max
         lo, hi = max(first, vf), min(end, vend)
         if lo < hi:
-            out.append((k, lo, hi))
+            out.append((vi, lo, hi))
     return out
 
 
