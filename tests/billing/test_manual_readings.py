@@ -81,7 +81,7 @@ def test_every_problem_of_a_bad_file_and_nothing_imported(capsys, store, tmp_pat
     assert (code, out) == (2, "")
     assert err.splitlines() == [
         "error: bad.csv:2: unknown meter 'm9'",
-        "error: bad.csv:3: unsupported energy unit 'm3' (expected kWh or Wh)",
+        "error: bad.csv:3: unit m3 does not fit meter m1 (electricity, kWh)",
         "error: bad.csv:4: timestamp 'yesterday' is not ISO 8601",
         "error: bad.csv:5: value 'abc' is not a number",
         "error: bad.csv:7: the same meter, quantity and time as line 6",

@@ -142,3 +142,68 @@ def test_explain_says_capped_and_power(site, register):
            "document": __import__("json").dumps(doc)}
     text = explain_text(explain(view_of(row, [])))
     assert "solar price 0.25 capped at the reference price 0.20" in text
+
+
+def test_water_bill_in_cubic_metres(db, site, register, put_readings):
+    """A flat's cold water meter (m³, its own register and tariff) beside its electricity
+    meter, through the store: readings stored in m³, billed in m³, outside the solar
+    community's sums."""
+    from sitegate.cloud.billing import ledger
+    from sitegate.cloud.billing.billing_run import bill
+    from sitegate.cloud.billing.sites import save_site
+
+    model = site(
+        site_extra={"grid_meter": "main"},
+        meters=[{"id": "m1", "gateway": "gw-1"}, {"id": "main", "gateway": "gw-1"},
+                {"id": "w1", "gateway": "gw-1", "medium": "water",
+                 "import_quantity": "volume"}],
+        billing_points=[
+            {"id": "apt-1", "building": "b1", "name": "Wohnung 1", "tariff": "res",
+             "owner": "owner"},
+            {"id": "apt-1-water", "building": "b1", "name": "Wohnung 1 Kaltwasser",
+             "tariff": "water", "owner": "owner"}],
+        meter_assignments=[
+            {"billing_point": "apt-1", "meter": "m1", "from": "2025-01-01"},
+            {"billing_point": "apt-1-water", "meter": "w1", "from": "2025-01-01"}],
+        occupancy=[{"billing_point": bp, "account": "anna", "from": "2024-06-01"}
+                   for bp in ("apt-1", "apt-1-water")],
+        tariffs=[
+            {"id": "res", "versions": [{"valid_from": "2025-01-01", "components": [
+                {"key": "grid", "label": "Strom", "applies": "grid", "price": "0.30"},
+                {"key": "solar", "label": "Solarstrom", "applies": "solar",
+                 "price": "0.20"}]}]},
+            {"id": "water", "versions": [{"valid_from": "2025-01-01", "components": [
+                {"key": "water", "label": "Kaltwasser", "price": "2.50", "vat": "2.6"}]}]}])
+    with db.begin() as conn:
+        save_site(conn, model)
+        seq = put_readings(conn, "gw-1", "m1", register("2026-01", lambda i: D("0.25")))
+        # the grid meter imports all the flat uses: no solar
+        seq = put_readings(conn, "gw-1", "main", register("2026-01", lambda i: D("0.25")),
+                           seq0=seq)
+        seq = put_readings(conn, "gw-1", "main", register("2026-01", lambda i: D(0)), EXP,
+                           seq0=seq)
+        w = register("2026-01", lambda i: D("0.005"))  # 5 litres every quarter hour
+        rows = [(t, v) for t, v in w]
+        from datetime import UTC, datetime
+
+        from sqlalchemy import insert
+
+        from sitegate.cloud.billing.units import units_to_kwh
+        from sitegate.cloud.store.tables import readings
+        conn.execute(insert(readings), [
+            {"gateway_id": "gw-1", "seq": seq + k, "meter_id": "w1",
+             "ts": datetime.fromtimestamp(t, UTC), "quantity": "volume",
+             "value": str(units_to_kwh(v)), "unit": "m³", "quality": "good", "flags": "[]",
+             "received_at": datetime(2026, 2, 1, tzinfo=UTC)} for k, (t, v) in enumerate(rows)])
+        r = bill(conn, model, "2026-01")
+        doc = ledger.view(conn, ledger.get_row(conn, "lindenweg", r["created"][0]))["document"]
+    # electricity 2,976 x 0.25 = 744 kWh from the grid x 0.30 = 223.20 (8.1 %);
+    # water 2,976 x 0.005 = 14.88 m³ x 2.50 = 37.20 (2.6 %);
+    # VAT 18.0792 -> 18.08 and 0.9672 -> 0.97; 260.40 + 19.05 = 279.45 due
+    assert [(ln["key"], ln["quantity"], ln["unit"], ln["amount"], ln["vat_rate"])
+            for ln in doc["lines"]] == [("grid", "744.000", "kWh", "223.20", "8.1"),
+                                        ("water", "14.880", "m³", "37.20", "2.6")]
+    assert doc["total_due"] == "279.45"
+    # the community's consumption is the electricity alone
+    assert r["summary"]["energy_kwh"]["consumption"] == "744.000"
+    assert not [i for i in r["summary"]["issues"] if i["kind"] == "negative_solar"]

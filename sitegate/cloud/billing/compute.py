@@ -202,7 +202,8 @@ class _Trace:
         self.sources: list[dict[str, Any]] = []
 
     def _rows(self, meter: str) -> Register:
-        return self.readings.get(meter, {}).get(IMPORT) or Register()
+        q = self.meters[meter].import_quantity if meter in self.meters else IMPORT
+        return self.readings.get(meter, {}).get(q) or Register()
 
     def add(self, bp: str, assignments: Sequence[Assignment], i0: int, i1: int,
             series: Series) -> str:
@@ -283,7 +284,8 @@ class _Pricing:
 
 def _energy_lines(tariff: Tariff, keys: array, solar: array, cons: array, i0: int, i1: int,
                   bp: str, src: str, labels: dict[str, str],
-                  spans: list[tuple[int, str, str]], pr: _Pricing) -> list[Line]:
+                  spans: list[tuple[int, str, str]], pr: _Pricing,
+                  unit: str = "kWh") -> list[Line]:
     nk = 2 * len(pr.segs)
     s_acc, g_acc = [0] * nk, [0] * nk
     for i in range(i0, i1):
@@ -307,7 +309,7 @@ def _energy_lines(tariff: Tariff, keys: array, solar: array, cons: array, i0: in
             qty = units_to_kwh(q)
             price = pr.price(c)
             extra = {"capped_from": plain(c.price)} if price != c.price else {}
-            lines.append(Line(c.key, labels.get(c.key, c.label), v_from, v_to, qty, "kWh",
+            lines.append(Line(c.key, labels.get(c.key, c.label), v_from, v_to, qty, unit,
                               price, line_amount(qty, price), pr.vat(c, max(day, _day(v_from))),
                               bp, src, extra=extra))
     return lines
@@ -463,7 +465,8 @@ def _consumption(ctx: _Ctx, assigns: dict[str, list[Assignment]],
                  occ: dict[str, list[Occupancy]]) -> dict[str, Series]:
     """Consumption of every metered billing point, in id order (the allocation order)."""
     model, grid = ctx.model, ctx.grid
-    imports = {mid: rows.get(IMPORT, []) for mid, rows in ctx.readings.items()}
+    qty = {m.id: m.import_quantity for m in model.meters}
+    imports = {mid: rows.get(qty.get(mid, IMPORT), []) for mid, rows in ctx.readings.items()}
     tolerance = 60 * model.site.handover_tolerance_minutes
     series = {}
     for bp in sorted(b.id for b in model.billing_points if b.id in assigns):
@@ -526,6 +529,17 @@ def _reconcile(ctx: _Ctx, total: array, com: _Community) -> sol.Reconciliation:
                          production)
 
 
+def _medium(model: SiteModel, assigns: Sequence[Assignment]) -> str:
+    """What a billing point's meters measure (the site model keeps them alike)."""
+    meters = {m.id: m for m in model.meters}
+    return meters[assigns[0].meter].medium if assigns else "electricity"
+
+
+def _unit(model: SiteModel, assigns: Sequence[Assignment]) -> str:
+    meters = {m.id: m for m in model.meters}
+    return meters[assigns[0].meter].unit if assigns else "kWh"
+
+
 def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
                  occ: dict[str, list[Occupancy]], series: dict[str, Series],
                  alloc: sol.Allocator, trace: _Trace) -> dict[str, list[Line]]:
@@ -540,7 +554,10 @@ def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
     for bpm in sorted(model.billing_points, key=lambda b: b.id):
         bp, tariff = bpm.id, tariffs[bpm.tariff]
         cons = series[bp].values if bp in series else None
-        solar = alloc.share(cons) if cons is not None else None
+        unit = _unit(model, assigns.get(bp, []))
+        # water, gas and heat take no part in the solar community
+        solar = None if cons is None else alloc.share(cons) if unit == "kWh" and \
+            _medium(model, assigns[bp]) == "electricity" else ctx.zero
         for stay in occupants(bpm.owner, occ.get(bp, []), ctx.period, grid, model):
             lines = lines_by_acc.setdefault(stay.account, [])
             if cons is not None and solar is not None and stay.t0 < stay.t1:
@@ -551,7 +568,7 @@ def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
                 energy = _energy_lines(tariff, keys_by_tariff[tariff.id], solar, cons, i0, i1,
                                        bp, src, labels,
                                        energy_spans(tariff, stay.t0, stay.t1, model.tz,
-                                                    cuts[tariff.id]), pr)
+                                                    cuts[tariff.id]), pr, unit)
                 energy += _demand_lines(tariff, cons, i0, i1, grid, bp, src, labels, pr)
                 if trace.sources[-1]["estimated"]:  # said on the line, not only in explain
                     energy = [replace(ln, extra={**ln.extra, "estimated": True})
@@ -620,7 +637,9 @@ def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Regist
     ctx = _Ctx(model, period, grid_for(period, model.tz), readings)
     assigns, occ = _assignments(model), _occupancy(model)
     series = _consumption(ctx, assigns, occ)
-    total = sol.totals([s.values for s in series.values()], ctx.grid.n)
+    electric = [s.values for bp, s in series.items()
+                if _medium(model, assigns[bp]) == "electricity"]
+    total = sol.totals(electric, ctx.grid.n)
     com = _community(ctx, total)
     rec = _reconcile(ctx, total, com)
     trace = _Trace(model, readings, ctx.grid, manual)

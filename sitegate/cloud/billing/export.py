@@ -22,7 +22,7 @@ def consumption_rows(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for v in views:
         for ln in v["document"]["lines"]:
-            if ln["unit"] == "kWh" and ln.get("billing_point"):
+            if ln["unit"] in ("kWh", "m³") and ln.get("billing_point"):
                 out.append({"number": v["number"], "account": v["account"],
                             "period": v["period"],
                             **{k: ln[k] for k in CONSUMPTION_FIELDS[3:]}})

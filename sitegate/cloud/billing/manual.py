@@ -149,6 +149,10 @@ def parse(name: str, data: bytes, model: SiteModel, entered_by: str,
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
             continue
+        if (r.unit in ("m³", "m3")) != (meter.unit == "m³"):
+            problems.append(f"{where}: unit {r.unit} does not fit meter {meter.id} "
+                            f"({meter.medium}, {meter.unit})")
+            continue
         if r.key() in seen:
             problems.append(f"{where}: the same meter, quantity and time as line "
                             f"{seen[r.key()]}")

@@ -104,10 +104,17 @@ class Meter(_M):
     rollover: Decimal | None = None  # register wraps to 0 at this value (kWh)
     import_quantity: str = "1-0:1.8.0"
     export_quantity: str = "1-0:2.8.0"
+    # what it measures: electricity and heat in kWh, water and gas in m³; only electricity
+    # takes part in the solar community
+    medium: Literal["electricity", "heat", "water", "gas"] = "electricity"
 
     @property
     def source_id(self) -> str:
         return self.meter_id or self.id
+
+    @property
+    def unit(self) -> str:
+        return "m³" if self.medium in ("water", "gas") else "kWh"
 
 
 class BillingPoint(_M):

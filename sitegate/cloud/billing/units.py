@@ -17,13 +17,23 @@ CENT = Decimal("0.01")
 MAX_UNITS = 2**62
 
 
+# Register units and their factor to the unit billing counts in (kWh, or m³ for volumes):
+# both are held as integer millionths.
+FACTORS = {"kWh": Decimal(1), "": Decimal(1), "Wh": Decimal("0.001"),
+           "m³": Decimal(1), "m3": Decimal(1)}
+
+
 def kwh_to_units(value: Decimal, unit: str = "kWh") -> int:
-    """A register value (kWh or Wh) as integer micro-kWh; finer digits are rounded.
-    A value no int64 register can hold is a ValueError (a bad reading, not a crash)."""
+    """A register value (kWh, Wh; m³ for water and gas) as integer millionths of kWh
+    (or m³); finer digits are rounded. A value no int64 register can hold is a ValueError
+    (a bad reading, not a crash)."""
     if unit == "Wh":
         value = value / 1000
-    elif unit not in ("kWh", ""):
-        raise ValueError(f"unsupported energy unit {unit!r} (expected kWh or Wh)")
+    elif unit not in FACTORS:
+        raise ValueError(f"unsupported energy unit {unit!r} (expected kWh or Wh; m³ for "
+                         "water and gas)")
+    else:
+        value = value * FACTORS[unit]
     n = int((value / _UNIT).to_integral_value(rounding=ROUND_HALF_UP))
     if not -MAX_UNITS < n < MAX_UNITS:
         raise ValueError(f"register value {value} {unit or 'kWh'} is out of range")

@@ -89,7 +89,7 @@ def load_readings(conn: Connection, model: SiteModel, start: int, end: int,
 
 
 # Register units by unit text: decimals of a kWh value that are whole micro-kWh.
-_SCALE = {"kWh": 6, "": 6, "Wh": 3}
+_SCALE = {"kWh": 6, "": 6, "Wh": 3, "m³": 6, "m3": 6}
 _POW10 = tuple(10**k for k in range(7))
 _DIGITS = 18  # at most this many digits in micro-kWh: far inside int64 and Decimal's 28
 
