@@ -9,9 +9,23 @@ from decimal import Decimal
 from typing import Any
 
 
+def plain(value: Any) -> Any:
+    """A decimal (or its text) in plain digits, as a person reads a meter: 50, not 5E+1;
+    0.0000001, not 1E-7. Anything else as it is."""
+    if isinstance(value, str):
+        try:
+            number = Decimal(value)
+        except ArithmeticError:
+            return value
+        return format(number, "f") if number.is_finite() else value
+    if isinstance(value, Decimal) and value.is_finite():
+        return format(value, "f")
+    return value
+
+
 def _default(o: Any) -> Any:
     if isinstance(o, Decimal):
-        return str(o)
+        return plain(o)
     if isinstance(o, datetime | date):
         return o.isoformat()
     if isinstance(o, set | tuple):

@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if check := getattr(args, "check", None):  # checks argparse cannot express (exits 2)
+        check(args)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sitegate.common.output import emit, table
+from sitegate.common.output import emit, plain, table
 from sitegate.common.sitecheck import (
     ConfigError,
     Problem,
@@ -18,6 +18,7 @@ from sitegate.common.sitecheck import (
     path_str,
 )
 from sitegate.common.sitefile import SiteConfig, find_line, json_schema, load_config
+from sitegate.drivers.diagnose import EXIT_FIELD, FIELD_ERRORS, explain, quiet_pymodbus
 from sitegate.gateway.control import ControlError, call
 from sitegate.gateway.profiles import driver_quantities
 
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("schema", help="print the JSON schema of the site configuration")
+    p.add_argument("--json", action="store_true", help="(the schema is JSON either way)")
     p.set_defaults(func=lambda a: print(json.dumps(json_schema(), indent=2)))
 
     p = sub.add_parser("read", help="read one configured meter now")
@@ -136,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _readings_text(meter_id: str, readings: list[dict[str, Any]]) -> str:
-    rows = [[r["quantity"], r["value"], r["unit"], r.get("quality", "good"),
+    rows = [[r["quantity"], plain(r["value"]), r["unit"], r.get("quality", "good"),
              ",".join(r.get("flags", []))] for r in readings]
     return f"{meter_id}:\n" + table(rows, ["quantity", "value", "unit", "quality", "flags"])
 
@@ -154,8 +156,18 @@ def cmd_read(args: argparse.Namespace) -> int:
     except ControlError as exc:
         if "not running" not in str(exc):
             print(f"sitegate: {exc}", file=sys.stderr)
-            return 1
-        result = asyncio.run(_read_direct(cfg, meter.id))
+            return EXIT_FIELD
+        try:  # no daemon: nobody else is on the bus, read it here
+            result = asyncio.run(_read_direct(cfg, meter.id))
+        except FIELD_ERRORS as err:
+            from sitegate.gateway.buses import link_settings
+
+            print(f"sitegate: the daemon is not running, and reading {meter.id} directly "
+                  f"failed: {explain(link_settings(cfg.bus(meter.bus)), err)}",
+                  file=sys.stderr)
+            return EXIT_FIELD
+    for r in result["readings"]:
+        r["value"] = plain(r["value"])
     emit(result, args.json, _readings_text(meter.id, result["readings"]))
     return 0
 
@@ -165,6 +177,7 @@ async def _read_direct(cfg: SiteConfig, meter_id: str) -> dict[str, Any]:
 
     from sitegate.gateway.buses import make_client, meter_ref
 
+    quiet_pymodbus()
     meter = cfg.meter(meter_id)
     client = make_client(cfg.bus(meter.bus))
     try:
@@ -180,7 +193,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         h = call(cfg.health.socket, "status")
     except ControlError as exc:
         print(f"sitegate: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FIELD
     lines = [f"gateway {h['gateway_id']} running since {h['started']}",
              "backlog: " + ", ".join(f"{k} {v}" for k, v in h["backlog"].items()),
              *_writer_lines(h), *_config_lines(h), *_uplink_lines(h)]

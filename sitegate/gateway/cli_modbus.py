@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sitegate.common.output import emit, table
-from sitegate.drivers.base import DeviceError, LinkSettings, MeterRef, NoResponse
+from sitegate.common.progress import Progress
+from sitegate.drivers.base import BusError, DeviceError, LinkSettings, MeterRef, NoResponse
+from sitegate.drivers.diagnose import EXIT_FIELD, FIELD_ERRORS, explain, quiet_pymodbus
 from sitegate.drivers.modbus.client import ModbusBusClient
 from sitegate.drivers.modbus.planner import Block
 from sitegate.drivers.modbus.profile import ProfileError, load_profile, profile_names
@@ -18,10 +20,23 @@ from sitegate.gateway.cli_core import _readings_text
 SCAN_BAUDS = (9600, 19200, 38400, 2400, 4800, 57600, 115200)
 
 
+def unit_id(text: str) -> int:
+    """A Modbus unit id as argparse checks it: 1-247 (0 is broadcast, 248-255 reserved)."""
+    try:
+        unit = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= unit <= 247:
+        raise argparse.ArgumentTypeError(f"{unit} is not a unit id: 1-247")
+    return unit
+
+
 def _link_args(p: argparse.ArgumentParser) -> None:
+    # One vocabulary with `sitegate mbus` and the site file: --serial DEV for a serial
+    # device, --host H [--port N] for TCP.
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--host", help="Modbus TCP device or RS485-Ethernet converter")
-    where.add_argument("--serial", metavar="DEV", help="serial port, e.g. /dev/ttyUSB0")
+    where.add_argument("--serial", metavar="DEV", help="serial device, e.g. /dev/ttyUSB0")
     p.add_argument("--port", type=int, default=502, help="TCP port (default 502)")
     p.add_argument("--framing", choices=["tcp", "rtu-over-tcp"], default="tcp",
                    help="on TCP: Modbus TCP (default) or RTU frames through a converter")
@@ -39,13 +54,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = msub.add_parser("read", help="read every quantity of a profile from one device")
     _link_args(p)
-    p.add_argument("--unit", type=int, required=True, help="Modbus unit id (1-247)")
+    p.add_argument("--unit", type=unit_id, required=True, help="Modbus unit id (1-247)")
     p.add_argument("--profile", required=True, help="device profile, see 'modbus profiles'")
     p.set_defaults(func=cmd_read)
 
     p = msub.add_parser("scan", help="find which unit ids answer (serial: at which baud rate)")
     _link_args(p)
-    p.add_argument("--units", default="1-247", help="range of unit ids, e.g. 1-32")
+    p.add_argument("--units", type=_units, default="1-247", help="range of unit ids, e.g. 1-32")
     p.add_argument("--bauds", default=None,
                    help="comma-separated baud rates to try on serial "
                         f"(default {','.join(map(str, SCAN_BAUDS))}, or --baud if given)")
@@ -73,6 +88,8 @@ def cmd_read(args: argparse.Namespace) -> int:
         print(f"sitegate: {exc}", file=sys.stderr)
         return 2
 
+    quiet_pymodbus()
+
     async def go() -> dict[str, Any]:
         client = ModbusBusClient(_link(args))
         try:
@@ -85,9 +102,9 @@ def cmd_read(args: argparse.Namespace) -> int:
 
     try:
         out = asyncio.run(go())
-    except (NoResponse, DeviceError, OSError) as exc:
-        print(f"sitegate: {exc}", file=sys.stderr)
-        return 1
+    except FIELD_ERRORS as exc:
+        print(f"sitegate: {explain(_link(args), exc)}", file=sys.stderr)
+        return EXIT_FIELD
     emit(out, args.json, _readings_text(f"unit {args.unit} ({args.profile}, "
                                         f"{out['requests']} requests)", out["readings"]))
     return 0
@@ -95,7 +112,13 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 def _units(spec: str) -> list[int]:
     lo, _, hi = spec.partition("-")
-    return list(range(int(lo), int(hi or lo) + 1))
+    try:
+        units = list(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{spec!r}: a range like 1-32") from None
+    if not units or units[0] < 1 or units[-1] > 247:
+        raise argparse.ArgumentTypeError(f"{spec!r}: unit ids are 1-247")
+    return units
 
 
 async def _probe(client: ModbusBusClient, unit: int) -> str | None:
@@ -114,33 +137,48 @@ async def _probe(client: ModbusBusClient, unit: int) -> str | None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    units = _units(args.units)
+    units: list[int] = args.units
     if args.serial:
         bauds = ([int(b) for b in args.bauds.split(",")] if args.bauds
                  else [args.baud] if args.baud else list(SCAN_BAUDS))
     else:
         bauds = [0]
     timeout = min(args.timeout, 0.3)
+    quiet_pymodbus()
+    progress = Progress("scanning")
+    total = len(units) * len(bauds)
+
+    def show(line: str) -> None:
+        # each device as it is found: on stdout, unless stdout is for the JSON at the end
+        progress.say(line, None if args.json else sys.stdout)
 
     async def go() -> list[dict[str, Any]]:
         found = []
-        for baud in bauds:
+        for b, baud in enumerate(bauds):
             client = ModbusBusClient(_link(args, baud or None, timeout, retries=0))
             try:
-                for unit in units:
+                await client.connect()
+                for i, unit in enumerate(units):
+                    progress.update(b * len(units) + i, total,
+                                    f"unit {unit}" + (f" @ {baud}" if baud else ""))
                     verdict = await _probe(client, unit)
                     if verdict:
                         found.append({"unit": unit, "baud": baud or None, "result": verdict})
-                        if not args.json:
-                            print(f"  unit {unit}" + (f" @ {baud}" if baud else "")
-                                  + f": {verdict}", file=sys.stderr)
+                        show(f"unit {unit}" + (f" @ {baud}" if baud else "") + f": {verdict}")
             finally:
                 await client.close()
+        progress.update(total, total)
         return found
 
-    found = asyncio.run(go())
-    text = (table([[f["unit"], f["baud"] or "-", f["result"]] for f in found],
-                  ["unit", "baud", "result"]) if found else "no device answered")
+    try:
+        found = asyncio.run(go())
+    except (BusError, OSError, TimeoutError) as exc:
+        progress.close()
+        print(f"sitegate: {explain(_link(args), exc, 'device')}", file=sys.stderr)
+        return EXIT_FIELD
+    progress.close()
+    text = (f"{len(found)} device(s) answered" if found
+            else "no device answered (check wiring, baud rate, parity and the unit range)")
     emit({"found": found, "units_scanned": len(units), "bauds": bauds}, args.json, text)
     return 0 if found else 1
 

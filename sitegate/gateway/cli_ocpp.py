@@ -13,7 +13,8 @@ from sitegate.common.output import emit, table
 
 def _common(p: argparse.ArgumentParser, cp: bool = True) -> None:
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--config", metavar="FILE", help="site configuration (for its socket)")
+    where.add_argument("--config", "-c", metavar="FILE",
+                       help="site configuration (for its socket)")
     where.add_argument("--socket", metavar="PATH", help="the daemon's control socket")
     p.add_argument("--json", action="store_true", help="print JSON")
     if cp:
@@ -93,6 +94,7 @@ def _call(args: argparse.Namespace, name: str, payload: dict[str, Any]) -> dict[
     try:
         return call(_socket(args), "ocpp." + name, payload)
     except (ControlError, ConfigError) as exc:
+        # a field condition (daemon stopped, wrong file): one line, exit 2 (the callers)
         print(f"sitegate ocpp {name}: {exc}", file=sys.stderr)
         return None
 
@@ -100,7 +102,7 @@ def _call(args: argparse.Namespace, name: str, payload: dict[str, Any]) -> dict[
 def cmd_list(args: argparse.Namespace) -> int:
     result = _call(args, "list", {})
     if result is None:
-        return 1
+        return 2
     rows = []
     for cp in result["charge_points"]:
         sessions = {s["connector"]: s for s in cp["sessions"]}
@@ -123,7 +125,7 @@ def cmd_simple(args: argparse.Namespace) -> int:
             payload[k] = getattr(args, k)
     result = _call(args, args.ocpp_action, payload)
     if result is None:
-        return 1
+        return 2
     emit(result, args.json, f"{args.charge_point}: {args.ocpp_action} {result['status']}")
     return 0 if result["status"] in ("Accepted", "Unlocked", "Scheduled") else 2
 
@@ -132,7 +134,7 @@ def cmd_get_config(args: argparse.Namespace) -> int:
     result = _call(args, "get-config", {"charge_point": args.charge_point,
                                         "keys": args.keys or None})
     if result is None:
-        return 1
+        return 2
     rows: list[list[Any]] = [[k, v] for k, v in sorted(result["configuration"].items())]
     rows += [[k, "(unknown key)"] for k in result["unknown"]]
     emit(result, args.json, table(rows, ["key", "value"]))

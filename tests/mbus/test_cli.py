@@ -66,7 +66,7 @@ def test_decode_bad_input_is_a_clear_error() -> None:
 
 
 def test_read_scan_over_tcp(emulator_tcp: int) -> None:
-    link = ["--host", "127.0.0.1", "--tcp-port", str(emulator_tcp), "--timeout", "0.5"]
+    link = ["--host", "127.0.0.1", "--port", str(emulator_tcp), "--timeout", "0.5"]
     out = sitegate("read", *link, "--address", "1", "--profile", "kamstrup_multical_601",
                    "--json")
     assert out.returncode == 0, out.stderr
@@ -75,8 +75,15 @@ def test_read_scan_over_tcp(emulator_tcp: int) -> None:
     out = sitegate("scan", *link, "--addresses", "0-6", "--json")
     found = json.loads(out.stdout)
     assert [f["primary"] for f in found] == [1, 2, 3, 4, 5]
+    # each meter as it is found, progress on stderr (plain lines: not a terminal)
+    out = sitegate("scan", *link, "--addresses", "0-6")
+    lines = out.stdout.splitlines()
+    assert [ln.split()[1] for ln in lines[:-1]] == ["1", "2", "3", "4", "5"]
+    assert lines[-1] == "5 meter(s) found"
+    assert out.stderr.splitlines()[-1].startswith("primary scan: 100%"), out.stderr
     out = sitegate("read", *link, "--address", "9")
-    assert out.returncode == 1 and "no acknowledgement" in out.stderr
+    assert out.returncode == 2 and "no acknowledgement" in out.stderr
+    assert "Check: the wiring" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_secondary_scan_and_set_address_over_serial(pty_pair: tuple[str, str]) -> None:
@@ -93,7 +100,7 @@ def test_secondary_scan_and_set_address_over_serial(pty_pair: tuple[str, str]) -
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and "emulator on" in proc.stdout.readline()
-        link = ["--port", pty_pair[0], "--baud", "2400", "--timeout", "0.4"]
+        link = ["--serial", pty_pair[0], "--baud", "2400", "--timeout", "0.4"]
         fresh_line()
         out = sitegate("scan", *link, "--secondary", "--json")
         assert out.returncode == 0, out.stderr

@@ -1,6 +1,10 @@
 """``sitegate mbus decode | scan | read | set-address | profiles``: M-Bus work without a
 site configuration. Readable text by default, ``--json`` for scripts. (Drivers do not
-import gateway code, so this module prints for itself.)"""
+import gateway code, so this module prints for itself.)
+
+The link options are those of ``sitegate modbus`` and the site file: ``--serial DEV``, or
+``--host H [--port N]``. The earlier spellings still work, unlisted: ``--port DEV`` for the
+serial device and ``--tcp-port N``."""
 
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sitegate.drivers.base import BusError, DeviceError, LinkSettings, MeterRef, NoResponse
+from sitegate.common.progress import Progress
+from sitegate.drivers.base import LinkSettings, MeterRef
+from sitegate.drivers.diagnose import EXIT_FIELD, FIELD_ERRORS, explain
 from sitegate.drivers.mbus.client import MbusBusClient
 from sitegate.drivers.mbus.decode import DecodeError, Telegram, decode_telegram
 from sitegate.drivers.mbus.frames import normalize_secondary
@@ -36,10 +42,12 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def _link_args(p: argparse.ArgumentParser) -> None:
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--port", metavar="DEV", help="serial port of the M-Bus level converter")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--serial", metavar="DEV", help="serial device of the M-Bus level "
+                                                        "converter, e.g. /dev/ttyUSB1")
     where.add_argument("--host", help="M-Bus-to-Ethernet converter (transparent TCP)")
-    p.add_argument("--tcp-port", type=int, default=10001, help="converter TCP port (10001)")
+    p.add_argument("--port", help="converter TCP port (10001)")
+    p.add_argument("--tcp-port", dest="port", help=argparse.SUPPRESS)  # the old spelling
     p.add_argument("--baud", type=int, default=2400, choices=[300, 600, 1200, 2400, 4800, 9600,
                                                               19200, 38400], help="(2400)")
     p.add_argument("--timeout", type=float, default=None,
@@ -49,14 +57,40 @@ def _link_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def _client(args: argparse.Namespace) -> MbusBusClient:
-    if args.port:
-        link = LinkSettings(serial_port=args.port, baudrate=args.baud, parity="E",
+def check_link(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--serial DEV or --host H [--port N]; ``--port DEV`` (the old spelling) is --serial."""
+    port = args.port
+    if port is not None and not port.isdigit():
+        if args.serial or args.host:
+            parser.error(f"--port {port}: a TCP port is a number (the device is --serial)")
+        args.serial, args.port = port, None
+    if not (args.serial or args.host):
+        parser.error("one of --serial DEV or --host H is required")
+    if args.serial and port is not None and port.isdigit():
+        parser.error("--port is the TCP port of a converter (--host); not for --serial")
+    args.port = int(args.port) if args.port else 10001
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port {args.port}: 1-65535")
+
+
+def _link(args: argparse.Namespace) -> LinkSettings:
+    if args.serial:
+        return LinkSettings(serial_port=args.serial, baudrate=args.baud, parity="E",
                             timeout=args.timeout or 0.0, retries=args.retries)
-        return MbusBusClient(link, Timing.standard(args.baud, args.timeout))
-    link = LinkSettings(host=args.host, port=args.tcp_port, timeout=args.timeout or 1.0,
+    return LinkSettings(host=args.host, port=args.port, timeout=args.timeout or 1.0,
                         retries=args.retries)
+
+
+def _client(args: argparse.Namespace) -> MbusBusClient:
+    link = _link(args)
+    if args.serial:
+        return MbusBusClient(link, Timing.standard(args.baud, args.timeout))
     return MbusBusClient(link)
+
+
+def _field(args: argparse.Namespace, exc: BaseException) -> int:
+    """A field condition (port, adapter, silent meter): one line and what to check."""
+    return _fail(explain(_link(args), exc), EXIT_FIELD)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -71,6 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = msub.add_parser("scan", help="find the meters on a bus (primary or secondary)")
     _link_args(p)
+    p.set_defaults(check=lambda a, p=p: check_link(p, a))
     p.add_argument("--secondary", action="store_true", help="wildcard search by secondary "
                                                            "address instead of primary scan")
     p.add_argument("--addresses", default="0-250", help="primary range, e.g. 1-20")
@@ -78,6 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = msub.add_parser("read", help="read one meter and show its readings")
     _link_args(p)
+    p.set_defaults(check=lambda a, p=p: check_link(p, a))
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--address", type=int, help="primary address 0-250")
     who.add_argument("--secondary", help="secondary address (8 or 16 hex digits)")
@@ -88,6 +124,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = msub.add_parser("set-address", help="give the meter with this secondary address a "
                                             "new primary address")
     _link_args(p)
+    p.set_defaults(check=lambda a, p=p: check_link(p, a))
     p.add_argument("--secondary", required=True)
     p.add_argument("--new", type=int, required=True, metavar="ADDR", help="1-250")
     p.set_defaults(func=cmd_set_address)
@@ -137,24 +174,54 @@ def _range(spec: str) -> range:
     return range(int(lo), int(hi or lo) + 1)
 
 
+def _found_text(f: Found) -> str:
+    return (f"primary {f.primary if f.primary is not None else '-':>3}  secondary "
+            f"{f.secondary or '-':16s}  {f.manufacturer:3s}  {f.medium}  {f.note}").rstrip()
+
+
+def _mask_share(mask: str) -> float:
+    """How far the secondary search is: it walks the id digits in order, 0-9 each."""
+    share, scale = 0.0, 1.0
+    for ch in mask[:8]:
+        if ch == "F":
+            break
+        scale /= 10
+        share += int(ch) * scale if ch.isdigit() else 0
+    return share
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
+    progress = Progress("secondary search" if args.secondary else "primary scan")
+    addresses = _range(args.addresses)
+
+    def found(f: Found) -> None:
+        # each meter as it is found: on stdout, unless stdout is for the JSON at the end
+        progress.say(_found_text(f), None if args.json else sys.stdout)
+
     async def go() -> list[Found]:
         client = _client(args)
         try:
+            await client.connect()  # a closed port is one line, before any progress
             if args.secondary:
-                return await secondary_search(client)
-            return await primary_scan(client, _range(args.addresses))
+                return await secondary_search(
+                    client, progress=lambda m: progress.update(_mask_share(m), 1, m[:8]),
+                    found=found)
+            return await primary_scan(
+                client, addresses, found=found,
+                progress=lambda a: progress.update(a - addresses.start, len(addresses),
+                                                   f"address {a}"))
         finally:
             await client.close()
 
     try:
-        found = asyncio.run(go())
-    except BusError as exc:
-        return _fail(str(exc))
-    text = "\n".join(f"primary {f.primary if f.primary is not None else '-':>3}  secondary "
-                     f"{f.secondary or '-':16s}  {f.manufacturer:3s}  {f.medium}  {f.note}"
-                     for f in found) or "no meters found"
-    _print([f.to_dict() for f in found], args.json, text)
+        result = asyncio.run(go())
+    except FIELD_ERRORS as exc:
+        progress.close()
+        return _field(args, exc)
+    progress.update(1, 1)
+    progress.close()
+    _print([f.to_dict() for f in result], args.json,
+           f"{len(result)} meter(s) found" if result else "no meters found")
     return 0
 
 
@@ -177,8 +244,10 @@ def cmd_read(args: argparse.Namespace) -> int:
 
     try:
         result = asyncio.run(go())
-    except (NoResponse, DeviceError, BusError, DecodeError) as exc:
+    except DecodeError as exc:
         return _fail(str(exc))
+    except FIELD_ERRORS as exc:
+        return _field(args, exc)
     if args.raw:
         _print([t.to_dict() for t in result], args.json,
                "\n\n".join(telegram_text(t) for t in result))
@@ -201,8 +270,10 @@ def cmd_set_address(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(go())
-    except (NoResponse, DeviceError, BusError, ValueError) as exc:
-        return _fail(str(exc))
+    except ValueError as exc:
+        return _fail(str(exc), 2)
+    except FIELD_ERRORS as exc:
+        return _field(args, exc)
     _print({"secondary": args.secondary, "primary": args.new}, args.json,
            f"meter {args.secondary} now answers at primary address {args.new}")
     return 0

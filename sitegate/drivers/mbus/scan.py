@@ -30,23 +30,37 @@ class Found:
                 "manufacturer": self.manufacturer, "medium": self.medium, "note": self.note}
 
 
+class _Found(list[Found]):
+    """The meters found so far; each is also handed to ``on_found`` as it is found."""
+
+    def __init__(self, on_found: Callable[[Found], None] | None) -> None:
+        super().__init__()
+        self.on_found = on_found
+
+    def append(self, f: Found) -> None:
+        super().append(f)
+        if self.on_found:
+            self.on_found(f)
+
+
 async def primary_scan(client: MbusBusClient, addresses: range = range(0, fr.MAX_PRIMARY + 1),
                        identify: bool = True,
-                       progress: Callable[[int], None] | None = None) -> list[Found]:
-    found: list[Found] = []
+                       progress: Callable[[int], None] | None = None,
+                       found: Callable[[Found], None] | None = None) -> list[Found]:
+    out = _Found(found)
     for a in addresses:
         if progress:
             progress(a)
         try:
             present = await client.snd_nke(a)
         except DeviceError:
-            found.append(Found(a, None, note="collision: several meters answer at this "
-                                             "primary address"))
+            out.append(Found(a, None, note="collision: several meters answer at this "
+                                           "primary address"))
             continue
         if not present:
             continue
-        found.append(await _identify(client, a) if identify else Found(a, None))
-    return found
+        out.append(await _identify(client, a) if identify else Found(a, None))
+    return list(out)
 
 
 async def _identify(client: MbusBusClient, address: int) -> Found:
@@ -64,14 +78,15 @@ async def _identify(client: MbusBusClient, address: int) -> Found:
 
 
 async def secondary_search(client: MbusBusClient, mask: str = "FFFFFFFFFFFFFFFF",
-                           progress: Callable[[str], None] | None = None) -> list[Found]:
+                           progress: Callable[[str], None] | None = None,
+                           found: Callable[[Found], None] | None = None) -> list[Found]:
     """Every meter matching ``mask`` (16 hex digits, F = any), even when several answer
     to one selection. Uses the digit-by-digit tree search over the 8 id digits."""
-    found: list[Found] = []
+    out = _Found(found)
     await client.snd_nke(fr.ADDR_NETWORK)  # end any earlier selection
-    await _probe(client, fr.normalize_secondary(mask), found, progress)
+    await _probe(client, fr.normalize_secondary(mask), out, progress)
     await client.snd_nke(fr.ADDR_NETWORK)
-    return found
+    return list(out)
 
 
 async def _probe(client: MbusBusClient, mask: str, found: list[Found],

@@ -33,7 +33,9 @@ def shortest_float(value: float, fmt: str) -> Decimal:
     for precision in range(1, 18):
         text = f"{value:.{precision}g}"
         if struct.pack(fmt, float(text)) == packed:
-            return Decimal(text)
+            # "5e+01" is 50: keep the digits plain (no exponent) wherever it is shown
+            exact = Decimal(text)
+            return exact.quantize(Decimal(1)) if exact.as_tuple().exponent > 0 else exact
     return Decimal(repr(value))
 
 
