@@ -28,7 +28,7 @@ def _common(p: argparse.ArgumentParser, site: bool = True) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("site", help="site model: import a TOML file, show, list")
+    p = sub.add_parser("site", help="site model: import a TOML file, show")
     ss = p.add_subparsers(dest="site_cmd", required=True)
     q = ss.add_parser("import", help="validate and import a site file (TOML)")
     q.add_argument("file")

@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     for name, func, text in (
         ("dead-letters", _dead_letters, "messages refused by ingest, with the reason"),
-        ("readings", _readings, "stored readings (e.g. --unsynced)"),
+        ("readings", _readings, "the latest stored readings, newest last (e.g. --unsynced)"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--db", required=True)

@@ -48,6 +48,23 @@ def _no_delay(_c: mqtt.Client, _u: Any, sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+class _Client(mqtt.Client):
+    """paho's client, keeping why the last connection attempt failed (paho's own
+    on_connect_fail callback is told nothing), so a person sees each failure's reason."""
+
+    last_error: BaseException | None = None
+
+    def reconnect(self) -> mqtt.MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            self.last_error = exc
+            raise
+
+
+RETRY_MIN, RETRY_MAX = 1, 30  # seconds between connection attempts (paho doubles them)
+
+
 class IngestService:
     def __init__(
         self,
@@ -69,18 +86,20 @@ class IngestService:
         self.host, self.port, tls = parse_broker(broker_url)
         cid = client_id or f"sitegate-ingest-{socket.gethostname()}-{os.getpid()}-" \
                            f"{uuid.uuid4().hex[:6]}"
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid,
-                                  protocol=mqtt.MQTTv5)
+        self.client = _Client(CallbackAPIVersion.VERSION2, client_id=cid,
+                              protocol=mqtt.MQTTv5)
         if username:
             self.client.username_pw_set(username, password)
         if tls:
             self.client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
         # Enrolment requests (sitegate.cloud.auth.enrolment.Provisioner), when it has keys.
         self.provisioner = provisioner
-        self.client.reconnect_delay_set(1, 30)
+        self.client.reconnect_delay_set(RETRY_MIN, RETRY_MAX)
+        self._retry_in: float | None = None
         # Acks are small: without TCP_NODELAY Nagle holds each ~40 ms (delayed ACK).
         self.client.on_socket_open = _no_delay
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.inbox = Inbox()
@@ -103,8 +122,19 @@ class IngestService:
         if self.provisioner is not None:
             subs.append(f"$share/{p.INGEST_SHARE_GROUP}/{pv.REQUESTS}")
         client.subscribe([(s, 1) for s in subs])
+        self._retry_in = None  # paho starts over at RETRY_MIN after a good connection
         self.connected.set()
         log.info("ingest.connected", broker=f"{self.host}:{self.port}")
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        # a reconnect after a lost connection: paho waited RETRY_MIN before the first
+        # attempt and doubles the wait after each failure, up to RETRY_MAX
+        self._retry_in = (2 * RETRY_MIN if self._retry_in is None
+                          else min(self._retry_in * 2, RETRY_MAX))
+        error = self.client.last_error
+        log.warning("ingest.connect_failed", broker=f"{self.host}:{self.port}",
+                    reason=(getattr(error, "strerror", None) or str(error)) if error else "?",
+                    retry_in=f"{self._retry_in:g} s")
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode,
                        _props: Properties | None = None) -> None:
@@ -152,6 +182,22 @@ class IngestService:
             for msg in out:
                 self.client.publish(msg.topic, msg.payload, qos=1)
 
+    def _connect(self, stop: threading.Event) -> bool:
+        """The first connection, saying at once that it is connecting, then each failure
+        with its reason and when the next attempt comes; False when stopped before."""
+        broker, delay = f"{self.host}:{self.port}", RETRY_MIN
+        log.info("ingest.connecting", broker=broker)
+        while True:
+            try:
+                self.client.connect(self.host, self.port, keepalive=30, clean_start=True)
+                return True
+            except OSError as exc:
+                log.warning("ingest.connect_failed", broker=broker,
+                            reason=exc.strerror or str(exc), retry_in=f"{delay:g} s")
+            if stop.wait(delay):
+                return False
+            delay = min(delay * 2, RETRY_MAX)
+
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop`` is set."""
         worker = threading.Thread(target=self._work, name="ingest-writer", daemon=True)
@@ -159,10 +205,10 @@ class IngestService:
         enrol = threading.Thread(target=self._provision_work, name="ingest-enrol", daemon=True)
         if self.provisioner is not None:
             enrol.start()
-        self.client.connect_async(self.host, self.port, keepalive=30, clean_start=True)
-        self.client.loop_start()
         try:
-            stop.wait()
+            if self._connect(stop):
+                self.client.loop_start()  # paho reconnects from here on
+                stop.wait()
         finally:
             self.inbox.put(None)
             worker.join(timeout=30)

@@ -1,0 +1,68 @@
+"""What a newcomer met at the sitegate-cloud command line: help that names a command that
+does not exist, `readings` showing the oldest rows, `serve` silent while it cannot reach
+the broker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+CLOUD = [sys.executable, "-m", "sitegate.cloud.cli"]
+
+
+def cloud(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLOUD, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_only_commands_that_exist() -> None:
+    top = cloud("--help").stdout
+    site_line = next(ln for ln in top.splitlines() if ln.strip().startswith("site "))
+    assert "list" not in site_line, site_line
+    assert cloud("site", "list", "--db", "x.db").returncode == 2  # argparse: no such command
+    for verb in ("import", "show"):
+        assert verb in site_line and cloud("site", verb, "--help").returncode == 0
+
+
+def test_readings_shows_the_latest_rows_newest_first(tmp_path: Path) -> None:
+    from sqlalchemy import insert
+
+    from sitegate.cloud.store import tables as t
+    from sitegate.cloud.store.db import make_engine, upgrade
+
+    db = str(tmp_path / "c.db")
+    upgrade(db)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    rows = [{"gateway_id": "gw-1", "epoch": "e1", "seq": n, "meter_id": "apt-1",
+             "ts": start + timedelta(minutes=15 * n), "quantity": "1-0:1.8.0",
+             "value": str(n), "unit": "kWh", "quality": "good", "flags": "[]",
+             "received_at": start} for n in range(1, 151)]
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        conn.execute(insert(t.readings), rows)
+    engine.dispose()
+    out = cloud("readings", "--db", db, "--limit", "100", "--json")
+    assert out.returncode == 0, out.stderr
+    got = [r["seq"] for r in json.loads(out.stdout)]
+    assert got == list(range(150, 50, -1))  # the newest 100 (seq 150 .. 51), newest first
+    text = cloud("readings", "--db", db, "--limit", "3").stdout.splitlines()
+    assert [ln.split()[1] for ln in text[2:]] == ["150", "149", "148"]
+
+
+def test_serve_says_it_is_connecting_and_why_each_attempt_failed(
+        tmp_path: Path, free_port: int) -> None:
+    proc = subprocess.Popen([*CLOUD, "serve", "--db", str(tmp_path / "c.db"), "--broker",
+                             f"mqtt://127.0.0.1:{free_port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "ingest.connecting" in lines[0] and f"127.0.0.1:{free_port}" in lines[0], lines
+    for line, retry in zip(lines[1:], ("1 s", "2 s"), strict=True):
+        assert "ingest.connect_failed" in line and "Connection refused" in line, lines
+        assert f"retry_in='{retry}'" in line, lines
