@@ -137,10 +137,11 @@ async def _run(workdir: Path, duration: float | None, interval: int,
             f"database {cloud.db}\n"
             f"  api:      curl -H \"Authorization: Bearer $(cat {cloud.token_file})\" "
             f"{cloud.api_url}/gateways\n"
-            f"  try:      sitegate status -c {workdir}/site.toml\n"
-            f"            sitegate-cloud readings --db {cloud.db} --meter heat-apt-1\n"
-            f"            sitegate-cloud command --broker {broker_url} --keys {cloud.keys} "
-            f"--gateway {site.GATEWAY_ID} status\n")
+            f"  try:      {_command('sitegate')} status -c {workdir}/site.toml\n"
+            f"            {_command('sitegate-cloud')} readings --db {cloud.db} "
+            "--meter heat-apt-1\n"
+            f"            {_command('sitegate-cloud')} command --broker {broker_url} "
+            f"--keys {cloud.keys} --gateway {site.GATEWAY_ID} status\n")
         printer = Printer(daemon, cloud.counts, say, producers=frozenset({"pv"}))
         started = time.monotonic()
         every = max(1.0, interval / 2)
@@ -178,6 +179,17 @@ async def _run(workdir: Path, duration: float | None, interval: int,
             await broker.stop()
         await mbus.stop()
         await modbus.stop()
+
+
+def _command(name: str) -> str:
+    """How to type a command so that it works from any shell: the demo's own, with its path
+    when it is not the one found on PATH (a venv that is not activated)."""
+    import shutil
+
+    mine = Path(sys.executable).parent / name
+    if mine.exists() and shutil.which(name) != str(mine):
+        return str(mine)
+    return name
 
 
 def _report_bill(bill: dict) -> None:

@@ -297,7 +297,7 @@ def cmd_buffer_stats(args: argparse.Namespace) -> int:
         buf.close()
     rows = [[name, v["rows"], v["last_seq"], v["acked_upto"], v["unacknowledged"],
              v["oldest_unacknowledged"] or "-"] for name, v in s["streams"].items()]
-    text = (f"{s['path']}: {s['file_bytes'] / 1e6:.1f} MB on disk\n"
+    text = (f"{s['path']}: {s['file_bytes'] / 1e6:.1f} MB on disk, epoch {s.get('epoch', '?')}\n"
             + table(rows, ["stream", "rows", "last seq", "acked up to", "unacked",
                            "oldest unacked"]))
     emit(s, args.json, text)

@@ -26,7 +26,7 @@ def test_help_lists_only_commands_that_exist() -> None:
         assert verb in site_line and cloud("site", verb, "--help").returncode == 0
 
 
-def test_readings_shows_the_latest_rows_newest_first(tmp_path: Path) -> None:
+def test_readings_shows_the_latest_rows_newest_last(tmp_path: Path) -> None:
     from sqlalchemy import insert
 
     from sitegate.cloud.store import tables as t
@@ -46,9 +46,9 @@ def test_readings_shows_the_latest_rows_newest_first(tmp_path: Path) -> None:
     out = cloud("readings", "--db", db, "--limit", "100", "--json")
     assert out.returncode == 0, out.stderr
     got = [r["seq"] for r in json.loads(out.stdout)]
-    assert got == list(range(150, 50, -1))  # the newest 100 (seq 150 .. 51), newest first
+    assert got == list(range(51, 151))  # the newest 100, in time order (as `tail` shows)
     text = cloud("readings", "--db", db, "--limit", "3").stdout.splitlines()
-    assert [ln.split()[1] for ln in text[2:]] == ["150", "149", "148"]
+    assert [ln.split()[1] for ln in text[2:]] == ["148", "149", "150"]
 
 
 def test_serve_says_it_is_connecting_and_why_each_attempt_failed(

@@ -160,3 +160,15 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_in_a_log() -> None:
     p.close()
     assert "\r" in term.getvalue() and "[###############...............]" in term.getvalue()
     assert "unit 1: answers\n" in term.getvalue()
+
+
+def test_buffer_stats_shows_the_epoch_in_text_too(tmp_path: Path) -> None:
+    from sitegate.gateway.buffer import Buffer
+
+    db = tmp_path / "buffer.db"
+    buf = Buffer(str(db))
+    epoch = buf.epoch
+    buf.close()
+    out = sitegate("buffer", "stats", "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    assert f"epoch {epoch}" in out.stdout.splitlines()[0]
