@@ -18,7 +18,8 @@ GATEWAY_SIDE = ("gateway", "drivers", "ocpp_server", "sync", "firmware_tools")
 NOT_FOR_CLOUD = ("sitegate.gateway", "sitegate.drivers", "sitegate.ocpp_server",
                  "sitegate.sync.client", "sitegate.demo")
 # What the gateway may not import: the cloud, and the cloud's libraries (no use on a Pi).
-CLOUD_LIBS = ("sqlalchemy", "fastapi", "alembic", "qrbill", "fpdf", "starlette", "uvicorn")
+CLOUD_LIBS = ("sqlalchemy", "fastapi", "fastapi_offline", "alembic", "qrbill", "fpdf", "starlette",
+              "uvicorn")
 NOT_FOR_GATEWAY = ("sitegate.cloud", "sitegate.demo", *CLOUD_LIBS)
 # The one gateway-side exception: the gateway's CLI wires in `sitegate demo` by name
 # (sitegate/gateway/cli.py), and the demo sits above both programs.
