@@ -36,3 +36,19 @@ def test_the_architecture_page_names_what_exists() -> None:
                and not n.startswith(("sitegate/firmware_tools/", "sitegate/cloud/auth/",
                                      "sitegate/common/signing.py", "config/mosquitto/"))]
     assert missing == []
+
+
+def test_the_readmes_commands_run_in_order_on_a_fresh_copy() -> None:
+    """scripts/readme-check's core (without --full: the demo and the suite are tested in
+    their own way): every runnable README command succeeds on a copy of HEAD."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "readme_check.py")],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    ran = [ln.split(None, 2)[2] for ln in res.stdout.splitlines() if ln.startswith("ok ")]
+    for expected in ("sitegate check-config config/examples/", "sitegate-cloud migrate",
+                     "sitegate-cloud site import", "sitegate-cloud bill"):
+        assert any(r.startswith(expected) for r in ran), res.stdout
+    assert "FAIL" not in res.stdout
