@@ -91,7 +91,8 @@ class ChargerFleet:
 
     async def _session(self, sim: SimCharger16, c: Charger, wh: Decimal) -> Decimal:
         await sim.status(1, "Preparing")
-        if await sim.authorize(c.badge) != "Accepted":
+        if await sim.authorize(c.badge) != "Accepted" or self._stop.is_set():
+            # (the demo stopping meanwhile: no session that would end at once, 0 kWh in 0 s)
             await sim.status(1, "Available")
             return wh
         tx, _ = await sim.start_tx(1, c.badge, int(wh))

@@ -108,6 +108,30 @@ def simulate(now: datetime, tz: ZoneInfo, start_values: dict[str, dict[str, Deci
     return History(start, last, readings, values)
 
 
+def start_values(meters: dict[str, dict[str, Decimal]], grid: str,
+                 pv: str) -> dict[str, dict[str, Decimal]]:
+    """The registers the history simulates, from each meter's registers now (the simulated
+    meters' counters when the demo starts): import for the consumers, export for the PV,
+    both for the grid connection."""
+    out = {}
+    for meter, regs in meters.items():
+        keep = (IMPORT, EXPORT) if meter == grid else (EXPORT,) if meter == pv else (IMPORT,)
+        out[meter] = {q: regs[q] for q in keep}
+    return out
+
+
+def ingest(engine: object, gateway_id: str, history: History) -> int:
+    """Hand the history to the cloud's own ingest, as batches of an earlier buffer of the
+    gateway (its own epoch); returns the readings stored."""
+    from sitegate.cloud.ingest.writer import Writer
+
+    writer = Writer(engine)  # type: ignore[arg-type]
+    topic = p.topic(gateway_id, p.STREAM_READINGS)
+    for payload in batches(history):
+        writer.handle(topic, payload)
+    return len(history.readings)
+
+
 def batches(history: History) -> list[bytes]:
     """The history as uplink batches of its own buffer epoch (the wire form the cloud's
     ingest takes from a gateway)."""

@@ -31,6 +31,7 @@ class LoadWatch:
         self.limit = load.cfg.connection_limit
         self._last: dict[Hashable, Decimal] = {}
         self._plan = load.plan
+        self._decision: dict[str, Any] | None = None  # the last one written
 
     def watch(self) -> None:
         self.load.plan = self._observed  # type: ignore[method-assign]
@@ -46,13 +47,16 @@ class LoadWatch:
     def _record(self, plan: dict[tuple[str, int], Decimal]) -> None:
         state = self.load.last
         now = datetime.now().astimezone()
-        with self.path.open("a") as f:
-            f.write(json.dumps({
-                "ts": now.isoformat(timespec="milliseconds"), "mode": state["mode"],
-                "connection_limit": str(self.limit), "headroom": state.get("headroom"),
-                "limits": {f"{cp}/{connector}": str(a)
-                           for (cp, connector), a in sorted(plan.items())},
-            }) + "\n")
+        decision = {
+            "mode": state["mode"], "connection_limit": str(self.limit),
+            "headroom": state.get("headroom"),
+            "limits": {f"{cp}/{connector}": str(a) for (cp, connector), a in sorted(plan.items())},
+        }
+        if decision != self._decision:  # the same decision again (a recomputation that
+            self._decision = decision  # changed nothing) is not a new line
+            with self.path.open("a") as f:
+                f.write(json.dumps({"ts": now.isoformat(timespec="milliseconds"),
+                                    **decision}) + "\n")
         for key, amps in sorted(plan.items()):
             before = self._last.get(key)
             if before == amps:

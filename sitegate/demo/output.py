@@ -1,8 +1,11 @@
 """What the demo prints: one line per meter as its values arrive, charging sessions as the
-gateway opens and closes them, and how much of it the cloud has (no log lines)."""
+gateway opens and closes them, the gateway's warnings as they happen (a clock without NTP,
+a meter reporting an error, the gateway's warning and alarm events), and how much of it the
+cloud has (no log lines)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -13,6 +16,18 @@ from sitegate.gateway.daemon import Daemon
 SHOWN = (("1-0:1.8.0", "import"), ("heat_energy", "heat"), ("energy", "heat"),
          ("volume", "water"))
 SECOND = (("1-0:16.7.0", "power"), ("power", "power"), ("volume_flow", "flow"))
+
+
+# What a flag on the readings means, said once when it first shows.
+GATEWAY_FLAGS = {
+    "clock_unsynced": "the gateway's clock is not synchronized (no NTP here), so every "
+                      "reading is stored as suspect; on a real box: timedatectl set-ntp true",
+}
+METER_FLAGS = {
+    "meter_status_error": "the meter reports an error in its status byte (check its display; "
+                          "the readings are kept, marked suspect)",
+    "error_state_value": "the meter reports an error state value",
+}
 
 
 def _pick(values: dict[str, Any], choices: tuple[tuple[str, str], ...]) -> tuple[str, Any]:
@@ -37,11 +52,41 @@ class Printer:
         self._shown: dict[str, str] = {}  # meter -> ts of the reading last printed
         self._open: dict[int, str] = {}  # transactions seen running: id -> charge point
         self._cloud: tuple[int, int, int] | None = None
+        self._warned: set[tuple[str, str]] = set()  # (meter or "", flag) already said
+        self._events_seen = 0  # the gateway's events stream, up to this sequence
 
     async def tick(self) -> None:
         self._meters()
+        self._warnings()
         self._sessions()
         await self._cloud_line()
+
+    def _warnings(self) -> None:
+        """Each reading flag and each warning or alarm event, once, when it first shows."""
+        for (meter, _q), r in sorted(self.daemon.latest.items()):
+            for flag in r.flags:
+                key = ("" if flag in GATEWAY_FLAGS else meter, flag)
+                if key in self._warned:
+                    continue
+                self._warned.add(key)
+                what = GATEWAY_FLAGS.get(flag) or METER_FLAGS.get(flag) or (
+                    "the meter reports a problem in its status (check its display); its "
+                    f"readings are kept, marked {r.quality}" if flag.startswith("meter_")
+                    else f"its readings carry the flag {flag} (quality {r.quality})")
+                who = "gateway" if not key[0] else meter
+                self.out(f"{r.ts:%H:%M:%S}  {who:<11} WARNING {flag}: {what}")
+        buffer = self.daemon.buffer
+        if buffer is None:
+            return
+        for entry in buffer.pending("events", limit=100, after=self._events_seen):
+            self._events_seen = entry.seq
+            event = json.loads(entry.payload)
+            if event.get("severity") not in ("warning", "alarm", "error"):
+                continue
+            text = event.get("message") or event.get("error") or ""
+            self.out(f"{str(event.get('ts', ''))[11:19]:<8}  "
+                     f"{event.get('meter_id') or 'gateway':<11} "
+                     f"{str(event['severity']).upper()} {event.get('kind')}: {text}")
 
     def _meters(self) -> None:
         rows: dict[str, dict[str, Any]] = {}

@@ -13,12 +13,13 @@ import fcntl
 import signal
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO
+from zoneinfo import ZoneInfo
 
 from sitegate.common.sitefile import parse_config
-from sitegate.demo import site
+from sitegate.demo import history, site
 from sitegate.demo.broker import Broker
 from sitegate.demo.building import Building
 from sitegate.demo.chargers import ChargerFleet
@@ -31,6 +32,9 @@ from sitegate.drivers.modbus.simulator import ModbusSimulator
 from sitegate.gateway.daemon import AlreadyRunning, Daemon
 
 DRAIN_TIMEOUT = 15.0  # seconds the gateway gets at the end to hand its backlog over
+TIMEZONE = "Europe/Zurich"  # the billing model's (site.billing_model)
+# Mean use of the simulated history per quarter-hour, kWh (about 250-350 kWh a month).
+MEAN_USE = {"apt-1": 0.09, "apt-2": 0.11, "apt-3": 0.07, "common": 0.05}
 
 
 def say(line: str) -> None:
@@ -68,6 +72,31 @@ def _lock(workdir: Path) -> IO[str]:
     return f
 
 
+async def _history(modbus: ModbusSimulator, cloud: Cloud) -> history.History:
+    """A month of simulated history into the cloud, the live meters continuing from it."""
+    units = {mid: unit for unit, _p, mid, _l in site.MODBUS_METERS}
+    main, pv = (next(m for m, u in units.items() if u == unit)
+                for unit in (site.MAIN_METER_UNIT, site.PV_METER_UNIT))
+    start = history.start_values({m: dict(modbus.meters[u].values) for m, u in units.items()},
+                                 main, pv)
+    consumers = {m: MEAN_USE.get(m, 0.08) for m in units if m not in (main, pv)}
+    hist = history.simulate(datetime.now(UTC), ZoneInfo(TIMEZONE), start, consumers,
+                            main, pv)
+    rows = await asyncio.to_thread(history.ingest, cloud.engine, site.GATEWAY_ID, hist)
+    for meter, regs in hist.last.items():  # the live meters go on from there
+        sim = modbus.meters[units[meter]]
+        for reg in sim.profile.registers:
+            if reg.quantity in regs:
+                sim.set(reg, regs[reg.quantity])
+    tz = ZoneInfo(TIMEZONE)
+    say(f"simulated history: {rows} readings of the {len(hist.last)} electricity meters, "
+        f"every quarter-hour from {hist.start.astimezone(tz):%Y-%m-%d %H:%M} to "
+        f"{hist.end.astimezone(tz):%Y-%m-%d %H:%M} (SIMULATED, flagged 'simulated', buffer "
+        f"epoch '{history.EPOCH}'), so that the month's invoices have something to bill; "
+        "from here on the values are live from the demo's meters\n")
+    return hist
+
+
 async def run_demo(workdir: Path, duration: float | None, interval: int,
                    broker_url: str | None = None) -> int:
     with _lock(workdir):
@@ -102,6 +131,7 @@ async def _run(workdir: Path, duration: float | None, interval: int,
     stop = asyncio.Event()
     try:
         await cloud.start()
+        hist = await _history(modbus, cloud)
         ocpp_port = free_port()
         await laundry.start()
         text = site.gateway_config(workdir, modbus_port=modbus_port, mbus_port=mbus_port,
@@ -165,7 +195,9 @@ async def _run(workdir: Path, duration: float | None, interval: int,
         daemon.request_stop()
         code = await run
         await cloud.stop()
-        _report_bill(await asyncio.to_thread(cloud.bill, site.SITE_ID, "Europe/Zurich"))
+        bill = await asyncio.to_thread(cloud.bill, site.SITE_ID, TIMEZONE)
+        _report_bill(bill)
+        _summary(workdir, bill, cloud.db, hist)
         return code
     finally:
         if fleet is not None:
@@ -182,14 +214,33 @@ async def _run(workdir: Path, duration: float | None, interval: int,
 
 
 def _command(name: str) -> str:
-    """How to type a command so that it works from any shell: the demo's own, with its path
-    when it is not the one found on PATH (a venv that is not activated)."""
-    import shutil
-
+    """How to type a command so that it works from any shell, venv activated or not: the
+    path of the one installed beside the Python running the demo."""
     mine = Path(sys.executable).parent / name
-    if mine.exists() and shutil.which(name) != str(mine):
-        return str(mine)
-    return name
+    return str(mine) if mine.exists() else name
+
+
+def _summary(workdir: Path, bill: dict, db: str, hist: history.History) -> None:
+    """Where each artefact is, and what to open first."""
+    sg, sgc = _command("sitegate"), _command("sitegate-cloud")
+    pdfs = [path for path, _inv in bill["pdfs"]]
+    rows = [
+        (f"invoice-{bill['period']}-*.pdf", "the tenants' invoices (Swiss QR-bill)"
+         + (f": open {pdfs[0].name} first" if pdfs else "")),
+        ("cloud.db", f"the cloud's database: {sgc} invoice list --db {db}"),
+        ("", f"  {sgc} readings --db {db} --meter apt-1"),
+        ("buffer.db", f"the gateway's buffer: {sg} buffer stats --db {workdir / 'buffer.db'}"),
+        ("site.toml", f"the gateway's site file: {sg} check-config {workdir / 'site.toml'}"),
+        ("billing-site.toml", "the billing model (tenants, tariffs, the solar community)"),
+        ("loadmgmt.jsonl", "each load management decision, with the headroom it was made from"),
+    ]
+    if (workdir / "api-token").exists():
+        rows.append(("api-token", "a read token for the HTTP API (curl line above)"))
+    tz = ZoneInfo(TIMEZONE)
+    say(f"\nwhat is where, in {workdir}:\n"
+        + "\n".join(f"  {name:<22} {what}" for name, what in rows)
+        + f"\nthe readings before {hist.end.astimezone(tz):%Y-%m-%d %H:%M} are simulated "
+          f"history (flag '{history.FLAG}'); the rest came live from the demo's meters")
 
 
 def _report_bill(bill: dict) -> None:

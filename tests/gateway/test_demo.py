@@ -77,6 +77,39 @@ def test_demo_runs_meters_chargers_cloud_and_bills(tmp_path: Path) -> None:
     ev = db.execute("SELECT document FROM billing_invoices WHERE account_id = 'muster'").fetchone()
     assert ev is not None and any(ln["key"].startswith("ev_") for ln in
                                   json.loads(ev[0])["lines"])
+    _check_newcomer_view(tmp_path, out, db)
+
+
+def _check_newcomer_view(workdir: Path, out: str, db: sqlite3.Connection) -> None:
+    """Issue 17: the short demo bills electricity (grid and solar, non-zero kWh) thanks to
+    a month of simulated history, said to be simulated; the gateway's warnings show; no
+    session of the demo's own shutdown; no identical load management lines; a closing
+    summary; its hints work as typed outside the venv."""
+    kwh: dict[str, D] = {}
+    for (doc,) in db.execute("SELECT document FROM billing_invoices"):
+        for ln in json.loads(doc)["lines"]:
+            if ln["unit"] == "kWh" and ln["key"] in ("solar", "grid_peak", "grid_offpeak"):
+                kwh[ln["key"]] = kwh.get(ln["key"], D(0)) + D(ln["quantity"])
+    assert set(kwh) == {"solar", "grid_peak", "grid_offpeak"} and min(kwh.values()) > 0, kwh
+    assert "simulated history:" in out and "SIMULATED" in out
+    simulated = db.execute("SELECT count(*) FROM readings WHERE epoch = 'simulated-history' "
+                           "AND flags LIKE '%\"simulated\"%'").fetchone()[0]
+    live = db.execute("SELECT count(*) FROM readings WHERE epoch != 'simulated-history'"
+                      ).fetchone()[0]
+    assert simulated > 1000 and live > 0
+    # the demo's M-Bus meters report status errors: said when first seen
+    assert "WARNING meter_status_error" in out
+    assert " 0 kWh in 0 s" not in out
+    plans = [json.loads(ln) for ln in (workdir / "loadmgmt.jsonl").read_text().splitlines()]
+    same = [a for a, b in zip(plans, plans[1:], strict=False)
+            if {**a, "ts": None} == {**b, "ts": None}]
+    assert same == []
+    assert "what is where" in out and "open invoice-" in out
+    hint = next(ln for ln in out.splitlines() if "readings --db" in ln).strip()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir)}  # no venv on PATH
+    res = subprocess.run(hint.strip(), shell=True, capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert res.returncode == 0, (hint, res.stderr)
 
 
 def _check_load_management(workdir: Path, out: str, db: sqlite3.Connection) -> None:
