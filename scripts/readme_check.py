@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,11 +81,16 @@ def commands(readme: str, full: bool = False) -> list[Command]:
 
 
 def fresh_copy(into: Path) -> Path:
-    """HEAD's files, as a clone has them (no venv, no build output)."""
+    """HEAD's files, as a clone has them (no venv, no build output); outside a git checkout
+    (an exported tree) the files as they are, without .venv and .git."""
     into.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"],
+                             capture_output=True)
+    if archive.returncode == 0 and (ROOT / ".git").exists():
+        subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+        return into
+    shutil.copytree(ROOT, into, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info"))
     return into
 
 
