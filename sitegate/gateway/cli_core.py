@@ -194,9 +194,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     except ControlError as exc:
         print(f"sitegate: {exc}", file=sys.stderr)
         return EXIT_FIELD
+    h["clock"] = _clock_state()
     lines = [f"gateway {h['gateway_id']} running since {h['started']}",
              "backlog: " + ", ".join(f"{k} {v}" for k, v in h["backlog"].items()),
-             *_writer_lines(h), *_config_lines(h), *_uplink_lines(h)]
+             _clock_line(h["clock"]), *_writer_lines(h), *_config_lines(h), *_uplink_lines(h)]
     for bus in h["buses"]:
         lines.append(f"\nbus {bus['bus']}: {bus['cycles']} cycles, {bus['overruns']} overruns, "
                      f"utilization {bus['utilization']:.1%}"
@@ -234,6 +235,20 @@ def _writer_lines(h: dict[str, Any]) -> list[str]:
             f"{s}: {v['duplicate_rows']} stored twice, {v['missing']} seqs missing"
             for s, v in found.items()) + " (run `sitegate buffer check`)")
     return out
+
+
+def _clock_state() -> str:
+    """This box's clock as the daemon sees it (the CLI runs on the same box)."""
+    from sitegate.gateway.clock import clock_state
+
+    return clock_state()
+
+
+def _clock_line(state: str) -> str:
+    if state == "synchronized":
+        return "clock: synchronized"
+    return (f"clock: {state.upper()}: every reading is flagged clock_unsynced (stored as "
+            "suspect); enable NTP (timedatectl set-ntp true)")
 
 
 def _config_lines(h: dict[str, Any]) -> list[str]:

@@ -78,6 +78,12 @@ def test_daemon_polls_reports_and_stops_cleanly(tmp_path: Path, simulator: int) 
         assert meters["m10"]["errors"]["no_response"] >= 1
         readable = _sitegate("status", "-c", str(cfg))
         assert "m10" in readable.stdout and "failing" in readable.stdout
+        # the clock, where a technician looks (issue 17): as the kernel reports it
+        from sitegate.gateway.clock import clock_state
+
+        assert health["clock"] == clock_state()
+        clock = next(ln for ln in readable.stdout.splitlines() if ln.startswith("clock: "))
+        assert ("clock_unsynced" in clock) == (health["clock"] != "synchronized")
         read = _sitegate("read", "m3", "-c", str(cfg), "--json")
         assert read.returncode == 0, read.stderr
         assert {r["quantity"] for r in json.loads(read.stdout)["readings"]} >= {"1-0:1.8.0"}
