@@ -42,6 +42,10 @@ def _why_not(words: list[str], full: bool) -> str | None:
         return "a template (alternatives or elisions)"
     if words[0] == "sitegate-cloud" and words[1:2] == ["serve"]:
         return "a service: runs until stopped"
+    if "--broker" in words:
+        return "talks to the site's MQTT broker"
+    if any(w.startswith("/") for w in words[1:]):
+        return "uses this machine's system paths"
     if words[0] in ("scripts/demo", "scripts/test") and not full:
         return "run with --full"
     return None
@@ -69,7 +73,8 @@ def commands(readme: str, full: bool = False) -> list[Command]:
         except ValueError:
             words = text.split()
         if words[:1] == ["scripts/demo"] and "--duration" not in words:
-            text += " --duration 60"  # the README's 60-second demo, not until Ctrl-C
+            # the README's 60-second demo, not until Ctrl-C
+            text = text.replace("scripts/demo", "scripts/demo --duration 60", 1)
         if words:  # run as written (the shell drops the comment)
             out.append(Command(start, " ".join(text.split()), _why_not(words, full)))
     if "sitegate check-config FILE" in readme:
