@@ -4,7 +4,8 @@
 (each part creates its own on first use, mode 0600):
 
 - ``ca.key``, ``ca.crt``: the CA that signs gateway client certificates (enrolment);
-- ``cloud.key``, ``cloud.crt``: the cloud's own client certificate for the broker;
+- ``cloud.key``, ``cloud.crt``: the cloud's own client certificate for the broker, signed by
+  ``cloud-ca.key``/``cloud-ca.crt`` (a CA for it alone: the broker's cloud listener trusts it);
 - ``downlink.key``: the Ed25519 key that signs config, badge lists and commands;
   ``downlink.pub`` its public half, handed to gateways at enrolment.
 """

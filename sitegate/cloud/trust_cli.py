@@ -53,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--dir", help="where the broker will read the files (default: --out)")
     p.add_argument("--port", type=int, default=8883, help="mutual TLS listener")
     p.add_argument("--provision-port", type=int, default=8884, help="enrolment listener")
+    p.add_argument("--cloud-port", type=int, default=8885,
+                   help="the cloud's listener (mutual TLS, cloud CA only)")
     p.add_argument("--bind", help="address the listeners bind to (default: all)")
     p.add_argument("--user", help="user mosquitto runs as (its 'user' option)")
     p.add_argument("--data", default="/var/lib/mosquitto/",
@@ -167,14 +169,16 @@ def _broker_config(args: argparse.Namespace) -> int:
     ca = CA.open(keys_dir(args.keys))
     hosts = args.host or ["localhost", "127.0.0.1"]
     key_file, cert_file = ca.broker_server(hosts)
-    ca.cloud_client()  # the ingest's identity, made now so the operator sees it exists
+    ca.cloud_client()  # the cloud's identity, made now so the operator sees it exists
     crl = ca.dir / "crl.pem"
     if not crl.exists():
         crl.write_bytes(ca.crl([]))
     settings = bc.BrokerSettings(dir=args.dir or str(out.resolve()), port=args.port,
-                                 provision_port=args.provision_port, bind=args.bind,
+                                 provision_port=args.provision_port,
+                                 cloud_port=args.cloud_port, bind=args.bind,
                                  user=args.user, data=args.data)
     files: dict[str, str | bytes] = {**bc.config_files(settings), "ca.crt": ca.pem,
+                                     "cloud-ca.crt": ca.cloud_ca().pem,
                                      "broker.crt": cert_file.read_bytes(),
                                      "broker.key": key_file.read_bytes(),
                                      "crl.pem": crl.read_bytes()}

@@ -232,7 +232,9 @@ class SyncClient:
     # -- the network thread ----------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sitegate-gw-{self.gateway_id}",
+        # The client id is the gateway id: the broker's mTLS listener forces it to the
+        # certificate's CN (= the gateway id), and the persistent session is keyed on it.
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.gateway_id,
                         protocol=mqtt.MQTTv5)
         if self.cfg.username:
             c.username_pw_set(self.cfg.username, self.cfg.password)

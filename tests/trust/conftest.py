@@ -69,6 +69,7 @@ class Broker:
     keys: Path
     port: int
     provision_port: int
+    cloud_port: int
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(init=False)
 
@@ -81,6 +82,7 @@ class Broker:
                                          stdout=out, stderr=subprocess.STDOUT)
         wait_port("127.0.0.1", self.port)
         wait_port("127.0.0.1", self.provision_port)
+        wait_port("127.0.0.1", self.cloud_port)
         time.sleep(0.1)
         if self.proc.poll() is not None:
             raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-800:]}")
@@ -115,10 +117,13 @@ class Broker:
 
     def client(self, identity: tuple[str, str] | None, client_id: str | None = None,
                port: int | None = None) -> Probe:
-        """A client, connected if the broker lets it: on the mTLS listener with
-        ``identity``, else anonymous on the provisioning listener (or on ``port``)."""
-        return Probe(self, identity, client_id,
-                     port or (self.port if identity else self.provision_port))
+        """A client, connected if the broker lets it: on the gateways' mTLS listener with
+        ``identity`` (the cloud's own: on the cloud listener), else anonymous on the
+        provisioning listener (or on ``port``)."""
+        if port is None:
+            port = self.provision_port if identity is None else (
+                self.cloud_port if identity == self.cloud_identity() else self.port)
+        return Probe(self, identity, client_id, port)
 
 
 class Probe:
@@ -130,6 +135,7 @@ class Probe:
         self._lock = threading.Lock()
         self.outcome = threading.Event()
         self.refused: str | None = None
+        self.disconnects = 0  # after a successful connect (e.g. taken over by another)
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
                              client_id=client_id or uuid.uuid4().hex)
         ctx = ssl.create_default_context(cafile=str(broker.dir / "ca.crt"))
@@ -158,6 +164,8 @@ class Probe:
         self.outcome.set()
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        if self.outcome.is_set() and self.refused is None:
+            self.disconnects += 1
         if not self.outcome.is_set():
             self.refused = f"disconnected: {rc}"
             self.outcome.set()
@@ -186,15 +194,16 @@ class Probe:
 
 def make_broker(tmp: Path) -> Broker:
     keys, out = tmp / "keys", tmp / "broker"
-    port, pport = free_tcp_port(), free_tcp_port()
-    while pport == port:
-        pport = free_tcp_port()
+    ports: set[int] = set()
+    while len(ports) < 3:
+        ports.add(free_tcp_port())
+    port, pport, cport = sorted(ports)
     # The files the operator gets; only ports, data directory and "user root" (to read the
     # test's temp files: mosquitto drops privileges otherwise) differ from the defaults.
     cloud_cli("broker-config", "--out", str(out), "--port", str(port), "--provision-port",
-              str(pport), "--bind", "127.0.0.1", "--user", "root", "--data", str(tmp),
-              keys=keys)
-    return Broker(out, keys, port, pport)
+              str(pport), "--cloud-port", str(cport), "--bind", "127.0.0.1", "--user", "root",
+              "--data", str(tmp), keys=keys)
+    return Broker(out, keys, port, pport, cport)
 
 
 @pytest.fixture(scope="module")

@@ -103,3 +103,49 @@ def test_shipped_template_is_what_broker_config_writes() -> None:
     files = config_files(BrokerSettings(dir="/etc/mosquitto/sitegate", user="mosquitto"))
     assert {n: (shipped / n).read_text() for n in files} == files, (
         "regenerate config/mosquitto/ (see tests/trust/test_broker_acl.py)")
+
+
+def test_gateway_b_with_a_s_client_id_does_not_disconnect_a(secure_broker: Broker, cloud,
+                                                            tmp_path: Path) -> None:
+    # Without use_username_as_clientid the broker hands the session "gw-a" to B and
+    # disconnects A (a denial of service); now B is connected as itself, A stays.
+    a = secure_broker.client(secure_broker.gateway_identity(tmp_path, A), client_id=A)
+    assert a.connected, a.refused
+    a.subscribe(t(A, "ack"))
+    b = secure_broker.client(secure_broker.gateway_identity(tmp_path, B), client_id=A)
+    assert b.connected, b.refused
+    b.publish(t(B, "status"), b"b as itself")
+    wait_until(lambda: t(B, "status") in cloud.topics(), "B's status (its ACL: gw-b)")
+    # A still publishes and gets its ack through, on its first connection.
+    a.publish(t(A, "readings"), b"a after b")
+    wait_until(lambda: (t(A, "readings"), b"a after b") in cloud.messages, "A's batch")
+    cloud.publish(t(A, "ack"), b"ack for a")
+    wait_until(lambda: (t(A, "ack"), b"ack for a") in a.messages, "A's ack")
+    assert (a.disconnects, b.disconnects) == (0, 0)
+    a.close()
+    b.close()
+
+
+def test_two_cloud_processes_connect_at_once(secure_broker: Broker, cloud) -> None:
+    # `serve` and a push/command CLI: same certificate, distinct client ids, no takeover.
+    other = secure_broker.client(secure_broker.cloud_identity(), client_id="sitegate-cloud-2")
+    assert other.connected, other.refused
+    other.subscribe(t(A, "config"))
+    other.publish(t(A, "status"), b"from the second")
+    wait_until(lambda: (t(A, "status"), b"from the second") in cloud.messages, "at the first")
+    cloud.publish(t(A, "config"), b"from the first")
+    wait_until(lambda: (t(A, "config"), b"from the first") in other.messages, "at the second")
+    assert (cloud.disconnects, other.disconnects) == (0, 0)
+    other.close()
+
+
+def test_listeners_keep_their_identities_apart(secure_broker: Broker, tmp_path: Path) -> None:
+    # A gateway certificate does not pass the cloud listener (where client ids are free),
+    # and the cloud's certificate is not one the gateways' listener trusts.
+    gw = secure_broker.client(secure_broker.gateway_identity(tmp_path, A),
+                              port=secure_broker.cloud_port)
+    assert not gw.connected and gw.refused
+    gw.close()
+    cl = secure_broker.client(secure_broker.cloud_identity(), port=secure_broker.port)
+    assert not cl.connected and cl.refused
+    cl.close()

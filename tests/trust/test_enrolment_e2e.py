@@ -34,7 +34,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     with log.open("wb") as out:
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "sitegate.cloud.cli", "serve", "--db", db, "--broker",
-             f"mqtts://127.0.0.1:{broker.port}", "--keys", str(broker.keys)],
+             f"mqtts://127.0.0.1:{broker.cloud_port}", "--keys", str(broker.keys)],
             stdout=out, stderr=subprocess.STDOUT, cwd=ROOT))
     meter_port = free_tcp_port()
     sim = subprocess.Popen([sys.executable, "-m", "sitegate.drivers.modbus.simulator", "--tcp",
@@ -113,7 +113,7 @@ def test_claim_token_enrolment_mtls_readings_then_revocation(world: dict) -> Non
     assert (ident / "downlink.pub").read_bytes() == (broker.keys / "downlink.pub").read_bytes()
     assert not (state / "claim-token").exists()  # used: never sent again
     # it came over mutual TLS, as itself
-    assert "as sitegate-gw-gw-e2e (p5, c0, k30, u'gw-e2e')" in broker.log.read_text()
+    assert "as gw-e2e (p5, c0, k30, u'gw-e2e')" in broker.log.read_text()
 
     listed = json.loads(cloud_cli("gateways", "list", "--db", world["db"], "--json").stdout)
     row = next(g for g in listed if g["gateway_id"] == "gw-e2e")

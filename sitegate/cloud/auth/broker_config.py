@@ -1,9 +1,15 @@
 """The Mosquitto configuration sitegate expects, written by ``sitegate-cloud broker-config``.
 
-Two listeners: gateways and the cloud on mutual TLS (the certificate's CN is the MQTT
-username, the ACL confines each gateway to ``sitegate/v1/{its id}/``, revoked certificates
-are in the CRL); enrolment on TLS without client certificate, where anonymous clients reach
-only their own provisioning request/response topics (``%c``: the client id is the nonce).
+Three listeners:
+- gateways, mutual TLS with the gateway CA: the certificate's CN is the MQTT username AND the
+  client id (``use_username_as_clientid``: no gateway can connect under another's client id
+  and so disconnect it), the ACL confines each to ``sitegate/v1/{its id}/``, revoked
+  certificates are in the CRL;
+- the cloud, mutual TLS trusting only the cloud CA (which signs nothing but the cloud's
+  certificate): client ids stay the caller's, so ``serve`` and the push/command CLIs connect
+  at once under distinct ids; no gateway certificate passes there;
+- enrolment, TLS without client certificate, where anonymous clients reach only their own
+  provisioning request/response topics (``%c``: the client id is the nonce).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ class BrokerSettings:
     dir: str  # where the broker reads these files
     port: int = 8883
     provision_port: int = 8884
+    cloud_port: int = 8885
     bind: str | None = None
     user: str | None = None  # mosquitto drops to this user ("root" only in tests)
     data: str = "/var/lib/mosquitto/"  # persistence (sessions and queued downlink)
@@ -32,8 +39,8 @@ class BrokerSettings:
 def mosquitto_conf(s: BrokerSettings) -> str:
     bind = f" {s.bind}" if s.bind else ""
     d = s.dir.rstrip("/")
-    tls = (f"cafile {d}/ca.crt\ncertfile {d}/broker.crt\nkeyfile {d}/broker.key\n"
-           "tls_version tlsv1.2\n")
+    server = f"certfile {d}/broker.crt\nkeyfile {d}/broker.key\ntls_version tlsv1.2\n"
+    tls = f"cafile {d}/ca.crt\n{server}"
     return (
         "# sitegate broker configuration, written by `sitegate-cloud broker-config`.\n"
         "# After `sitegate-cloud gateways revoke`, reload the broker (SIGHUP) to read the CRL.\n"
@@ -42,10 +49,17 @@ def mosquitto_conf(s: BrokerSettings) -> str:
         + f"persistence true\npersistence_location {s.data.rstrip('/')}/\n"
         "# downlink (acks, config, commands) queued for offline gateways\n"
         "max_queued_messages 10000\n"
-        "\n# Gateways and the cloud: mutual TLS; the certificate's CN is the username.\n"
+        "\n# Gateways: mutual TLS; the certificate's CN is the username and the client id\n"
+        "# (so no gateway can take another's client id and disconnect it).\n"
         f"listener {s.port}{bind}\n{tls}crlfile {d}/crl.pem\n"
-        "require_certificate true\nuse_identity_as_username true\nallow_anonymous false\n"
+        "require_certificate true\nuse_identity_as_username true\n"
+        "use_username_as_clientid true\nallow_anonymous false\n"
         f"acl_file {d}/acl\n"
+        "\n# The cloud: mutual TLS with its own CA only (it signs no gateway); its processes\n"
+        "# keep their own client ids, so several connect at once.\n"
+        f"listener {s.cloud_port}{bind}\ncafile {d}/cloud-ca.crt\n{server}"
+        "require_certificate true\nuse_identity_as_username true\nallow_anonymous false\n"
+        f"acl_file {d}/acl-cloud\n"
         "\n# Enrolment: TLS without client certificate; only the provisioning topics.\n"
         f"listener {s.provision_port}{bind}\n{tls}"
         "# anonymous: bounded, so that a flood cannot take the broker's descriptors\n"
@@ -58,13 +72,17 @@ def mosquitto_conf(s: BrokerSettings) -> str:
 def acl() -> str:
     prefix = p.TOPIC_PREFIX
     lines = ["# sitegate: written by `sitegate-cloud broker-config`.",
-             "# The cloud's identity: uplink, downlink and enrolment answers.",
-             f"user {pv.CLOUD_IDENTITY}", "topic readwrite sitegate/#", "",
              "# Every gateway (%u = its certificate's CN = its id) writes its own uplink",
              "# and reads its own downlink; nothing else."]
     lines += [f"pattern write {prefix}/%u/{leaf}" for leaf in UPLINK]
     lines += [f"pattern read {prefix}/%u/{leaf}" for leaf in DOWNLINK]
     return "\n".join(lines) + "\n"
+
+
+def acl_cloud() -> str:
+    return ("# sitegate: written by `sitegate-cloud broker-config`.\n"
+            "# The cloud's identity: uplink, downlink and enrolment answers.\n"
+            f"user {pv.CLOUD_IDENTITY}\ntopic readwrite sitegate/#\n")
 
 
 def acl_provision() -> str:
@@ -77,7 +95,8 @@ def acl_provision() -> str:
 
 def config_files(s: BrokerSettings) -> dict[str, str]:
     """The text files of the configuration (certificates and CRL come from the CA)."""
-    return {"mosquitto.conf": mosquitto_conf(s), "acl": acl(), "acl-provision": acl_provision()}
+    return {"mosquitto.conf": mosquitto_conf(s), "acl": acl(), "acl-cloud": acl_cloud(),
+            "acl-provision": acl_provision()}
 
 
 def write(out: Path, files: dict[str, str | bytes], private: set[str]) -> None:

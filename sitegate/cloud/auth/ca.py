@@ -4,6 +4,12 @@ It signs the gateways' client certificates (short-lived: renewed over the provis
 topic before they expire), the broker's server certificate, and the cloud's own client
 certificate (CN ``sitegate-cloud``, the identity the broker's ACL lets publish downlink).
 Revocation is a CRL Mosquitto reads (``crlfile``).
+
+The cloud's certificate is signed by a CA of its own (``cloud-ca``) that signs nothing else:
+the broker's cloud listener trusts only that one, so no gateway certificate gets in there,
+and the gateways' listener (which forces the client id to the certificate's CN) trusts
+only the gateway CA.
+
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from sitegate.common.provisioning import CLOUD_IDENTITY, pin_of
 CLIENT_DAYS = 30
 SERVER_DAYS = 365
 CA_DAYS = 3650
+CLOUD_CA = "cloud-ca"  # stem of the cloud identity's own CA in the key directory
 BACKDATE = timedelta(minutes=5)  # tolerate a gateway clock a little behind
 
 
@@ -59,18 +66,19 @@ class CA:
     cert: x509.Certificate
 
     @classmethod
-    def open(cls, keys: Path) -> CA:
-        """The CA of this key directory, created (ca.key 0600, ca.crt) on first use."""
+    def open(cls, keys: Path, stem: str = "ca", name: str = "sitegate cloud CA") -> CA:
+        """The CA of this key directory, created ({stem}.key 0600, {stem}.crt) on first
+        use."""
         keys.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key_file, cert_file = keys / "ca.key", keys / "ca.crt"
+        key_file, cert_file = keys / f"{stem}.key", keys / f"{stem}.crt"
         if key_file.exists() and cert_file.exists():
             key = serialization.load_pem_private_key(key_file.read_bytes(), None)
             assert isinstance(key, ec.EllipticCurvePrivateKey)
             return cls(keys, key, x509.load_pem_x509_certificate(cert_file.read_bytes()))
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.now(UTC)
-        cert = (x509.CertificateBuilder().subject_name(_name("sitegate cloud CA"))
-                .issuer_name(_name("sitegate cloud CA")).public_key(key.public_key())
+        cert = (x509.CertificateBuilder().subject_name(_name(name))
+                .issuer_name(_name(name)).public_key(key.public_key())
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(now - BACKDATE).not_valid_after(now + timedelta(days=CA_DAYS))
                 .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -138,10 +146,16 @@ class CA:
         cert_file.write_bytes(_pem(cert))
         return key_file, cert_file
 
+    def cloud_ca(self) -> CA:
+        """The CA of the cloud's own certificate only (``cloud-ca.crt``: the broker's cloud
+        listener trusts it and nothing else)."""
+        return CA.open(self.dir, CLOUD_CA, "sitegate cloud identity CA")
+
     def cloud_client(self) -> tuple[Path, Path]:
-        """(key, cert) of the cloud's own client certificate for the broker."""
-        return self._keypair("cloud", CLOUD_IDENTITY, ExtendedKeyUsageOID.CLIENT_AUTH,
-                             SERVER_DAYS)
+        """(key, cert) of the cloud's own client certificate for the broker (one signed by
+        the gateway CA before there was a cloud CA is replaced)."""
+        return self.cloud_ca()._keypair("cloud", CLOUD_IDENTITY,
+                                        ExtendedKeyUsageOID.CLIENT_AUTH, SERVER_DAYS)
 
     def broker_server(self, hosts: list[str]) -> tuple[Path, Path]:
         """(key, cert) of the broker's server certificate for these names/addresses."""

@@ -34,13 +34,17 @@ log = structlog.get_logger(__name__)
 PROVISION_QUEUE = 64  # enrolment requests waiting; more are dropped
 
 
+CLOUD_TLS_PORT = 8885  # the broker's cloud listener (see sitegate.cloud.auth.broker_config)
+
+
 def parse_broker(url: str) -> tuple[str, int, bool]:
-    """(host, port, tls) from mqtt://host[:port] or mqtts://host[:port]."""
+    """(host, port, tls) from mqtt://host[:port] or mqtts://host[:port]; mqtts defaults to
+    the cloud's own listener, not the gateways' 8883 (which forces the client id)."""
     parts = urlsplit(url if "://" in url else f"mqtt://{url}")
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ValueError(f"broker URL {url!r}: expected mqtt://host[:port] or mqtts://...")
     tls = parts.scheme == "mqtts"
-    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+    return parts.hostname, parts.port or (CLOUD_TLS_PORT if tls else 1883), tls
 
 
 def _no_delay(_c: mqtt.Client, _u: Any, sock: Any) -> None:
