@@ -27,7 +27,8 @@ log = structlog.get_logger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("serve", help="ingest MQTT uplink into the database (+ HTTP API)")
     p.add_argument("--db", required=True, help="database URL or SQLite file path")
-    p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port "
+                   "(mqtts default port 8885: the cloud's listener of the shipped broker)")
     add_http_arguments(p)
     p.add_argument("--username")
     add_password_arguments(p)

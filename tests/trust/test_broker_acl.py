@@ -149,3 +149,26 @@ def test_listeners_keep_their_identities_apart(secure_broker: Broker, tmp_path: 
     cl = secure_broker.client(secure_broker.cloud_identity(), port=secure_broker.port)
     assert not cl.connected and cl.refused
     cl.close()
+
+
+def test_cloud_certificate_from_the_gateway_ca_is_reissued_by_the_cloud_ca(
+        tmp_path: Path) -> None:
+    # Key directories from before the cloud CA hold a cloud.crt signed by the gateway CA;
+    # the gateways' listener would no longer accept it and the cloud's would not either.
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from sitegate.cloud.auth.ca import CA, SERVER_DAYS
+    from sitegate.common.provisioning import CLOUD_IDENTITY
+    from sitegate.firmware_tools.identity import Identity
+
+    ca = CA.open(tmp_path)
+    ident = Identity(tmp_path / "old")
+    old = ca.sign_client(x509.load_pem_x509_csr(ident.csr_pem(CLOUD_IDENTITY).encode()),
+                         CLOUD_IDENTITY, SERVER_DAYS)
+    (tmp_path / "cloud.crt").write_bytes(old.public_bytes(Encoding.PEM))
+    (tmp_path / "cloud.key").write_bytes(ident.key_file.read_bytes())
+    _, cert_file = ca.cloud_client()
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    assert ca.cloud_ca().issued_here(cert) and not ca.issued_here(cert)
+    assert ca.cloud_client()[1].read_bytes() == cert_file.read_bytes()  # kept from now on
