@@ -30,6 +30,7 @@ def test_push_badges_and_command_reach_an_enrolled_gateway(secure_broker: Broker
     (state / "identity" / "downlink.pub").write_bytes(
         (secure_broker.keys / "downlink.pub").read_bytes())
     url = f"mqtts://127.0.0.1:{secure_broker.port}"
+    cloud_url = f"mqtts://127.0.0.1:{secure_broker.cloud_port}"  # the cloud's own listener
     cfg = MqttConfig(broker=url, ca_file=str(secure_broker.dir / "ca.crt"), cert_file=cert,
                      key_file=key, reconnect_min=0.2, reconnect_max=1.0, keepalive=5)
     badges = tmp_path / "badges.json"
@@ -52,12 +53,12 @@ def test_push_badges_and_command_reach_an_enrolled_gateway(secure_broker: Broker
                 await asyncio.sleep(0.05)
             assert client.health()["connected"]
             res = await asyncio.to_thread(
-                cloud_cli, "command", "--broker", url, "--gateway", gw, "--wait", "30",
+                cloud_cli, "command", "--broker", cloud_url, "--gateway", gw, "--wait", "30",
                 "--json", "status", keys=secure_broker.keys, check=False)
             assert res.returncode == 0, res.stdout + res.stderr
             assert json.loads(res.stdout)["result"] == {"ran": "status"}
             res = await asyncio.to_thread(
-                cloud_cli, "push-badges", "--broker", url, "--gateway", gw, str(badges),
+                cloud_cli, "push-badges", "--broker", cloud_url, "--gateway", gw, str(badges),
                 keys=secure_broker.keys, check=False)
             assert res.returncode == 0, res.stdout + res.stderr
             for _ in range(600):
