@@ -51,8 +51,4 @@ def test_the_readmes_commands_run_in_order_on_a_fresh_copy() -> None:
                      "sitegate-cloud site import", "sitegate-cloud bill"):
         assert any(r.startswith(expected) for r in ran), res.stdout
     failed = [ln.split(None, 2)[2] for ln in res.stdout.splitlines() if ln.startswith("FAIL")]
-    # Known README defects found by this check, left to their sections' owners (listed in
-    # the newcomer report): anything else failing is new and fails the test.
-    known = ("sitegate-cloud bill --db cloud.db --period 2026-01-15..2026-02-14",  # overlaps
-             "sitegate-cloud readings import --db cloud.db ablesung.csv")  # FILE refused
-    assert [f for f in failed if not f.startswith(known)] == [], res.stdout
+    assert failed == [], res.stdout
