@@ -200,9 +200,29 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+class FileProblem(Exception):
+    """A file named on the command line that cannot be used: one line, exit 2."""
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileProblem(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") \
+            from exc
+
+
 def _load_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise FileProblem(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from exc
+
+
+def _file_problem(what: str, exc: FileProblem) -> int:
+    print(f"{what}: {exc}", file=sys.stderr)
+    return 2
 
 
 def _push_config(args: argparse.Namespace) -> int:
@@ -213,8 +233,10 @@ def _push_config(args: argparse.Namespace) -> int:
         from sitegate.common.profile_index import shipped_quantities
         from sitegate.common.sitefile import ConfigError, parse_config
 
-        with open(args.file, encoding="utf-8") as f:
-            config = f.read()
+        try:
+            config = _read_text(args.file)
+        except FileProblem as exc:
+            return _file_problem("push-config", exc)
         # Refused here rather than by the gateway hours later: same checks as check-config.
         try:
             parse_config(config, args.file, shipped_quantities)
@@ -222,7 +244,10 @@ def _push_config(args: argparse.Namespace) -> int:
             print(f"{args.file}: not sent\n  " + "\n  ".join(str(p) for p in exc.problems))
             return 2
     else:
-        config = _load_json(args.file)
+        try:
+            config = _load_json(args.file)
+        except FileProblem as exc:
+            return _file_problem("push-config", exc)
     from sitegate.cloud.ingest.downlink import secret_keys
 
     secrets = secret_keys(tomllib.loads(config) if isinstance(config, str) else config)
@@ -244,8 +269,12 @@ def _push_badges(args: argparse.Namespace) -> int:
     from sitegate.cloud.ingest.downlink import push_badges
 
     try:
+        badges = _load_json(args.file)
+    except FileProblem as exc:
+        return _file_problem("push-badges", exc)
+    try:
         key, auth = _downlink_setup(args)
-        push_badges(args.broker, args.gateway, _load_json(args.file), key, auth)
+        push_badges(args.broker, args.gateway, badges, key, auth)
     except (OSError, ValueError) as exc:
         return _field_error("push-badges", exc)
     print(f"badge list signed and retained for {args.gateway}")

@@ -66,3 +66,19 @@ def test_serve_says_it_is_connecting_and_why_each_attempt_failed(
     for line, retry in zip(lines[1:], ("1 s", "2 s"), strict=True):
         assert "ingest.connect_failed" in line and "Connection refused" in line, lines
         assert f"retry_in='{retry}'" in line, lines
+
+
+def test_push_commands_name_a_missing_or_broken_file(tmp_path: Path) -> None:
+    """A file that is not there or not JSON is one line and exit 2, before any broker."""
+    broken = tmp_path / "badges.json"
+    broken.write_text('{"badges": [', encoding="utf-8")
+    cases = [("push-config", str(tmp_path / "site.toml"), "cannot read"),
+             ("push-config", str(tmp_path / "site.json"), "cannot read"),
+             ("push-badges", str(broken), "not JSON")]
+    for command, path, said in cases:
+        extra = ["--version", "2"] if command == "push-config" else []
+        res = cloud(command, "--broker", "mqtt://127.0.0.1:9", "--gateway", "gw-1", *extra,
+                    path)
+        assert res.returncode == 2, (command, res.stderr)
+        assert said in res.stderr and path in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
