@@ -302,6 +302,8 @@ def test_sessions_without_believable_energy_are_issues(db, site) -> None:
                                energy_wh="0"), stop),  # 0 kWh in 0 s
         _session("s7", _record("s7", "2026-01-10T10:00:00Z", "2026-01-10T12:00:00Z",
                                meter_stop_wh="3000"), stop),  # 3000 - 1000 = 2000 Wh
+        _session("s8", _record("s8", "2026-01-10T10:00:00Z", "2026-01-10T12:00:00Z",
+                               meter_stop_wh="1000"), stop),  # plugged in 2 h, 0 Wh drawn
     ]
     with db.begin() as conn:
         save_site(conn, model)
@@ -312,12 +314,14 @@ def test_sessions_without_believable_energy_are_issues(db, site) -> None:
         assert amounts(conn, 1) == ([("12", "5.40"), ("2", "2.00")], "8.00")
     issues = {i["meter"]: i["detail"] for i in r["summary"]["issues"]
               if i["kind"] == "unbilled_session"}
-    assert sorted(issues) == ["gw-1/s2", "gw-1/s3", "gw-1/s4", "gw-1/s5", "gw-1/s6"]
+    assert sorted(issues) == ["gw-1/s2", "gw-1/s3", "gw-1/s4", "gw-1/s5", "gw-1/s6",
+                              "gw-1/s8"]
     assert issues["gw-1/s2"] == "s2: no energy value (neither energy_wh nor meter_stop_wh)"
     assert issues["gw-1/s3"].startswith("s3: implausible energy 10000000 Wh in 3600 s")
     assert issues["gw-1/s4"].startswith("s4: implausible energy")
     assert issues["gw-1/s5"].startswith("not a session record")
     assert issues["gw-1/s6"].startswith("s6: implausible duration")
+    assert issues["gw-1/s8"] == "s8: no energy delivered in 7200 s, not billed"
 
 
 def test_one_absurd_reading_is_left_out_and_reported(db, site, register, put_readings) -> None:

@@ -1,6 +1,7 @@
 """Sessions as billing reads them: each stored report through the protocol's one session
 model (``SessionRecord``), as a billable ``SessionIn`` or an issue saying why not. A
-session without an energy value, or with one no charger can deliver, is never billed as 0."""
+session without an energy value, or with one no charger can deliver, is never billed as 0;
+a session that delivered nothing is not billed at all (its session fee included)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,8 @@ def session_in(gateway: str, payload: str) -> SessionIn | str:
                     f"(negative, or above {MAX_SESSION_W / 1000} kW)")
     except ArithmeticError:  # a value beyond Decimal's range
         return f"{sid}: implausible energy {rec.energy_wh} Wh"
+    if energy == 0:  # plugged in (or a relay switched) and nothing drawn: no fee for nothing
+        return f"{sid}: no energy delivered in {stop - start} s, not billed"
     return SessionIn(sid, gateway, rec.charge_point, rec.connector, rec.kind, rec.badge,
                      start, stop, energy)
 
