@@ -136,6 +136,12 @@ def test_solar_community_invoices(site, register) -> None:
         ("70.000", "30.000", "40.000", "40.000", "15.000")
     assert e["production_derived"] == run.summary["production_metered_kwh"] == "45.000"
     assert "towner" not in run.documents and "owner" not in run.documents  # nothing to bill
+    # The invoice's chart: A's month by day; all of it on 15 January (the 4 intervals),
+    # split as the lines are: solar 14.25, grid 16.75; the other 30 days are 0.
+    days = {d["day"]: (d["solar_kwh"], d["grid_kwh"]) for d in a["daily"]}
+    assert len(days) == 31
+    assert days["2026-01-15"] == ("14.250", "16.750")
+    assert {v for k, v in days.items() if k != "2026-01-15"} == {("0.000", "0.000")}
 
 
 def test_intervals_without_grid_data_are_billed_as_grid(site, register) -> None:
@@ -191,6 +197,12 @@ def test_move_mid_month(site, register) -> None:
     assert (anna["vat_total"], anna["rounding"], anna["total_due"]) == ("8.99", "0.01", "120.00")
     assert lines(ben) == [("energy", "384.000", "115.20"), ("meter", "16/31", "3.20")]
     assert (ben["vat_total"], ben["rounding"], ben["total_due"]) == ("9.59", "0.01", "128.00")
+    # The chart by day follows the stays: Anna 1-15 January, Ben 16-31, 24 kWh a day
+    # from the grid (no solar community).
+    assert [d["day"] for d in anna["daily"]] == [f"2026-01-{k:02}" for k in range(1, 16)]
+    assert [d["day"] for d in ben["daily"]] == [f"2026-01-{k:02}" for k in range(16, 32)]
+    assert {(d["solar_kwh"], d["grid_kwh"]) for d in anna["daily"] + ben["daily"]} == \
+        {("0.000", "24.000")}
     # The split reading was interpolated: each side has one estimated interval.
     assert anna["sources"][0]["estimated"] == 1 and ben["sources"][0]["estimated"] == 1
     assert "owner" not in run.documents
@@ -306,3 +318,18 @@ def test_vat_per_rate_and_cash_rounding() -> None:
     # 0.025 rounds half away from zero: 10.025 -> 10.05; negative (credit) -10.81 -> -10.80
     assert totals([{"amount": "9.27", "vat_rate": "8.1"}])["total_due"] == "10.00"  # 10.02
     assert totals([{"amount": "-10.00", "vat_rate": "8.1"}])["total_due"] == "-10.80"
+
+
+def test_days_of_a_month_with_a_clock_change() -> None:
+    # March 2026 in Zurich: the clocks go forward on Sunday 29 March (a 23-hour day, 92
+    # intervals); October 25 goes back (25 hours, 100 intervals).
+    from sitegate.cloud.billing.daily import day_bounds
+    from sitegate.cloud.billing.periods import grid_for
+
+    march = day_bounds(grid_for(parse_period("2026-03"), ZH))
+    assert len(march) == 31
+    sizes = {d.day: i1 - i0 for d, i0, i1 in march}
+    assert sizes[29] == 92 and {v for k, v in sizes.items() if k != 29} == {96}
+    assert march[-1][2] == 30 * 96 + 92  # the days tile the grid exactly
+    october = day_bounds(grid_for(parse_period("2026-10"), ZH))
+    assert {d.day: i1 - i0 for d, i0, i1 in october}[25] == 100

@@ -9,6 +9,7 @@ import json
 from decimal import Decimal as D
 from pathlib import Path
 
+import pypdfium2
 import pytest
 from qrpage import mod10_check_digit, qr_fields
 
@@ -126,3 +127,22 @@ def test_bill_issue_explain_export_and_qr_bill(store, tmp_path, capsys) -> None:
     assert len(ref) == 27 and ref.startswith("1012")
     assert ref[-1] == mod10_check_digit(ref[:-1])
     assert int(ref[4:-1]) == n
+    # Page 2, the tenant's month by day: apt-1 uses 0.25 kWh an interval, 744 kWh in all;
+    # its sun is 0.25/0.55 of 0.3 kWh in 20 intervals a day: 31 x 20 x 0.3 x 5/11 =
+    # 84.545 kWh (11 %), grid 744 - 84.545 = 659.455.
+    doc = pypdfium2.PdfDocument(pdf.read_bytes())
+    assert len(doc) == 2
+    text = doc[1].get_textpage().get_text_range()
+    assert "Ihr Stromverbrauch 2026-01" in text
+    assert ("Verbrauch 744.0 kWh, davon Solarstrom 84.5 kWh (11 %) und Netzstrom 659.5 kWh"
+            in text)
+    assert "Solarstrom" in text and "Netzstrom" in text  # the legend
+    page1 = doc[0].get_textpage().get_text_range()
+    assert "Akontozahlungen" in page1 and "-50.00" in page1  # Anna paid 50.00 ahead
+    # Keller paid nothing ahead: no "Akontozahlungen -0.00" on his bill.
+    other = tmp_path / "keller.pdf"
+    code, _, err = run(capsys, "invoice", "pdf", str(inv["keller"]["number"]), "--db", db,
+                       "-o", str(other))
+    assert code == 0, err
+    page1 = pypdfium2.PdfDocument(other.read_bytes())[0].get_textpage().get_text_range()
+    assert "Total netto" in page1 and "Akontozahlungen" not in page1

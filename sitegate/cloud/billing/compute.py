@@ -26,6 +26,7 @@ from sitegate.cloud.billing.consumption import (
     billing_point_series,
     interval_consumption,
 )
+from sitegate.cloud.billing.daily import Daily, day_bounds
 from sitegate.cloud.billing.invoice import line_amount, totals
 from sitegate.cloud.billing.lines import Days, Line, plain
 from sitegate.cloud.billing.periods import STEP, Grid, Period, grid_for, local_midnight
@@ -542,8 +543,9 @@ def _unit(model: SiteModel, assigns: Sequence[Assignment]) -> str:
 
 def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
                  occ: dict[str, list[Occupancy]], series: dict[str, Series],
-                 alloc: sol.Allocator, trace: _Trace) -> dict[str, list[Line]]:
-    """Energy and fee lines of every billing point, by the account billed for each stay."""
+                 alloc: sol.Allocator, trace: _Trace, daily: Daily) -> dict[str, list[Line]]:
+    """Energy and fee lines of every billing point, by the account billed for each stay;
+    electricity also by day into ``daily``."""
     model, grid, labels = ctx.model, ctx.grid, ctx.model.site.labels
     tariffs = {t.id: t for t in model.tariffs}
     used = sorted({b.tariff for b in model.billing_points})
@@ -556,14 +558,16 @@ def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
         cons = series[bp].values if bp in series else None
         unit = _unit(model, assigns.get(bp, []))
         # water, gas and heat take no part in the solar community
-        solar = None if cons is None else alloc.share(cons) if unit == "kWh" and \
-            _medium(model, assigns[bp]) == "electricity" else ctx.zero
+        electric = unit == "kWh" and _medium(model, assigns.get(bp, [])) == "electricity"
+        solar = None if cons is None else alloc.share(cons) if electric else ctx.zero
         for stay in occupants(bpm.owner, occ.get(bp, []), ctx.period, grid, model):
             lines = lines_by_acc.setdefault(stay.account, [])
             if cons is not None and solar is not None and stay.t0 < stay.t1:
                 i0 = (stay.t0 - grid.start) // STEP
                 i1 = (stay.t1 - grid.start) // STEP
                 src = trace.add(bp, assigns[bp], i0, i1, series[bp])
+                if electric:
+                    daily.add(stay.account, solar, cons, i0, i1)
                 pr = pricing[tariff.id]
                 energy = _energy_lines(tariff, keys_by_tariff[tariff.id], solar, cons, i0, i1,
                                        bp, src, labels,
@@ -580,7 +584,7 @@ def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
 
 
 def _documents(ctx: _Ctx, lines_by_acc: dict[str, list[Line]],
-               trace: _Trace) -> dict[str, dict[str, Any]]:
+               trace: _Trace, daily: Daily) -> dict[str, dict[str, Any]]:
     """One invoice document per account with lines: numbered lines, the sources they
     name, advances paid in the period, totals."""
     site, period = ctx.model.site, ctx.period
@@ -605,6 +609,7 @@ def _documents(ctx: _Ctx, lines_by_acc: dict[str, list[Line]],
                         "address": a.address.model_dump(mode="json") if a.address else None},
             "lines": lines,
             "sources": [sources[s] for s in used_src],
+            "daily": daily.document(acc),
             **totals(lines, adv, site.cash_unit),
         }
     return docs
@@ -643,9 +648,11 @@ def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Regist
     com = _community(ctx, total)
     rec = _reconcile(ctx, total, com)
     trace = _Trace(model, readings, ctx.grid, manual)
-    lines_by_acc = _point_lines(ctx, assigns, occ, series, sol.Allocator(total, com.used), trace)
+    daily = Daily(day_bounds(ctx.grid))
+    lines_by_acc = _point_lines(ctx, assigns, occ, series, sol.Allocator(total, com.used), trace,
+                                daily)
     for acc, lines in _session_lines(model, sessions, period, ctx.issues).items():
         lines_by_acc.setdefault(acc, []).extend(lines)
-    docs = _documents(ctx, lines_by_acc, trace)
+    docs = _documents(ctx, lines_by_acc, trace, daily)
     digests = {m: _digest(readings[m]) for m in sorted(readings)}
     return BillRun(docs, _summary(ctx, rec, com.unknown, docs), digests, ctx.issues)

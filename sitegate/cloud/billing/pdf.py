@@ -15,6 +15,7 @@ from fpdf import FPDF
 from qrbill import QRBill
 from stdnum import iban as iban_mod
 
+from sitegate.cloud.billing import pdf_chart
 from sitegate.cloud.billing.qrref import qr_reference
 from sitegate.cloud.billing.sitemodel import SiteModel
 
@@ -132,8 +133,11 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
     y += 8
     rows = [("Total netto", doc["net_total"])]
     rows += [(f"MWST {v['rate']}% auf {v['net']}", v["vat"]) for v in doc["vat"]]
-    rows += [("Akontozahlungen", f"-{doc['advances']}"), ("Rundung", doc["rounding"]),
-             (f"Total {doc['currency']}", doc["total_due"])]
+    # advances and rounding only where there are any (no "-0.00" on a tenant's bill)
+    rows += [(label, v) for label, v, raw in (
+        ("Akontozahlungen", f"-{doc['advances']}", doc["advances"]),
+        ("Rundung", doc["rounding"], doc["rounding"])) if Decimal(raw) != 0]
+    rows += [(f"Total {doc['currency']}", doc["total_due"])]
     for label, amount in rows:
         pdf.set_xy(120, y)
         pdf.set_font("helvetica", "B" if label.startswith("Total ") else "", 9)
@@ -150,4 +154,27 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
         svg = io.StringIO()
         qr_bill(view, model).as_svg(svg, full_page=False)
         pdf.image(io.BytesIO(svg.getvalue().encode()), x=0, y=297 - 105, w=210)
+    _usage_page(pdf, doc)
     return bytes(pdf.output())
+
+
+_CHART_WORDS = {"chart_solar": "Solarstrom", "chart_grid": "Netzstrom"}
+
+
+def _usage_page(pdf: FPDF, doc: dict[str, Any]) -> None:
+    """A second page for electricity: the period by day, solar and grid, and the sums."""
+    daily = doc.get("daily") or []
+    solar = sum((Decimal(d["solar_kwh"]) for d in daily), Decimal(0))
+    grid = sum((Decimal(d["grid_kwh"]) for d in daily), Decimal(0))
+    if solar + grid <= 0:
+        return
+    pdf.add_page()
+    pdf.set_xy(15, 15)
+    pdf.set_font("helvetica", "B", 13)
+    pdf.cell(0, 7, _t(f"Ihr Stromverbrauch {doc['period']}"))
+    pdf.set_xy(15, 24)
+    pdf.set_font("helvetica", size=9)
+    share = (solar * 100 / (solar + grid)).quantize(Decimal(1))
+    pdf.cell(0, 5, _t(f"Verbrauch {solar + grid:.1f} kWh, davon Solarstrom {solar:.1f} kWh "
+                      f"({share} %) und Netzstrom {grid:.1f} kWh"))
+    pdf_chart.draw(pdf, daily, 15, 42, 180, 80, lambda k: _t(_CHART_WORDS[k]))
