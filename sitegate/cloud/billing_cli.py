@@ -16,6 +16,7 @@ from sitegate.cloud.billing.sitemodel import SiteModelError, load_site
 from sitegate.cloud.billing.sites import NotFound
 from sitegate.cloud.store.db import NotReady, open_db
 from sitegate.common.output import emit, table
+from sitegate.common.progress import Progress
 
 PERIOD_HELP = f"billing period: {FORMS}"
 
@@ -136,7 +137,12 @@ def cmd_site_show(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_bill(args: argparse.Namespace) -> int:
-    r = ops.run_bill(open_db(args.db), args.site, args.period, args.interim)
+    progress = Progress(f"billing {args.period}")
+    try:
+        r = ops.run_bill(open_db(args.db), args.site, args.period, args.interim,
+                         lambda share, what: progress.update(share, 1, what))
+    finally:
+        progress.close()
     s = r["summary"]
     interim = " (interim)" if r["interim"] else ""
     text = [f"site {r['site']} {r['period']}{interim}: created {r['created']}, "

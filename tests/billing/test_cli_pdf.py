@@ -85,6 +85,9 @@ def test_bill_issue_explain_export_and_qr_bill(store, tmp_path, capsys) -> None:
     code, out, err = run(capsys, "bill", "--db", db, "--period", "2026-01", "--json")
     assert code == 0, err
     r = json.loads(out)
+    # Progress goes to stderr (plain lines when not a terminal), the result to stdout.
+    assert "billing 2026-01: 0% (loading readings of 7 meters)" in err
+    assert "billing 2026-01: 100% (4 documents)" in err.splitlines()[-1]
     # Flats and common use 0.55 kWh per interval; in the 20 sunny ones 0.3 come from the
     # sun (0.55 - import 0.25): apt-1's share 0.25/0.55 of it every sunny interval.
     e = r["summary"]["energy_kwh"]

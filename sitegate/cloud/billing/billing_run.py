@@ -4,6 +4,7 @@ are never touched, a difference to them is reported (late readings)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -25,21 +26,31 @@ from sitegate.cloud.store.readings import (
     utc,
 )
 
+# How far a run is (0..1) and what it does now; the CLI shows it on stderr.
+Report = Callable[[float, str], None]
+
+
+def quiet(share: float, what: str) -> None:
+    pass
+
 
 class BillingRefused(ValueError):
     """The window cannot be billed as asked; the message names why (and the invoice)."""
 
 
-def compute(conn: Connection, model: SiteModel, period_label: str) -> BillRun:
+def compute(conn: Connection, model: SiteModel, period_label: str,
+            report: Report = quiet) -> BillRun:
     period = parse_period(period_label)
     grid = grid_for(period, model.tz)
     issues: list = []
+    report(0.0, f"loading readings of {len(model.meters)} meters")
     readings = load_readings(conn, model, grid.start, grid.end, issues)
     outside = manual_store.load(conn, model.site.id, grid.start - MARGIN, grid.end + MARGIN)
     manual = merge_manual(readings, outside, issues)
     gateways = sorted(set(model.site.gateways) | {m.gateway for m in model.meters})
     sessions = sessions_in(session_rows(conn, gateways, grid.start, grid.end), grid.start,
                            issues)
+    report(0.4, f"computing {len(model.billing_points)} billing points")
     run = bill_site(model, period, readings, sessions, manual)
     run.summary["issues"][:0] = [{"kind": i.kind, "meter": i.meter, "at": str(i.ts),
                                   "detail": i.detail} for i in issues]
@@ -81,7 +92,7 @@ def check_overlap(conn: Connection, site: str, period: Period) -> None:
 
 
 def bill(conn: Connection, model: SiteModel, period_label: str, interim: bool = False,
-         today: date | None = None) -> dict[str, Any]:
+         today: date | None = None, report: Report = quiet) -> dict[str, Any]:
     """Draft invoices for every account with something to bill. Re-billing rewrites drafts
     in place (same numbers), so numbers stay gap-free and results repeat byte for byte.
     Refused for a period that has not ended (unless ``interim``: the drafts say so) and
@@ -90,7 +101,7 @@ def bill(conn: Connection, model: SiteModel, period_label: str, interim: bool = 
     period_label = period.label
     check_ended(period, interim, today or site_today(model))
     check_overlap(conn, model.site.id, period)
-    run = compute(conn, model, period_label)
+    run = compute(conn, model, period_label, report)
     if interim:
         for doc in run.documents.values():
             doc["interim"] = True
@@ -101,7 +112,9 @@ def bill(conn: Connection, model: SiteModel, period_label: str, interim: bool = 
         if row["state"] != "cancelled":
             existing[row["account_id"]] = row
     created, updated, unchanged, differs = [], [], [], []
-    for acc, doc in run.documents.items():
+    n_docs = max(1, len(run.documents))
+    for k, (acc, doc) in enumerate(run.documents.items()):
+        report(0.7 + 0.3 * k / n_docs, f"drafts {k}/{len(run.documents)}")
         text = canonical(doc)
         row = existing.get(acc)
         if row is None:
@@ -122,6 +135,7 @@ def bill(conn: Connection, model: SiteModel, period_label: str, interim: bool = 
                             "issued_total": row["total_due"], "now": doc["total_due"]})
     stale = [row["number"] for acc, row in existing.items()
              if acc not in run.documents and row["state"] == "draft"]
+    report(1.0, f"{len(run.documents)} documents")
     return {"site": site, "period": period_label, "interim": interim, "created": created,
             "updated": updated,
             "unchanged": unchanged, "issued_differs": differs, "drafts_without_lines": stale,

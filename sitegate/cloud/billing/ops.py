@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sitegate.cloud.billing import ledger, manual
-from sitegate.cloud.billing.billing_run import bill, late
+from sitegate.cloud.billing.billing_run import Report, bill, late, quiet
 from sitegate.cloud.billing.explain import explain
 from sitegate.cloud.billing.export import (
     CONSUMPTION_FIELDS,
@@ -42,10 +42,10 @@ def site_model(engine: Engine, site: str | None) -> SiteModel:
         return load_site_model(conn, site)
 
 
-def run_bill(engine: Engine, site: str | None, period: str,
-             interim: bool = False) -> dict[str, Any]:
+def run_bill(engine: Engine, site: str | None, period: str, interim: bool = False,
+             report: Report = quiet) -> dict[str, Any]:
     with engine.begin() as conn:
-        return bill(conn, load_site_model(conn, site), period, interim)
+        return bill(conn, load_site_model(conn, site), period, interim, report=report)
 
 
 def invoices(engine: Engine, site: str | None, period: str | None = None) -> list[dict]:
