@@ -5,7 +5,6 @@ get-config | change-config``: the running daemon's charge points, through its co
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from sitegate.common.output import emit, table
@@ -77,26 +76,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_simple, ocpp_action="change-config", keys=("key", "value"))
 
 
-def _socket(args: argparse.Namespace) -> str:
-    if args.socket:
-        return str(args.socket)
-    from sitegate.common.sitefile import Health, load_config
-
-    if args.config:
-        return load_config(args.config).health.socket
-    return Health().socket
-
-
 def _call(args: argparse.Namespace, name: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-    from sitegate.common.sitefile import ConfigError
-    from sitegate.gateway.control import ControlError, call
+    from sitegate.gateway.control import cli_call
 
-    try:
-        return call(_socket(args), "ocpp." + name, payload)
-    except (ControlError, ConfigError) as exc:
-        # a field condition (daemon stopped, wrong file): one line, exit 2 (the callers)
-        print(f"sitegate ocpp {name}: {exc}", file=sys.stderr)
-        return None
+    return cli_call(args.socket, args.config, f"sitegate ocpp {name}", "ocpp." + name, payload)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

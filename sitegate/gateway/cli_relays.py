@@ -54,23 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_listen)
 
 
-def _socket(args: argparse.Namespace) -> str:
-    if args.socket:
-        return str(args.socket)
-    from sitegate.common.sitefile import Health, load_config
-
-    return load_config(args.config).health.socket if args.config else Health().socket
-
-
 def _call(args: argparse.Namespace, name: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-    from sitegate.common.sitefile import ConfigError
-    from sitegate.gateway.control import ControlError, call
+    from sitegate.gateway.control import cli_call
 
-    try:
-        return call(_socket(args), "relay." + name, payload)
-    except (ControlError, ConfigError) as exc:
-        print(f"sitegate relay {name}: {exc}", file=sys.stderr)
-        return None
+    return cli_call(args.socket, args.config, f"sitegate relay {name}", "relay." + name, payload)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

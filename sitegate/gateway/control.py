@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,19 @@ def call(socket_path: str, command: str, args: dict[str, Any] | None = None,
     if not answer.get("ok"):
         raise ControlError(answer.get("error", "no answer"))
     return answer["result"]
+
+
+def cli_call(socket_path: str | None, config: Path | None, label: str, command: str,
+             args: dict[str, Any]) -> dict[str, Any] | None:
+    """A CLI command's call to the running daemon: the socket given, else the site file's,
+    else the default. A field condition (daemon stopped, unreadable site file) is one line
+    on stderr naming ``label`` and None: the caller exits 2."""
+    from sitegate.common.sitefile import ConfigError, Health, load_config
+
+    try:
+        path = socket_path or (load_config(config).health.socket if config
+                               else Health().socket)
+        return call(str(path), command, args)
+    except (ControlError, ConfigError) as exc:
+        print(f"{label}: {exc}", file=sys.stderr)
+        return None
