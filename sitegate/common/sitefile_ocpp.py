@@ -15,6 +15,8 @@ from pydantic import (
     model_validator,
 )
 
+from sitegate.common.ocmf_keys import OcmfError, key_der
+
 ChargePointId = str
 
 # What load management reads from the main meter: the current of each phase (OBIS).
@@ -53,6 +55,30 @@ class ChargePointConfig(_Strict):
                             "ChargingScheduleAllowedChargingRateUnit")
     voltage: Decimal = Field(Decimal(230), gt=0, description="phase voltage for W profiles")
     billing_point: str | None = Field(None, description="label of the billed unit")
+    calibrated: bool = Field(
+        False, description="a calibrated meter signs its readings (OCMF): a session without "
+                            "valid signed start and stop values is flagged (and per the "
+                            "cloud's site setting billed with a note or held back)")
+    public_key: str | None = Field(
+        None, max_length=1024,
+        description="the meter's OCMF public key (hex or base64 DER, as on its label or in "
+                    "the charger's documentation); without it the first key the charger "
+                    "sends is pinned, and a different one later raises an alarm")
+    meter_serial: str | None = Field(
+        None, max_length=64, description="the calibrated meter's serial number (OCMF 'MS'): "
+                                         "records signed by another meter fail")
+
+    @field_validator("public_key")
+    @classmethod
+    def _readable_key(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                der = key_der(v)
+            except OcmfError as exc:
+                raise ValueError(str(exc)) from None
+            if not der.startswith(b"\x30") or len(der) < 40:
+                raise ValueError("public key is not a DER SubjectPublicKeyInfo")
+        return v
 
     @model_validator(mode="after")
     def _one_password(self) -> ChargePointConfig:

@@ -16,12 +16,20 @@ from typing import Any, Protocol
 
 import structlog
 
+from sitegate.common import ocmf
+from sitegate.common.ocmf_keys import OcmfError, key_hex, same_key
 from sitegate.common.sitefile_ocpp import ChargePointConfig, OcppConfig
 from sitegate.ocpp_server.badges import BadgeList, Decision
 from sitegate.ocpp_server.lenient import MeterValue, currents, energy_register
 from sitegate.ocpp_server.limits import Throttle
+from sitegate.ocpp_server.signed import SignedIn
 from sitegate.ocpp_server.state import StateStore, Tx
-from sitegate.sync.protocol import STREAM_SESSIONS, SessionMeterValue, SessionRecord
+from sitegate.sync.protocol import (
+    STREAM_SESSIONS,
+    SessionMeterValue,
+    SessionRecord,
+    SignedMeterValue,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -167,7 +175,7 @@ class Core:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def record(self, tx: Tx) -> SessionRecord:
-        return session_record(self.store, tx)
+        return session_record(self.store, tx, self.cfg.charge_point(tx.cp_id))
 
     async def report(self, tx: Tx) -> None:
         """Hand one session report to the sink; remember it went, so a restart resends
@@ -225,6 +233,59 @@ class Core:
         reg = energy_register(values)
         if reg is not None:
             self.store.set_last_meter(tx.id, reg[0], reg[1])
+
+    def add_signed(self, conn: Connection, tx: Tx | None, signed: list[SignedIn],
+                   source: str) -> None:
+        """Keep a message's signed values with its transaction, exactly as sent; a public
+        key sent along is pinned at first use, and a different one later is an alarm."""
+        if not signed:
+            return
+        if tx is None:
+            self.event("signed_value_without_transaction", severity="warning",
+                       charge_point=conn.cp_id, source=source, count=len(signed))
+            return
+        flags = list(tx.flags)
+        for s in signed:
+            # one alarm per transaction, however many messages carry the new key
+            if s.public_key and "ocmf_key_changed" not in flags \
+                    and not self._key_ok(conn, tx, s.public_key):
+                flags.append("ocmf_key_changed")
+        refused = self.store.add_signed(tx.id, [
+            {"ts": s.ts.isoformat(), "context": s.context, "source": source, "data": s.data,
+             "encoding": s.encoding, "signing_method": s.signing_method,
+             "public_key": s.public_key} for s in signed], ocmf.DOCS_MAX)
+        if refused:
+            flags.append("signed_values_dropped")
+        if flags != tx.flags:
+            self.store.set_flags(tx.id, flags)
+
+    def _key_ok(self, conn: Connection, tx: Tx, sent: str) -> bool:
+        """Whether a key the charger sent is the one configured or pinned for it (pinned
+        now when there is neither)."""
+        configured = conn.config.public_key
+        pinned = configured or self.store.get(f"ocmf_key/{conn.cp_id}")
+        if pinned is None:
+            try:
+                self.store.put(f"ocmf_key/{conn.cp_id}", key_hex(sent))
+            except OcmfError as exc:
+                self.event("ocmf_key_unreadable", severity="warning", charge_point=conn.cp_id,
+                           error=str(exc))
+                return False
+            self.event("ocmf_key_pinned", charge_point=conn.cp_id,
+                       fingerprint=ocmf.fingerprint(sent))
+            return True
+        if same_key(pinned, sent):
+            return True
+        self.event("ocmf_key_changed", severity="alarm", charge_point=conn.cp_id,
+                   transaction=tx.session_id, expected=ocmf.fingerprint(pinned),
+                   sent=_fingerprint_or_none(sent),
+                   configured=configured is not None)
+        return False
+
+    def public_key(self, cp_id: str) -> str | None:
+        """The key a charger's signatures are checked with: configured, else pinned."""
+        c = self.cfg.charge_point(cp_id)
+        return (c.public_key if c is not None else None) or self.store.get(f"ocmf_key/{cp_id}")
 
     async def stop_tx(self, conn: Connection, tx: Tx, *, ts: datetime, meter_stop: Decimal,
                       reason: str | None, flags: list[str]) -> None:
@@ -294,9 +355,19 @@ class Core:
         self.store.put("cloud_badges", payload)
 
 
-def session_record(store: StateStore, tx: Tx) -> SessionRecord:
+def _fingerprint_or_none(key: str) -> str | None:
+    try:
+        return ocmf.fingerprint(key)
+    except OcmfError:
+        return None
+
+
+def session_record(store: StateStore, tx: Tx,
+                   cp: ChargePointConfig | None = None) -> SessionRecord:
     """A transaction as the session report the buffer's ``sessions`` stream carries (also
-    the gateway's local RFID relay points', so the cloud bills both alike)."""
+    the gateway's local RFID relay points', so the cloud bills both alike). A completed
+    session's signed values are checked here (``ocmf``) against the charger's configured
+    or pinned key."""
     mv = [SessionMeterValue(ts=datetime.fromisoformat(r["ts"]), measurand=r["measurand"],
                             value=Decimal(r["value"]), unit=r["unit"],
                             phase=r["phase"] or None, context=r["context"] or None)
@@ -304,12 +375,31 @@ def session_record(store: StateStore, tx: Tx) -> SessionRecord:
     last = tx.meter_stop if tx.status == "completed" else tx.last_meter
     end = tx.stop_ts if tx.status == "completed" else tx.last_meter_ts
     energy = last - tx.meter_start if last is not None else None
+    signed = [SignedMeterValue(ts=datetime.fromisoformat(r["ts"]), context=r["context"],
+                               source=r["source"], data=r["data"], encoding=r["encoding"],
+                               signing_method=r["signing_method"], public_key=r["public_key"])
+              for r in store.signed_values(tx.id)]
+    calibrated = bool(cp is not None and cp.calibrated)
+    key = (cp.public_key if cp is not None else None) or store.get(f"ocmf_key/{tx.cp_id}")
+    check = None
+    flags = list(tx.flags)
+    if tx.status == "completed" and (signed or calibrated):
+        result = ocmf.verify_session(
+            [ocmf.SignedDoc(s.context, s.data, s.encoding, s.public_key) for s in signed],
+            key, calibrated=calibrated, energy_wh=energy,
+            meter_serial=cp.meter_serial if cp is not None else None, badge=tx.badge,
+            start=tx.start_ts, stop=tx.stop_ts)
+        check = result.to_dict()
+        if result.status != ocmf.VERIFIED:
+            flags.append(f"ocmf_{result.status}")
     return SessionRecord(
         session_id=tx.session_id, charge_point=tx.cp_id, connector=tx.connector,
         kind=tx.kind,  # type: ignore[arg-type]
         badge=tx.badge, account=tx.account, start=tx.start_ts, stop=tx.stop_ts,
         meter_start_wh=tx.meter_start, meter_stop_wh=last, energy_wh=energy,
         duration_s=int((end - tx.start_ts).total_seconds()) if end else None,
-        stop_reason=tx.stop_reason, meter_values=mv, flags=tx.flags,
+        stop_reason=tx.stop_reason, meter_values=mv, flags=flags,
         status=tx.status,  # type: ignore[arg-type]
+        calibrated=calibrated, signed_values=signed, ocmf=check,
+        public_key=key if signed else None,
     )

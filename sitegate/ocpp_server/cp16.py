@@ -18,6 +18,7 @@ from ocpp.v16.enums import Action
 
 from sitegate.ocpp_server.cpbase import ChargePointBase, now
 from sitegate.ocpp_server.lenient import parse_decimal, parse_int, parse_meter_values, parse_ts
+from sitegate.ocpp_server.signed import signed_values
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +90,7 @@ class CP16(ChargePointBase, ChargePoint):
         payload, problems = self._lenient("MeterValues")
         connector = parse_int(payload.get("connectorId"), problems, "connectorId")
         values = parse_meter_values(payload.get("meterValue"), "1.6", problems)
+        signed = signed_values(payload.get("meterValue"), "1.6", problems)
         tx = None
         if payload.get("transactionId") is not None:
             tx = self.core.store.tx(parse_int(payload.get("transactionId"), problems,
@@ -106,6 +108,7 @@ class CP16(ChargePointBase, ChargePoint):
             self._keep_if("MeterValues", problems)
             self.core.add_values(self.conn, tx, connector if tx is None else tx.connector,
                                  values)
+            self.core.add_signed(self.conn, tx, signed, "MeterValues")
         return call_result.MeterValues()
 
     @on(Action.stop_transaction, skip_schema_validation=True)
@@ -115,6 +118,7 @@ class CP16(ChargePointBase, ChargePoint):
         ts = parse_ts(payload.get("timestamp"), problems)
         meter = parse_decimal(payload.get("meterStop"), problems, "meterStop")
         values = parse_meter_values(payload.get("transactionData"), "1.6", problems)
+        signed = signed_values(payload.get("transactionData"), "1.6", problems)
         tx = self.core.store.tx(tx_id)
         if tx is None or tx.cp_id != self.id:
             problems.append(f"unknown transactionId {tx_id}")
@@ -127,7 +131,10 @@ class CP16(ChargePointBase, ChargePoint):
             self.core.event("stop_unknown_transaction", severity="warning",
                             charge_point=self.id, transaction=tx_id)
             return call_result.StopTransaction(**result)
-        self.core.add_values(self.conn, tx, tx.connector, values)
+        with self.core.store.batch():
+            self.core.add_values(self.conn, tx, tx.connector, values)
+            self.core.add_signed(self.conn, tx, signed, "StopTransaction")
+        tx = self.core.store.tx(tx.id) or tx
         flags = ["nonconformant_payload"] if problems else []
         if meter is None:
             tx = self.core.store.tx(tx.id) or tx

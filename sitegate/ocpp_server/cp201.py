@@ -22,6 +22,7 @@ from sitegate.ocpp_server.lenient import (
     parse_meter_values,
     parse_ts,
 )
+from sitegate.ocpp_server.signed import signed_values
 
 _remote_ids = itertools.count(1)
 
@@ -69,11 +70,13 @@ class CP201(ChargePointBase, ChargePoint):
         payload, problems = self._lenient("MeterValues")
         evse = parse_int(payload.get("evseId"), problems, "evseId")
         values = parse_meter_values(payload.get("meterValue"), "2.0.1", problems)
+        signed = signed_values(payload.get("meterValue"), "2.0.1", problems)
         open_here = [t for t in self.core.store.open_txs(self.id) if t.connector == evse]
         tx = open_here[0] if evse > 0 and len(open_here) == 1 else None
         with self.core.store.batch():
             self._keep_if("MeterValues", problems)
             self.core.add_values(self.conn, tx, evse, values)
+            self.core.add_signed(self.conn, tx, signed, "MeterValues")
         return call_result.MeterValues()
 
     @on(Action.transaction_event, skip_schema_validation=True)
@@ -86,6 +89,7 @@ class CP201(ChargePointBase, ChargePoint):
         ts = parse_ts(payload.get("timestamp"), problems)
         evse = parse_int((payload.get("evse") or {}).get("id", 0), problems, "evse.id")
         values = parse_meter_values(payload.get("meterValue"), "2.0.1", problems)
+        signed = signed_values(payload.get("meterValue"), "2.0.1", problems)
         token = (payload.get("idToken") or {}).get("idToken")
         result: dict[str, Any] = {}
         d = None
@@ -120,6 +124,8 @@ class CP201(ChargePointBase, ChargePoint):
                 # 2.0.1 often authorizes after plugging in: the badge comes in an Updated.
                 self.core.store.set_badge(tx.id, d.badge, d.account)
             self.core.add_values(self.conn, tx, tx.connector, values)
+            self.core.add_signed(self.conn, tx, signed, "TransactionEvent")
+            tx = self.core.store.tx(tx.id) or tx
             if event != "Ended":
                 if flags and tx.flags != sorted(set(tx.flags + flags)):
                     self.core.store.set_flags(tx.id, tx.flags + flags)

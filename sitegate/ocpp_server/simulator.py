@@ -71,6 +71,11 @@ class _RawCalls:
         await self._connection.send(text)
 
 
+def _signed16(context: str, value: str) -> dict[str, Any]:
+    return {"value": value, "context": context, "format": "SignedData",
+            "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+
+
 class SimCharger16(_RawCalls, CP16Client):
     def __init__(self, cp_id: str, ws: Any, *, rate_unit: str = "Current",
                  local_list: bool = True, profile_answer: str = "Accepted") -> None:
@@ -119,11 +124,28 @@ class SimCharger16(_RawCalls, CP16Client):
             connector_id=connector, transaction_id=tx,
             meter_value=[{"timestamp": timestamp or now(), "sampled_value": sampled}]))
 
+    async def signed_meter(self, connector: int, tx: int | None, context: str, value: str,
+                           timestamp: str | None = None) -> None:
+        """A signed value (OCMF record, or the 2.0.1 structure as JSON text) as a 1.6
+        charger sends it: a sampled value of format SignedData in MeterValues."""
+        await self.call(call16.MeterValues(
+            connector_id=connector, transaction_id=tx,
+            meter_value=[{"timestamp": timestamp or now(), "sampled_value": [_signed16(
+                context, value)]}]))
+
     async def stop_tx(self, tx: int, meter_stop: int, reason: str = "Local",
-                   badge: str | None = None, timestamp: str | None = None) -> None:
+                   badge: str | None = None, timestamp: str | None = None,
+                   signed: list[tuple[str, str]] | None = None) -> None:
+        """``signed``: (context, value) pairs sent in ``transactionData`` (the placement of
+        begin and end records together at the stop)."""
+        data = None
+        if signed:
+            data = [{"timestamp": timestamp or now(), "sampled_value": [
+                _signed16(ctx, value) for ctx, value in signed]}]
         await self.call(call16.StopTransaction(meter_stop=meter_stop,
                                                timestamp=timestamp or now(),
-                                               transaction_id=tx, reason=reason, id_tag=badge))
+                                               transaction_id=tx, reason=reason, id_tag=badge,
+                                               transaction_data=data))
 
     # -- answering the central system -------------------------------------------------------------
 
@@ -232,16 +254,28 @@ class SimCharger201(_RawCalls, CP201Client):
 
     async def event(self, event_type: str, tx_id: str, evse: int, *, wh: Decimal | int | None
                     = None, badge: str | None = None, reason: str | None = None,
-                    trigger: str = "Authorized", seq_no: int | None = None) -> dict[str, Any]:
+                    trigger: str = "Authorized", seq_no: int | None = None,
+                    signed: str | None = None, public_key: str | None = None
+                    ) -> dict[str, Any]:
+        """``signed``: an OCMF record sent as the energy value's signedMeterValue (base64,
+        encodingMethod OCMF), with ``public_key`` (hex DER, sent base64) if given."""
         info: dict[str, Any] = {"transaction_id": tx_id}
         if reason:
             info["stopped_reason"] = reason
         kw: dict[str, Any] = {}
         if wh is not None:
-            kw["meter_value"] = [{"timestamp": now(), "sampled_value": [
-                {"value": wh if isinstance(wh, int) else float(wh),
-                 "measurand": "Energy.Active.Import.Register",
-                 "unit_of_measure": {"unit": "Wh"}}]}]
+            sv: dict[str, Any] = {"value": wh if isinstance(wh, int) else float(wh),
+                                  "measurand": "Energy.Active.Import.Register",
+                                  "unit_of_measure": {"unit": "Wh"}}
+            if signed is not None:
+                sv["context"] = {"Started": "Transaction.Begin",
+                                 "Ended": "Transaction.End"}.get(event_type, "Sample.Periodic")
+                sv["signed_meter_value"] = {
+                    "signed_meter_data": base64.b64encode(signed.encode()).decode(),
+                    "signing_method": "", "encoding_method": "OCMF",
+                    "public_key": base64.b64encode(bytes.fromhex(public_key)).decode()
+                    if public_key else ""}
+            kw["meter_value"] = [{"timestamp": now(), "sampled_value": [sv]}]
         if badge:
             kw["id_token"] = {"id_token": badge, "type": "ISO14443"}
         r = await self.call(call201.TransactionEvent(

@@ -72,6 +72,17 @@ CREATE TABLE IF NOT EXISTS chargers (
     info TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS signed_values (     -- OCMF records exactly as the charger sent them
+    tx_id INTEGER NOT NULL,
+    ts TEXT NOT NULL,
+    context TEXT NOT NULL,
+    source TEXT NOT NULL,                      -- MeterValues | StopTransaction | TransactionEvent
+    data TEXT NOT NULL,
+    encoding TEXT,
+    signing_method TEXT,
+    public_key TEXT,
+    PRIMARY KEY (tx_id, data)                  -- a record resent or in two placements: once
+) WITHOUT ROWID;
 """
 
 
@@ -243,6 +254,33 @@ class StateStore:
         rows = self._db.execute(
             "SELECT ts, measurand, phase, context, value, unit FROM meter_values WHERE tx_id=? "
             "ORDER BY ts, measurand, phase", (tx_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def add_signed(self, tx_id: int, rows: list[dict[str, Any]], limit: int) -> int:
+        """Keep signed values (``data`` as received); at most ``limit`` per transaction.
+        Returns how many were refused for the limit (duplicates are not counted)."""
+        have = self._db.execute("SELECT count(*) FROM signed_values WHERE tx_id=?",
+                                (tx_id,)).fetchone()[0]
+        refused = 0
+        for r in rows:
+            if self._db.execute("SELECT 1 FROM signed_values WHERE tx_id=? AND data=?",
+                                (tx_id, r["data"])).fetchone():
+                continue
+            if have >= limit:
+                refused += 1
+                continue
+            self._db.execute(
+                "INSERT INTO signed_values (tx_id, ts, context, source, data, encoding, "
+                "signing_method, public_key) VALUES (?,?,?,?,?,?,?,?)",
+                (tx_id, r["ts"], r["context"], r["source"], r["data"], r.get("encoding"),
+                 r.get("signing_method"), r.get("public_key")))
+            have += 1
+        return refused
+
+    def signed_values(self, tx_id: int) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT ts, context, source, data, encoding, signing_method, public_key "
+            "FROM signed_values WHERE tx_id=? ORDER BY ts, context", (tx_id,)).fetchall()
         return [dict(r) for r in rows]
 
     def set_last_meter(self, tx_id: int, wh: Decimal, ts: datetime) -> None:

@@ -550,6 +550,27 @@ class SessionMeterValue(_BaseModel):
     context: str | None = None
 
 
+# Signed meter values (OCMF) travel with the session, added to version 1 compatibly: a
+# cloud that does not know the fields ignores them (billing reads reports through the
+# known fields only), an older gateway sends none. ``data`` is the charger's text exactly
+# (JSON escapes it and unescapes the same characters), so the cloud checks the very bytes
+# the meter signed; ``ocmf`` is the gateway's own check (the cloud checks again).
+SIGNED_DATA_MAX = 8192  # characters of one signed value (common.ocmf.DOC_MAX_CHARS)
+SIGNED_VALUES_MAX = 16  # per session (common.ocmf.DOCS_MAX)
+
+
+class SignedMeterValue(_BaseModel):
+    model_config = _ConfigDict(extra="forbid")
+
+    ts: datetime
+    context: str = _Field(max_length=32)  # Transaction.Begin | Transaction.End | ...
+    source: str = _Field(max_length=32)  # MeterValues | StopTransaction | TransactionEvent
+    data: str = _Field(min_length=1, max_length=SIGNED_DATA_MAX)
+    encoding: str | None = _Field(None, max_length=64)  # 2.0.1 encodingMethod, e.g. OCMF
+    signing_method: str | None = _Field(None, max_length=64)
+    public_key: str | None = _Field(None, max_length=1024)  # as the charger sent it
+
+
 class SessionRecord(_BaseModel):
     model_config = _ConfigDict(extra="forbid")
 
@@ -570,6 +591,12 @@ class SessionRecord(_BaseModel):
     # e.g. "closed_after_reboot", "nonconformant_payload", "meter_decreased", "no_badge"
     flags: list[str] = []
     status: _Literal["running", "completed"] = "running"
+    # the charger is configured as calibrated: its sessions must carry valid signed values
+    calibrated: bool = False
+    signed_values: list[SignedMeterValue] = _Field([], max_length=SIGNED_VALUES_MAX)
+    # the gateway's check of them (common.ocmf.Check.to_dict) and the key it used
+    ocmf: dict[str, Any] | None = None
+    public_key: str | None = _Field(None, max_length=1024)
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-ready dict: decimals as exact strings, times in ISO 8601."""
