@@ -15,6 +15,7 @@ PARTS = (
     "sitegate.cloud.billing_cli",
     "sitegate.cloud.tokens_cli",
     "sitegate.cloud.trust_cli",
+    "sitegate.cloud.ocmf_cli",
 )
 
 

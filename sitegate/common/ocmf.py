@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 from pyocmf import OCMF
 from pyocmf.compliance.models import IssueSeverity
@@ -286,7 +287,31 @@ def parse_tm(tm: str) -> datetime:
     return datetime.fromisoformat(stamp).astimezone(UTC)
 
 
+
+
+def safe_xml(docs: list[SignedDoc], public_key: str | None, transaction_id: int = 1) -> str:
+    """The session's signed records as the Transparenzsoftware (S.A.F.E.) opens them: one
+    ``<value>`` per record with its reading context, the OCMF text decoded from its
+    transport encoding (never re-encoded) and the public key as hex."""
+
+    key = f'    <publicKey encoding="plain">{key_hex(public_key)}</publicKey>\n' \
+        if public_key else ""
+    out = ['<?xml version="1.0" encoding="UTF-8" standalone="yes"?>', "<values>"]
+    seen: set[str] = set()
+    for doc in docs:
+        text = ocmf_text(doc.data)
+        if text in seen:
+            continue
+        seen.add(text)
+        out.append(f"  <value transactionId=\"{int(transaction_id)}\" "
+                   f"context={quoteattr(doc.context)}>\n"
+                   f'    <signedData format="OCMF" encoding="plain">{escape(text)}'
+                   f"</signedData>\n{key}  </value>")
+    out.append("</values>")
+    return "\n".join(out) + "\n"
+
+
 __all__ = ["DOCS_MAX", "DOC_MAX_CHARS", "FAILED", "KEY_MAX_CHARS", "MISSING", "UNSIGNED",
-           "VERIFIED", "Check", "OcmfError", "SignedDoc", "SignedReading",
-           "fingerprint", "key_der", "key_hex", "ocmf_text", "parse_tm", "same_key",
+           "VERIFIED", "Check", "OcmfError", "SignedDoc", "SignedReading", "fingerprint",
+           "key_der", "key_hex", "ocmf_text", "parse_tm", "safe_xml", "same_key",
            "verify_session"]

@@ -255,8 +255,8 @@ class SimCharger201(_RawCalls, CP201Client):
     async def event(self, event_type: str, tx_id: str, evse: int, *, wh: Decimal | int | None
                     = None, badge: str | None = None, reason: str | None = None,
                     trigger: str = "Authorized", seq_no: int | None = None,
-                    signed: str | None = None, public_key: str | None = None
-                    ) -> dict[str, Any]:
+                    signed: str | None = None, public_key: str | None = None,
+                    timestamp: str | None = None) -> dict[str, Any]:
         """``signed``: an OCMF record sent as the energy value's signedMeterValue (base64,
         encodingMethod OCMF), with ``public_key`` (hex DER, sent base64) if given."""
         info: dict[str, Any] = {"transaction_id": tx_id}
@@ -275,11 +275,11 @@ class SimCharger201(_RawCalls, CP201Client):
                     "signing_method": "", "encoding_method": "OCMF",
                     "public_key": base64.b64encode(bytes.fromhex(public_key)).decode()
                     if public_key else ""}
-            kw["meter_value"] = [{"timestamp": now(), "sampled_value": [sv]}]
+            kw["meter_value"] = [{"timestamp": timestamp or now(), "sampled_value": [sv]}]
         if badge:
             kw["id_token"] = {"id_token": badge, "type": "ISO14443"}
         r = await self.call(call201.TransactionEvent(
-            event_type=event_type, timestamp=now(), trigger_reason=trigger,
+            event_type=event_type, timestamp=timestamp or now(), trigger_reason=trigger,
             seq_no=next(self._seq) if seq_no is None else seq_no, transaction_info=info,
             evse={"id": evse, "connector_id": 1}, **kw))
         return {"id_token_info": r.id_token_info}

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from sitegate.cloud.api.security import needs
-from sitegate.cloud.billing import ops
+from sitegate.cloud.billing import ocmf_ops, ops
 from sitegate.cloud.billing.ledger import LifecycleError
 from sitegate.cloud.billing.sitemodel import SiteModelError
 from sitegate.cloud.billing.sites import NotFound
@@ -115,6 +115,22 @@ def explain(request: Request, site: str, number: int) -> dict[str, Any]:
 def pdf(request: Request, site: str, number: int) -> Response:
     return Response(_call(ops.pdf, _engine(request), site, number),
                     media_type="application/pdf")
+
+
+@router.get("/sites/{site}/sessions/{gateway}/{session_id}/ocmf.xml", response_class=Response,
+            dependencies=needs("session.ocmf"))
+def ocmf_xml(request: Request, site: str, gateway: str, session_id: str) -> Response:
+    """A charging session's signed meter values as the Transparenzsoftware's XML."""
+    return Response(_call(ocmf_ops.export_xml, _engine(request), site, gateway, session_id),
+                    media_type="application/xml")
+
+
+@router.get("/sites/{site}/sessions/{gateway}/{session_id}/ocmf",
+            dependencies=needs("session.ocmf"))
+def ocmf_check(request: Request, site: str, gateway: str, session_id: str
+               ) -> dict[str, Any]:
+    """The cloud's check of a session's signed values."""
+    return _call(ocmf_ops.check_session, _engine(request), site, gateway, session_id)
 
 
 @router.post("/sites/{site}/invoices/{number}/{action}", dependencies=needs("invoice.act"))

@@ -46,6 +46,7 @@ OPERATIONS: dict[str, Scope] = {
     "invoice.show": Scope.READ,
     "invoice.explain": Scope.READ,
     "invoice.pdf": Scope.READ,
+    "session.ocmf": Scope.READ,  # a session's signed meter values (ocmf part)
     "invoice.act": Scope.BILLING_WRITE,
     "readings.import": Scope.BILLING_WRITE,  # readings from outside the gateway (billing)
     "gateway.claim-token": Scope.GATEWAY_ADMIN,

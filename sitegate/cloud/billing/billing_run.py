@@ -17,6 +17,7 @@ from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.cloud.billing.sites import canonical
 from sitegate.cloud.store import billing as store
 from sitegate.cloud.store import manual as manual_store
+from sitegate.cloud.store import ocmf as ocmf_store
 from sitegate.cloud.store.billing import Conn as Connection
 from sitegate.cloud.store.readings import (
     MARGIN,
@@ -48,8 +49,13 @@ def compute(conn: Connection, model: SiteModel, period_label: str,
     outside = manual_store.load(conn, model.site.id, grid.start - MARGIN, grid.end + MARGIN)
     manual = merge_manual(readings, outside, issues)
     gateways = sorted(set(model.site.gateways) | {m.gateway for m in model.meters})
+    pins = ocmf_store.pinned(conn, gateways)
+    new_pins: list = []
     sessions = sessions_in(session_rows(conn, gateways, grid.start, grid.end), grid.start,
-                           issues)
+                           issues, model, pins, new_pins)
+    for pin in new_pins:  # trust on first use: the key of a charger's first signed session
+        ocmf_store.pin(conn, pin.gateway, pin.charge_point, pin.key_hex, pin.fingerprint,
+                       pin.session_id)
     report(0.4, f"computing {len(model.billing_points)} billing points")
     run = bill_site(model, period, readings, sessions, manual)
     run.summary["issues"][:0] = [{"kind": i.kind, "meter": i.meter, "at": str(i.ts),

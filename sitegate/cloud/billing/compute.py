@@ -70,6 +70,8 @@ class SessionIn:
     start: int  # epoch s
     stop: int
     energy_wh: Decimal
+    # the cloud's check of its signed values (billing.calibrated), None: not calibrated
+    signed: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -380,26 +382,67 @@ def _session_lines(model: SiteModel, sessions: Sequence[SessionIn], period: Peri
             issues.append(Issue("unbilled_session", s.charge_point, s.stop,
                                 f"{s.session_id}: {why} {s.badge!r}"))
             continue
-        q = session_quantities(s.energy_wh, s.stop - s.start)
+        energy, entry = _calibrated(model, s, issues)
+        if energy is None:
+            continue  # held back: its signed values do not vouch for it
+        q = session_quantities(energy, s.stop - s.start)
         vat = vat_of(t, model, datetime.fromtimestamp(s.start, tz).date())
-        for comp in ("per_kwh", "per_session", "per_hour", "per_minute"):
+        first = next((c for c in _COMPONENTS if getattr(t, c)), None)
+        for comp in _COMPONENTS:
             price = getattr(t, comp)
             if price:
                 row = agg.setdefault((acc, t.kind, t.valid_from, vat, comp),
-                                     [t, Decimal(0), Decimal(0), []])
+                                     [t, Decimal(0), Decimal(0), [], []])
                 row[1] += q[comp]
                 row[2] += q[comp] * price
                 row[3].append(s.session_id)
+                if entry is not None and comp == first:
+                    row[4].append(entry)
     units = {"per_kwh": "kWh", "per_session": "session", "per_hour": "h", "per_minute": "min"}
     out: dict[str, list[Line]] = {}
-    for (acc, kind, _vf, vat, comp), (t, qty, amount, ids) in agg.items():
+    for (acc, kind, _vf, vat, comp), (t, qty, amount, ids, signed) in agg.items():
         key = f"{kind}_{comp}"
         shown = qty if comp != "per_hour" else qty.quantize(Decimal("0.0001"))
+        extra: dict[str, Any] = {"sessions": ids}
+        if signed:
+            extra["calibrated"] = signed
         out.setdefault(acc, []).append(Line(
             key, model.site.labels.get(key, t.label), period.first.isoformat(),
             period.end.isoformat(), shown, units[comp], getattr(t, comp), round_money(amount),
-            vat, extra={"sessions": ids}))
+            vat, extra=extra))
     return out
+
+
+_COMPONENTS = ("per_kwh", "per_session", "per_hour", "per_minute")
+
+
+def _calibrated(model: SiteModel, s: SessionIn, issues: list[Issue]
+                ) -> tuple[Decimal | None, dict[str, Any] | None]:
+    """The energy a session is billed with and what the invoice lists of its signed
+    values. Verified: the signed energy (the calibrated meter's, equal to the unsigned
+    within its rounding). Otherwise, per ``site.unsigned_sessions``: held back (None, an
+    issue) or the unsigned energy with a note; never billed silently."""
+    c = s.signed
+    if c is None:
+        return s.energy_wh, None
+    entry: dict[str, Any] = {
+        "session": s.session_id, "gateway": s.gateway, "charge_point": s.charge_point,
+        "status": c["status"],
+        "meter": (c.get("meter") or {}).get("serial"), "start": c.get("start"),
+        "stop": c.get("stop"), "energy_wh": c.get("energy_wh")}
+    if c["status"] == "verified":
+        entry["billed_wh"] = c["energy_wh"]
+        return Decimal(c["energy_wh"]), entry
+    why = "; ".join(c.get("problems") or []) or c["status"]
+    if model.site.unsigned_sessions == "hold":
+        issues.append(Issue("held_session", s.charge_point, s.stop,
+                            f"{s.session_id}: signed values {c['status']}: {why}"[:500]))
+        return None, None
+    entry["billed_wh"] = format(s.energy_wh, "f")
+    entry["note"] = f"billed from unsigned values: signed values {c['status']} ({why[:200]})"
+    issues.append(Issue("unsigned_session_billed", s.charge_point, s.stop,
+                        f"{s.session_id}: {entry['note']}"))
+    return s.energy_wh, entry
 
 
 def bill_site(model: SiteModel, period: Period, readings: Readings,

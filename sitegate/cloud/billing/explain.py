@@ -21,6 +21,8 @@ def explain(view: dict[str, Any]) -> dict[str, Any]:
             item["source"] = sources[ln["source"]]
         if ln.get("sessions"):
             item["sessions"] = ln["sessions"]
+        if ln.get("calibrated"):
+            item["calibrated"] = ln["calibrated"]
         if ln["unit"] == "month":
             item["basis"] = f"{ln['quantity']} days of {ln['from']}..{ln['to']} (exclusive)"
         lines.append(item)
@@ -50,6 +52,20 @@ def _split_text(key: str, sp: dict[str, Any]) -> str:
     if sp.get("rejected"):
         text += f"; {sp['rejected']}"
     return text
+
+
+def _reading_text(r: dict[str, Any] | None) -> str:
+    return f"{r['value']} {r['unit']} at {r['tm']}" if r else "-"
+
+
+def calibrated_text(c: dict[str, Any]) -> str:
+    """One calibrated session: its signed start and stop readings and what the check
+    found (``sitegate-cloud invoice explain``)."""
+    verdict = "signatures verified" if c["status"] == "verified" else \
+        f"signed values {c['status'].upper()}: {c.get('note', '')}"
+    return (f"calibrated session {c['session']} meter {c.get('meter') or '?'}: start "
+            f"{_reading_text(c.get('start'))}, stop {_reading_text(c.get('stop'))}, "
+            f"billed {c['billed_wh']} Wh; {verdict}")
 
 
 def explain_text(e: dict[str, Any]) -> str:
@@ -86,6 +102,8 @@ def explain_text(e: dict[str, Any]) -> str:
                        f"quarter hour from {ln['peak_at']}")
         if ln.get("sessions"):
             out.append(f"      sessions: {', '.join(ln['sessions'])}")
+        for c in ln.get("calibrated", ()):
+            out.append("      " + calibrated_text(c))
         if ln.get("basis"):
             out.append(f"      {ln['basis']}")
     t = e["totals"]

@@ -155,6 +155,9 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
         qr_bill(view, model).as_svg(svg, full_page=False)
         pdf.image(io.BytesIO(svg.getvalue().encode()), x=0, y=297 - 105, w=210)
     _usage_page(pdf, doc)
+    calibrated = [c for ln in doc["lines"] for c in ln.get("calibrated", ())]
+    if calibrated:
+        _calibrated_pages(pdf, view, calibrated)
     return bytes(pdf.output())
 
 
@@ -178,3 +181,55 @@ def _usage_page(pdf: FPDF, doc: dict[str, Any]) -> None:
     pdf.cell(0, 5, _t(f"Verbrauch {solar + grid:.1f} kWh, davon Solarstrom {solar:.1f} kWh "
                       f"({share} %) und Netzstrom {grid:.1f} kWh"))
     pdf_chart.draw(pdf, daily, 15, 42, 180, 80, lambda k: _t(_CHART_WORDS[k]))
+
+
+def _kwh(r: dict[str, Any] | None) -> str:
+    if not r:
+        return "-"
+    return r["value"] + (" kWh" if r["unit"] == "kWh" else f" {r['unit']}")
+
+
+def _tm(r: dict[str, Any] | None) -> str:
+    return r["tm"].replace(",000", "").replace("T", " ")[:26] if r else "-"
+
+
+def _calibrated_pages(pdf: FPDF, view: dict[str, Any], sessions: list[dict[str, Any]]
+                      ) -> None:
+    """An appendix listing each session of a calibrated charger with its signed start and
+    stop readings, and where its signed data is for the Transparenzsoftware."""
+    y = 300.0
+    for c in sessions:
+        if y > 270:
+            pdf.add_page()
+            pdf.set_xy(15, 15)
+            pdf.set_font("helvetica", "B", 11)
+            pdf.cell(0, 6, _t(f"Beilage zu {view['number']}: Ladevorgänge mit geeichtem "
+                              "Zähler (Eichrecht)"))
+            pdf.set_font("helvetica", size=8)
+            pdf.set_xy(15, 22)
+            pdf.multi_cell(180, 4, _t(
+                "Die Zählerstände sind vom geeichten Zähler signiert (OCMF). Die Datei je "
+                "Ladevorgang (ocmf.xml) prüft die Transparenzsoftware der S.A.F.E. e.V.; "
+                "Sie erhalten sie bei der Verwaltung oder im Portal unter "
+                "billing/sites/<Standort>/sessions/<Gateway>/<Ladevorgang>/ocmf.xml."))
+            y = 36.0
+            pdf.set_font("helvetica", "B", 8)
+            for x, w, h in ((15, 34, "Ladevorgang"), (49, 26, "Zähler"),
+                            (75, 50, "Beginn"), (125, 50, "Ende"), (175, 22, "Geprüft")):
+                pdf.set_xy(x, y)
+                pdf.cell(w, 4.5, h)
+            pdf.set_font("helvetica", size=7.5)
+        y += 5
+        ok = c["status"] == "verified"
+        vals = [(15, 34, c["session"]), (49, 26, c.get("meter") or "-"),
+                (75, 50, f"{_tm(c.get('start'))}  {_kwh(c.get('start'))}"),
+                (125, 50, f"{_tm(c.get('stop'))}  {_kwh(c.get('stop'))}"),
+                (175, 22, "Signatur gültig" if ok else "NICHT geprüft")]
+        for x, w, v in vals:
+            pdf.set_xy(x, y)
+            pdf.cell(w, 4.5, _t(v)[:40])
+        if not ok:
+            y += 4.5
+            pdf.set_xy(19, y)
+            pdf.cell(176, 4.5, _t(f"Abgerechnet nach ungeeichten Werten: "
+                                  f"{c.get('note', c['status'])}")[:150])

@@ -10,8 +10,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from sitegate.cloud.billing import calibrated
 from sitegate.cloud.billing.compute import SessionIn
 from sitegate.cloud.billing.consumption import Issue
+from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.sync.protocol import SessionRecord
 
 
@@ -21,12 +23,16 @@ def _epoch(ts: datetime) -> int:
 
 
 def sessions_in(rows: Iterable[tuple[str, str, int | None, str]], start: int,
-                issues: list[Issue]) -> list[SessionIn]:
+                issues: list[Issue], model: SiteModel | None = None,
+                pins: calibrated.Pins | None = None,
+                new_pins: list[calibrated.NewPin] | None = None) -> list[SessionIn]:
     """(gateway, session id, stop epoch, payload) rows -> billable sessions; the others
-    are ``unbilled_session`` issues."""
+    are ``unbilled_session`` issues. With ``model``, sessions of calibrated chargers
+    carry the cloud's check of their signed values (``signed``)."""
     out: list[SessionIn] = []
     for gw, sid, stopped, payload in rows:
-        got = session_in(gw, payload)
+        got = session_in(gw, payload, model, pins if pins is not None else {},
+                         new_pins if new_pins is not None else [])
         if isinstance(got, str):
             issues.append(Issue("unbilled_session", f"{gw}/{sid}",
                                 stopped if stopped is not None else start, got))
@@ -41,7 +47,9 @@ MAX_SESSION_W = Decimal(400_000)
 _SESSION_FIELDS = frozenset(SessionRecord.model_fields)
 
 
-def session_in(gateway: str, payload: str) -> SessionIn | str:
+def session_in(gateway: str, payload: str, model: SiteModel | None = None,
+               pins: calibrated.Pins | None = None,
+               new_pins: list[calibrated.NewPin] | None = None) -> SessionIn | str:
     """A stored session report read through the protocol's ``SessionRecord`` (fields a newer
     gateway adds are ignored), as a billable session, or the reason it is not billable."""
     try:
@@ -72,7 +80,11 @@ def session_in(gateway: str, payload: str) -> SessionIn | str:
         return f"{sid}: implausible energy {rec.energy_wh} Wh"
     if energy == 0:  # plugged in (or a relay switched) and nothing drawn: no fee for nothing
         return f"{sid}: no energy delivered in {stop - start} s, not billed"
+    signed = None
+    if model is not None:
+        signed = calibrated.check(gateway, rec, model, {} if pins is None else pins,
+                                  [] if new_pins is None else new_pins)
     return SessionIn(sid, gateway, rec.charge_point, rec.connector, rec.kind, rec.badge,
-                     start, stop, energy)
+                     start, stop, energy, signed)
 
 

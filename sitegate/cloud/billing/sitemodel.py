@@ -80,6 +80,10 @@ class Site(_M):
     # the highest price per kWh solar may be billed at (in Switzerland: the utility's
     # standard product for a self-consumption community); None: no cap
     solar_reference_price: Decimal | None = Field(default=None, ge=0)
+    # a session of a calibrated charger whose signed values fail, are missing or disagree
+    # with the unsigned ones: held back from billing (listed as an issue), or billed from
+    # the unsigned values with a note on the invoice
+    unsigned_sessions: Literal["hold", "bill_with_note"] = "hold"
 
     @field_validator("timezone")
     @classmethod
@@ -165,6 +169,17 @@ class Badge(_M):
     account: str
 
 
+class Charger(_M):
+    """A charger whose sessions are billed by calibration law (OCMF signed values)."""
+
+    id: str  # its OCPP charge point id
+    gateway: str | None = None  # None: this id on any of the site's gateways
+    calibrated: bool = True
+    # the meter's public key (hex or base64 DER); None: pinned from its first session
+    public_key: str | None = Field(default=None, max_length=1024)
+    meter_serial: str | None = None
+
+
 class TimeOfUse(_M):
     peak_days: list[Day] = ["mon", "tue", "wed", "thu", "fri"]
     peak_from: time = time(7)
@@ -245,6 +260,7 @@ class SiteModel(_M):
     tariffs: list[Tariff]
     session_tariffs: list[SessionTariff] = []
     vat_rates: list[VatRate] = []
+    chargers: list[Charger] = []
 
     @property
     def tz(self) -> ZoneInfo:

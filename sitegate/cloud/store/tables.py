@@ -261,3 +261,4 @@ gateway_certs = Table(
     Column("not_after", TZ, nullable=False),
     Column("revoked_at", TZ),
 )
+from sitegate.cloud.store import tables_ocmf as _tables_ocmf  # noqa: E402,F401  (ocmf part)
