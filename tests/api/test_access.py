@@ -44,9 +44,11 @@ EXPECTED = {
     ("GET", "/billing/sites/{site}/invoices/{number}/pdf"): R,
     ("POST", "/billing/sites/{site}/invoices/{number}/{action}"): W,
     ("POST", "/billing/sites/{site}/readings"): W,  # readings from outside the gateway
+    ("GET", "/billing/sites/{site}/sessions/{gateway}/{session_id}/ocmf.xml"): R,  # ocmf part
+    ("GET", "/billing/sites/{site}/sessions/{gateway}/{session_id}/ocmf"): R,
 }
 PARAMS = {"gateway_id": "gw-1", "site": "nowhere", "period": "2026-01", "number": "1",
-          "action": "issue"}
+          "action": "issue", "gateway": "gw-1", "session_id": "CP1-1"}
 
 
 def _routes(api: Api) -> list[tuple[str, str]]:
