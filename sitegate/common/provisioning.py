@@ -1,12 +1,13 @@
 """The enrolment contract, shared by the gateway and the cloud (plain data, no I/O).
 
-An unenrolled gateway connects to the broker's provisioning listener (TLS, no client
-certificate) with a random client id, the *nonce*; the broker's ACL lets it write only
-``sitegate/v1/provision/{nonce}/request`` and read only ``.../{nonce}/response`` (Mosquitto's
-``%c`` pattern), so nobody else reads its claim token or its answer. A claim token is
-``{secret}.{pin}``: the secret proves the right to enrol (the cloud keeps only its hash),
-the pin is the SHA-256 (base32, 128 bits) of the broker's certificate, so the gateway checks
-that it talks to the right broker before it sends the secret.
+An unenrolled gateway connects to the enrolment broker (a Mosquitto of its own, bridged to
+the main one; TLS, no client certificate) with a random client id, the *nonce*; its ACL
+lets it write only ``sitegate/v1/provision/{nonce}/request`` and read only
+``.../{nonce}/response`` (Mosquitto's ``%c`` pattern), so nobody else reads its claim token
+or its answer. A claim token is ``{secret}.{pin}``: the secret proves the right to enrol
+(the cloud keeps only its hash), the pin is the SHA-256 (base32, 128 bits) of the broker's
+certificate, so the gateway checks that it talks to the right broker before it sends the
+secret.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 PREFIX = "sitegate/v1/provision"
 REQUESTS = f"{PREFIX}/+/request"  # what the cloud subscribes to
+RESPONSES = f"{PREFIX}/+/response"
 CLOUD_IDENTITY = "sitegate-cloud"  # CN of the cloud's own client certificate
-# A gateway may never be named like the cloud's identity or the provisioning subtree.
-RESERVED_IDS = frozenset({CLOUD_IDENTITY, "provision"})
+ENROLMENT_IDENTITY = "sitegate-enrolment"  # CN of the enrolment broker's bridge
+# A gateway may never be named like the cloud's identities or the provisioning subtree.
+RESERVED_IDS = frozenset({CLOUD_IDENTITY, ENROLMENT_IDENTITY, "provision"})
 MAX_REQUEST_BYTES = 16 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024
 NONCE_RE = re.compile(r"^[0-9a-f]{32}$")

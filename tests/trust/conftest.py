@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from paho.mqtt.enums import CallbackAPIVersion
 
 from sitegate.cloud.auth.ca import CA
+from sitegate.common.provisioning import ENROLMENT_IDENTITY
 from sitegate.firmware_tools.identity import Identity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,21 +72,32 @@ class Broker:
     provision_port: int
     cloud_port: int
     proc: subprocess.Popen[bytes] | None = None
+    enrolment: subprocess.Popen[bytes] | None = None  # the enrolment broker, its own process
     log: Path = field(init=False)
+    enrolment_log: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.log = self.dir.parent / "mosquitto.log"
+        self.enrolment_log = self.dir.parent / "mosquitto-enrolment.log"
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(["mosquitto", "-c", str(self.dir / "mosquitto.conf")],
                                          stdout=out, stderr=subprocess.STDOUT)
         wait_port("127.0.0.1", self.port)
-        wait_port("127.0.0.1", self.provision_port)
         wait_port("127.0.0.1", self.cloud_port)
+        bridged = self.log.read_text().count(f"u'{ENROLMENT_IDENTITY}'")
+        with self.enrolment_log.open("ab") as out:
+            self.enrolment = subprocess.Popen(
+                ["mosquitto", "-c", str(self.dir / "enrolment.conf")], stdout=out,
+                stderr=subprocess.STDOUT)
+        wait_port("127.0.0.1", self.provision_port)
         time.sleep(0.1)
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-800:]}")
+        for proc, log in ((self.proc, self.log), (self.enrolment, self.enrolment_log)):
+            if proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {log.read_text()[-800:]}")
+        wait_until(lambda: self.log.read_text().count(f"u'{ENROLMENT_IDENTITY}'") > bridged,
+                   "the enrolment broker's bridge connected to the cloud listener")
 
     def reload(self) -> None:
         """SIGHUP, as the operator does after a revocation; waits until it has reloaded."""
@@ -96,9 +108,10 @@ class Broker:
                    "mosquitto reloaded")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        for proc in (self.enrolment, self.proc):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
 
     # -- identities ----------------------------------------------------------------------------
 

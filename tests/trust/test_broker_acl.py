@@ -174,18 +174,48 @@ def test_cloud_certificate_from_the_gateway_ca_is_reissued_by_the_cloud_ca(
     assert ca.cloud_client()[1].read_bytes() == cert_file.read_bytes()  # kept from now on
 
 
-@pytest.mark.xfail(strict=True, reason="open gap: client ids are one namespace across "
-                   "listeners, and the enrolment listener is anonymous; Mosquitto 2.0 has no "
-                   "per-listener client-id restriction (clientid_prefixes is global)")
 def test_anonymous_enrolment_client_cannot_take_a_gateway_s_client_id(
-        secure_broker: Broker, tmp_path: Path) -> None:
+        secure_broker: Broker, cloud, tmp_path: Path) -> None:
+    # Client ids are one namespace per Mosquitto process and 2.0 cannot restrict them per
+    # listener: with an anonymous listener on the main broker this disconnected A. The
+    # enrolment broker is a process of its own now.
     a = secure_broker.client(secure_broker.gateway_identity(tmp_path, A), client_id=A)
     assert a.connected, a.refused
+    a.subscribe(t(A, "ack"))
     anon = secure_broker.client(None, client_id=A)
     assert anon.connected, anon.refused
-    try:
-        a.publish(t(A, "status"), b"still here")  # raises once A was disconnected
-        assert a.disconnects == 0
-    finally:
-        a.close()
-        anon.close()
+    # the anonymous client's own request crosses the bridge: it was in, as A, before A's
+    # next publish
+    anon.publish(f"sitegate/v1/provision/{A}/request", b"as gw-a")
+    wait_until(lambda: f"sitegate/v1/provision/{A}/request" in cloud.topics(), "the request")
+    a.publish(t(A, "status"), b"still here")
+    wait_until(lambda: (t(A, "status"), b"still here") in cloud.messages, "A's status")
+    cloud.publish(t(A, "ack"), b"ack for a")
+    wait_until(lambda: (t(A, "ack"), b"ack for a") in a.messages, "A's ack")
+    assert a.disconnects == 0 and a.connected
+    a.close()
+    anon.close()
+
+
+def test_oversized_publish_is_refused_by_the_broker(secure_broker: Broker, cloud,
+                                                    tmp_path: Path) -> None:
+    from sitegate.cloud.auth.broker_config import ENROL_MAX_PACKET, MAX_PACKET
+
+    a = secure_broker.client(secure_broker.gateway_identity(tmp_path, A), client_id=A)
+    assert a.connected, a.refused
+    a.c.publish(t(A, "readings"), b"x" * MAX_PACKET, qos=1)
+    wait_until(lambda: a.disconnects, "A disconnected by the broker for the packet's size")
+    a.close()
+    anon = secure_broker.client(None, client_id="3" * 32)
+    assert anon.connected, anon.refused
+    anon.c.publish("sitegate/v1/provision/" + "3" * 32 + "/request", b"x" * ENROL_MAX_PACKET,
+                   qos=1)
+    wait_until(lambda: anon.disconnects, "the enrolling client disconnected likewise")
+    anon.close()
+    # Neither reached the cloud; a batch just under the limit does.
+    b = secure_broker.client(secure_broker.gateway_identity(tmp_path, B), client_id=B)
+    b.publish(t(B, "readings"), b"y" * (MAX_PACKET - 1024))
+    wait_until(lambda: t(B, "readings") in cloud.topics(), "B's large batch")
+    assert t(A, "readings") not in cloud.topics()
+    assert not [x for x in cloud.topics() if x.startswith("sitegate/v1/provision/3")]
+    b.close()

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sitegate.cloud.keys import write_private
-from sitegate.common.provisioning import CLOUD_IDENTITY, pin_of
+from sitegate.common.provisioning import CLOUD_IDENTITY, ENROLMENT_IDENTITY, pin_of
 
 CLIENT_DAYS = 30
 SERVER_DAYS = 365
@@ -155,6 +155,12 @@ class CA:
         """(key, cert) of the cloud's own client certificate for the broker (one signed by
         the gateway CA before there was a cloud CA is replaced)."""
         return self.cloud_ca()._keypair("cloud", CLOUD_IDENTITY,
+                                        ExtendedKeyUsageOID.CLIENT_AUTH, SERVER_DAYS)
+
+    def enrolment_bridge(self) -> tuple[Path, Path]:
+        """(key, cert) of the enrolment broker's bridge to the cloud listener (cloud CA; the
+        cloud ACL lets it carry provisioning requests and answers only)."""
+        return self.cloud_ca()._keypair("enrolment-bridge", ENROLMENT_IDENTITY,
                                         ExtendedKeyUsageOID.CLIENT_AUTH, SERVER_DAYS)
 
     def broker_server(self, hosts: list[str]) -> tuple[Path, Path]:
