@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-future-hours", type=float, default=24,
                    help="rows timed further ahead of the cloud's clock are dead-lettered")
     p.add_argument("--max-backfill-days", type=float, default=3660,
-                   help="rows timed this long before the gateway was first seen are "
-                        "dead-lettered")
+                   help="rows timed this long before the gateway was enrolled (or first "
+                        "seen, without enrolment) are dead-lettered")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("migrate", help="bring the database schema up to date")
@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--version", type=int, required=True, help="increases with every change")
     p.add_argument("file", help="the gateway's site file (.toml, checked as check-config "
                    "does before it is sent) or a JSON object; no credentials in it")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     _downlink_options(p)
     p.set_defaults(func=_push_config)
 
@@ -61,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--broker", required=True)
     p.add_argument("--gateway", required=True)
     p.add_argument("file", help="JSON file with the badge list")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     _downlink_options(p)
     p.set_defaults(func=_push_badges)
 
@@ -99,38 +101,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _downlink_options(p: argparse.ArgumentParser) -> None:
     """Signing key and broker credentials of the downlink commands (no secret on argv)."""
-    from sitegate.cloud.keys import add_keys_argument
+    from sitegate.cloud.broker_auth import add_broker_options
 
-    add_keys_argument(p)
-    p.add_argument("--username", help="broker user name")
-    add_password_arguments(p)
-    p.add_argument("--ca-file", help="CA certificate of the broker (mqtts://; default the "
-                   "key directory's ca.crt when it holds the cloud's CA)")
-    p.add_argument("--cert-file", help="client certificate for the broker (mutual TLS; "
-                   "default on mqtts://: the cloud's own, from the key directory)")
-    p.add_argument("--key-file", help="its private key")
+    add_broker_options(p)
 
 
 def _downlink_setup(args: argparse.Namespace) -> tuple[Any, Any]:
     """(signing key, broker auth) from the options; ValueError/OSError when unusable."""
-    from sitegate.cloud.ingest.downlink import BrokerAuth
+    from sitegate.cloud.broker_auth import broker_auth
     from sitegate.cloud.keys import downlink_key, keys_dir
-    from sitegate.cloud.secrets import broker_password
 
-    keys = keys_dir(args.keys)
-    ca_file, cert_file, key_file = args.ca_file, args.cert_file, args.key_file
-    if (args.broker.startswith("mqtts://") and cert_file is None and not args.username
-            and (keys / "ca.key").exists()):
-        # As serve does: the cloud's own identity, the one the shipped broker ACL lets
-        # publish downlink.
-        from sitegate.cloud.auth.ca import CA
-
-        key_path, cert_path = CA.open(keys).cloud_client()
-        cert_file, key_file = str(cert_path), str(key_path)
-        ca_file = ca_file or str(keys / "ca.crt")
-    auth = BrokerAuth.from_options(args.username, broker_password(args), ca_file, cert_file,
-                                   key_file)
-    return downlink_key(keys), auth
+    auth = broker_auth(args)
+    return downlink_key(keys_dir(args.keys)), auth
 
 
 def _field_error(what: str, exc: Exception) -> int:
@@ -170,12 +152,22 @@ def _serve(args: argparse.Namespace) -> int:
         key_file, cert_file = CA.open(keys).cloud_client()
         tls = {"ca_file": args.ca_file or str(keys / "ca.crt"), "cert_file": str(cert_file),
                "key_file": str(key_file), "provisioner": Provisioner(make_engine(args.db), keys)}
+    from sitegate.cloud.auth.revocation import Gatekeeper, kick
+    from sitegate.cloud.ingest.downlink import BrokerAuth
+
+    auth = BrokerAuth(args.username, password, tls.get("ca_file"), tls.get("cert_file"),
+                      tls.get("key_file"))
     service = IngestService(
         args.db, args.broker, client_id=args.client_id, username=args.username,
         password=password, max_message_bytes=args.max_message_bytes, **tls,
         plausible=Plausibility(timedelta(hours=args.max_future_hours),
                                timedelta(days=args.max_backfill_days)),
     )
+    # A revoked gateway still connected: refused and cut (the broker checks the CRL only
+    # when a connection is made).
+    service.gatekeeper = Gatekeeper(service.writer.engine,
+                                    lambda gw: kick(args.broker, auth, gw),
+                                    service.writer.dead_letter)
     stop = threading.Event()
     if args.http:
         worker = threading.Thread(target=service.run, args=(stop,), name="ingest", daemon=True)
@@ -225,6 +217,13 @@ def _file_problem(what: str, exc: FileProblem) -> int:
     return 2
 
 
+def _not_sent(args: argparse.Namespace, why: str, problems: list[str]) -> int:
+    """A file refused before anything was sent: its problems (stdout) and exit 2."""
+    emit({"sent": False, "file": args.file, "reason": why, "problems": problems}, args.json,
+         f"{args.file}: not sent{': ' + why if why else ''}\n  " + "\n  ".join(problems))
+    return 2
+
+
 def _push_config(args: argparse.Namespace) -> int:
     from sitegate.cloud.ingest.downlink import push_config
 
@@ -241,8 +240,7 @@ def _push_config(args: argparse.Namespace) -> int:
         try:
             parse_config(config, args.file, shipped_quantities)
         except ConfigError as exc:
-            print(f"{args.file}: not sent\n  " + "\n  ".join(str(p) for p in exc.problems))
-            return 2
+            return _not_sent(args, "", [str(p) for p in exc.problems])
     else:
         try:
             config = _load_json(args.file)
@@ -252,16 +250,17 @@ def _push_config(args: argparse.Namespace) -> int:
 
     secrets = secret_keys(tomllib.loads(config) if isinstance(config, str) else config)
     if secrets:
-        print(f"{args.file}: not sent: credentials must not travel in the desired config\n  "
-              + "\n  ".join(f"{k}: name the secret instead (e.g. password_secret = \"name\"); "
-                             "the gateway keeps it in its secrets file" for k in secrets))
-        return 2
+        return _not_sent(args, "credentials must not travel in the desired config",
+                         [f"{k}: name the secret instead (e.g. password_secret = \"name\"); "
+                          "the gateway keeps it in its secrets file" for k in secrets])
     try:
         key, auth = _downlink_setup(args)
         push_config(args.broker, args.gateway, args.version, config, key, auth)
     except (OSError, ValueError) as exc:
         return _field_error("push-config", exc)
-    print(f"desired config version {args.version} signed and retained for {args.gateway}")
+    emit({"sent": True, "gateway_id": args.gateway, "version": args.version,
+          "retained": True}, args.json,
+         f"desired config version {args.version} signed and retained for {args.gateway}")
     return 0
 
 
@@ -277,7 +276,9 @@ def _push_badges(args: argparse.Namespace) -> int:
         push_badges(args.broker, args.gateway, badges, key, auth)
     except (OSError, ValueError) as exc:
         return _field_error("push-badges", exc)
-    print(f"badge list signed and retained for {args.gateway}")
+    version = badges.get("version") if isinstance(badges, dict) else None
+    emit({"sent": True, "gateway_id": args.gateway, "version": version, "retained": True},
+         args.json, f"badge list signed and retained for {args.gateway}")
     return 0
 
 

@@ -41,7 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--crl", action="append", default=[], metavar="FILE",
                    help="also write the CRL here (the broker's crlfile); then reload the "
                         "broker (SIGHUP)")
+    p.add_argument("--broker", metavar="URL",
+                   help="cut the gateway's open connection too: the broker's cloud listener, "
+                        "mqtts://host[:8885] (serve cuts it again if it comes back before the "
+                        "reload)")
     add_keys_argument(p)
+    from sitegate.cloud.broker_auth import add_broker_options
+
+    add_broker_options(p, keys=False)
     p.set_defaults(func=_revoke)
 
     p = sub.add_parser("broker-config", help="write the Mosquitto configuration, certificates "
@@ -52,10 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "localhost and 127.0.0.1)")
     p.add_argument("--dir", help="where the broker will read the files (default: --out)")
     p.add_argument("--port", type=int, default=8883, help="mutual TLS listener")
-    p.add_argument("--provision-port", type=int, default=8884, help="enrolment listener")
+    p.add_argument("--provision-port", type=int, default=8884,
+                   help="the enrolment broker's listener (a Mosquitto of its own)")
     p.add_argument("--cloud-port", type=int, default=8885,
                    help="the cloud's listener (mutual TLS, cloud CA only)")
     p.add_argument("--bind", help="address the listeners bind to (default: all)")
+    p.add_argument("--bridge-host", metavar="NAME",
+                   help="where the enrolment broker reaches the cloud listener (a --host "
+                        "name; default: the first, or 127.0.0.1 without --host)")
     p.add_argument("--user", help="user mosquitto runs as (its 'user' option)")
     p.add_argument("--data", default="/var/lib/mosquitto/",
                    help="mosquitto's persistence directory (sessions, queued downlink)")
@@ -154,10 +165,24 @@ def _revoke(args: argparse.Namespace) -> int:
     except (EnrolmentError, OSError) as exc:
         print(f"not revoked: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    emit({"gateway_id": args.gateway, "certificates_revoked": n, "crl": args.crl}, args.json,
-         f"{args.gateway} revoked ({n} certificate(s)); reload the broker (SIGHUP) so that "
-         "it reads the new CRL")
-    return 0
+    cut = None
+    if args.broker:
+        from sitegate.cloud.auth.revocation import kick
+        from sitegate.cloud.broker_auth import broker_auth
+
+        try:
+            kick(args.broker, broker_auth(args), args.gateway)
+            cut = True
+        except (OSError, ValueError) as exc:
+            # Revoked all the same: serve cuts the connection at its next message.
+            print(f"revoked, but its connection was not cut: {exc}", file=sys.stderr)
+            cut = False
+    emit({"gateway_id": args.gateway, "certificates_revoked": n, "crl": args.crl,
+          "connection_cut": cut}, args.json,
+         f"{args.gateway} revoked ({n} certificate(s))"
+         + ("; its open connection was cut" if cut else "")
+         + "; reload the broker (SIGHUP) so that it reads the new CRL")
+    return 0 if cut is not False else EXIT_REFUSED
 
 
 def _broker_config(args: argparse.Namespace) -> int:
@@ -170,22 +195,31 @@ def _broker_config(args: argparse.Namespace) -> int:
     hosts = args.host or ["localhost", "127.0.0.1"]
     key_file, cert_file = ca.broker_server(hosts)
     ca.cloud_client()  # the cloud's identity, made now so the operator sees it exists
+    bridge_key, bridge_cert = ca.enrolment_bridge()
+    bridge_host = args.bridge_host or (hosts[0] if args.host else "127.0.0.1")
+    if bridge_host not in hosts:
+        print(f"broker-config: --bridge-host {bridge_host} is not a --host name: the bridge "
+              "checks the broker's certificate against it", file=sys.stderr)
+        return EXIT_USAGE
     crl = ca.dir / "crl.pem"
     if not crl.exists():
         crl.write_bytes(ca.crl([]))
     settings = bc.BrokerSettings(dir=args.dir or str(out.resolve()), port=args.port,
                                  provision_port=args.provision_port,
                                  cloud_port=args.cloud_port, bind=args.bind,
-                                 user=args.user, data=args.data)
+                                 user=args.user, data=args.data, bridge_host=bridge_host)
     files: dict[str, str | bytes] = {**bc.config_files(settings), "ca.crt": ca.pem,
                                      "cloud-ca.crt": ca.cloud_ca().pem,
                                      "broker.crt": cert_file.read_bytes(),
                                      "broker.key": key_file.read_bytes(),
-                                     "crl.pem": crl.read_bytes()}
-    bc.write(out, files, private={"broker.key"})
+                                     "crl.pem": crl.read_bytes(),
+                                     "enrolment-bridge.crt": bridge_cert.read_bytes(),
+                                     "enrolment-bridge.key": bridge_key.read_bytes()}
+    bc.write(out, files, private={"broker.key", "enrolment-bridge.key"})
     emit({"out": str(out), "files": sorted(files), "hosts": hosts, "pin": ca.broker_pin()},
          args.json, f"broker configuration in {out}: {', '.join(sorted(files))}\n"
-         f"run: mosquitto -c {Path(settings.dir) / 'mosquitto.conf'}")
+         f"run: mosquitto -c {Path(settings.dir) / 'mosquitto.conf'}\n"
+         f"and the enrolment broker: mosquitto -c {Path(settings.dir) / 'enrolment.conf'}")
     return 0
 
 

@@ -87,6 +87,17 @@ def enrol(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=60, cwd=ROOT)
 
 
+def dead_letter_reasons(db: str) -> str:
+    with sqlite3.connect(db) as conn:
+        return "\n".join(r[0] for r in conn.execute("SELECT reason FROM dead_letters"))
+
+
+def gateway_status(cfg: Path) -> str:
+    res = subprocess.run([sys.executable, "-m", "sitegate.gateway.cli", "status", "-c",
+                          str(cfg)], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    return res.stdout + res.stderr
+
+
 def cloud_readings(db: str, gw: str) -> int:
     with sqlite3.connect(db) as conn:
         return conn.execute("SELECT COUNT(*) FROM readings WHERE gateway_id = ?",
@@ -131,20 +142,31 @@ def test_claim_token_enrolment_mtls_readings_then_revocation(world: dict) -> Non
     assert res.returncode == 0, res
     assert (ident / "device.crt").read_bytes() != serial
 
-    # Revoked: the CRL rewritten, the broker reloaded; the certificate no longer gets in.
+    # Revoked while its connection is open: the CRL rewritten and that connection cut at
+    # once (a takeover of its client id on the cloud listener). Until the broker reloads the
+    # CRL the daemon gets back in, and serve refuses what it sends and cuts it again.
     identity = (str(ident / "device.crt"), str(ident / "device.key"))
-    before = broker.client(identity, client_id="probe-before")
-    assert before.connected, before.refused
-    before.close()
-    daemon.terminate()
-    daemon.wait(30)
+    takeovers = broker.log.read_text().count("Client gw-e2e already connected")
     res = cloud_cli("gateways", "revoke", "gw-e2e", "--db", world["db"], "--crl",
-                    str(broker.dir / "crl.pem"), keys=broker.keys)
-    assert "gw-e2e revoked (2 certificate(s))" in res.stdout  # enrolment's and renewal's
+                    str(broker.dir / "crl.pem"), "--broker",
+                    f"mqtts://127.0.0.1:{broker.cloud_port}", "--json", keys=broker.keys)
+    out = json.loads(res.stdout)
+    assert (out["certificates_revoked"], out["connection_cut"]) == (2, True)  # + renewal's
+    assert broker.log.read_text().count("Client gw-e2e already connected") > takeovers
+    wait_until(lambda: "gateway gw-e2e is revoked: refused" in dead_letter_reasons(world["db"]),
+               "serve refusing the daemon that came back before the reload")
+    refused_before = broker.log.read_text().count("certificate verify failed")
     broker.reload()
+    # From now on the broker refuses the certificate: the daemon, cut once more by serve,
+    # tries again and fails.
+    wait_until(lambda: broker.log.read_text().count("certificate verify failed")
+               > refused_before, "the daemon's certificate refused after the reload")
     after = broker.client(identity, client_id="probe-after")
     assert not after.connected and after.refused
     after.close()
+    assert "NOT connected" in gateway_status(cfg)
+    daemon.terminate()
+    daemon.wait(30)
     # nor can it renew its way back in
     res = enrol(cfg, "--renew")
     assert res.returncode == 1 and "revoked" in res.stderr, res

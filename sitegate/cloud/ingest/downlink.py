@@ -50,10 +50,12 @@ class BrokerAuth:
         return cls(username, password, ca_file, cert_file, key_file)
 
 
-def _client(broker_url: str, auth: BrokerAuth | None) -> mqtt.Client:
+def _client(broker_url: str, auth: BrokerAuth | None,
+            client_id: str | None = None) -> mqtt.Client:
     auth = auth or BrokerAuth()
     host, port, tls = parse_broker(broker_url)
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sitegate-cloud-{uuid.uuid4().hex[:8]}",
+    c = mqtt.Client(CallbackAPIVersion.VERSION2,
+                    client_id=client_id or f"sitegate-cloud-{uuid.uuid4().hex[:8]}",
                     protocol=mqtt.MQTTv5)
     if auth.username:
         c.username_pw_set(auth.username, auth.password)

@@ -84,6 +84,7 @@ class IngestService:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         provisioner: Any = None,
         plausible: Plausibility | None = None,
+        gatekeeper: Any = None,
     ) -> None:
         self.writer = Writer(make_engine(db_url), max_message_bytes,
                              plausible or Plausibility())
@@ -98,6 +99,8 @@ class IngestService:
             self.client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
         # Enrolment requests (sitegate.cloud.auth.enrolment.Provisioner), when it has keys.
         self.provisioner = provisioner
+        # Revoked gateways still connected (sitegate.cloud.auth.revocation.Gatekeeper).
+        self.gatekeeper = gatekeeper
         self.client.reconnect_delay_set(RETRY_MIN, RETRY_MAX)
         self._retry_in: float | None = None
         # Acks are small: without TCP_NODELAY Nagle holds each ~40 ms (delayed ACK).
@@ -148,6 +151,8 @@ class IngestService:
         level("ingest.disconnected", reason=str(rc))
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if self.gatekeeper is not None and self.gatekeeper.refuses(msg.topic, msg.payload):
+            return
         if self.provisioner is not None and msg.topic.startswith(pv.PREFIX + "/"):
             try:
                 self.provision_inbox.put_nowait((msg.topic, bytes(msg.payload)))
@@ -209,6 +214,8 @@ class IngestService:
         enrol = threading.Thread(target=self._provision_work, name="ingest-enrol", daemon=True)
         if self.provisioner is not None:
             enrol.start()
+        if self.gatekeeper is not None:
+            self.gatekeeper.start(stop)
         try:
             if self._connect(stop):
                 self.client.loop_start()  # paho reconnects from here on
