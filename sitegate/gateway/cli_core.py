@@ -110,6 +110,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
               "problems": [p.to_dict() for p in exc.problems]}, args.json, text)
         return EXIT_CONFIG
     warnings = site_warnings(cfg, args.file)
+    # What `run` would refuse on this box: a named secret its secrets file does not hold.
+    from sitegate.gateway import secrets
+
+    try:
+        if why := secrets.not_checkable_here(cfg):
+            warnings.append(Problem("", f"named secrets not checked: {why}"))
+            missing: list[Problem] = []
+        else:
+            missing = secrets.missing(cfg, args.file, text=Path(args.file).read_text(
+                encoding="utf-8"))
+    except ConfigError as exc:
+        missing = exc.problems
+    if missing:
+        text = "\n".join([f"{args.file}: {len(missing)} problem(s)"]
+                         + [f"  {p}" for p in missing])
+        emit({"ok": False, "file": args.file, "problems": [p.to_dict() for p in missing]},
+             args.json, text)
+        return EXIT_CONFIG
     summary = {"ok": True, "file": args.file, "gateway_id": cfg.gateway_id,
                "buses": len(cfg.buses), "meters": len(cfg.meters),
                "warnings": [w.to_dict() for w in warnings]}

@@ -27,8 +27,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from sitegate.common.sitecheck import ConfigError, Problem
-from sitegate.common.sitefile import SiteConfig
+from sitegate.common.sitecheck import ConfigError, Problem, path_str
+from sitegate.common.sitefile import SiteConfig, find_line
 
 ENV = "SITEGATE_SECRETS"
 DEFAULT = Path("/etc/sitegate/secrets.toml")
@@ -53,17 +53,50 @@ def literal_credentials(cfg: SiteConfig) -> list[str]:
     return found
 
 
-def _references(cfg: SiteConfig) -> list[tuple[str, str]]:
-    refs = []
+Loc = tuple[str | int, ...]
+
+
+def _references(cfg: SiteConfig) -> list[tuple[Loc, str]]:
+    """(location of the key, secret name) of every named secret in ``cfg``."""
+    refs: list[tuple[Loc, str]] = []
     if cfg.mqtt is not None and cfg.mqtt.password_secret:
-        refs.append(("mqtt.password_secret", cfg.mqtt.password_secret))
+        refs.append((("mqtt", "password_secret"), cfg.mqtt.password_secret))
     if cfg.ocpp is not None:
-        refs += [(f"ocpp.charge_points[{i}].password_secret", cp.password_secret)
+        refs += [(("ocpp", "charge_points", i, "password_secret"), cp.password_secret)
                  for i, cp in enumerate(cfg.ocpp.charge_points) if cp.password_secret]
     if cfg.relays is not None:
-        refs += [(f"relays.devices[{i}].password_secret", d.password_secret)
+        refs += [(("relays", "devices", i, "password_secret"), d.password_secret)
                  for i, d in enumerate(cfg.relays.devices) if getattr(d, "password_secret", None)]
     return refs
+
+
+def missing(cfg: SiteConfig, source: str, path: Path | None = None,
+            text: str | None = None) -> list[Problem]:
+    """A problem for each secret ``cfg`` names that the secrets file does not hold, at the
+    line of its key when ``text`` (the site file's) is given; ConfigError when the secrets
+    file itself cannot be used."""
+    refs = _references(cfg)
+    if not refs:
+        return []
+    path = path or secrets_path()
+    secrets = load(path, source)
+    return [Problem(path_str(loc), f"no secret {name!r} in {path}",
+                    find_line(text, loc) if text else None)
+            for loc, name in refs if name not in secrets]
+
+
+def not_checkable_here(cfg: SiteConfig, path: Path | None = None) -> str | None:
+    """Why this user cannot check the secrets ``cfg`` names against the secrets file, if so:
+    none there (a site file checked away from its box), or not readable by this user (the
+    daemon's user may read it); None when it can be checked or nothing is named."""
+    path = path or secrets_path()
+    if not _references(cfg):
+        return None
+    if not path.exists():
+        return f"no secrets file {path} here (${ENV} names another)"
+    if not os.access(path, os.R_OK):
+        return f"{path} is not readable by this user (run as the daemon's user)"
+    return None
 
 
 def load(path: Path, source: str) -> dict[str, str]:
@@ -93,15 +126,16 @@ def load(path: Path, source: str) -> dict[str, str]:
 def resolve(cfg: SiteConfig, source: str, path: Path | None = None) -> SiteConfig:
     """``cfg`` with every named secret filled in from the secrets file (read only when a
     name is used). ConfigError naming each key whose secret is missing."""
-    refs = _references(cfg)
-    if not refs:
+    if not _references(cfg):
         return cfg
     path = path or secrets_path()
     secrets = load(path, source)
-    missing = [Problem(key, f"no secret {name!r} in {path}") for key, name in refs
-               if name not in secrets]
-    if missing:
-        raise ConfigError(source, missing)
+    try:
+        text: str | None = Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = None  # e.g. a desired config: no file, no lines
+    if problems := missing(cfg, source, path, text):
+        raise ConfigError(source, problems)
     update: dict[str, Any] = {}
     if cfg.mqtt is not None and cfg.mqtt.password_secret:
         update["mqtt"] = cfg.mqtt.model_copy(update={

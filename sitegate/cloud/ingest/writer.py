@@ -48,8 +48,8 @@ DEAD_LETTER_KEEP = 2 * MAX_MESSAGE_BYTES  # bytes of a refused message kept for 
 class Plausibility:
     """Times a stored row may carry. ``future``: how far ahead of the cloud's clock (a
     gateway's clock runs a little fast, never a year). ``backfill``: how far before the
-    gateway was first seen (a gateway may buffer offline for a long time after
-    commissioning, but not before it existed)."""
+    gateway was enrolled, or first seen if it has no identity (a gateway may buffer offline
+    for a long time, and before its enrolment, but not before it existed)."""
 
     future: timedelta = timedelta(days=1)
     backfill: timedelta = timedelta(days=10 * 366)
@@ -203,9 +203,14 @@ class Writer:
     ) -> list[dict[str, Any]]:
         """The rows whose times are plausible; the others join ``bad`` (never stored, so
         never billed)."""
-        seen = conn.execute(select(t.gateways.c.first_seen).where(
-            t.gateways.c.gateway_id == gateway_id)).scalar_one_or_none()
-        earliest = (_utc(seen.replace(tzinfo=seen.tzinfo or UTC)) if seen else now) \
+        # An enrolled gateway existed from its enrolment (a replacement under a known id
+        # too); one without an identity (plain MQTT) from when it was first seen.
+        since = conn.execute(select(t.gateway_identities.c.enrolled_at).where(
+            t.gateway_identities.c.gateway_id == gateway_id)).scalar_one_or_none()
+        if since is None:
+            since = conn.execute(select(t.gateways.c.first_seen).where(
+                t.gateways.c.gateway_id == gateway_id)).scalar_one_or_none()
+        earliest = (_utc(since.replace(tzinfo=since.tzinfo or UTC)) if since else now) \
             - self.plausible.backfill
         latest = now + self.plausible.future
         keep = []
