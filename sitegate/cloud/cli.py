@@ -16,6 +16,7 @@ PARTS = (
     "sitegate.cloud.tokens_cli",
     "sitegate.cloud.trust_cli",
     "sitegate.cloud.ocmf_cli",
+    "sitegate.cloud.users_cli",
 )
 
 

@@ -22,12 +22,15 @@ from sitegate.cloud.api.security import json_only, needs, unguarded_routes
 from sitegate.cloud.api.serve import LOOPBACK_NAMES
 from sitegate.cloud.store import tables as t
 from sitegate.cloud.store.db import make_engine
+from sitegate.cloud.web.app import create_web
+from sitegate.cloud.web.settings import WebSettings
 
 # The largest request body (a site model is a few KB; 413 beyond).
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(db_url: str, allowed_hosts: Sequence[str] = LOOPBACK_NAMES) -> FastAPI:
+def create_app(db_url: str, allowed_hosts: Sequence[str] = LOOPBACK_NAMES,
+               web: WebSettings | None = None) -> FastAPI:
     engine = make_engine(db_url)
     app = FastAPIOffline(title="sitegate cloud", version="1", redoc_url=None,
                          dependencies=[Depends(json_only)], max_body_size=MAX_BODY_BYTES,
@@ -81,6 +84,8 @@ def create_app(db_url: str, allowed_hosts: Sequence[str] = LOOPBACK_NAMES) -> Fa
         app.include_router(readings_import.router)
     if unguarded := unguarded_routes(app):
         raise RuntimeError(f"routes without an API token check: {unguarded}")
+    # the web console: its own app (forms with CSRF tokens, sessions), same engine and hosts
+    app.mount("/web", create_web(engine, web))
     return app
 
 

@@ -28,6 +28,9 @@ def add_http_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--behind-tls-proxy", action="store_true",
                    help="allow --http on a non-loopback address: a proxy in front of it "
                         "terminates TLS (the API itself speaks plain HTTP)")
+    from sitegate.cloud.web.settings import add_mail_arguments
+
+    add_mail_arguments(p)  # the web console's invitation and reset mails
 
 
 def parse_http(value: str) -> tuple[str, int]:
@@ -54,6 +57,13 @@ def http_problem(args: argparse.Namespace) -> str | None:
         host, _ = parse_http(args.http)
     except ValueError as exc:
         return str(exc)
+    if getattr(args, "smtp", None):
+        from sitegate.cloud.web.settings import parse_smtp
+
+        try:
+            parse_smtp(args.smtp)
+        except ValueError as exc:
+            return str(exc)
     if not is_loopback(host) and not args.behind_tls_proxy:
         return (f"--http {args.http} is not a loopback address: API tokens would cross the "
                 "network unencrypted. Listen on 127.0.0.1 behind a TLS proxy, or say "
@@ -76,5 +86,9 @@ def run_http(args: argparse.Namespace) -> None:
         print("sitegate-cloud serve: the API answers only the Host names "
               f"{', '.join(LOOPBACK_NAMES)}; if the proxy passes on the public name, list it "
               "with --allowed-host", file=sys.stderr)
-    uvicorn.run(create_app(args.db, allowed_hosts(args)), host=host, port=port,
-                log_level="warning")
+    from sitegate.cloud.web.settings import from_args
+
+    print(f"sitegate-cloud serve: web console at http://{args.http}/web/ "
+          "(sitegate-cloud users add to let someone in)", file=sys.stderr)
+    uvicorn.run(create_app(args.db, allowed_hosts(args), from_args(args)), host=host,
+                port=port, log_level="warning")

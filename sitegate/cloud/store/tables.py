@@ -262,3 +262,4 @@ gateway_certs = Table(
     Column("revoked_at", TZ),
 )
 from sitegate.cloud.store import tables_ocmf as _tables_ocmf  # noqa: E402,F401  (ocmf part)
+from sitegate.cloud.store import tables_web as _tables_web  # noqa: E402,F401  (web console)

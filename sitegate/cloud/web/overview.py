@@ -1,0 +1,128 @@
+"""The invoices overview as operators know it: per billing period, for the billing points
+chosen, Amount, Collected, Balance and the count of invoices in each state and reminder
+level; and the drill-down to the invoices behind a figure. Pure: summaries in, rows out.
+
+An invoice is an account's for a period; the billing points it covers are the ones the
+account occupied in that period (or owned while vacant), from the site model, so that the
+overview needs no invoice document. Figures follow ``ledger.overview``: drafts and
+cancelled invoices count but bill nothing; Amount is what was billed with reminder fees
+and credit notes; a reminder level counts only while the invoice is open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sitegate.cloud.billing.ledger import balance
+from sitegate.cloud.billing.periods import PeriodError, parse_period
+from sitegate.cloud.billing.sitemodel import SiteModel, local_dt
+
+MONEY = ("amount", "collected", "balance")
+COUNTS = ("draft", "in_progress", "settled", "cancelled", "written_off", "R1", "R2", "R3")
+STATES = COUNTS
+
+
+@dataclass(frozen=True)
+class Building:
+    id: str
+    name: str
+    points: list[tuple[str, str]]  # (billing point id, name)
+
+
+def buildings(model: SiteModel) -> list[Building]:
+    """Billing points grouped by building, in the site model's order (the filter)."""
+    return [Building(b.id, b.name, [(p.id, p.name) for p in model.billing_points
+                                    if p.building == b.id]) for b in model.buildings]
+
+
+class PointIndex:
+    """Which billing points an account's invoice of a period covers."""
+
+    def __init__(self, model: SiteModel) -> None:
+        self.spans: dict[str, list[tuple[str, date, date | None]]] = {}
+        for o in model.occupancy:
+            end = local_dt(o.end, model.tz).date() if o.end is not None else None
+            self.spans.setdefault(o.account, []).append(
+                (o.billing_point, local_dt(o.start, model.tz).date(), end))
+        for p in model.billing_points:  # billed to the owner while vacant
+            self.spans.setdefault(p.owner, []).append((p.id, date.min, None))
+        self._cache: dict[tuple[str, str], frozenset[str]] = {}
+
+    def points(self, account: str, period: str) -> frozenset[str]:
+        key = (account, period)
+        if key not in self._cache:
+            try:
+                per = parse_period(period)
+                self._cache[key] = frozenset(
+                    bp for bp, lo, hi in self.spans.get(account, ())
+                    if lo < per.end and (hi is None or per.first < hi))
+            except PeriodError:
+                self._cache[key] = frozenset()
+        return self._cache[key]
+
+
+def state_of(row: dict[str, Any]) -> str:
+    st = row["state"]
+    return "in_progress" if st == "issued" else st
+
+
+def _zero() -> dict[str, Any]:
+    return {**dict.fromkeys(MONEY, Decimal("0.00")), **dict.fromkeys(COUNTS, 0)}
+
+
+def _add(acc: dict[str, Any], row: dict[str, Any], evs: list[dict[str, Any]]) -> None:
+    st = row["state"]
+    acc[state_of(row)] += 1
+    if st == "issued" and row["reminder_level"]:
+        acc[f"R{row['reminder_level']}"] += 1
+    if st in ("draft", "cancelled"):
+        return
+    acc["amount"] += Decimal(row["total_due"]) + sum(
+        (Decimal(e["amount"]) for e in evs if e["kind"] in ("reminder", "credit")), Decimal(0))
+    acc["collected"] += sum((Decimal(e["amount"]) for e in evs if e["kind"] == "payment"),
+                            Decimal(0))
+    acc["balance"] += balance(row, evs)
+
+
+def _selected(rows: Iterable[dict[str, Any]], index: PointIndex,
+              points: frozenset[str] | None) -> Iterable[dict[str, Any]]:
+    for row in rows:
+        if row["kind"] != "invoice":
+            continue
+        if points is None or index.points(row["account_id"], row["period"]) & points:
+            yield row
+
+
+def summarize(rows: list[dict[str, Any]], evs: dict[int, list[dict[str, Any]]],
+              index: PointIndex, points: frozenset[str] | None = None
+              ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(one row per period, newest first; the total over them)."""
+    by_period: dict[str, dict[str, Any]] = {}
+    total = _zero()
+    for row in _selected(rows, index, points):
+        acc = by_period.setdefault(row["period"], _zero())
+        _add(acc, row, evs.get(row["id"], []))
+        _add(total, row, evs.get(row["id"], []))
+    out = [{"period": p, **v} for p, v in sorted(by_period.items(), reverse=True)]
+    return out, total
+
+
+def drill_down(rows: list[dict[str, Any]], evs: dict[int, list[dict[str, Any]]],
+               index: PointIndex, names: dict[str, str], points: frozenset[str] | None,
+               state: str | None) -> list[dict[str, Any]]:
+    """The invoices behind a figure of the overview (a state or reminder level, or all)."""
+    out = []
+    for row in _selected(rows, index, points):
+        if state in ("R1", "R2", "R3"):
+            if row["state"] != "issued" or f"R{row['reminder_level']}" != state:
+                continue
+        elif state is not None and state_of(row) != state:
+            continue
+        out.append({**row, "account_name": names.get(row["account_id"], row["account_id"]),
+                    "points": sorted(index.points(row["account_id"], row["period"])),
+                    "balance": balance(row, evs.get(row["id"], []))})
+    return out
