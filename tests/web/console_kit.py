@@ -94,13 +94,12 @@ class Console:
 def billed_site(engine: Engine) -> dict[str, int]:
     ops.import_site(engine, MODEL)
     # January 2026 in Zurich: 2025-12-31T23:00Z .. 2026-01-31T23:00Z, 2,976 quarter hours
-    seq = 1
+    # a year before, Anna's flat: 0.2 kWh a quarter hour, 595.2 kWh in January 2025; her
+    # register stands at 5000 kWh on 1 January 2026
+    seq = put_register(engine, "m1", datetime(2024, 12, 31, 23, tzinfo=UTC), 2976, D("0.2"))
     for meter, per in PER_QUARTER.items():
         seq = put_register(engine, meter, datetime(2025, 12, 31, 23, tzinfo=UTC), 2976, per,
-                           seq0=seq)
-    # a year before, Anna's flat: 0.2 kWh a quarter hour, 595.2 kWh in January 2025
-    put_register(engine, "m1", datetime(2024, 12, 31, 23, tzinfo=UTC), 2976, D("0.2"),
-                 seq0=seq)
+                           start=D(5000) if meter == "m1" else D(0), seq0=seq)
     ops.run_bill(engine, SITE, "2026-01")
     return {v["account"]: v["number"] for v in ops.invoices(engine, SITE, "2026-01")}
 

@@ -122,3 +122,14 @@ def register_at(conn: Connection, gateway_id: str, meter_id: str, quantity: str,
          .order_by(c.ts).limit(1))
     row = conn.execute(q).first()
     return None if row is None else (row[0], row[1])
+
+
+def last_value(conn: Connection, gateway_id: str, meter_id: str,
+               quantity: str) -> dict[str, Any] | None:
+    """The newest reading of one register."""
+    c = t.readings.c
+    q = (select(c.ts, c.value, c.unit, c.quality)
+         .where(c.gateway_id == gateway_id, c.meter_id == meter_id, c.quantity == quantity)
+         .order_by(c.ts.desc()).limit(1))
+    row = conn.execute(q).first()
+    return None if row is None else dict(row._mapping)

@@ -33,14 +33,20 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
 
 
 def create_web(engine: Engine, settings: WebSettings | None = None) -> FastAPI:
-    from sitegate.cloud.web import routes_auth, routes_fleet, routes_invoices, routes_tenant
+    from sitegate.cloud.web import (
+        routes_auth,
+        routes_fleet,
+        routes_invoices,
+        routes_site,
+        routes_tenant,
+    )
 
     web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None,
                   max_body_size=guard.MAX_FORM_BYTES)
     web.state.engine = engine
     web.state.settings = settings or WebSettings()
     web.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (routes_auth, routes_invoices, routes_fleet, routes_tenant):
+    for module in (routes_auth, routes_invoices, routes_fleet, routes_site, routes_tenant):
         web.include_router(module.router)
 
     @web.middleware("http")

@@ -104,3 +104,32 @@ def tenant_series(engine: Engine, model: SiteModel, account: str, bounds: list[d
                 total[i] = None
         out[bp] = total
     return out
+
+
+def day_profile(engine: Engine, model: SiteModel, meter: str, day: date
+                ) -> tuple[list[str], list[Decimal | None]]:
+    """A day's 15-minute energies of one meter: (local "HH:MM" labels, kWh per quarter)."""
+    m = next((x for x in model.meters if x.id == meter), None)
+    start = datetime(day.year, day.month, day.day, tzinfo=model.tz).astimezone(UTC)
+    nxt = day + timedelta(days=1)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=model.tz).astimezone(UTC)
+    n = int((end - start).total_seconds() // 900)  # 92, 96 or 100 (DST days)
+    labels = [(start + timedelta(minutes=15 * k)).astimezone(model.tz).strftime("%H:%M")
+              for k in range(n)]
+    if m is None:
+        return labels, [None] * n
+    with engine.connect() as conn:
+        rows = console.register_series(conn, m.gateway, m.source_id, m.import_quantity,
+                                       start, end + timedelta(minutes=1), limit=2000)
+    at: dict[datetime, Decimal] = {}
+    for ts, v in rows:
+        try:
+            at[_utc(ts)] = Decimal(v)
+        except InvalidOperation:
+            continue
+    out: list[Decimal | None] = []
+    for k in range(n):
+        a = at.get(start + timedelta(minutes=15 * k))
+        b = at.get(start + timedelta(minutes=15 * (k + 1)))
+        out.append(b - a if a is not None and b is not None and b >= a else None)
+    return labels, out

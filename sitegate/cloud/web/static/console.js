@@ -15,7 +15,7 @@
       label: data.labels[i], stroke: colours[i], fill: bars ? colours[i] + "cc" : undefined,
       width: bars ? 0 : 1.5, spanGaps: false,
       paths: bars ? uPlot.paths.bars({ size: [0.8 / data.series.length, 40],
-                                       align: i === 0 ? -1 : 1 }) : undefined,
+                                       align: data.series.length === 1 ? 0 : (i === 0 ? -1 : 1) }) : undefined,
       points: { show: false },
     })));
     const opts = {

@@ -1,0 +1,103 @@
+"""The console's pages over HTTP: the overview's figures worked out by hand, its filters,
+the site page, the fleet, and the German labels."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime
+
+from console_kit import SITE, Browserless, Console
+
+from sitegate.cloud.billing import ops
+from sitegate.cloud.store.tables import gateways
+
+
+def _cells(html: str, row: str) -> list[str]:
+    m = re.search(row + r"(.*?)</tr>", html, re.S)
+    assert m, row
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>",
+                                                                m[1], re.S)]
+
+
+def _lifecycle(c: Console) -> None:
+    """Anna: issued 2 Feb, 100.00 paid. Ben: issued 2 Feb, due 4 Mar (30 days); reminder 1
+    on 10 Mar (fee 0.00, due 20 Mar), reminder 2 on 25 Mar (fee 20.00). Carl: cancelled."""
+    a, b, k = c.numbers["anna"], c.numbers["ben"], c.numbers["carl"]
+    ops.act(c.engine, SITE, a, "issue", date(2026, 2, 2))
+    ops.act(c.engine, SITE, a, "pay", date(2026, 2, 10), amount="100.00")
+    ops.act(c.engine, SITE, b, "issue", date(2026, 2, 2))
+    ops.act(c.engine, SITE, b, "remind", date(2026, 3, 10))
+    ops.act(c.engine, SITE, b, "remind", date(2026, 3, 25))
+    ops.act(c.engine, SITE, k, "cancel", date(2026, 2, 2))
+
+
+def test_overview_figures_and_filters(console: Console) -> None:
+    _lifecycle(console)
+    console.user("op@example.ch", "operator")
+    b = Browserless(console.url)
+    assert b.login("op@example.ch") == 303
+    _, html, _ = b.get(f"/web/sites/{SITE}/invoices")
+    # Amount: Anna 223.20 (744 kWh x 0.30) + Ben 111.60 (372 kWh x 0.30) + 0.00 + 20.00
+    # reminder fees = 354.80; Carl's cancelled 446.40 bills nothing. Collected: 100.00.
+    # Balance: 223.20 - 100.00 + 131.60 = 254.80. Counts: 2 in progress, 1 cancelled,
+    # Ben at reminder 2.
+    assert _cells(html, r'<tr data-period="2026-01">') == [
+        "2026-01", "354.80", "100.00", "254.80", "0", "2", "0", "1", "0", "0", "1", "0"]
+    api = ops.overview(console.engine, SITE, "2026-01")  # what GET .../overview answers
+    assert (api["amount"], api["collected"], api["balance"]) == ("354.80", "100.00", "254.80")
+    # Haus B only (Carl's flat): one cancelled invoice, nothing billed
+    _, html, _ = b.get(f"/web/sites/{SITE}/invoices?point=b-1&period=2026-01")
+    assert _cells(html, r'<tr data-period="2026-01">') == [
+        "2026-01", "0.00", "0.00", "0.00", "0", "0", "0", "1", "0", "0", "0", "0"]
+    # drill down: reminder 2 of the whole site is Ben's invoice alone
+    _, html, _ = b.get(f"/web/sites/{SITE}/invoices?period=2026-01&state=R2")
+    rows = re.findall(r'<tr data-number="(\d+)">', html)
+    assert rows == [str(console.numbers["ben"])]
+    assert b.get(f"/web/sites/{SITE}/invoices?period=2026-13")[0] == 400
+    assert b.get(f"/web/sites/{SITE}/invoices?state=lost")[0] == 400
+    # the invoice page shows the trace and only the actions its state allows
+    _, html, _ = b.get(f"/web/sites/{SITE}/invoices/{console.numbers['carl']}")
+    assert "data-action" not in html and "m3 (gw-1/m3)" in html
+
+
+def test_site_page_and_german_labels(console: Console) -> None:
+    console.user("besitzer@example.ch", "owner", language="de")
+    b = Browserless(console.url)
+    assert b.login("besitzer@example.ch") == 303
+    code, html, _ = b.get(f"/web/sites/{SITE}?meter=m2&day=2026-01-15")
+    assert code == 200 and "Abrechnungspunkte" in html and "Der Tag in Viertelstunden" in html
+    charts = [json.loads(x) for x in re.findall(
+        r'<script type="application/json">(.*?)</script>', html, re.S)]
+    day, month, year = charts
+    # m2 grows 0.125 kWh each quarter hour: 96 quarters on 15 January, 31 days of 12 kWh
+    assert len(day["x"]) == 96 and set(day["series"][0]) == {0.125}
+    assert month["series"][0] == [12.0] * 31
+    assert year["x"][-1] == "2026-01" and year["series"][0][-1] == 372.0
+    _, html, _ = b.get(f"/web/sites/{SITE}/invoices")
+    assert "Rechnungsübersicht" in html and "Saldo" in html and "Mahnung 3" in html
+
+
+def test_fleet_shows_status_and_updates_in_place(console: Console) -> None:
+    now = datetime(2026, 2, 1, 12, tzinfo=UTC)
+    status = {"v": 1, "state": "online", "ts": "2026-02-01T11:00:00Z",
+              "epoch": "20260101000000-ab12", "backlog": {"readings": 7, "sessions": 2},
+              "config_rejected": {"version": 5, "error": "bad bus"}}
+    with console.engine.begin() as conn:
+        conn.execute(gateways.insert().values(gateway_id="gw-1", first_seen=now,
+                                              last_seen=now, online=True,
+                                              status=json.dumps(status),
+                                              applied_config_version=4))
+        conn.execute(gateways.insert().values(gateway_id="gw-stranger", first_seen=now,
+                                              last_seen=now, online=False))
+    console.user("op@example.ch", "operator")
+    b = Browserless(console.url)
+    assert b.login("op@example.ch") == 303
+    _, html, _ = b.get("/web/fleet")
+    assert 'hx-get="/web/fleet/rows"' in html and 'hx-trigger="every 10s"' in html
+    row = _cells(html, r'<tr data-gateway="gw-1"[^>]*>')
+    assert row[:3] == ["gw-1", SITE, "yes"] and row[5] == "9"
+    assert row[6] == "20260101000000-ab12" and "version 5 refused" in row[7]
+    assert "gw-stranger" not in html  # not of this operator's site
+    code, rows, _ = b.get("/web/fleet/rows")
+    assert code == 200 and rows.lstrip().startswith("<tbody")
