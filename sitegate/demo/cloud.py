@@ -70,6 +70,8 @@ class Cloud:
         # As an operator would: sitegate-cloud tokens create --name demo --scope ...
         secret, _ = await asyncio.to_thread(tokens.create, self.engine, "demo", frozenset(Scope))
         write_private(self.token_file, secret.encode() + b"\n")
+        # The web console's demo people, as sitegate-cloud users add would make them
+        await asyncio.to_thread(self._console_users)
         service = IngestService(self.db, self.broker_url)
         self._ingest = threading.Thread(target=service.run, args=(self._stop,),
                                         name="ingest", daemon=True)
@@ -81,6 +83,18 @@ class Cloud:
         while not self._api.started and not self._api_task.done():
             await asyncio.sleep(0.05)
         self.api_url = f"http://127.0.0.1:{port}"
+
+    # a demo operator and a demo tenant (Anna Muster, account "muster") of the console
+    CONSOLE_LOGINS = (("operator@demo.example", "demo-operator", "operator", None),
+                      ("anna@demo.example", "demo-tenant-anna", "tenant", "muster"))
+
+    def _console_users(self) -> None:
+        from sitegate.cloud.auth import users
+        from sitegate.demo.site import SITE_ID
+
+        for email, password, role, account in self.CONSOLE_LOGINS:
+            users.add_user(self.engine, email, email.split("@")[0].title(),
+                           users.check_role(role, SITE_ID, account), "en", password)
 
     async def stop(self) -> None:
         """Ingest finishes what it has received (and acknowledges it), then the API stops."""

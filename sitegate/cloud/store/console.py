@@ -24,7 +24,21 @@ def invoice_summaries(conn: Connection, site_id: str,
     q = select(*SUMMARY).where(INV.c.site_id == site_id).order_by(INV.c.number)
     if period is not None:
         q = q.where(INV.c.period == period)
-    return [dict(r._mapping) for r in conn.execute(q)]
+    res = conn.execute(q)
+    keys = list(res.keys())
+    return [dict(zip(keys, r, strict=True)) for r in res.all()]
+
+
+def invoice_periods(conn: Connection, site_id: str) -> list[str]:
+    """The periods the site has invoices of, newest first."""
+    q = select(INV.c.period).where(INV.c.site_id == site_id).distinct()
+    return sorted((p for (p,) in conn.execute(q)), reverse=True)
+
+
+def site_model_text(conn: Connection, site_id: str) -> str | None:
+    """A site's stored model (canonical JSON), or None."""
+    q = select(t.billing_sites.c.model).where(t.billing_sites.c.site_id == site_id)
+    return conn.execute(q).scalar()
 
 
 def event_amounts(conn: Connection, site_id: str,
@@ -35,8 +49,11 @@ def event_amounts(conn: Connection, site_id: str,
     if period is not None:
         q = q.where(INV.c.period == period)
     out: dict[int, list[dict[str, Any]]] = {}
-    for inv_id, kind, amount in conn.execute(q):
-        out.setdefault(inv_id, []).append({"kind": kind, "amount": amount})
+    for inv_id, kind, amount in conn.execute(q).all():
+        if inv_id in out:
+            out[inv_id].append({"kind": kind, "amount": amount})
+        else:
+            out[inv_id] = [{"kind": kind, "amount": amount}]
     return out
 
 

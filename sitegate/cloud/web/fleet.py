@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sitegate.cloud.auth.users import ALL_SITES, Principal
 from sitegate.cloud.billing import ops
 from sitegate.cloud.store import console
+from sitegate.cloud.web.models import site_model
 
 ALARM_HOURS = 24
 
@@ -27,7 +28,8 @@ def site_of_gateways(engine: Engine) -> dict[str, str]:
     """gateway -> site: its enrolment, else the site model that lists it."""
     out: dict[str, str] = {}
     for site in ops.sites(engine):
-        for g in ops.site_model(engine, site).site.gateways:
+        model = site_model(engine, site)
+        for g in model.site.gateways if model is not None else ():
             out.setdefault(g, site)
     with engine.connect() as conn:
         out.update(console.gateway_sites(conn))

@@ -74,20 +74,6 @@ def _zero() -> dict[str, Any]:
     return {**dict.fromkeys(MONEY, Decimal("0.00")), **dict.fromkeys(COUNTS, 0)}
 
 
-def _add(acc: dict[str, Any], row: dict[str, Any], evs: list[dict[str, Any]]) -> None:
-    st = row["state"]
-    acc[state_of(row)] += 1
-    if st == "issued" and row["reminder_level"]:
-        acc[f"R{row['reminder_level']}"] += 1
-    if st in ("draft", "cancelled"):
-        return
-    acc["amount"] += Decimal(row["total_due"]) + sum(
-        (Decimal(e["amount"]) for e in evs if e["kind"] in ("reminder", "credit")), Decimal(0))
-    acc["collected"] += sum((Decimal(e["amount"]) for e in evs if e["kind"] == "payment"),
-                            Decimal(0))
-    acc["balance"] += balance(row, evs)
-
-
 def _selected(rows: Iterable[dict[str, Any]], index: PointIndex,
               points: frozenset[str] | None) -> Iterable[dict[str, Any]]:
     for row in rows:
@@ -100,14 +86,36 @@ def _selected(rows: Iterable[dict[str, Any]], index: PointIndex,
 def summarize(rows: list[dict[str, Any]], evs: dict[int, list[dict[str, Any]]],
               index: PointIndex, points: frozenset[str] | None = None
               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(one row per period, newest first; the total over them)."""
+    """(one row per period, newest first; the total over them). One pass over the rows;
+    each invoice's events are added up once (Amount, Collected and Balance share them)."""
     by_period: dict[str, dict[str, Any]] = {}
-    total = _zero()
+    zero = Decimal(0)
     for row in _selected(rows, index, points):
-        acc = by_period.setdefault(row["period"], _zero())
-        _add(acc, row, evs.get(row["id"], []))
-        _add(total, row, evs.get(row["id"], []))
+        acc = by_period.get(row["period"])
+        if acc is None:
+            acc = by_period[row["period"]] = _zero()
+        st = row["state"]
+        acc["in_progress" if st == "issued" else st] += 1
+        if st == "issued" and row["reminder_level"]:
+            acc[f"R{row['reminder_level']}"] += 1
+        if st in ("draft", "cancelled"):
+            continue
+        added = paid = zero
+        for e in evs.get(row["id"], ()):
+            if e["kind"] in ("reminder", "credit"):
+                added += Decimal(e["amount"])
+            elif e["kind"] == "payment":
+                paid += Decimal(e["amount"])
+        due = Decimal(row["total_due"])
+        acc["amount"] += due + added
+        acc["collected"] += paid
+        if st != "written_off":  # ledger.balance: written off and cancelled owe nothing
+            acc["balance"] += due + added - paid
     out = [{"period": p, **v} for p, v in sorted(by_period.items(), reverse=True)]
+    total = _zero()
+    for r in out:
+        for k in total:
+            total[k] += r[k]
     return out, total
 
 

@@ -23,6 +23,7 @@ from sitegate.cloud.store import console
 from sitegate.cloud.web import overview as ov
 from sitegate.cloud.web.app import page
 from sitegate.cloud.web.guard import Form, Login, allow
+from sitegate.cloud.web.models import site_model
 
 router = APIRouter()
 ACTIONS = ("issue", "pay", "remind", "cancel", "write-off", "credit")
@@ -33,10 +34,10 @@ FITS = {"draft": ("issue", "cancel"),
 
 
 def _model(request: Request, site: str) -> SiteModel:
-    try:
-        return ops.site_model(request.app.state.engine, site)
-    except NotFound:
-        raise HTTPException(404, "not_found") from None
+    model = site_model(request.app.state.engine, site)
+    if model is None:
+        raise HTTPException(404, "not_found")
+    return model
 
 
 def _period(value: str | None) -> str | None:
@@ -85,9 +86,11 @@ def overview(request: Request, me: Login, site: str,
         evs = console.event_amounts(conn, site, label)
     index = ov.PointIndex(model)
     periods, total = ov.summarize(rows, evs, index, chosen)
-    with engine.connect() as conn:
-        all_periods = sorted({r["period"] for r in console.invoice_summaries(conn, site)},
-                             reverse=True) if label else [p["period"] for p in periods]
+    if label or chosen:
+        with engine.connect() as conn:
+            all_periods = console.invoice_periods(conn, site)
+    else:
+        all_periods = [p["period"] for p in periods]
     drill = None
     if label or state or chosen:
         names = {a.id: a.name for a in model.accounts}

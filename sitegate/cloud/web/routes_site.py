@@ -51,6 +51,9 @@ def site_page(request: Request, me: Login, site: str,
     with engine.connect() as conn:
         for m in model.meters:
             last = console.last_value(conn, m.gateway, m.source_id, m.import_quantity)
+            if last is not None:  # stored in UTC: shown in the site's time
+                ts = last["ts"] if last["ts"].tzinfo else last["ts"].replace(tzinfo=UTC)
+                last["ts"] = ts.astimezone(model.tz).strftime("%Y-%m-%d %H:%M")
             meters.append({"id": m.id, "gateway": m.gateway, "medium": m.medium,
                            "unit": m.unit, "last": last})
     charts = []

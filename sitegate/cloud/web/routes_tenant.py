@@ -14,13 +14,12 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from sitegate.cloud.auth.users import Principal
-from sitegate.cloud.billing import ops
 from sitegate.cloud.billing.ledger import balance
-from sitegate.cloud.billing.sites import NotFound
 from sitegate.cloud.store import console
 from sitegate.cloud.web import consumption as cons
 from sitegate.cloud.web.app import page
 from sitegate.cloud.web.guard import Login
+from sitegate.cloud.web.models import site_model
 from sitegate.cloud.web.routes_invoices import pdf_response
 
 router = APIRouter()
@@ -28,13 +27,9 @@ MONTHS = 12
 
 
 def _sites(request: Request, me: Principal) -> list[tuple[str, Any]]:
-    out = []
-    for site in me.tenant_sites():
-        try:
-            out.append((site, ops.site_model(request.app.state.engine, site)))
-        except NotFound:
-            continue
-    return out
+    models = [(site, site_model(request.app.state.engine, site))
+              for site in me.tenant_sites()]
+    return [(site, m) for site, m in models if m is not None]
 
 
 def _invoices(request: Request, site: str, accounts: frozenset[str]) -> list[dict[str, Any]]:

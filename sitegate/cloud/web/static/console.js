@@ -20,7 +20,9 @@
     })));
     const opts = {
       width: width, height: 240, series: series, legend: { show: true },
-      scales: { x: { time: false } },
+      // bars stand on zero; a line keeps uPlot's own range
+      scales: { x: { time: false },
+                y: bars ? { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } : {} },
       axes: [{ values: (u, ticks) => ticks.map(t => data.x[Math.round(t)] ?? "") },
              { label: fig.dataset.unit || "" }],
     };
