@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from console_kit import SITE, Browserless, Console
 
 from sitegate.cloud.billing import ops
-from sitegate.cloud.store.tables import gateways
+from sitegate.cloud.store.tables import gateways, readings
 
 
 def _cells(html: str, row: str) -> list[str]:
@@ -101,3 +101,24 @@ def test_fleet_shows_status_and_updates_in_place(console: Console) -> None:
     assert "gw-stranger" not in html  # not of this operator's site
     code, rows, _ = b.get("/web/fleet/rows")
     assert code == 200 and rows.lstrip().startswith("<tbody")
+
+
+def test_quality_page_lists_points_and_late_readings(console: Console) -> None:
+    ops.act(console.engine, SITE, console.numbers["anna"], "issue", date(2026, 2, 2))
+    # a reading of Anna's meter inside January that arrives after her invoice was issued
+    with console.engine.begin() as conn:
+        conn.execute(readings.insert().values(
+            gateway_id="gw-1", seq=99_999, meter_id="m1",
+            ts=datetime(2026, 1, 15, 10, 7, tzinfo=UTC), quantity="1-0:1.8.0",
+            value="5324.200", unit="kWh", quality="good", flags="[]",
+            received_at=datetime.now(UTC)))
+    console.user("op@example.ch", "operator")
+    b = Browserless(console.url)
+    assert b.login("op@example.ch") == 303
+    code, html, _ = b.get(f"/web/sites/{SITE}/quality?period=2026-01")
+    assert code == 200
+    # three flats, each 2,976 quarter hours of January from 2,977 readings, none estimated
+    assert "0 of 3 billed points" in html
+    assert _cells(html, r'<tr class="">')[4:9] == ["2976", "0", "0", "0", "m1: 2977"]
+    late = _cells(html, r'<table id="late">.*?<tbody><tr>')
+    assert late[:2] == ["m1", str(console.numbers["anna"])]

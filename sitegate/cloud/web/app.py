@@ -37,6 +37,7 @@ def create_web(engine: Engine, settings: WebSettings | None = None) -> FastAPI:
         routes_auth,
         routes_fleet,
         routes_invoices,
+        routes_quality,
         routes_site,
         routes_tenant,
     )
@@ -46,7 +47,8 @@ def create_web(engine: Engine, settings: WebSettings | None = None) -> FastAPI:
     web.state.engine = engine
     web.state.settings = settings or WebSettings()
     web.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (routes_auth, routes_invoices, routes_fleet, routes_site, routes_tenant):
+    for module in (routes_auth, routes_invoices, routes_fleet, routes_quality, routes_site,
+                   routes_tenant):
         web.include_router(module.router)
 
     @web.middleware("http")
