@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, date, datetime
+from decimal import Decimal as D
 
 from console_kit import SITE, Browserless, Console
 
@@ -122,3 +123,48 @@ def test_quality_page_lists_points_and_late_readings(console: Console) -> None:
     assert _cells(html, r'<tr class="">')[4:9] == ["2976", "0", "0", "0", "m1: 2977"]
     late = _cells(html, r'<table id="late">.*?<tbody><tr>')
     assert late[:2] == ["m1", str(console.numbers["anna"])]
+
+
+def test_owners_statement_page_and_pdf(console: Console) -> None:
+    """The year 2026 after _lifecycle, plus Anna's invoice written off on 1 April; all of it
+    electricity. Billed 223.20 + 111.60 = 334.80 (cancelled Carl's 446.40 apart); collected 100.00;
+    written off: Anna's open 223.20 - 100.00 = 123.20, borne by the owner; reminder fees
+    0.00 + 20.00 = 20.00."""
+    _lifecycle(console)
+    ops.act(console.engine, SITE, console.numbers["anna"], "write-off", date(2026, 4, 1))
+    console.user("owner@example.ch", "owner")
+    b = Browserless(console.url)
+    assert b.login("owner@example.ch") == 303
+    code, html, _ = b.get(f"/web/sites/{SITE}/statement?year=2026")
+    assert code == 200
+    assert _cells(html, r'<tr data-solution="electricity">') == [
+        "Electricity", "334.80", "0.00", "100.00", "123.20", "446.40"]
+    assert "Reminder fees billed: CHF 20.00" in html
+    code, pdf, headers = b.get(f"/web/sites/{SITE}/statement.pdf?year=2026")
+    assert code == 200 and pdf[:5] == b"%PDF-"
+    assert headers["content-type"] == "application/pdf"
+    _, html, _ = b.get(f"/web/sites/{SITE}/statement?year=2025")
+    assert "No invoices." in html
+
+
+def test_statement_split_over_solutions_adds_up() -> None:
+    """An invoice of 100.00 due with lines of 60.00 electricity and 30.00 + 10.00 laundry
+    (net): 100.00 x 60/100 = 60.00 electricity, 100.00 x 40/100 = 40.00 laundry; a payment
+    of 33.33 splits 33.33 x 0.4 = 13.332 -> 13.33 laundry, the rest 20.00 electricity."""
+    from sitegate.cloud.web.statement import allocate, statement
+
+    view = {"kind": "invoice", "state": "issued", "total_due": "100.00",
+            "document": {"lines": [
+                {"key": "energy", "unit": "kWh", "amount": "60.00", "source": "s1"},
+                {"key": "laundry_per_session", "unit": "session", "amount": "30.00"},
+                {"key": "laundry_per_kwh", "unit": "kWh", "amount": "10.00"}]},
+            "events": [{"kind": "payment", "amount": "33.33"}]}
+    st = statement([view])
+    rows = {r["solution"]: r for r in st["rows"]}
+    assert (rows["electricity"]["billed"], rows["laundry"]["billed"]) == (D("60.00"),
+                                                                          D("40.00"))
+    assert (rows["electricity"]["collected"], rows["laundry"]["collected"]) == (D("20.00"),
+                                                                                D("13.33"))
+    assert st["total"]["collected"] == D("33.33")
+    assert allocate(D("0.01"), {"a": D(1), "b": D(1), "c": D(1)}) == {
+        "a": D("0.00"), "b": D("0.00"), "c": D("0.01")}

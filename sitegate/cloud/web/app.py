@@ -39,6 +39,7 @@ def create_web(engine: Engine, settings: WebSettings | None = None) -> FastAPI:
         routes_invoices,
         routes_quality,
         routes_site,
+        routes_statement,
         routes_tenant,
     )
 
@@ -48,7 +49,7 @@ def create_web(engine: Engine, settings: WebSettings | None = None) -> FastAPI:
     web.state.settings = settings or WebSettings()
     web.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (routes_auth, routes_invoices, routes_fleet, routes_quality, routes_site,
-                   routes_tenant):
+                   routes_statement, routes_tenant):
         web.include_router(module.router)
 
     @web.middleware("http")
