@@ -168,3 +168,32 @@ def test_statement_split_over_solutions_adds_up() -> None:
     assert st["total"]["collected"] == D("33.33")
     assert allocate(D("0.01"), {"a": D(1), "b": D(1), "c": D(1)}) == {
         "a": D("0.00"), "b": D("0.00"), "c": D("0.01")}
+
+
+def test_site_administration_status_issues_and_cost_bearers(console: Console) -> None:
+    _lifecycle(console)  # Carl's invoice cancelled: its costs are the operator's
+    console.user("op@example.ch", "operator")
+    console.user("owner@example.ch", "owner")
+    b = Browserless(console.url)
+    assert b.login("op@example.ch") == 303
+    path = f"/web/sites/{SITE}/admin"
+    token = b.csrf(path)
+    assert b.request("POST", path + "/status", {"status": "commissioning",
+                                                "csrf": token})[0] == 303
+    assert b.request("POST", path + "/notes", {"kind": "issue", "csrf": token,
+                                               "text": "Meter m3 sealed? Check it"})[0] == 303
+    code, html, _ = b.get(path)
+    assert "<strong>commissioning</strong>" in html and "Notes and open issues (1)" in html
+    note = re.search(r'/admin/notes/(\d+)/close', html)[1]
+    assert _cells(html, r'<table id="borne">.*?<tbody><tr>')[3:5] == ["cancelled",
+                                                                      "the operator"]
+    assert "<tr><td>operator</td><td>Op</td><td>op@example.ch</td></tr>" in html
+    # the owner reads all of it and changes nothing
+    o = Browserless(console.url)
+    assert o.login("owner@example.ch") == 303
+    assert o.get(path)[0] == 200
+    otoken = o.csrf(path)
+    assert o.request("POST", path + f"/notes/{note}/close", {"csrf": otoken})[0] == 403
+    assert b.request("POST", path + f"/notes/{note}/close", {"csrf": token})[0] == 303
+    assert "Notes and open issues (0)" in b.get(path)[1]
+    assert b.request("POST", path + "/status", {"status": "lost", "csrf": token})[0] == 400

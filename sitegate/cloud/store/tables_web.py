@@ -78,3 +78,28 @@ web_login_failures = Table(
     Column("at", TZ, nullable=False),
     Index("ix_web_login_failures_key", "key", "at"),
 )
+
+# Site administration: where a site is in its life, and the notes and open issues on it
+# that someone must address and close (Alembic web_0002).
+SITE_STATES = ("setup", "commissioning", "operating", "deactivated")
+
+web_site_status = Table(
+    "web_site_status", metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),  # one of SITE_STATES
+    Column("updated_at", TZ, nullable=False),
+    Column("updated_by", String(254), nullable=False),
+)
+
+web_site_notes = Table(
+    "web_site_notes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),  # note | issue (an issue is closed by someone)
+    Column("text", Text, nullable=False),
+    Column("created_at", TZ, nullable=False),
+    Column("created_by", String(254), nullable=False),
+    Column("closed_at", TZ),
+    Column("closed_by", String(254)),
+    Index("ix_web_site_notes_site", "site_id"),
+)

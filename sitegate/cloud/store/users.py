@@ -13,6 +13,8 @@ from sitegate.cloud.store.tables_web import (
     web_login_failures,
     web_roles,
     web_sessions,
+    web_site_notes,
+    web_site_status,
     web_users,
 )
 
@@ -124,3 +126,51 @@ def forget_failures(conn: Connection, before: datetime, key: str | None = None) 
     c = web_login_failures.c
     q = delete(web_login_failures)
     conn.execute(q.where(c.key == key) if key is not None else q.where(c.at <= before))
+
+
+# -- site administration -------------------------------------------------------------------
+
+
+def site_status(conn: Connection, site_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(web_site_status).where(
+        web_site_status.c.site_id == site_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def set_site_status(conn: Connection, site_id: str, status: str, at: datetime,
+                    by: str) -> None:
+    values = {"status": status, "updated_at": at, "updated_by": by}
+    if site_status(conn, site_id) is None:
+        conn.execute(web_site_status.insert().values(site_id=site_id, **values))
+    else:
+        conn.execute(update(web_site_status).where(web_site_status.c.site_id == site_id)
+                     .values(**values))
+
+
+def site_notes(conn: Connection, site_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    c = web_site_notes.c
+    q = select(web_site_notes).where(c.site_id == site_id).order_by(c.id.desc()).limit(limit)
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def add_site_note(conn: Connection, **values: Any) -> None:
+    conn.execute(web_site_notes.insert().values(**values))
+
+
+def close_site_issue(conn: Connection, site_id: str, note_id: int, at: datetime,
+                     by: str) -> bool:
+    c = web_site_notes.c
+    res = conn.execute(update(web_site_notes).where(
+        c.id == note_id, c.site_id == site_id, c.kind == "issue", c.closed_at.is_(None))
+        .values(closed_at=at, closed_by=by))
+    return res.rowcount == 1
+
+
+def site_people(conn: Connection, site_id: str) -> list[dict[str, Any]]:
+    """Users with a role on the site (or on every site), with the role."""
+    q = (select(web_users.c.email, web_users.c.name, web_users.c.disabled, web_roles.c.role,
+                web_roles.c.account_id, web_roles.c.site_id)
+         .join(web_roles, web_roles.c.user_id == web_users.c.id)
+         .where(web_roles.c.site_id.in_((site_id, "*"))).order_by(web_roles.c.role,
+                                                                   web_users.c.email))
+    return [dict(r._mapping) for r in conn.execute(q)]

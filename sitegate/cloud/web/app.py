@@ -34,6 +34,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
 
 def create_web(engine: Engine, settings: WebSettings | None = None) -> FastAPI:
     from sitegate.cloud.web import (
+        routes_admin,
         routes_auth,
         routes_fleet,
         routes_invoices,
@@ -48,8 +49,8 @@ def create_web(engine: Engine, settings: WebSettings | None = None) -> FastAPI:
     web.state.engine = engine
     web.state.settings = settings or WebSettings()
     web.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (routes_auth, routes_invoices, routes_fleet, routes_quality, routes_site,
-                   routes_statement, routes_tenant):
+    for module in (routes_admin, routes_auth, routes_invoices, routes_fleet, routes_quality,
+                   routes_site, routes_statement, routes_tenant):
         web.include_router(module.router)
 
     @web.middleware("http")
