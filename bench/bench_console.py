@@ -161,11 +161,15 @@ def main() -> int:
         }
         code, html, _ = b.get(pages["page: all periods"])
         assert code == 200 and "Reminder 3" in html, code
-        results = {"bare queries (2 SELECTs)": _time(bare, args.rounds)}
-        for name, path in pages.items():
-            results[name] = _time(lambda p=path: b.get(p), args.rounds)
-        results["JSON API's ops.overview"] = _time(
-            lambda: ops.overview(engine, "big", None), args.rounds)
+        cases = {"bare queries (2 SELECTs)": bare,
+                 **{name: (lambda p=path: b.get(p)) for name, path in pages.items()},
+                 "JSON API's ops.overview": lambda: ops.overview(engine, "big", None)}
+        # interleaved: every case once per round, so that the load of a shared machine
+        # (it changes by the minute) weighs on all of them alike
+        results: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(args.rounds):
+            for name, fn in cases.items():
+                results[name] += _time(fn, 1)
     with engine.connect() as conn:
         n = len(console.invoice_summaries(conn, "big"))
     print(f"invoices overview, {n} invoices, {args.rounds} rounds, "

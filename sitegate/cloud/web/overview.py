@@ -51,18 +51,27 @@ class PointIndex:
         for p in model.billing_points:  # billed to the owner while vacant
             self.spans.setdefault(p.owner, []).append((p.id, date.min, None))
         self._cache: dict[tuple[str, str], frozenset[str]] = {}
+        self._periods: dict[str, tuple[date, date] | None] = {}
 
     def points(self, account: str, period: str) -> frozenset[str]:
         key = (account, period)
-        if key not in self._cache:
+        found = self._cache.get(key)
+        if found is None:
+            span = self._period(period)
+            found = frozenset() if span is None else frozenset(
+                bp for bp, lo, hi in self.spans.get(account, ())
+                if lo < span[1] and (hi is None or span[0] < hi))
+            self._cache[key] = found
+        return found
+
+    def _period(self, label: str) -> tuple[date, date] | None:
+        if label not in self._periods:
             try:
-                per = parse_period(period)
-                self._cache[key] = frozenset(
-                    bp for bp, lo, hi in self.spans.get(account, ())
-                    if lo < per.end and (hi is None or per.first < hi))
+                per = parse_period(label)
+                self._periods[label] = (per.first, per.end)
             except PeriodError:
-                self._cache[key] = frozenset()
-        return self._cache[key]
+                self._periods[label] = None
+        return self._periods[label]
 
 
 def state_of(row: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -26,6 +27,7 @@ from sitegate.cloud.web.guard import Form, Login, allow
 from sitegate.cloud.web.models import site_model
 
 router = APIRouter()
+DRILL_ROWS = 200  # a drill-down lists at most this many (narrow it by period or state)
 ACTIONS = ("issue", "pay", "remind", "cancel", "write-off", "credit")
 # which actions fit which state (the ledger checks again; this only hides useless buttons)
 FITS = {"draft": ("issue", "cancel"),
@@ -92,13 +94,17 @@ def overview(request: Request, me: Login, site: str,
     else:
         all_periods = [p["period"] for p in periods]
     drill = None
-    if label or state or chosen:
+    if label or state:  # a period or a figure was chosen: the invoices behind it
         names = {a.id: a.name for a in model.accounts}
         drill = ov.drill_down(rows, evs, index, names, chosen, state or None)
+    shown = drill[:DRILL_ROWS] if drill is not None else None
     return page(request, "overview.html", {
         "site": site, "model": model, "buildings": ov.buildings(model),
         "chosen": chosen or frozenset(), "period": label, "state": state,
-        "periods": periods, "total": total, "all_periods": all_periods, "drill": drill,
+        # the filter's part of every drill-down link, made once (a building may be 50 points)
+        "point_qs": "".join(f"&point={quote(p)}" for p in sorted(chosen or ())),
+        "periods": periods, "total": total, "all_periods": all_periods, "drill": shown,
+        "drill_count": len(drill) if drill is not None else 0,
         "currency": model.site.currency, "counts": ov.COUNTS,
         "can_act": me.may("invoice.act", site)})
 
