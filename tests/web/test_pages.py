@@ -197,3 +197,16 @@ def test_site_administration_status_issues_and_cost_bearers(console: Console) ->
     assert b.request("POST", path + f"/notes/{note}/close", {"csrf": token})[0] == 303
     assert "Notes and open issues (0)" in b.get(path)[1]
     assert b.request("POST", path + "/status", {"status": "lost", "csrf": token})[0] == 400
+
+
+def test_a_running_bucket_ends_at_its_newest_reading(console: Console) -> None:
+    """Anna's register: 5000 kWh on 1 January 2026, +0.25 kWh a quarter hour up to its last
+    reading at midnight of 1 February: a bucket from 1 January to a day still to come is
+    the 744 kWh so far; a bucket wholly in the future is empty, not zero."""
+    from sitegate.cloud.web.consumption import energy
+    from sitegate.cloud.web.models import site_model
+
+    model = site_model(console.engine, SITE)
+    assert energy(console.engine, model, "m1",
+                  [date(2026, 1, 1), date(2099, 1, 1), date(2099, 2, 1)]) == [D("744.00"),
+                                                                              None]

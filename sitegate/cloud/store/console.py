@@ -150,3 +150,14 @@ def last_value(conn: Connection, gateway_id: str, meter_id: str,
          .order_by(c.ts.desc()).limit(1))
     row = conn.execute(q).first()
     return None if row is None else dict(row._mapping)
+
+
+def register_before(conn: Connection, gateway_id: str, meter_id: str, quantity: str,
+                    at: datetime, since: datetime) -> tuple[datetime, str] | None:
+    """The last reading of a register in [since, at): how far a running bucket has got."""
+    c = t.readings.c
+    q = (select(c.ts, c.value).where(c.gateway_id == gateway_id, c.meter_id == meter_id,
+                                     c.quantity == quantity, c.ts >= since, c.ts < at)
+         .order_by(c.ts.desc()).limit(1))
+    row = conn.execute(q).first()
+    return None if row is None else (row[0], row[1])

@@ -9,6 +9,7 @@ refuses to start otherwise, like the API does for its tokens.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,24 @@ from sitegate.cloud.web.settings import WebSettings
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def when(value: Any) -> str:
+    """A time as people read it: ``2026-11-30 01:11 UTC`` (stored times are UTC)."""
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return str(value)
+
+
+templates.env.filters["when"] = when
 PUBLIC = {"/login", "/logout", "/link/{token}", "/reset"}
 # Scripts only from this app (no inline script, no CDN); styles may be set by the charts.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "

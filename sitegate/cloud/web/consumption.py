@@ -2,7 +2,8 @@
 
 A bucket's energy is the register's difference between its first readings at or after the
 bucket's two boundaries (within an hour of them): no interpolation, and a bucket without
-readings on both sides is empty, not zero. A tenant's figures are restricted to the times
+readings on both sides is empty, not zero. The bucket still running (this month) ends at
+its newest reading so far. A tenant's figures are restricted to the times
 the billing point was theirs: a bucket outside their occupancy is empty too, so last
 year's bar never shows the previous tenant's consumption.
 """
@@ -47,11 +48,19 @@ def energy(engine: Engine, model: SiteModel, meter: str, bounds: list[date]
     if m is None:
         return [None] * (len(bounds) - 1)
     values: list[Decimal | None] = []
+    now = datetime.now(UTC)
     with engine.connect() as conn:
+        prev = None
         for d in bounds:
             at = datetime(d.year, d.month, d.day, tzinfo=model.tz).astimezone(UTC)
-            got = console.register_at(conn, m.gateway, m.source_id, m.import_quantity,
-                                      at, at + SLACK)
+            if at > now and prev is not None and prev <= now:
+                # the bucket still running (this month, today): as far as it has got
+                got = console.register_before(conn, m.gateway, m.source_id,
+                                              m.import_quantity, now + SLACK, prev)
+            else:
+                got = console.register_at(conn, m.gateway, m.source_id, m.import_quantity,
+                                          at, at + SLACK)
+            prev = at
             try:
                 values.append(Decimal(got[1]) if got else None)
             except InvalidOperation:
