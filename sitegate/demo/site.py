@@ -141,9 +141,10 @@ gateways = ["{GATEWAY_ID}"]
 grid_meter = "main"
 pv_meters = ["pv"]
 qr_reference_prefix = "42"
+language = "en"                       # the invoices' words; the labels below are English too
 
 [site.creditor]
-name = "Demo Hausverwaltung AG"
+name = "Demo Property Management Ltd"
 street = "Demoweg"
 house_num = "1"
 pcode = "8000"

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sitegate.cloud import i18n
 from sitegate.cloud.billing.invoice import line_amount, totals
 from sitegate.cloud.billing.lines import Days, Line
 from sitegate.cloud.billing.periods import parse_period
@@ -297,7 +298,7 @@ def credit(conn: Connection, model: SiteModel, number: int, day: date,
     if net is not None and lines:
         raise LifecycleError("credit either chosen lines or a net amount, not both")
     doc = json.loads(row["document"])
-    text = label or f"Gutschrift zu Rechnung {number}"
+    text = label or i18n.text(model.site.language, "invoice_credit_for", number=number)
     notes = _credit_notes(conn, row["id"])
     if net is None:
         prior = _credited(notes)

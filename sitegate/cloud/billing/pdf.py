@@ -7,6 +7,7 @@ that SVG as vectors, so no Cairo or other system library is needed.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from stdnum import iban as iban_mod
 from sitegate.cloud.billing import pdf_chart
 from sitegate.cloud.billing.qrref import qr_reference
 from sitegate.cloud.billing.sitemodel import SiteModel
+from sitegate.cloud.i18n import text
 
 _FIXED = datetime(2000, 1, 1, tzinfo=UTC)  # same data -> same PDF bytes
 
@@ -74,13 +76,21 @@ def qr_bill(view: dict[str, Any], model: SiteModel) -> QRBill:
         debtor=debtor,
         reference_number=qr_reference(model.site.qr_reference_prefix, view["number"])
         if qr_iban else None,
-        additional_information=f"Rechnung {view['number']} {doc['period']}",
-        language="de",
+        additional_information=f"{text(model.site.language, 'invoice')} {view['number']} "
+                               f"{doc['period']}",
+        language=model.site.language,
     )
 
 
 def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
+    """The invoice in the site's language (the catalogue's ``invoice_*`` words); line
+    labels are the site file's own words."""
     doc = view["document"]
+    lang = model.site.language
+
+    def say(key: str, **fields: object) -> str:
+        return _t(text(lang, "invoice_" + key if key else "invoice", **fields))
+
     pdf = FPDF(format="A4")
     pdf.set_creation_date(_FIXED)
     pdf.set_auto_page_break(False)
@@ -96,20 +106,22 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
     pdf.multi_cell(80, 5, _t(f"{acc['name']}\n{addr.get('street', '')} "
                              f"{addr.get('house_num', '')}\n{addr.get('pcode', '')} "
                              f"{addr.get('city', '')}"))
-    kind = "Gutschrift" if view["kind"] == "credit_note" else \
-        "Zwischenrechnung" if doc.get("interim") else "Rechnung"
+    kind = say("credit_note") if view["kind"] == "credit_note" else \
+        say("interim") if doc.get("interim") else say("")
     pdf.set_xy(15, 68)
     pdf.set_font("helvetica", "B", 13)
     pdf.cell(0, 7, _t(f"{kind} {view['number']} - {doc['site_name']}, {doc['period']}"))
     pdf.set_font("helvetica", size=8.5)
     pdf.set_xy(15, 76)
-    pdf.cell(0, 5, _t(f"Periode {doc['period_first']} bis {doc['period_last']}   "
-                      f"Datum {view['issue_date'] or '(Entwurf)'}   "
-                      f"zahlbar bis {view['due_date'] or '-'}"))
+    pdf.cell(0, 5, "   ".join((say("period", first=doc["period_first"], last=doc["period_last"]),
+                               say("date", date=view["issue_date"] or say("draft")),
+                               say("due", date=view["due_date"] or "-"))))
     y = 84.0
     pdf.set_font("helvetica", "B", 8.5)
-    cols = [(15, 74, "Position", "L"), (89, 34, "Zeitraum", "L"), (123, 24, "Menge", "R"),
-            (147, 18, "Preis", "R"), (165, 12, "MWST", "R"), (177, 20, "Betrag", "R")]
+    cols = [(15, 74, say("col_item"), "L"), (89, 34, say("col_span"), "L"),
+            (123, 24, say("col_quantity"), "R"), (147, 18, say("col_price"), "R"),
+            (165, 12, say("col_vat"), "R"), (177, 20, say("col_amount"), "R")]
+    units = {"month": say("unit_month"), "session": say("unit_session")}
     for x, w, h, align in cols:
         pdf.set_xy(x, y)
         pdf.cell(w, 5, h, align=align)
@@ -118,53 +130,51 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
         y += 4.6
         if y > 170:  # the rest stays in the export / explain; the page keeps its QR part
             pdf.set_xy(15, y)
-            pdf.cell(0, 4, _t(f"... {len(doc['lines'])} Positionen, siehe Beilage"))
+            pdf.cell(0, 4, say("more_lines", count=len(doc["lines"])))
             break
         qty = ln["quantity"]
         if ln["unit"] == "kWh":  # the document keeps the exact value; print Wh
             qty = str(Decimal(qty).quantize(Decimal("0.001")))
         vals = [f"{ln['label']}" + (f" ({ln['billing_point']})" if ln["billing_point"] else "")
-                + (" geschätzt" if ln.get("estimated") else ""),
-                _span(ln["from"], ln["to"]), f"{qty} {ln['unit']}",
+                + (f" {say('estimated')}" if ln.get("estimated") else ""),
+                _span(ln["from"], ln["to"]), f"{qty} {units.get(ln['unit'], ln['unit'])}",
                 ln["unit_price"], f"{ln['vat_rate']}%", ln["amount"]]
         for (x, w, _h, align), v in zip(cols, vals, strict=True):
             pdf.set_xy(x, y)
             pdf.cell(w, 4.6, _t(v)[:48], align=align)
     y += 8
-    rows = [("Total netto", doc["net_total"])]
-    rows += [(f"MWST {v['rate']}% auf {v['net']}", v["vat"]) for v in doc["vat"]]
+    rows = [(say("net_total"), doc["net_total"])]
+    rows += [(say("vat_on", rate=v["rate"], net=v["net"]), v["vat"]) for v in doc["vat"]]
     # advances and rounding only where there are any (no "-0.00" on a tenant's bill)
     rows += [(label, v) for label, v, raw in (
-        ("Akontozahlungen", f"-{doc['advances']}", doc["advances"]),
-        ("Rundung", doc["rounding"], doc["rounding"])) if Decimal(raw) != 0]
-    rows += [(f"Total {doc['currency']}", doc["total_due"])]
+        (say("advances"), f"-{doc['advances']}", doc["advances"]),
+        (say("rounding"), doc["rounding"], doc["rounding"])) if Decimal(raw) != 0]
+    total = say("total", currency=doc["currency"])
+    rows += [(total, doc["total_due"])]
     for label, amount in rows:
         pdf.set_xy(120, y)
-        pdf.set_font("helvetica", "B" if label.startswith("Total ") else "", 9)
-        pdf.cell(57, 5, _t(label))
+        pdf.set_font("helvetica", "B" if label == total else "", 9)
+        pdf.cell(57, 5, label)
         pdf.cell(20, 5, _t(amount), align="R")
         y += 5
     if view["kind"] == "invoice" and Decimal(payable(view)) <= 0:
         # advances or credits cover it: no payment part (a QR-bill cannot ask for <= 0)
         pdf.set_xy(15, y + 6)
         pdf.set_font("helvetica", size=9)
-        pdf.cell(0, 5, _t(f"Nichts zu bezahlen: Guthaben {doc['currency']} "
-                          f"{-Decimal(payable(view)):.2f}"))
+        pdf.cell(0, 5, say("nothing_to_pay", currency=doc["currency"],
+                         amount=f"{-Decimal(payable(view)):.2f}"))
     elif view["kind"] == "invoice":
         svg = io.StringIO()
         qr_bill(view, model).as_svg(svg, full_page=False)
         pdf.image(io.BytesIO(svg.getvalue().encode()), x=0, y=297 - 105, w=210)
-    _usage_page(pdf, doc)
+    _usage_page(pdf, doc, say)
     calibrated = [c for ln in doc["lines"] for c in ln.get("calibrated", ())]
     if calibrated:
-        _calibrated_pages(pdf, view, calibrated)
+        _calibrated_pages(pdf, view, calibrated, say)
     return bytes(pdf.output())
 
 
-_CHART_WORDS = {"chart_solar": "Solarstrom", "chart_grid": "Netzstrom"}
-
-
-def _usage_page(pdf: FPDF, doc: dict[str, Any]) -> None:
+def _usage_page(pdf: FPDF, doc: dict[str, Any], say: Callable[..., str]) -> None:
     """A second page for electricity: the period by day, solar and grid, and the sums."""
     daily = doc.get("daily") or []
     solar = sum((Decimal(d["solar_kwh"]) for d in daily), Decimal(0))
@@ -174,13 +184,13 @@ def _usage_page(pdf: FPDF, doc: dict[str, Any]) -> None:
     pdf.add_page()
     pdf.set_xy(15, 15)
     pdf.set_font("helvetica", "B", 13)
-    pdf.cell(0, 7, _t(f"Ihr Stromverbrauch {doc['period']}"))
+    pdf.cell(0, 7, say("usage_title", period=doc["period"]))
     pdf.set_xy(15, 24)
     pdf.set_font("helvetica", size=9)
     share = (solar * 100 / (solar + grid)).quantize(Decimal(1))
-    pdf.cell(0, 5, _t(f"Verbrauch {solar + grid:.1f} kWh, davon Solarstrom {solar:.1f} kWh "
-                      f"({share} %) und Netzstrom {grid:.1f} kWh"))
-    pdf_chart.draw(pdf, daily, 15, 42, 180, 80, lambda k: _t(_CHART_WORDS[k]))
+    pdf.cell(0, 5, say("usage_sums", total=f"{solar + grid:.1f}", solar=f"{solar:.1f}",
+                     share=share, grid=f"{grid:.1f}"))
+    pdf_chart.draw(pdf, daily, 15, 42, 180, 80, say)
 
 
 def _kwh(r: dict[str, Any] | None) -> str:
@@ -193,8 +203,8 @@ def _tm(r: dict[str, Any] | None) -> str:
     return r["tm"].replace(",000", "").replace("T", " ")[:26] if r else "-"
 
 
-def _calibrated_pages(pdf: FPDF, view: dict[str, Any], sessions: list[dict[str, Any]]
-                      ) -> None:
+def _calibrated_pages(pdf: FPDF, view: dict[str, Any], sessions: list[dict[str, Any]],
+                      say: Callable[..., str]) -> None:
     """An appendix listing each session of a calibrated charger with its signed start and
     stop readings, and where its signed data is for the Transparenzsoftware."""
     y = 300.0
@@ -203,19 +213,15 @@ def _calibrated_pages(pdf: FPDF, view: dict[str, Any], sessions: list[dict[str, 
             pdf.add_page()
             pdf.set_xy(15, 15)
             pdf.set_font("helvetica", "B", 11)
-            pdf.cell(0, 6, _t(f"Beilage zu {view['number']}: Ladevorgänge mit geeichtem "
-                              "Zähler (Eichrecht)"))
+            pdf.cell(0, 6, say("calibrated_title", number=view["number"]))
             pdf.set_font("helvetica", size=8)
             pdf.set_xy(15, 22)
-            pdf.multi_cell(180, 4, _t(
-                "Die Zählerstände sind vom geeichten Zähler signiert (OCMF). Die Datei je "
-                "Ladevorgang (ocmf.xml) prüft die Transparenzsoftware der S.A.F.E. e.V.; "
-                "Sie erhalten sie bei der Verwaltung oder im Portal unter "
-                "billing/sites/<Standort>/sessions/<Gateway>/<Ladevorgang>/ocmf.xml."))
+            pdf.multi_cell(180, 4, say("calibrated_intro"))
             y = 36.0
             pdf.set_font("helvetica", "B", 8)
-            for x, w, h in ((15, 34, "Ladevorgang"), (49, 26, "Zähler"),
-                            (75, 50, "Beginn"), (125, 50, "Ende"), (175, 22, "Geprüft")):
+            for x, w, h in ((15, 34, say("calibrated_session")), (49, 26, say("calibrated_meter")),
+                            (75, 50, say("calibrated_start")), (125, 50, say("calibrated_stop")),
+                            (175, 22, say("calibrated_checked"))):
                 pdf.set_xy(x, y)
                 pdf.cell(w, 4.5, h)
             pdf.set_font("helvetica", size=7.5)
@@ -224,12 +230,11 @@ def _calibrated_pages(pdf: FPDF, view: dict[str, Any], sessions: list[dict[str, 
         vals = [(15, 34, c["session"]), (49, 26, c.get("meter") or "-"),
                 (75, 50, f"{_tm(c.get('start'))}  {_kwh(c.get('start'))}"),
                 (125, 50, f"{_tm(c.get('stop'))}  {_kwh(c.get('stop'))}"),
-                (175, 22, "Signatur gültig" if ok else "NICHT geprüft")]
+                (175, 22, say("calibrated_valid") if ok else say("calibrated_not_checked"))]
         for x, w, v in vals:
             pdf.set_xy(x, y)
             pdf.cell(w, 4.5, _t(v)[:40])
         if not ok:
             y += 4.5
             pdf.set_xy(19, y)
-            pdf.cell(176, 4.5, _t(f"Abgerechnet nach ungeeichten Werten: "
-                                  f"{c.get('note', c['status'])}")[:150])
+            pdf.cell(176, 4.5, say("calibrated_unsigned", note=c.get("note", c["status"]))[:150])

@@ -41,7 +41,8 @@ def _axis_top(peak: Decimal) -> tuple[Decimal, Decimal]:
 
 def draw(pdf: FPDF, daily: Sequence[dict[str, str]], x: float, y: float, w: float,
          h: float, label: Callable[[str], str]) -> None:
-    """The chart in the box (x, y, w, h) mm; ``label(key)`` gives the legend's words."""
+    """The chart in the box (x, y, w, h) mm; ``label(key)`` gives the legend's words
+    (``chart_solar``, ``chart_grid``)."""
     data = bars(daily)
     top, step = _axis_top(max((s + g for _, s, g in data), default=Decimal(0)))
     pdf.set_font("helvetica", size=7)

@@ -74,6 +74,8 @@ class Site(_M):
     qr_reference_prefix: str = Field(default="0", pattern=r"^\d{1,8}$")
     creditor: Creditor
     reminders: Reminders = Reminders()
+    # the invoices' language (their fixed words; line labels are the site file's own)
+    language: Literal["de", "en"] = "de"
     labels: dict[str, str] = {}
     # how far from a move's split boundary a recorded reading may be to stand in for it
     handover_tolerance_minutes: int = Field(default=7, ge=0, le=60)
