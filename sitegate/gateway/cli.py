@@ -21,6 +21,7 @@ PARTS = (
     "sitegate.gateway.cli_relays",
     "sitegate.gateway.cli_enrol",
     "sitegate.gateway.cli_doctor",
+    "sitegate.gateway.cli_provision",
 )
 
 
