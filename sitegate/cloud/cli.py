@@ -17,6 +17,7 @@ PARTS = (
     "sitegate.cloud.trust_cli",
     "sitegate.cloud.ocmf_cli",
     "sitegate.cloud.users_cli",
+    "sitegate.cloud.release_cli",
 )
 
 

@@ -22,6 +22,7 @@ PARTS = (
     "sitegate.gateway.cli_enrol",
     "sitegate.gateway.cli_doctor",
     "sitegate.gateway.cli_provision",
+    "sitegate.gateway.cli_update",
 )
 
 

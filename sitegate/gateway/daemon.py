@@ -302,7 +302,7 @@ class Daemon:
         if name.startswith("relay.") and self.points is not None:
             return await self.points.handle_command(name.removeprefix("relay."), args)
         handlers = {"read": self._cmd_read, "buffer.stats": self._cmd_buffer_stats,
-                    "status": self._cmd_status}
+                    "status": self._cmd_status, "update.apply": self._cmd_update}
         if name not in handlers:
             raise ValueError(f"unknown command {name!r}")
         return await handlers[name](args)
@@ -324,6 +324,29 @@ class Daemon:
         readings = await self.workers[meter.bus].read_now(meter.id)
         return {"meter_id": meter.id, "readings": [r.to_dict() for r in readings]}
 
+    async def _cmd_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Fetch and check an update; the privileged sitegate-update unit installs it."""
+        from sitegate.firmware_tools.identity import state_dir
+        from sitegate.firmware_tools.update_request import request
+
+        return await asyncio.to_thread(request, state_dir(self.config.storage.path), args)
+
+    def _report_update(self) -> None:
+        """The last update's outcome, once, as an event for the cloud."""
+        from sitegate.firmware_tools.identity import state_dir
+        from sitegate.firmware_tools.update_request import outcome_to_report
+
+        try:
+            out = outcome_to_report(state_dir(self.config.storage.path))
+        except OSError as exc:
+            log.warning("update.report_failed", error=str(exc))
+            return
+        if out is not None and self.writer is not None:
+            log.info("update.outcome", **out)
+            self.writer.submit_cycle([], [{
+                "ts": datetime.now().astimezone().isoformat(), "kind": "update",
+                "severity": "info" if out["outcome"] == "switched" else "warning", **out}])
+
     async def _cmd_buffer_stats(self, _args: dict[str, Any]) -> dict[str, Any]:
         assert self.buffer is not None
         return await asyncio.to_thread(self.buffer.stats)
@@ -333,6 +356,7 @@ class Daemon:
         stats = stats if stats is not None else self.buffer.stats()
         return {
             "gateway_id": self.config.gateway_id,
+            "version": _version(),  # an update waits for its own version to report healthy
             "started": self.started.isoformat(),
             "buses": [w.health() for w in self.workers.values()],
             "backlog": {s: v["unacknowledged"] for s, v in stats["streams"].items()},
@@ -363,6 +387,7 @@ class Daemon:
         self._open_buffer()
         assert self.writer is not None
         self.writer.take_back()  # what the last run could not write, before anything new
+        self._report_update()
         check = asyncio.create_task(self._check_buffer(), name="buffer-check")
         self._build_workers()
         ctl = self._control()
@@ -438,6 +463,15 @@ class Daemon:
         failing = sum(1 for w in self.workers.values() for m in w.meters if m.failures)
         total = sum(len(w.meters) for w in self.workers.values())
         return f"{total - failing}/{total} meters ok"
+
+
+def _version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sitegate")
+    except PackageNotFoundError:
+        return None
 
 
 def _relay_buses(cfg: SiteConfig) -> set[str]:

@@ -61,7 +61,8 @@ def test_install_verify_upgrade_remove_purge(deb: Path, tmp_path: Path) -> None:
     exe = inside(root, "/usr/bin/sitegate")
     assert exe == root / "opt/sitegate/venv/bin/sitegate" and os.access(exe, os.X_OK)
     assert exe.read_text().startswith("#!/opt/sitegate/venv/bin/python")
-    for f in ("lib/systemd/system/sitegate.service", "usr/lib/tmpfiles.d/sitegate.conf",
+    for f in ("lib/systemd/system/sitegate.service", "lib/systemd/system/sitegate-update.path",
+              "lib/systemd/system/sitegate-update.service", "usr/lib/tmpfiles.d/sitegate.conf",
               "usr/lib/sysusers.d/sitegate.conf", "etc/sitegate/site.toml.example"):
         assert (root / f).is_file(), f
     # The maintainer scripts ran on the root: sysusers made the user, tmpfiles its state dir.
@@ -129,9 +130,11 @@ def verify_unit(root: Path) -> None:
         if not (units / unit.name).exists() and (unit.is_file() or unit.is_symlink()):
             shutil.copy2(unit, units / unit.name, follow_symlinks=False)
     res = subprocess.run(["systemd-analyze", "verify", f"--root={root}",
-                          "/lib/systemd/system/sitegate.service"],
+                          "/lib/systemd/system/sitegate.service",
+                          "/lib/systemd/system/sitegate-update.path",
+                          "/lib/systemd/system/sitegate-update.service"],
                          capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and "sitegate.service" not in res.stderr, res.stderr
+    assert res.returncode == 0 and "sitegate" not in res.stderr, res.stderr
 
 
 def _rows(db: Path) -> list[tuple[int]]:
