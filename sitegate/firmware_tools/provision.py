@@ -37,7 +37,12 @@ from sitegate.common import provisioning as pv
 from sitegate.common.sitecheck import ConfigError, ProfileLookup
 from sitegate.common.sitefile import SiteConfig, load_config, parse_config
 from sitegate.firmware_tools.bootpart import BootPartition, BootPartitionError
-from sitegate.firmware_tools.identity import TOKEN_FILE, Identity, state_dir
+from sitegate.firmware_tools.identity import (
+    TOKEN_FILE,
+    Identity,
+    _write,  # atomic, fsynced, with a mode
+    state_dir,
+)
 
 BUNDLE_DIR = "sitegate"
 MANIFEST = "bundle.json"
@@ -304,17 +309,6 @@ def read_limited(path: Path, limit: int) -> bytes:
     if len(data) > limit:
         raise BundleError(f"{path}: more than {limit} bytes")
     return data
-
-
-def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def _chown_like(path: Path, owner: os.stat_result) -> None:

@@ -50,6 +50,7 @@ def inside(root: Path, path: str, depth: int = 0) -> Path:
     return cur
 
 
+@pytest.mark.timeout(900)  # the session's package build is part of the first test using it
 def test_install_verify_upgrade_remove_purge(deb: Path, tmp_path: Path) -> None:
     root = new_root(tmp_path)
     dpkg(root, "-i", str(deb))
