@@ -48,9 +48,12 @@ BUNDLE_DIR = "sitegate"
 MANIFEST = "bundle.json"
 TAKEN_NOTE = "TAKEN.txt"
 SITE, TOKEN, CA = "site.toml", "claim-token", "ca.crt"
+RELEASE = "release.pub"  # optional: the key update bundles are signed with
+RELEASE_KEYS = "release-keys"  # beside the site file: /etc/sitegate/release-keys/
 CLOUD_INIT = ("user-data", "network-config", "meta-data")
 # Bounds on what is read from a card (hostile input: a card can hold anything).
-LIMITS = {MANIFEST: 64 * 1024, SITE: 1024 * 1024, TOKEN: 256, CA: 64 * 1024}
+LIMITS = {MANIFEST: 64 * 1024, SITE: 1024 * 1024, TOKEN: 256, CA: 64 * 1024,
+          RELEASE: 4 * 1024}
 BOOT_CANDIDATES = ("/boot/firmware", "/boot")  # Raspberry Pi OS bookworm, older
 HOSTNAME_RE = re.compile(r"[^a-z0-9-]+")
 
@@ -102,6 +105,18 @@ def check_ca(pem: bytes, where: str) -> None:
         raise BundleError(f"{where}: not a PEM certificate: {exc}") from None
 
 
+def check_release_key(pem: bytes, where: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        ok = isinstance(load_pem_public_key(pem), Ed25519PublicKey)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise BundleError(f"{where}: not an Ed25519 public key in PEM (release.pub)")
+
+
 def hostname(gateway_id: str) -> str:
     """A host name (RFC 1123 label) from the gateway id."""
     name = HOSTNAME_RE.sub("-", gateway_id.lower()).strip("-")[:63].strip("-")
@@ -148,6 +163,7 @@ def network_config(net: Network) -> str:
 
 def make_bundle(site: Path, token: str, ca: Path, out: Path, net: Network, *,
                 ssh_key: str | None = None, deb: Path | None = None,
+                release_key: Path | None = None,
                 profiles: ProfileLookup | None = None) -> dict[str, Any]:
     """Write the bundle into ``out`` (made if need be); its manifest."""
     cfg = check_site(site, profiles)
@@ -159,6 +175,9 @@ def make_bundle(site: Path, token: str, ca: Path, out: Path, net: Network, *,
     if bool(net.wifi_ssid) != bool(net.wifi_psk):
         raise BundleError("--wifi-ssid and --wifi-psk-file go together")
     files = {SITE: site.read_bytes(), TOKEN: (token + "\n").encode(), CA: ca_pem}
+    if release_key is not None:
+        files[RELEASE] = read_limited(release_key, LIMITS[RELEASE])
+        check_release_key(files[RELEASE], str(release_key))
     manifest: dict[str, Any] = {
         "v": 1, "gateway_id": cfg.gateway_id, "broker": cfg.mqtt.broker if cfg.mqtt else None,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -228,8 +247,9 @@ def read_bundle(card: BootPartition) -> tuple[dict[str, Any], dict[str, bytes]] 
             raise ValueError("not version 1")
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise BundleError(f"{where}: unreadable ({exc})") from None
-    if set(digests) != {SITE, TOKEN, CA}:
-        raise BundleError(f"{where}: lists {sorted(digests)}, not {sorted([SITE, TOKEN, CA])}")
+    if not {SITE, TOKEN, CA} <= set(digests) <= {SITE, TOKEN, CA, RELEASE}:
+        raise BundleError(f"{where}: lists {sorted(digests)}, not {sorted([SITE, TOKEN, CA])}"
+                          f" (and {RELEASE})")
     files: dict[str, bytes] = {}
     for name, digest in digests.items():
         data = card.read(f"{BUNDLE_DIR}/{name}", LIMITS[name])
@@ -250,6 +270,8 @@ def read_bundle(card: BootPartition) -> tuple[dict[str, Any], dict[str, bytes]] 
                           f"{cfg.gateway_id!r}")
     check_token(files[TOKEN].decode("ascii", "replace"))
     check_ca(files[CA], f"{card}: {BUNDLE_DIR}/{CA}")
+    if RELEASE in files:
+        check_release_key(files[RELEASE], f"{card}: {BUNDLE_DIR}/{RELEASE}")
     return manifest, files
 
 
@@ -278,11 +300,15 @@ def take_up(card: BootPartition, config_path: Path) -> dict[str, Any] | None:
         replaced = config_path.with_name(config_path.name + ".before-provision")
         os.replace(config_path, replaced)
     _write(config_path, files[SITE])
+    if RELEASE in files:  # sitegate update apply trusts the keys there
+        keys = config_path.parent / RELEASE_KEYS
+        keys.mkdir(exist_ok=True)
+        _write(keys / RELEASE, files[RELEASE])
     for path in (keep, keep / SITE, keep / CA, keep / MANIFEST, state / TOKEN_FILE):
         _chown_like(path, owner)  # the daemon's user owns its state directory
     # Only now, the card: the secret first.
     card.scrub(f"{BUNDLE_DIR}/{TOKEN}")
-    for name in (SITE, CA, MANIFEST):
+    for name in (SITE, CA, RELEASE, MANIFEST):
         card.remove(f"{BUNDLE_DIR}/{name}")
     note = (f"sitegate bundle for {manifest['gateway_id']} taken up "
             f"{datetime.now(UTC).isoformat(timespec='seconds')}; the claim token was deleted "
@@ -294,7 +320,9 @@ def take_up(card: BootPartition, config_path: Path) -> dict[str, Any] | None:
     return {"gateway_id": manifest["gateway_id"], "site_file": str(config_path),
             "state_dir": str(state), "claim_token": None if enrolled
             else str(state / TOKEN_FILE), "already_enrolled": enrolled,
-            "previous_site_file": str(replaced) if replaced else None}
+            "previous_site_file": str(replaced) if replaced else None,
+            "release_key": str(config_path.parent / RELEASE_KEYS / RELEASE)
+            if RELEASE in files else None}
 
 
 # -- files --------------------------------------------------------------------------------

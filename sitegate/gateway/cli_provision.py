@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="public key of the 'technician' login (none: no login user)")
     p.add_argument("--deb", metavar="FILE", type=Path,
                    help="a sitegate_*.deb to install at first boot")
+    p.add_argument("--release-key", metavar="FILE", type=Path,
+                   help="release.pub of the cloud's key directory: the gateway trusts "
+                   "update bundles signed with it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bundle)
 
@@ -73,7 +76,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         net = prov.Network(static=args.static, router=args.router, dns=tuple(args.dns),
                            wifi_ssid=args.wifi_ssid, wifi_psk=psk)
         manifest = prov.make_bundle(args.site_config, token, args.ca, args.out, net,
-                                    ssh_key=key, deb=args.deb, profiles=driver_quantities)
+                                    ssh_key=key, deb=args.deb,
+                                    release_key=args.release_key, profiles=driver_quantities)
     except (prov.BundleError, UnicodeDecodeError) as exc:
         return _fail(f"provision bundle: {exc}")
     except OSError as exc:

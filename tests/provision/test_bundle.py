@@ -75,16 +75,22 @@ def test_bundle_to_fat_image_taken_up_token_gone(tmp_path: Path) -> None:
     import zxingcpp
     from PIL import Image
 
+    from sitegate.common import signing
+
     out = tmp_path / "bundle"
+    release_pub = tmp_path / "release.pub"
+    release_pub.write_bytes(signing.public_pem(signing.generate()))
     res = cli("provision", "bundle", "--site-config", str(site(tmp_path)), "--claim", "-",
               "--ca", str(ca_cert(tmp_path / "ca.crt")), "--out", str(out),
-              "--dns", "192.168.1.1", "--json", stdin=token() + "\n")
+              "--dns", "192.168.1.1", "--release-key", str(release_pub), "--json",
+              stdin=token() + "\n")
     assert res.returncode == 0, res.stderr
     made = json.loads(res.stdout)
     assert made["gateway_id"] == "bldg-lindenweg-12"
     assert set(made["card_files"]) == {"user-data", "network-config", "meta-data",
                                        "sitegate/bundle.json", "sitegate/site.toml",
-                                       "sitegate/claim-token", "sitegate/ca.crt"}
+                                       "sitegate/claim-token", "sitegate/ca.crt",
+                                       "sitegate/release.pub"}
     assert (out / "user-data").read_text().startswith("#cloud-config\nhostname: "
                                                       "bldg-lindenweg-12\n")
     net = json.loads((out / "network-config").read_text())  # YAML's JSON subset
@@ -117,9 +123,13 @@ def test_bundle_to_fat_image_taken_up_token_gone(tmp_path: Path) -> None:
     assert (state / "claim-token").stat().st_mode & 0o777 == 0o600
     assert config.read_text() == site(tmp_path).read_text()
     assert (state / "provision" / "ca.crt").read_bytes() == (tmp_path / "ca.crt").read_bytes()
+    # update bundles signed with the cloud's release key are trusted from now on
+    assert (config.parent / "release-keys" / "release.pub").read_bytes() == \
+        release_pub.read_bytes()
     # Off the card: the files, and the token's bytes anywhere in the image.
     listing = mdir(image)
     assert "claim-token" not in listing and "bundle.json" not in listing, listing
+    assert "release.pub" not in listing
     assert "sitegate/TAKEN.txt" in listing and "user-data" in listing
     assert SECRET.encode() not in image.read_bytes()
     # The next start finds nothing to take.
