@@ -77,6 +77,10 @@ def test_site_page_and_german_labels(console: Console) -> None:
     assert year["x"][-1] == "2026-01" and year["series"][0][-1] == 372.0
     _, html, _ = b.get(f"/web/sites/{SITE}/invoices")
     assert "Rechnungsübersicht" in html and "Saldo" in html and "Mahnung 3" in html
+    # the header's switch: English from now on
+    token = b.csrf(f"/web/sites/{SITE}/invoices")
+    assert b.request("POST", "/web/language", {"language": "en", "csrf": token})[0] == 303
+    assert "Invoices overview" in b.get(f"/web/sites/{SITE}/invoices")[1]
 
 
 def test_fleet_shows_status_and_updates_in_place(console: Console) -> None:

@@ -175,6 +175,13 @@ def test_password_reset_by_mail_ends_other_sessions(tmp_path, smtp) -> None:
         assert code == 303
         assert old.get("/web/sites")[0] == 303  # the old session is over: back to login
         assert Browserless(c.url).login("op@example.ch") == 401  # the old password is dead
+        # resets are throttled: 3 mails per address per window, then the same answer, no mail
+        token = b.csrf("/web/reset")
+        for _ in range(4):
+            code, html, _ = b.request("POST", "/web/reset", {"email": "op@example.ch",
+                                                             "csrf": token})
+            assert code == 200 and "on its way" in html
+        assert len(inbox.messages) == 1 + 2
 
 
 def test_disabled_user_is_logged_out_at_once(console) -> None:

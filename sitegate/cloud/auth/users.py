@@ -40,6 +40,7 @@ SESSION_HOURS = 12
 LINK_DAYS = {"invite": 7, "reset": 1}  # an invitation waits a week, a reset a day
 THROTTLE_WINDOW = timedelta(minutes=15)
 THROTTLE = {"user": 5, "ip": 30}  # failures per window before logins are refused
+RESET_LIMIT = {"reset": 3, "reset-ip": 20}  # reset mails per window, per address and client
 PASSWORD_CHARS = (10, 256)
 _EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,63}")
 _SITE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}|\*")
@@ -207,6 +208,13 @@ def disable(engine: Engine, email: str) -> int:
     return int(row["id"])
 
 
+def set_language(engine: Engine, user_id: int, language: str) -> None:
+    if language not in LANGUAGES:
+        raise UserError(f"language {language!r}: one of {', '.join(LANGUAGES)}")
+    with engine.begin() as conn:
+        store.update_user(conn, user_id, language=language)
+
+
 def principal(engine: Engine, user_id: int) -> Principal | None:
     with engine.connect() as conn:
         u = store.user_by_id(conn, user_id)
@@ -248,6 +256,21 @@ def login(engine: Engine, email: str, password: str, client: str,
         if hasher.check_needs_rehash(stored):
             store.update_user(conn, row["id"], password_hash=hasher.hash(password))
     return int(row["id"])
+
+
+def may_send_reset(engine: Engine, email: str, client: str,
+                   now: datetime | None = None) -> bool:
+    """Count a password-reset request; False once an address (or a client) asked too often
+    in the window: no more mails to it then (the page answers the same either way)."""
+    now = now or _now()
+    keys = [f"reset:{email.strip().lower()[:254]}", f"reset-ip:{client}"]
+    since = now - THROTTLE_WINDOW
+    with engine.begin() as conn:
+        for key, limit in zip(keys, RESET_LIMIT.values(), strict=True):
+            if store.failures_since(conn, key, since)[0] >= limit:
+                return False
+        store.add_failure(conn, keys, now)
+    return True
 
 
 def _verify(hashed: str, password: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from sitegate.cloud.auth import users
@@ -78,6 +78,16 @@ def logout(request: Request, f: Form) -> Response:
     return resp
 
 
+@router.post("/language")
+def language(request: Request, me: Login, f: Form) -> Response:
+    """The person's language for every page from now on (and for their mails)."""
+    try:
+        users.set_language(request.app.state.engine, me.id, f.get("language", ""))
+    except users.UserError:
+        raise HTTPException(400, "error") from None
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/", 303)
+
+
 @router.get("/link/{token}")
 def link_page(request: Request, token: str) -> Response:
     # GET never uses the link up: mail scanners open links before people do
@@ -122,6 +132,8 @@ def reset(request: Request, f: PublicForm) -> Response:
         token = users.make_link(engine, email, "reset")
     except users.UserError:
         token = None
+    if token is not None and not users.may_send_reset(engine, email, _client(request)):
+        token = None  # asked too often: no more mails this window (same answer)
     if token is not None and settings.smtp is not None:
         found = users.link_user(engine, token)
         url = f"{console_url(request)}/link/{token}"
