@@ -214,3 +214,20 @@ def test_a_running_bucket_ends_at_its_newest_reading(console: Console) -> None:
     assert energy(console.engine, model, "m1",
                   [date(2026, 1, 1), date(2099, 1, 1), date(2099, 2, 1)]) == [D("744.00"),
                                                                               None]
+
+
+def test_site_page_lists_sessions_with_the_badge_holder(console: Console) -> None:
+    from sitegate.cloud.store.tables import session_latest
+
+    start = datetime(2026, 1, 20, 18, tzinfo=UTC)
+    with console.engine.begin() as conn:
+        conn.execute(session_latest.insert().values(
+            gateway_id="gw-1", session_id="s-1", completed=False, epoch="0", seq=1,
+            payload="{}", charge_point_id="CP-1", connector=1, badge="ANNA0001",
+            started_at=start, energy_wh="7250", received_at=start))
+    console.user("op@example.ch", "operator")
+    b = Browserless(console.url)
+    assert b.login("op@example.ch") == 303
+    _, html, _ = b.get(f"/web/sites/{SITE}")
+    assert _cells(html, r'<table id="site-sessions">.*?<tbody><tr class="running">') == [
+        "2026-01-20 18:00 UTC", "running", "CP-1/1", "ANNA0001", "Anna Muster", "7.25"]

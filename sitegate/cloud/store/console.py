@@ -161,3 +161,15 @@ def register_before(conn: Connection, gateway_id: str, meter_id: str, quantity: 
          .order_by(c.ts.desc()).limit(1))
     row = conn.execute(q).first()
     return None if row is None else (row[0], row[1])
+
+
+def sessions_of_gateways(conn: Connection, gateway_ids: list[str],
+                         limit: int = 50) -> list[dict[str, Any]]:
+    """The newest charging and relay sessions of these gateways (their current report)."""
+    if not gateway_ids:
+        return []
+    c = t.session_latest.c
+    q = (select(c.gateway_id, c.session_id, c.completed, c.charge_point_id, c.connector,
+                c.badge, c.started_at, c.stopped_at, c.energy_wh)
+         .where(c.gateway_id.in_(gateway_ids)).order_by(c.started_at.desc()).limit(limit))
+    return [dict(r._mapping) for r in conn.execute(q)]

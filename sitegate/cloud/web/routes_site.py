@@ -56,6 +56,11 @@ def site_page(request: Request, me: Login, site: str,
                 last["ts"] = ts.astimezone(model.tz).strftime("%Y-%m-%d %H:%M")
             meters.append({"id": m.id, "gateway": m.gateway, "medium": m.medium,
                            "unit": m.unit, "last": last})
+    with engine.connect() as conn:
+        sessions = console.sessions_of_gateways(conn, list(model.site.gateways))
+    holders = {b.tag: names.get(b.account, b.account) for b in model.badges}
+    for x in sessions:
+        x["holder"] = holders.get(x["badge"] or "", "–")
     charts = []
     if meter is not None:
         labels, quarters = cons.day_profile(engine, model, meter, day)
@@ -73,5 +78,5 @@ def site_page(request: Request, me: Login, site: str,
                        "kind": "bars"})
     return page(request, "site.html", {
         "site": site, "model": model, "points": points, "meters": meters, "meter": meter,
-        "day": day, "charts": charts,
+        "day": day, "charts": charts, "sessions": sessions,
         "money": me.may("invoices.overview", site) and not me.is_installer_only})
