@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
 from console_kit import SITE, Browserless, Console
@@ -231,3 +231,37 @@ def test_site_page_lists_sessions_with_the_badge_holder(console: Console) -> Non
     _, html, _ = b.get(f"/web/sites/{SITE}")
     assert _cells(html, r'<table id="site-sessions">.*?<tbody><tr class="running">') == [
         "2026-01-20 18:00 UTC", "running", "CP-1/1", "ANNA0001", "Anna Muster", "7.25"]
+
+
+def test_site_page_shows_the_solar_community_month(console: Console) -> None:
+    """A second site with a grid meter and a PV meter, January 2026 (2,976 quarter hours):
+    PV produces 0.1 kWh a quarter = 297.6 kWh; the grid meter takes in 0.2 = 595.2 kWh and
+    feeds out 0.04 = 119.04 kWh. Used in the building 297.6 - 119.04 = 178.56 kWh;
+    autonomy 178.56 / (178.56 + 595.2) = 23.08 % -> 23.1 %."""
+    import copy
+
+    from console_kit import MODEL
+
+    model = copy.deepcopy(MODEL)
+    model["site"].update(id="sun", gateways=["gw-2"], grid_meter="g", pv_meters=["pv"])
+    model["meters"] += [{"id": "g", "gateway": "gw-2"}, {"id": "pv", "gateway": "gw-2"}]
+    ops.import_site(console.engine, model)
+    first = datetime(2025, 12, 31, 23, tzinfo=UTC)
+    rows, seq = [], 1
+    for meter, quantity, per in (("g", "1-0:1.8.0", D("0.2")), ("g", "1-0:2.8.0", D("0.04")),
+                                 ("pv", "1-0:2.8.0", D("0.1"))):
+        for k in range(2977):
+            rows.append({"gateway_id": "gw-2", "seq": seq, "meter_id": meter,
+                         "ts": first + timedelta(minutes=15 * k), "quantity": quantity,
+                         "value": str(per * k), "unit": "kWh", "quality": "good",
+                         "flags": "[]", "received_at": first})
+            seq += 1
+    with console.engine.begin() as conn:
+        conn.execute(readings.insert(), rows)
+    console.user("op@example.ch", "operator", site="*")
+    b = Browserless(console.url)
+    assert b.login("op@example.ch") == 303
+    _, html, _ = b.get("/web/sites/sun?day=2026-01-10")
+    facts = re.search(r'<dl class="facts" id="solar">(.*?)</dl>', html, re.S)[1]
+    values = [re.sub(r"\s+", " ", v).strip() for v in re.findall(r"<dd>(.*?)</dd>", facts)]
+    assert values == ["297.6 kWh", "178.56 kWh", "119.04 kWh", "595.2 kWh", "23.1 %"]

@@ -41,12 +41,14 @@ def day_bounds(last: date, n: int) -> list[date]:
     return [last - timedelta(days=n - 1 - k) for k in range(n + 1)]
 
 
-def energy(engine: Engine, model: SiteModel, meter: str, bounds: list[date]
-           ) -> list[Decimal | None]:
-    """kWh (or m³) between consecutive local-date boundaries of one site-model meter."""
+def energy(engine: Engine, model: SiteModel, meter: str, bounds: list[date],
+           export: bool = False) -> list[Decimal | None]:
+    """kWh (or m³) between consecutive local-date boundaries of one site-model meter (its
+    import register, or with ``export`` its export register)."""
     m = next((x for x in model.meters if x.id == meter), None)
     if m is None:
         return [None] * (len(bounds) - 1)
+    quantity = m.export_quantity if export else m.import_quantity
     values: list[Decimal | None] = []
     now = datetime.now(UTC)
     with engine.connect() as conn:
@@ -55,11 +57,11 @@ def energy(engine: Engine, model: SiteModel, meter: str, bounds: list[date]
             at = datetime(d.year, d.month, d.day, tzinfo=model.tz).astimezone(UTC)
             if at > now and prev is not None and prev <= now:
                 # the bucket still running (this month, today): as far as it has got
-                got = console.register_before(conn, m.gateway, m.source_id,
-                                              m.import_quantity, now + SLACK, prev)
+                got = console.register_before(conn, m.gateway, m.source_id, quantity,
+                                              now + SLACK, prev)
             else:
-                got = console.register_at(conn, m.gateway, m.source_id, m.import_quantity,
-                                          at, at + SLACK)
+                got = console.register_at(conn, m.gateway, m.source_id, quantity, at,
+                                          at + SLACK)
             prev = at
             try:
                 values.append(Decimal(got[1]) if got else None)
@@ -142,3 +144,26 @@ def day_profile(engine: Engine, model: SiteModel, meter: str, day: date
         b = at.get(start + timedelta(minutes=15 * (k + 1)))
         out.append(b - a if a is not None and b is not None and b >= a else None)
     return labels, out
+
+
+def community(engine: Engine, model: SiteModel, first: date, end: date) -> dict | None:
+    """The solar community's month (or any [first, end)): production (the PV meters' export
+    registers), fed into the grid and drawn from it (the grid meter's export and import),
+    self-consumption = production - fed in, autonomy = self-consumption / (self-consumption
+    + drawn). None without a grid meter; a figure without readings on both sides is None."""
+    site = model.site
+    if not site.grid_meter:
+        return None
+    bounds = [first, end]
+    drawn = energy(engine, model, site.grid_meter, bounds)[0]
+    fed = energy(engine, model, site.grid_meter, bounds, export=True)[0]
+    production: Decimal | None = Decimal(0) if site.pv_meters else None
+    for pv in site.pv_meters:
+        v = energy(engine, model, pv, bounds, export=True)[0]
+        production = None if v is None or production is None else production + v
+    used = production - fed if production is not None and fed is not None else None
+    autonomy = None
+    if used is not None and drawn is not None and used + drawn > 0:
+        autonomy = (used / (used + drawn) * 100).quantize(Decimal("0.1"))
+    return {"production": production, "fed_in": fed, "drawn": drawn,
+            "self_consumption": used, "autonomy": autonomy}

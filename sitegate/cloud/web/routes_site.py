@@ -56,6 +56,8 @@ def site_page(request: Request, me: Login, site: str,
                 last["ts"] = ts.astimezone(model.tz).strftime("%Y-%m-%d %H:%M")
             meters.append({"id": m.id, "gateway": m.gateway, "medium": m.medium,
                            "unit": m.unit, "last": last})
+    month = day.replace(day=1)
+    solar = cons.community(engine, model, month, cons.add_months(month, 1))
     with engine.connect() as conn:
         sessions = console.sessions_of_gateways(conn, list(model.site.gateways))
     holders = {b.tag: names.get(b.account, b.account) for b in model.badges}
@@ -78,5 +80,6 @@ def site_page(request: Request, me: Login, site: str,
                        "kind": "bars"})
     return page(request, "site.html", {
         "site": site, "model": model, "points": points, "meters": meters, "meter": meter,
-        "day": day, "charts": charts, "sessions": sessions,
+        "day": day, "charts": charts, "sessions": sessions, "solar": solar,
+        "month": month.strftime("%Y-%m"),
         "money": me.may("invoices.overview", site) and not me.is_installer_only})
