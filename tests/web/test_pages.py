@@ -11,7 +11,7 @@ from decimal import Decimal as D
 from console_kit import SITE, Browserless, Console
 
 from sitegate.cloud.billing import ops
-from sitegate.cloud.store.tables import gateways, readings
+from sitegate.cloud.store.tables import events, gateways, readings
 
 
 def _cells(html: str, row: str) -> list[str]:
@@ -95,6 +95,9 @@ def test_fleet_shows_status_and_updates_in_place(console: Console) -> None:
                                               applied_config_version=4))
         conn.execute(gateways.insert().values(gateway_id="gw-stranger", first_seen=now,
                                               last_seen=now, online=False))
+        conn.execute(events.insert().values(gateway_id="gw-1", seq=1, ts=datetime.now(UTC),
+                                            kind="buffer_full", severity="alarm",
+                                            payload="{}", received_at=datetime.now(UTC)))
     console.user("op@example.ch", "operator")
     b = Browserless(console.url)
     assert b.login("op@example.ch") == 303
@@ -103,6 +106,7 @@ def test_fleet_shows_status_and_updates_in_place(console: Console) -> None:
     row = _cells(html, r'<tr data-gateway="gw-1"[^>]*>')
     assert row[:3] == ["gw-1", SITE, "yes"] and row[5] == "9"
     assert row[6] == "20260101000000-ab12" and "version 5 refused" in row[7]
+    assert row[8] == "1 · buffer_full (alarm)"
     assert "gw-stranger" not in html  # not of this operator's site
     code, rows, _ = b.get("/web/fleet/rows")
     assert code == 200 and rows.lstrip().startswith("<tbody")

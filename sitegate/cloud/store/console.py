@@ -88,7 +88,7 @@ def recent_alarms(conn: Connection, gateway_ids: list[str], since: datetime,
     c = t.events.c
     q = (select(c.gateway_id, c.ts, c.kind, c.severity, c.payload)
          .where(c.gateway_id.in_(gateway_ids), c.ts >= since,
-                c.severity.in_(("warning", "error", "critical")))
+                c.severity.in_(("warning", "alarm", "error", "critical")))
          .order_by(c.ts.desc()).limit(limit))
     return [dict(r._mapping) for r in conn.execute(q)]
 
