@@ -18,6 +18,7 @@ PARTS = (
     "sitegate.cloud.ocmf_cli",
     "sitegate.cloud.users_cli",
     "sitegate.cloud.release_cli",
+    "sitegate.cloud.expense_cli",
 )
 
 

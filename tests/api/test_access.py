@@ -46,9 +46,29 @@ EXPECTED = {
     ("POST", "/billing/sites/{site}/readings"): W,  # readings from outside the gateway
     ("GET", "/billing/sites/{site}/sessions/{gateway}/{session_id}/ocmf.xml"): R,  # ocmf part
     ("GET", "/billing/sites/{site}/sessions/{gateway}/{session_id}/ocmf"): R,
+    # expense statements and received invoices (issue 15)
+    ("GET", "/expense/sites/{site}/periods"): R,
+    ("PUT", "/expense/sites/{site}/periods"): W,
+    ("GET", "/expense/sites/{site}/periods/{period}"): R,
+    ("POST", "/expense/sites/{site}/periods/{period}/invoices"): W,
+    ("PUT", "/expense/sites/{site}/periods/{period}/advances"): W,
+    ("POST", "/expense/sites/{site}/periods/{period}/run"): W,
+    ("GET", "/expense/sites/{site}/periods/{period}/statements"): R,
+    ("GET", "/expense/sites/{site}/periods/{period}/overall"): R,
+    ("GET", "/expense/sites/{site}/periods/{period}/overall/pdf"): R,
+    ("GET", "/expense/sites/{site}/periods/{period}/statements/{account}"): R,
+    ("GET", "/expense/sites/{site}/periods/{period}/statements/{account}/explain"): R,
+    ("GET", "/expense/sites/{site}/periods/{period}/statements/{account}/pdf"): R,
+    ("GET", "/expense/sites/{site}/periods/{period}/export"): R,
+    ("PUT", "/expense/sites/{site}/hierarchy"): W,
+    ("POST", "/expense/sites/{site}/meters/{meter_id}/invoices/received"): W,
+    ("GET", "/expense/sites/{site}/meters/{meter_id}/invoices/received"): R,
+    ("GET", "/expense/sites/{site}/received/alerts"): R,
+    ("GET", "/expense/sites/{site}/received/{rid}/distribution"): R,
 }
 PARAMS = {"gateway_id": "gw-1", "site": "nowhere", "period": "2026-01", "number": "1",
-          "action": "issue", "gateway": "gw-1", "session_id": "CP1-1"}
+          "action": "issue", "gateway": "gw-1", "session_id": "CP1-1", "meter_id": "m1",
+          "account": "a1", "rid": "1"}
 
 
 def _routes(api: Api) -> list[tuple[str, str]]:

@@ -49,6 +49,23 @@ OPERATIONS: dict[str, Scope] = {
     "session.ocmf": Scope.READ,  # a session's signed meter values (ocmf part)
     "invoice.act": Scope.BILLING_WRITE,
     "readings.import": Scope.BILLING_WRITE,  # readings from outside the gateway (billing)
+    # expense statements and received invoices (issue 15)
+    "expense.periods.list": Scope.READ,
+    "expense.period.show": Scope.READ,
+    "expense.period.create": Scope.BILLING_WRITE,
+    "expense.invoice.add": Scope.BILLING_WRITE,
+    "expense.advances.set": Scope.BILLING_WRITE,
+    "expense.run": Scope.BILLING_WRITE,
+    "expense.statements.list": Scope.READ,
+    "expense.statement.overall": Scope.READ,
+    "expense.statement.show": Scope.READ,
+    "expense.statement.explain": Scope.READ,
+    "expense.statement.pdf": Scope.READ,
+    "expense.export": Scope.READ,
+    "expense.hierarchy.set": Scope.BILLING_WRITE,
+    "expense.received.add": Scope.BILLING_WRITE,
+    "expense.received.list": Scope.READ,
+    "expense.received.distribute": Scope.READ,
     "gateway.claim-token": Scope.GATEWAY_ADMIN,
     "gateway.revoke": Scope.GATEWAY_ADMIN,
     "gateway.push-config": Scope.GATEWAY_ADMIN,

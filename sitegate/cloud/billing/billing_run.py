@@ -154,6 +154,10 @@ def late(conn: Connection, model: SiteModel, period_label: str | None = None) ->
     first_issue: dict[str, datetime] = {}
     used: dict[str, set[str]] = {}
     for row in store.issued_invoices(conn, model.site.id, label):
+        try:
+            parse_period(row["period"])
+        except ValueError:
+            continue  # not a billing period (an expense statement): no register readings
         at = utc(row["issued_at"])
         p = row["period"]
         first_issue[p] = min(first_issue.get(p, at), at)

@@ -1,0 +1,88 @@
+"""Expense statements' tables (Alembic branch ``expense``), on the one ``metadata``.
+
+Amounts are exact decimal strings, as in billing. The statements themselves are invoices
+of the billing core (``billing_invoices``, period ``expense:<id>``): the same numbers,
+lifecycle, payments and credit notes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Integer, String, Table, Text, UniqueConstraint
+
+from sitegate.cloud.store.tables import metadata
+
+TZ = DateTime(timezone=True)
+
+# An accounting period: its definition (categories, keys, units) as canonical JSON.
+expense_periods = Table(
+    "expense_periods", metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("period_id", String(24), primary_key=True),
+    Column("spec", Text, nullable=False),
+    Column("created_at", TZ, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+)
+
+# The general invoices of a period, per cost category.
+expense_costs = Table(
+    "expense_costs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", String(64), nullable=False),
+    Column("period_id", String(24), nullable=False),
+    Column("category", String(40), nullable=False),
+    Column("amount", Text, nullable=False),
+    Column("quantity", Text),  # fuel quantity (litres, kWh, m³, kg)
+    Column("unit", String(16)),
+    Column("invoice_date", String(10)),
+    Column("supplier", Text, nullable=False, default=""),
+    Column("note", Text, nullable=False, default=""),
+    Column("entered_by", String(128), nullable=False),
+    Column("entered_at", TZ, nullable=False),
+)
+
+# Advance payments per account and billing point for the period (one amount each).
+expense_advances = Table(
+    "expense_advances", metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("period_id", String(24), primary_key=True),
+    Column("account", String(64), primary_key=True),
+    Column("billing_point", String(64), primary_key=True),
+    Column("amount", Text, nullable=False),
+    Column("entered_at", TZ, nullable=False),
+)
+
+# The last run of a period: the owner's overall statement and the consumption export.
+expense_runs = Table(
+    "expense_runs", metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("period_id", String(24), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("consumption", Text, nullable=False),
+    Column("run_at", TZ, nullable=False),
+)
+
+# Invoices received per billing meter (a utility's bill for the complex, a building),
+# distributed down the site's hierarchy once their period has ended.
+expense_received = Table(
+    "expense_received", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", String(64), nullable=False),
+    Column("meter", String(64), nullable=False),
+    Column("first", String(10), nullable=False),
+    Column("end", String(10), nullable=False),  # exclusive
+    Column("amount", Text, nullable=False),
+    Column("consumption", Text, nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("entered_by", String(128), nullable=False),
+    Column("entered_at", TZ, nullable=False),
+    UniqueConstraint("site_id", "meter", "first", "end", name="uq_expense_received_period"),
+)
+
+# The site's hierarchy for received invoices (complex -> buildings -> units, each node with
+# its billing meters per energy), as canonical JSON.
+expense_hierarchy = Table(
+    "expense_hierarchy", metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("spec", Text, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+)
