@@ -18,6 +18,7 @@ The outcome is kept in ``<root>/last-update.json`` for the daemon to report.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -189,6 +190,17 @@ def apply(bundle: Path, root: Path, keys_dir: Path, restart: Callable[[], None],
           status: Callable[[], dict[str, Any]], timeout: float) -> Outcome:
     """Install, switch, restart, check; roll back when the new version is not healthy in
     ``timeout`` seconds. UpdateError (nothing switched) when the bundle is refused."""
+    # One update at a time (a technician's and the cloud's could meet).
+    with open(root / ".update.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UpdateError("another update is being applied now") from None
+        return _apply(bundle, root, keys_dir, restart, status, timeout)
+
+
+def _apply(bundle: Path, root: Path, keys_dir: Path, restart: Callable[[], None],
+           status: Callable[[], dict[str, Any]], timeout: float) -> Outcome:
     try:
         manifest, running, _ = install(bundle, root, keys_dir)
     except UpdateError as exc:  # kept too: the daemon reports it to the cloud

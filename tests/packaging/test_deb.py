@@ -96,6 +96,8 @@ def test_install_verify_upgrade_remove_purge(deb: Path, tmp_path: Path) -> None:
     (root / "opt/sitegate/releases/0.0.9/bin").mkdir(parents=True)
     (root / "opt/sitegate/current").unlink()
     (root / "opt/sitegate/current").symlink_to("releases/0.0.9")
+    (root / "opt/sitegate/last-update.json").write_text("{}")
+    (root / "opt/sitegate/.update.lock").touch()
 
     # Upgrade (the same version again runs the same upgrade path of the scripts): the
     # package's venv runs again, state and configuration are as they were.
