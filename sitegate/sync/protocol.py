@@ -107,7 +107,8 @@ LEAF_BADGES = "badges"
 LEAF_CMD = "cmd"
 # Ingest processes share the uplink with an MQTT 5 shared subscription of this group.
 INGEST_SHARE_GROUP = "sitegate-ingest"
-# Status is not shared: every ingest process wants the retained birth/last will.
+# Status is shared too: one process stores each status (a retained status is not sent
+# to a shared subscription; the registry keeps the last one, and gateways repeat it).
 STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 
@@ -147,9 +148,9 @@ def parse_topic(name: str) -> tuple[str, str]:
 
 
 def ingest_subscriptions() -> list[str]:
-    """What a cloud ingest process subscribes to: shared uplink streams, plain status."""
-    shared = [f"$share/{INGEST_SHARE_GROUP}/{TOPIC_PREFIX}/+/{s}" for s in STREAMS]
-    return [*shared, f"{TOPIC_PREFIX}/+/{LEAF_STATUS}"]
+    """What a cloud ingest process subscribes to: the uplink streams and status, shared."""
+    return [f"$share/{INGEST_SHARE_GROUP}/{TOPIC_PREFIX}/+/{leaf}"
+            for leaf in (*STREAMS, LEAF_STATUS)]
 
 
 def gateway_subscriptions(gateway_id: str) -> list[str]:
@@ -173,29 +174,45 @@ SEQ_MAX = 2**63 - 1  # sequence numbers are signed 64-bit in the buffer and in t
 _STRING_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_STRUCTURE = bytes(c for c in range(256) if c not in b"[]{},")
 _OPEN, _CLOSE, _COMMA, _ARRAY = frozenset(b"[{"), frozenset(b"]}"), ord(","), ord("[")
+_PAIR_RE = re.compile(rb"[\[{][^\[\]{}]*[\]}]")  # an innermost bracket pair
 
 
 def check_json_bounds(text: bytes, max_items: int | None = None) -> None:
     """ProtocolError if ``text`` nests deeper than JSON_MAX_DEPTH, has more than
     JSON_MAX_TOKENS strings and structural characters, or (``max_items``) an array at the
     second level (a batch's items) with more elements. Strings are cut out and the rest
-    reduced to brackets and commas at C speed; the walk over those stops at the first
-    excess. Malformed JSON is left to json.loads."""
-    rest, strings = _STRING_RE.subn(b"", text)
+    reduced to brackets and commas at C speed; nesting is measured by taking away the
+    innermost bracket pairs, level by level (at most JSON_MAX_DEPTH + 1 passes); elements
+    are counted only when there are enough commas for it to matter. Malformed JSON is
+    left to json.loads."""
+    if b"\\" not in text:  # no escapes (the usual batch): strings lie between quotes
+        parts = text.split(b'"')
+        strings, rest = len(parts) // 2, b"".join(parts[::2])
+    else:
+        rest, strings = _STRING_RE.subn(b"", text)
     structure = rest.translate(None, _NOT_STRUCTURE)
     if strings + len(structure) > JSON_MAX_TOKENS:
         raise ProtocolError(f"more than {JSON_MAX_TOKENS} JSON tokens")
+    brackets = structure.translate(None, b",")
+    for _level in range(JSON_MAX_DEPTH + 1):
+        brackets, n = _PAIR_RE.subn(b"", brackets)
+        if not n:
+            break
+    else:
+        raise ProtocolError(f"nested deeper than {JSON_MAX_DEPTH} levels")
+    if brackets:
+        raise ProtocolError("not JSON: unbalanced brackets")
+    if max_items is None or len(structure) - len(brackets) < max_items:
+        return
     depth = elements = second = 0  # second: the container at the second level, [ or {
     for c in structure:
         if c in _OPEN:
             depth += 1
-            if depth > JSON_MAX_DEPTH:
-                raise ProtocolError(f"nested deeper than {JSON_MAX_DEPTH} levels")
             if depth == 2:
                 second = c
         elif c in _CLOSE:
             depth -= 1
-        elif c == _COMMA and depth == 2 and second == _ARRAY and max_items is not None:
+        elif c == _COMMA and depth == 2 and second == _ARRAY:
             elements += 1
             if elements >= max_items:
                 raise ProtocolError(f"more than {max_items} items")
@@ -324,6 +341,31 @@ def batch_range(payload: bytes) -> tuple[str, str, int, int] | None:
           and 1 <= first <= last <= SEQ_MAX and isinstance(epoch, str)
           and _EPOCH_RE.match(epoch))
     return (stream, epoch, first, last) if ok else None
+
+
+_HEAD_RE = re.compile(rb'\{"v":1,"stream":"(readings|sessions|events)",(?:"epoch":"('
+                      rb'[0-9A-Za-z_.-]{1,40})",)?"first":([1-9][0-9]{0,18}),"last":('
+                      rb'[1-9][0-9]{0,18}),"items":\[')
+
+
+def batch_head(payload: bytes) -> tuple[str, str, int, int] | None:
+    """(stream, epoch, first, last) from the first bytes of a batch as ``encode_batch``
+    writes it, inflating no more than those; None for any other form. Enough to see that
+    a batch was committed already (nothing of it is stored on this alone)."""
+    if payload[:1] == b"{":
+        text = payload[:256]
+    else:
+        try:
+            text = _zlib.decompressobj().decompress(payload, 256)
+        except _zlib.error:
+            return None
+    m = _HEAD_RE.match(text)
+    if m is None:
+        return None
+    first, last = int(m[3]), int(m[4])
+    if not first <= last <= SEQ_MAX:
+        return None
+    return m[1].decode(), (m[2] or b"0").decode(), first, last
 
 
 # What a stored value may be: billing works in Decimal (28 digits) and integer micro-units

@@ -318,3 +318,91 @@ def _migrate_with_data(url: str) -> None:
     with engine.connect() as conn:
         assert len(conn.execute(select(t.readings)).all()) == 6
     engine.dispose()
+
+
+# -- many messages, one transaction ----------------------------------------------------------
+
+
+def test_a_resent_range_is_acknowledged_without_reading_its_items(engine: Engine) -> None:
+    """The mark is looked at before the items: a batch at or below it costs an envelope
+    decode. Proof: a resend of 1..10 whose items are garbage is acknowledged, and nothing
+    is dead-lettered (the items were never checked)."""
+    w = Writer(engine)
+    topic = p.topic(GW, "readings")
+    assert _upto(w.handle(topic, _batch(1, 10))) == 10
+    garbage = p.encode_batch("readings", 1, ['{"nonsense": 1}'] * 10)
+    ack = p.decode_ack(w.handle(topic, garbage)[0].payload)
+    assert (ack.upto, ack.first, ack.last) == (10, 1, 10)
+    # Overlapping the mark: only the items above it are checked and stored.
+    overlap = p.encode_batch("readings", 6, ['{"nonsense": 1}'] * 5 + [_reading(11)])
+    assert _upto(w.handle(topic, overlap)) == 11
+    with engine.connect() as conn:
+        assert conn.execute(select(t.dead_letters)).all() == []
+        assert conn.execute(select(t.readings.c.seq)).scalars().all() == list(range(1, 12))
+
+
+def test_many_messages_of_many_gateways_in_one_transaction(engine: Engine) -> None:
+    """One call, one transaction: batches of three gateways in any order, a duplicate in
+    the same group, a gap closed in the same group, a status; every ack carries the mark
+    after the commit."""
+    w = Writer(engine)
+    msgs = []
+    for gw in ("gw-a", "gw-b", "gw-c"):
+        topic = p.topic(gw, "readings")
+        msgs += [(topic, _batch(11, 20)), (topic, _batch(1, 10)), (topic, _batch(1, 10))]
+    msgs.append((p.topic("gw-b", "status"), p.dumps({"v": 1, "state": "online"})))
+    out = w.handle_many(msgs)
+    acks = [(o.topic.split("/")[2], p.decode_ack(o.payload)) for o in out]
+    assert len(acks) == 9  # one per batch, none for the status
+    assert {(gw, a.first, a.upto) for gw, a in acks} == {
+        (gw, first, 20) for gw in ("gw-a", "gw-b", "gw-c") for first in (1, 11)}
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.readings.c.gateway_id, t.readings.c.seq)).all()
+        marks = dict(conn.execute(select(t.acks.c.gateway_id, t.acks.c.upto)).all())
+        gws = {g["gateway_id"]: g for g in conn.execute(select(t.gateways)).mappings()}
+        parked = conn.execute(select(t.ack_ranges)).all()
+    assert sorted(rows) == sorted((gw, n) for gw in ("gw-a", "gw-b", "gw-c")
+                                  for n in range(1, 21))
+    assert marks == {"gw-a": 20, "gw-b": 20, "gw-c": 20} and parked == []
+    assert json.loads(gws["gw-b"]["status"])["state"] == "online"
+    assert set(gws) == {"gw-a", "gw-b", "gw-c"}
+
+
+def test_text_longer_than_its_column_is_a_refused_item(engine: Engine) -> None:
+    """Checked before the database sees it (which would fail the whole transaction)."""
+    w = Writer(engine)
+    good = _batch(1, 5)
+    # Valid for the protocol but not for the store: a meter id longer than its column.
+    long_meter = json.dumps({**json.loads(_reading(1)), "meter_id": "m" * 200})
+    bad = p.encode_batch("readings", 1, [long_meter, _reading(2)])
+    out = w.handle_many([(p.topic("gw-ok", "readings"), good),
+                         (p.topic("gw-bad", "readings"), bad)])
+    acks = {o.topic.split("/")[2]: p.decode_ack(o.payload).upto for o in out}
+    assert acks == {"gw-ok": 5, "gw-bad": 2}  # the long id is a refused item, range acked
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.readings.c.gateway_id, t.readings.c.seq)).all()
+        (reason,), = conn.execute(select(t.dead_letters.c.reason)).all()
+    assert sorted(rows) == [("gw-bad", 2)] + [("gw-ok", n) for n in range(1, 6)]
+    assert reason.startswith("seq 1: meter_id: longer than 128")
+
+
+@pytest.mark.postgres
+def test_a_message_the_store_refuses_does_not_hold_up_its_group(postgres_url: str) -> None:
+    """A message PostgreSQL refuses (a NUL in a text) fails the shared transaction; each
+    message is then written on its own: the others are stored and acknowledged, the bad
+    one is a dead letter with its range acknowledged."""
+    engine = _engine(postgres_url)
+    w = Writer(engine)
+    nul = json.dumps({**json.loads(_reading(1)), "meter_id": "m\u0000"})
+    out = w.handle_many([(p.topic("gw-ok", "readings"), _batch(1, 5)),
+                         (p.topic("gw-nul", "readings"), p.encode_batch("readings", 1, [nul])),
+                         (p.topic("gw-ok2", "readings"), _batch(1, 3))])
+    acks = {o.topic.split("/")[2]: p.decode_ack(o.payload).upto for o in out}
+    assert acks == {"gw-ok": 5, "gw-ok2": 3, "gw-nul": 1}
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.readings.c.gateway_id, t.readings.c.seq)).all()
+        (reason,), = conn.execute(select(t.dead_letters.c.reason)).all()
+    assert sorted(rows) == [("gw-ok", n) for n in range(1, 6)] + [("gw-ok2", n)
+                                                                   for n in range(1, 4)]
+    assert reason.startswith("not stored:") and "acknowledged" in reason
+    engine.dispose()

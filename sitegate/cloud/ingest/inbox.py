@@ -5,6 +5,7 @@ rest, QoS 1), it never grows the process."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 
 Item = tuple[str, bytes] | None
@@ -38,6 +39,35 @@ class Inbox:
             self._bytes -= self._size(item)
             self._cv.notify_all()
             return item
+
+    def get_many(self, max_items: int, max_bytes: int, linger: float) -> list[Item]:
+        """At least one item (waits for it), then whatever else is there or comes within
+        ``linger`` seconds, up to ``max_items`` and ``max_bytes``; a None (stop) ends the
+        list."""
+        out: list[Item] = []
+        size = 0
+        deadline = None
+        with self._cv:
+            while len(out) < max_items and size < max_bytes:
+                if not self._items:
+                    if out:
+                        deadline = deadline or time.monotonic() + linger
+                        left = deadline - time.monotonic()
+                        if left <= 0 or not self._cv.wait(left):
+                            break
+                        continue
+                    self._cv.wait_for(lambda: bool(self._items))
+                item = self._items[0]
+                if out and size + self._size(item) > max_bytes:
+                    break
+                self._items.popleft()
+                self._bytes -= self._size(item)
+                out.append(item)
+                size += self._size(item)
+                if item is None:
+                    break
+            self._cv.notify_all()
+        return out
 
     def held(self) -> tuple[int, int]:
         """(messages, bytes) waiting."""

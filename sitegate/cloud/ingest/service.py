@@ -1,8 +1,10 @@
 """The ingest process: an MQTT 5 client on the shared subscription, one writer thread.
 
-paho's network thread only queues messages; a worker thread writes each one, commits and
-then publishes the ack, so a slow commit never delays keepalives. Several processes share
-the uplink through ``$share/sitegate-ingest/...``; status messages reach every process.
+paho's network thread only queues messages; a worker thread takes what is waiting (up to
+GROUP_* messages, bytes and a short linger), writes it in one transaction, commits and
+then publishes all its acks, so a slow commit never delays keepalives. Several processes
+share the uplink, status included, through ``$share/sitegate-ingest/...``: each message is
+stored by one process.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ from sitegate.sync import protocol as p
 log = structlog.get_logger(__name__)
 
 PROVISION_QUEUE = 64  # enrolment requests waiting; more are dropped
+# One transaction takes what is waiting, up to these bounds, or what comes within the
+# linger once the first message is there: a busy process commits (and fsyncs) per group,
+# a quiet one answers a lone batch after GROUP_LINGER.
+GROUP_MESSAGES = 200
+GROUP_BYTES = 8 * 1024 * 1024
+GROUP_LINGER = 0.02
 
 
 CLOUD_TLS_PORT = 8885  # the broker's cloud listener (see sitegate.cloud.auth.broker_config)
@@ -166,20 +174,31 @@ class IngestService:
     # the writer thread -----------------------------------------------------------------------
 
     def _work(self) -> None:
-        # Fault-test hook: die by SIGKILL after N commits, before their acks are published.
+        # Fault-test hook: die by SIGKILL right after the Nth commit, before its acks leave.
         crash_after = int(os.environ.get("SITEGATE_INGEST_KILL_AFTER_COMMITS", "0"))
-        while (item := self.inbox.get()) is not None:
-            topic, payload = item
+        commits = 0
+        stopping = False
+        while not stopping:
+            items = self.inbox.get_many(GROUP_MESSAGES, GROUP_BYTES, GROUP_LINGER)
+            if items and items[-1] is None:
+                stopping = True
+                items.pop()
+            messages = [item for item in items if item is not None]
+            if not messages:
+                continue
             try:
-                out = self.writer.handle(topic, payload)
+                out = self.writer.handle_many(messages)
             except Exception:  # noqa: BLE001 - e.g. database down: never lose the loop
-                log.exception("ingest.write_failed", topic=topic)
-                continue  # not acked: the gateway resends after its timeout
-            if crash_after and out and self.processed + 1 >= crash_after:
+                log.exception("ingest.write_failed", messages=len(messages))
+                continue  # not acked: the gateways resend after their timeout
+            commits += 1
+            if crash_after and commits >= crash_after:
+                log.warning("ingest.killed_after_commit", messages=len(messages),
+                            acks=len(out))
                 os.kill(os.getpid(), signal.SIGKILL)
             for msg in out:
                 self.client.publish(msg.topic, msg.payload, qos=1)
-            self.processed += 1
+            self.processed += len(messages)
 
     def _provision_work(self) -> None:
         while (item := self.provision_inbox.get()) is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,18 +30,22 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from sitegate.cloud.ingest import check
 from sitegate.cloud.store import tables as t
+from sitegate.cloud.store.ingest_rows import insert_readings
 from sitegate.sync import protocol as p
 
 log = structlog.get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 DEAD_LETTER_KEEP = 2 * MAX_MESSAGE_BYTES  # bytes of a refused message kept for inspection
+SEEN_EVERY = timedelta(seconds=30)  # a gateway's last_seen, at most this often per process
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,50 +86,118 @@ class Writer:
         self.plausible = plausible
         self.pg = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self.pg else sqlite.insert
+        self._noted: dict[str, datetime] = {}  # when this process last wrote last_seen
 
-    # -- entry point -------------------------------------------------------------------------
+    # -- entry points ------------------------------------------------------------------------
 
     def handle(self, topic: str, payload: bytes) -> list[Outgoing]:
-        """Process one message; returns the acks to publish once this returned.
+        """Process one message; returns the acks to publish once this returned."""
+        return self.handle_many([(topic, payload)])
 
-        Whatever the message makes go wrong ends in ``dead_letters`` with the reason; only
-        the database being unreachable is raised (the gateway resends, nothing is lost)."""
-        try:
-            gateway_id, leaf = p.parse_topic(topic)
-        except p.ProtocolError as exc:
-            self.dead_letter(topic, str(exc), payload)
-            return []
-        try:
+    def handle_many(self, messages: Sequence[tuple[str, bytes]]) -> list[Outgoing]:
+        """Process messages together: their rows, marks and statuses in one transaction;
+        returns the acks to publish once this returned (after the commit).
+
+        A batch wholly at or below its stream's mark is acknowledged without looking at
+        its items (a resend costs a decode of the envelope). Whatever a message makes go
+        wrong ends in ``dead_letters`` with the reason; when the shared transaction fails,
+        each message is retried in its own, so one bad message never holds up the others.
+        Only the database being unreachable is raised (nothing is acknowledged then, the
+        gateways resend, nothing is lost)."""
+        out: list[Outgoing] = []
+        batches: list[_Incoming] = []
+        statuses: dict[str, tuple[str, bytes, dict[str, Any]]] = {}
+        for topic, payload in messages:
+            try:
+                gateway_id, leaf = p.parse_topic(topic)
+            except p.ProtocolError as exc:
+                self.dead_letter(topic, str(exc), payload)
+                continue
             if leaf in p.STREAMS:
-                return self._batch(topic, gateway_id, leaf, payload)
-            if leaf == p.LEAF_STATUS:
-                self._status(topic, gateway_id, payload)
-            return []
+                head = p.batch_head(payload) if len(payload) <= self.max_message_bytes \
+                    else None
+                if head is not None and head[0] == leaf:  # items decoded only when needed
+                    batches.append(_Incoming(topic, gateway_id, payload, *head, None))
+                    continue
+                got = self._decode(topic, gateway_id, leaf, payload)
+                if isinstance(got, _Incoming):
+                    batches.append(got)
+                else:
+                    out += got
+            elif leaf == p.LEAF_STATUS:
+                status = self._decode_status(topic, payload)
+                if status is not None:
+                    statuses[gateway_id] = (topic, payload, status)  # the latest one counts
+        if not batches and not statuses:
+            return out
+        now = datetime.now(UTC)
+        marks, since = self._look(batches, now)
+        todo = []
+        for b in batches:
+            if b.last <= marks.get(b.key, 0):  # committed already: ack, items unread
+                out.append(self._ack(b.gateway_id, b.stream, marks[b.key], b.first, b.last,
+                                     b.epoch))
+                continue
+            if b.items is None:
+                got = self._decode(b.topic, b.gateway_id, b.stream, b.payload)
+                if not isinstance(got, _Incoming):
+                    out += got
+                    continue
+                b = got
+            self._check(b, marks.get(b.key, 0), since.get(b.gateway_id), now)
+            todo.append(b)
+        if not todo and not statuses:
+            return out
+        try:
+            with self.engine.begin() as conn:
+                acks = self._commit(conn, todo, statuses, now)
         except (OperationalError, InterfaceError):
             raise
         except Exception as exc:  # noqa: BLE001 - a value the store refused, or our bug
-            reason = f"not stored: {type(exc).__name__}: {str(exc)[:500]}"
-            log.exception("ingest.not_stored", topic=topic)
-            if leaf in p.STREAMS:
-                return self._reject(topic, gateway_id, leaf, payload, reason)
-            self.dead_letter(topic, reason, payload)
-            return []
+            if len(todo) + len(statuses) == 1:
+                return out + self._not_stored(todo, statuses, exc)
+            log.warning("ingest.group_failed", messages=len(todo) + len(statuses),
+                        error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            for b in todo:
+                out += self.handle(b.topic, b.payload)
+            for topic, payload, _ in statuses.values():
+                out += self.handle(topic, payload)
+            return out
+        for b in todo:
+            if b.bad:
+                log.warning("ingest.bad_items", gateway=b.gateway_id, stream=b.stream,
+                            count=len(b.bad), first_reason=b.bad[0][1])
+        for gateway_id, (_, _, status) in statuses.items():
+            log.info("ingest.status", gateway=gateway_id, state=status["state"])
+        return out + acks
+
+    def _not_stored(self, todo: list[_Incoming], statuses: dict[str, Any],
+                    exc: Exception) -> list[Outgoing]:
+        reason = f"not stored: {type(exc).__name__}: {str(exc)[:500]}"
+        if todo:
+            b = todo[0]
+            log.warning("ingest.not_stored", topic=b.topic, reason=reason[:300])
+            return self._reject(b.topic, b.gateway_id, b.stream, b.payload, reason)
+        topic, payload, _ = next(iter(statuses.values()))
+        log.warning("ingest.not_stored", topic=topic, reason=reason[:300])
+        self.dead_letter(topic, reason, payload)
+        return []
 
     # -- uplink batches ------------------------------------------------------------------
 
-    def _batch(self, topic: str, gateway_id: str, stream: str, payload: bytes) -> list[Outgoing]:
+    def _decode(self, topic: str, gateway_id: str, stream: str,
+                payload: bytes) -> _Incoming | list[Outgoing]:
         if len(payload) > self.max_message_bytes:
             return self._reject(topic, gateway_id, stream, payload,
                                 f"oversized: {len(payload)} bytes > {self.max_message_bytes}")
         try:
-            batch = p.decode_batch(payload)
+            env = _envelope(payload)
         except p.ProtocolError as exc:
             return self._reject(topic, gateway_id, stream, payload, f"bad batch: {exc}")
-        if batch.stream != stream:
+        if env[0] != stream:
             return self._reject(topic, gateway_id, stream, payload,
-                                f"batch of {batch.stream!r} on the {stream!r} topic")
-        upto = self.store_batch(gateway_id, batch, topic)
-        return [self._ack(gateway_id, stream, upto, batch.first, batch.last, batch.epoch)]
+                                f"batch of {env[0]!r} on the {stream!r} topic")
+        return _Incoming(topic, gateway_id, payload, *env)
 
     def _reject(
         self, topic: str, gateway_id: str, stream: str, payload: bytes, reason: str
@@ -148,94 +220,150 @@ class Writer:
             return []
         return [self._ack(gateway_id, stream, upto, first, last, epoch)]
 
-    def store_batch(self, gateway_id: str, batch: p.Batch, topic: str = "") -> int:
-        """Write a decoded batch; returns the stream's contiguous mark after it."""
-        now = datetime.now(UTC)
-        rows, bad = self._rows(gateway_id, batch, now)
-        table = t.STREAM_TABLES[batch.stream]
-        with self.engine.begin() as conn:
-            upto = self._lock_mark(conn, gateway_id, batch.stream, batch.epoch, now)
-            if batch.last > upto:  # else a resend of committed rows: nothing to write
-                rows = self._plausible_only(conn, gateway_id, batch, rows, bad, now)
-                if rows:
-                    conn.execute(
-                        self._insert(table).on_conflict_do_nothing(
-                            index_elements=["gateway_id", "epoch", "seq"]),
-                        [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-                    if batch.stream == p.STREAM_SESSIONS:
-                        self._upsert_latest(conn, rows)
-                if bad:
-                    self._dead_letter(conn, topic or p.topic(gateway_id, batch.stream),
-                                      *_bad_items_letter(batch, bad))
-                upto = self._advance(conn, gateway_id, batch.stream, batch.epoch, batch.first,
-                                     batch.last, upto, now)
-            self._seen(conn, gateway_id, now)
-        if bad:
-            log.warning("ingest.bad_items", gateway=gateway_id, stream=batch.stream,
-                        count=len(bad), first_reason=bad[0][1])
-        return upto
+    def _look(self, batches: list[_Incoming], now: datetime
+              ) -> tuple[dict[tuple[str, str, str], int], dict[str, datetime]]:
+        """The committed marks of the batches' streams, read without a lock (a mark only
+        grows: one read early is at worst low), and since when each gateway existed: its
+        enrolment when it has an identity (a replacement under a known id too), else when
+        it was first seen."""
+        keys = sorted({b.key for b in batches})
+        gws = sorted({b.gateway_id for b in batches})
+        a, g, i_ = t.acks.c, t.gateways.c, t.gateway_identities.c
+        marks: dict[tuple[str, str, str], int] = {}
+        since: dict[str, datetime] = {}
+        with self.engine.connect() as conn:
+            for k in range(0, len(keys), 500):
+                part = keys[k:k + 500]
+                marks.update(((gw, s, e), int(u)) for gw, s, e, u in conn.execute(
+                    select(a.gateway_id, a.stream, a.epoch, a.upto).where(
+                        tuple_(a.gateway_id, a.stream, a.epoch).in_(part))))
+            if any(b.last > marks.get(b.key, 0) for b in batches):  # else nothing is checked
+                for k in range(0, len(gws), 500):
+                    part = gws[k:k + 500]
+                    for col, key in ((g.first_seen, g.gateway_id), (i_.enrolled_at,
+                                                                     i_.gateway_id)):
+                        for gw, when in conn.execute(select(key, col).where(key.in_(part))):
+                            if when is not None:  # the enrolment, read second, wins
+                                since[gw] = _utc(when.replace(tzinfo=when.tzinfo or UTC))
+        return marks, since
+
+    def _check(self, b: _Incoming, upto: int, since: datetime | None,
+               now: datetime) -> None:
+        """Fill ``b.rows`` with the items above ``upto`` that may be stored, ``b.bad``
+        with the others and why (never stored, so never billed)."""
+        earliest = (since or now) - self.plausible.backfill
+        latest = now + self.plausible.future
+        skip = max(0, upto - b.first + 1)  # items at or below the mark: committed already
+        if b.stream == p.STREAM_READINGS:
+            self._check_readings(b, skip, earliest, latest, now)
+            return
+        rows, bad = self._rows(b, skip, now)
+        for row in rows:
+            wrong = _implausible(row, _TIME_COLUMNS[b.stream], earliest, latest)
+            if wrong:
+                bad.append((row["seq"], wrong, b.items[row["seq"] - b.first]))
+            else:
+                b.rows.append(row)
+        bad.sort(key=lambda x: x[0])
+        b.bad = bad
+
+    def _check_readings(self, b: _Incoming, skip: int, earliest: datetime,
+                        latest: datetime, now: datetime) -> None:
+        times = check.Times()
+        rows, bad = b.rows, b.bad
+        gw, epoch, first = b.gateway_id, b.epoch, b.first
+        for i in range(skip, len(b.items)):
+            raw = b.items[i]
+            try:
+                meter, ts, qty, value, unit, quality, flags, read_at = check.reading(raw, times)
+            except check.BadItem as exc:
+                bad.append((first + i, str(exc), raw))
+                continue
+            if not earliest <= ts <= latest or (
+                    read_at is not None and not earliest <= read_at <= latest):
+                wrong = _implausible({"ts": ts, "read_at": read_at}, ("ts", "read_at"),
+                                     earliest, latest)
+                bad.append((first + i, wrong, raw))
+                continue
+            rows.append((gw, epoch, first + i, meter, ts, qty, value, unit, quality,
+                         _flags_text(flags), read_at, now))
 
     def _rows(
-        self, gateway_id: str, batch: p.Batch, now: datetime
+        self, b: _Incoming, skip: int, now: datetime
     ) -> tuple[list[dict[str, Any]], list[tuple[int, str, Any]]]:
-        adapter = _ITEM_ADAPTERS[batch.stream]
+        """Sessions and events (few): through their pydantic models, as before."""
+        adapter = _ITEM_ADAPTERS[b.stream]
         bad: list[tuple[int, str, Any]] = []
+        raws = b.items[skip:]
         try:
-            items = list(enumerate(adapter.validate_python(batch.items)))
+            items = list(enumerate(adapter.validate_python(raws), skip))
         except ValidationError:
             # Find the bad ones; the good ones in the same batch are stored all the same.
             items = []
-            model = p.ITEM_MODELS[batch.stream]
-            for i, raw in enumerate(batch.items):
+            model = p.ITEM_MODELS[b.stream]
+            for i, raw in enumerate(raws, skip):
                 try:
                     items.append((i, model.model_validate(raw)))
                 except ValidationError as exc:
-                    bad.append((batch.first + i, p._short(exc), raw))
-        convert = getattr(self, f"_{batch.stream}_row")
-        rows = [convert(gateway_id, batch.first + i, it, batch.items[i], now) for i, it in items]
-        for row in rows:
-            row["epoch"] = batch.epoch
+                    bad.append((b.first + i, p._short(exc), raw))
+        convert = getattr(self, f"_{b.stream}_row")
+        rows = []
+        for i, it in items:
+            try:
+                row = convert(b.gateway_id, b.first + i, it, b.items[i], now)
+            except OverflowError:
+                bad.append((b.first + i, "a time out of range in UTC", b.items[i]))
+                continue
+            row["epoch"] = b.epoch
+            rows.append(row)
         return rows, bad
 
-    def _plausible_only(
-        self, conn: Connection, gateway_id: str, batch: p.Batch, rows: list[dict[str, Any]],
-        bad: list[tuple[int, str, Any]], now: datetime,
-    ) -> list[dict[str, Any]]:
-        """The rows whose times are plausible; the others join ``bad`` (never stored, so
-        never billed)."""
-        # An enrolled gateway existed from its enrolment (a replacement under a known id
-        # too); one without an identity (plain MQTT) from when it was first seen.
-        since = conn.execute(select(t.gateway_identities.c.enrolled_at).where(
-            t.gateway_identities.c.gateway_id == gateway_id)).scalar_one_or_none()
-        if since is None:
-            since = conn.execute(select(t.gateways.c.first_seen).where(
-                t.gateways.c.gateway_id == gateway_id)).scalar_one_or_none()
-        earliest = (_utc(since.replace(tzinfo=since.tzinfo or UTC)) if since else now) \
-            - self.plausible.backfill
-        latest = now + self.plausible.future
-        keep = []
-        for row in rows:
-            wrong = [f"{c} {row[c].isoformat()} is "
-                     + ("in the future" if row[c] > latest else "before the gateway existed")
-                     for c in _TIME_COLUMNS[batch.stream]
-                     if row[c] is not None and not earliest <= row[c] <= latest]
-            if wrong:
-                bad.append((row["seq"], "; ".join(wrong), batch.items[row["seq"] - batch.first]))
-            else:
-                keep.append(row)
-        bad.sort(key=lambda b: b[0])
-        return keep
+    # -- the shared transaction ------------------------------------------------------------
 
-    @staticmethod
-    def _readings_row(
-        gw: str, seq: int, it: p.ReadingItem, _raw: dict[str, Any], now: datetime
-    ) -> dict[str, Any]:
-        return {
-            "gateway_id": gw, "seq": seq, "meter_id": it.meter_id, "ts": _utc(it.ts),
-            "quantity": it.quantity, "value": it.value, "unit": it.unit,
-            "quality": it.quality, "flags": json.dumps(it.flags), "read_at": _utc(it.read_at),
-            "received_at": now,
-        }
+    def _commit(self, conn: Connection, todo: list[_Incoming],
+                statuses: dict[str, tuple[str, bytes, dict[str, Any]]],
+                now: datetime) -> list[Outgoing]:
+        """Lock the marks (sorted: two processes never wait on each other in a circle),
+        write what is new, advance the marks, note the gateways; the acks to publish."""
+        keys = sorted({b.key for b in todo})
+        marks = self._lock_marks(conn, keys, now)
+        parked = self._parked(conn, keys)
+        readings: list[tuple[Any, ...]] = []
+        by_key: dict[tuple[str, str, str], list[_Incoming]] = {}
+        for b in sorted(todo, key=lambda x: (x.key, x.first)):
+            by_key.setdefault(b.key, []).append(b)
+        for key, group in by_key.items():
+            upto = marks[key]
+            ranges = parked.get(key, [])
+            for b in group:
+                if b.last <= upto:
+                    continue
+                done = [(f, last) for f, last in ranges if last >= b.first and f <= b.last]
+                new = b.rows
+                if b.first <= upto or done:  # committed meanwhile, in part: leave those out
+                    new = [r for r in new if _seq(r) > upto
+                           and not any(f <= _seq(r) <= last for f, last in done)]
+                if b.stream == p.STREAM_READINGS:
+                    readings += new
+                elif new:
+                    table = t.STREAM_TABLES[b.stream]
+                    conn.execute(self._insert(table).on_conflict_do_nothing(
+                        index_elements=["gateway_id", "epoch", "seq"]),
+                        [{k: v for k, v in r.items() if not k.startswith("_")} for r in new])
+                    if b.stream == p.STREAM_SESSIONS:
+                        self._upsert_latest(conn, new)
+                if b.bad:
+                    self._dead_letter(conn, b.topic, *_bad_items_letter(b, b.bad))
+                ranges = sorted([*ranges, (b.first, b.last)])
+            new_upto = _merge(upto, ranges)
+            self._save_mark(conn, key, upto, new_upto, parked.get(key, []), ranges, now)
+            marks[key] = new_upto
+        if readings:
+            insert_readings(conn, readings)
+        self._note_gateways(conn, sorted({b.gateway_id for b in todo} | set(statuses)),
+                            statuses, now)
+        return [self._ack(b.gateway_id, b.stream, marks[b.key], b.first, b.last, b.epoch)
+                for b in todo]
 
     @staticmethod
     def _sessions_row(
@@ -294,6 +422,67 @@ class Writer:
                 index_elements=["gateway_id", "session_id"], set_=set_, where=better))
 
     # -- the high-water mark -------------------------------------------------------------
+
+    def _lock_marks(self, conn: Connection, keys: list[tuple[str, str, str]],
+                    now: datetime) -> dict[tuple[str, str, str], int]:
+        """The marks of ``keys``, locked for this transaction, in key order. A write first:
+        on SQLite it takes the database write lock before anything is read (no stale
+        snapshot between two ingest processes); on PostgreSQL FOR UPDATE serializes the
+        batches of one gateway stream, so two processes never lose a merge."""
+        a = t.acks.c
+        if not keys:
+            return {}
+        conn.execute(self._insert(t.acks).on_conflict_do_nothing(
+            index_elements=["gateway_id", "stream", "epoch"]),
+            [{"gateway_id": g, "stream": s, "epoch": e, "upto": 0, "updated_at": now}
+             for g, s, e in keys])
+        marks: dict[tuple[str, str, str], int] = {}
+        for i in range(0, len(keys), 500):
+            q = (select(a.gateway_id, a.stream, a.epoch, a.upto)
+                 .where(tuple_(a.gateway_id, a.stream, a.epoch).in_(keys[i:i + 500]))
+                 .order_by(a.gateway_id, a.stream, a.epoch))
+            if self.pg:
+                q = q.with_for_update()
+            marks.update(((g, s, e), int(u)) for g, s, e, u in conn.execute(q))
+        return marks
+
+    @staticmethod
+    def _parked(conn: Connection, keys: list[tuple[str, str, str]]
+                ) -> dict[tuple[str, str, str], list[tuple[int, int]]]:
+        """Committed ranges above the marks (a gap below them), per key."""
+        r = t.ack_ranges.c
+        out: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
+        for i in range(0, len(keys), 500):
+            q = select(r.gateway_id, r.stream, r.epoch, r["first"], r["last"]).where(
+                tuple_(r.gateway_id, r.stream, r.epoch).in_(keys[i:i + 500]))
+            for g, s, e, first, last in conn.execute(q):
+                out.setdefault((g, s, e), []).append((int(first), int(last)))
+        for ranges in out.values():
+            ranges.sort()
+        return out
+
+    def _save_mark(self, conn: Connection, key: tuple[str, str, str], upto: int, new: int,
+                   had: list[tuple[int, int]], ranges: list[tuple[int, int]],
+                   now: datetime) -> None:
+        """The mark moved from ``upto`` to ``new``; keep the ranges still above it."""
+        gw, stream, epoch = key
+        r = t.ack_ranges.c
+        this = and_(r.gateway_id == gw, r.stream == stream, r.epoch == epoch)
+        if new != upto:
+            conn.execute(update(t.acks).where(
+                t.acks.c.gateway_id == gw, t.acks.c.stream == stream, t.acks.c.epoch == epoch,
+            ).values(upto=new, updated_at=now))
+        if had and any(last <= new for _, last in had):
+            conn.execute(delete(t.ack_ranges).where(this, r["last"] <= new))
+        above = [(f, last) for f, last in ranges if last > new and (f, last) not in had]
+        if above:
+            ins = self._insert(t.ack_ranges)
+            greatest = func.greatest if self.pg else func.max
+            conn.execute(ins.on_conflict_do_update(
+                index_elements=["gateway_id", "stream", "epoch", "first"],
+                set_={"last": greatest(r["last"], ins.excluded["last"])}),
+                [{"gateway_id": gw, "stream": stream, "epoch": epoch, "first": f, "last": last}
+                 for f, last in _dedupe_first(above)])
 
     def _lock_mark(self, conn: Connection, gateway_id: str, stream: str, epoch: str,
                    now: datetime) -> int:
@@ -355,34 +544,43 @@ class Writer:
 
     # -- registry and dead letters -------------------------------------------------------------
 
-    def _seen(self, conn: Connection, gateway_id: str, now: datetime,
-              status: dict[str, Any] | None = None) -> None:
-        values: dict[str, Any] = {"gateway_id": gateway_id, "first_seen": now, "last_seen": now,
-                                  "online": True}
-        set_: dict[str, Any] = {"last_seen": now}
-        if status is not None:
-            values["online"] = set_["online"] = status["state"] == p.STATUS_ONLINE
-            values["status"] = set_["status"] = json.dumps(status, default=str)
-            if status.get("applied_config_version") is not None:
-                values["applied_config_version"] = set_["applied_config_version"] = (
-                    status["applied_config_version"])
-        ins = self._insert(t.gateways).values(**values)
-        conn.execute(ins.on_conflict_do_update(index_elements=["gateway_id"], set_=set_))
+    def _note_gateways(self, conn: Connection, gateway_ids: list[str],
+                       statuses: dict[str, tuple[str, bytes, dict[str, Any]]],
+                       now: datetime) -> None:
+        """The registry: a status as it came; otherwise ``last_seen``, at most every
+        SEEN_EVERY per gateway and process (not one write per batch)."""
+        ins = self._insert(t.gateways)
+        for gw in gateway_ids:
+            values: dict[str, Any] = {"gateway_id": gw, "first_seen": now, "last_seen": now,
+                                      "online": True}
+            set_: dict[str, Any] = {"last_seen": now}
+            got = statuses.get(gw)
+            if got is None:
+                noted = self._noted.get(gw)
+                if noted is not None and now - noted < SEEN_EVERY:
+                    continue
+            else:
+                status = got[2]
+                values["online"] = set_["online"] = status["state"] == p.STATUS_ONLINE
+                values["status"] = set_["status"] = json.dumps(status, default=str)
+                if status.get("applied_config_version") is not None:
+                    values["applied_config_version"] = set_["applied_config_version"] = (
+                        status["applied_config_version"])
+            conn.execute(ins.values(**values).on_conflict_do_update(
+                index_elements=["gateway_id"], set_=set_))
+            self._noted[gw] = now
 
-    def _status(self, topic: str, gateway_id: str, payload: bytes) -> None:
+    def _decode_status(self, topic: str, payload: bytes) -> dict[str, Any] | None:
         if not payload:
-            return  # a cleared retained message
+            return None  # a cleared retained message
         if len(payload) > self.max_message_bytes:
             self.dead_letter(topic, f"oversized status: {len(payload)} bytes", payload)
-            return
+            return None
         try:
-            status = p.decode_status(payload)
+            return p.decode_status(payload).model_dump(mode="json")
         except p.ProtocolError as exc:
             self.dead_letter(topic, f"bad status: {exc}", payload)
-            return
-        with self.engine.begin() as conn:
-            self._seen(conn, gateway_id, datetime.now(UTC), status.model_dump(mode="json"))
-        log.info("ingest.status", gateway=gateway_id, state=status.state)
+            return None
 
     def dead_letter(self, topic: str, reason: str, payload: bytes) -> None:
         with self.engine.begin() as conn:
@@ -398,13 +596,13 @@ class Writer:
             received_at=datetime.now(UTC), topic=topic, reason=reason[:4000], payload=payload))
 
 
-def _bad_items_letter(batch: p.Batch, bad: list[tuple[int, str, Any]]) -> tuple[str, bytes]:
+def _bad_items_letter(b: _Incoming, bad: list[tuple[int, str, Any]]) -> tuple[str, bytes]:
     """One dead letter for all refused items of a batch (not one each: a batch of 10,000
     bad items is one row): the first reasons, and every item with its seq and reason."""
     shown = "; ".join(f"seq {seq}: {reason}" for seq, reason, _ in bad[:3])
     more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
-    reason = f"{shown}{more} [{len(bad)} of {len(batch.items)} items refused, " \
-             f"epoch {batch.epoch} seq {batch.first}..{batch.last} acknowledged]"
+    reason = f"{shown}{more} [{len(bad)} of {len(b.items)} items refused, " \
+             f"epoch {b.epoch} seq {b.first}..{b.last} acknowledged]"
     payload = json.dumps([{"seq": seq, "reason": reason, "item": item}
                           for seq, reason, item in bad], default=str).encode()
     return reason, payload
@@ -421,3 +619,71 @@ def _merge(upto: int, parked: Sequence[Sequence[int]]) -> int:
             break
         upto = max(upto, last)
     return upto
+
+
+def _dedupe_first(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """One range per first seq (the longest): a multi-row upsert may not touch a key twice."""
+    best: dict[int, int] = {}
+    for first, last in ranges:
+        best[first] = max(best.get(first, 0), last)
+    return sorted(best.items())
+
+
+def _seq(row: Any) -> int:
+    return row[2] if isinstance(row, tuple) else row["seq"]
+
+
+def _flags_text(flags: list[str]) -> str:
+    return "[]" if not flags else json.dumps(flags)
+
+
+def _implausible(row: dict[str, Any], columns: Sequence[str], earliest: datetime,
+                 latest: datetime) -> str:
+    return "; ".join(f"{c} {row[c].isoformat()} is "
+                     + ("in the future" if row[c] > latest else "before the gateway existed")
+                     for c in columns if row[c] is not None and not earliest <= row[c] <= latest)
+
+
+@dataclass(slots=True)
+class _Incoming:
+    """A batch whose envelope is sound, and what its items came to."""
+
+    topic: str
+    gateway_id: str
+    payload: bytes
+    stream: str
+    epoch: str
+    first: int
+    last: int
+    items: list[Any] | None  # None: only the head read so far
+    rows: list[Any] = field(default_factory=list)
+    bad: list[tuple[int, str, Any]] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.gateway_id, self.stream, self.epoch
+
+
+_ENVELOPE = frozenset(("v", "stream", "epoch", "first", "last", "items"))
+
+
+def _envelope(payload: bytes) -> tuple[str, str, int, int, list[Any]]:
+    """(stream, epoch, first, last, items) of a batch: plain checks on the usual form,
+    else the Batch model (its lax forms and its wording of a refusal)."""
+    data = p._loads(p.inflate(payload), p.BATCH_MAX_ITEMS)
+    if type(data) is dict and data.keys() <= _ENVELOPE:
+        stream, epoch = data.get("stream"), data.get("epoch", p.LEGACY_EPOCH)
+        first, last, items = data.get("first"), data.get("last"), data.get("items")
+        if (data.get("v", p.PROTOCOL_VERSION) == p.PROTOCOL_VERSION
+                and type(data.get("v", 1)) is int and stream in p.STREAMS
+                and type(epoch) is str and p._EPOCH_RE.match(epoch)
+                and type(first) is int and type(last) is int and 1 <= first <= p.SEQ_MAX
+                and 1 <= last <= p.SEQ_MAX and type(items) is list
+                and len(items) == last - first + 1 <= p.BATCH_MAX_ITEMS
+                and all(type(i) is dict for i in items)):
+            return stream, epoch, first, last, items
+    try:
+        batch = p.Batch.model_validate(data)
+    except ValidationError as exc:
+        raise p.ProtocolError(p._short(exc)) from None
+    return batch.stream, batch.epoch, batch.first, batch.last, batch.items

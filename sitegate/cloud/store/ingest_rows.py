@@ -1,0 +1,54 @@
+"""Bulk insert of the ingest's reading rows: COPY on PostgreSQL, one ``executemany`` on
+SQLite, both through the DBAPI connection of the caller's transaction (no SQLAlchemy
+parameter processing per row).
+
+The caller hands only rows it knows are new (above the stream's locked mark and outside
+its committed ranges), so no conflict handling is needed: should a row exist after all,
+the statement fails and the caller's transaction with it (nothing half written).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+
+from sitegate.cloud.store import tables as t
+
+COLUMNS = ("gateway_id", "epoch", "seq", "meter_id", "ts", "quantity", "value", "unit",
+           "quality", "flags", "read_at", "received_at")
+_TIMES = (COLUMNS.index("ts"), COLUMNS.index("read_at"), COLUMNS.index("received_at"))
+
+
+def insert_readings(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``rows``: tuples in COLUMNS order, times as aware UTC datetimes."""
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cols = ", ".join(COLUMNS)
+    if conn.dialect.name == "postgresql":
+        with dbapi.cursor() as cur, cur.copy(  # type: ignore[attr-defined]
+                f"COPY {t.readings.name} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    # SQLite keeps times as SQLAlchemy's DateTime text (UTC, naive): its own processor.
+    ts = t.readings.c.ts.type
+    bind = ts.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    assert bind is not None
+    stamps: dict[Any, Any] = {None: None}
+
+    def text(d: Any) -> Any:
+        got = stamps.get(d)
+        if got is None and d is not None:
+            got = stamps[d] = bind(d.replace(tzinfo=None))
+        return got
+
+    i, j, k = _TIMES
+    cur = dbapi.cursor()
+    try:
+        cur.executemany(
+            f"INSERT INTO {t.readings.name} ({cols}) VALUES ({', '.join('?' * len(COLUMNS))})",
+            [(*r[:i], text(r[i]), *r[i + 1:j], text(r[j]), text(r[k])) for r in rows])
+    finally:
+        cur.close()
