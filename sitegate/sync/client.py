@@ -8,13 +8,21 @@ Uplink per stream: at each (re)connect, rows up to the buffer's end are *backlog
 drain at ``drain_rate``; rows appended after are *live* and go out at once on their own
 window, so a long backlog never delays live data. A row counts as sent only when the
 cloud's ack (a contiguous high-water mark) covers it; a batch without any answer within
-``ack_timeout`` is sent again. The cloud writes idempotently, so resending is always safe.
+its ack timeout is sent again. The cloud writes idempotently, so resending is always safe.
+
+At fleet scale two things keep the cloud out of a resend snowball. The live readings of a
+quarter-hour cycle go out at a fixed offset (from the gateway id) within ``uplink_spread``
+after the quarter-hour, so a fleet's cycles arrive spread out. And the ack timeout adapts
+like TCP's retransmission timer: at least ``ack_timeout``, else the acks' smoothed round
+trip plus four deviations, longer for a batch sent behind others in flight, doubled after
+each expiry (up to ``ack_timeout_max``) and back to normal with the next timely ack.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import socket
 import ssl
@@ -41,6 +49,8 @@ from sitegate.sync.downlink_state import FILE as DOWNLINK_STATE_FILE
 from sitegate.sync.downlink_state import DownlinkState
 
 log = structlog.get_logger(__name__)
+
+QUARTER_HOUR = 900  # seconds: the meters' aligned cycle, the fleet's burst
 
 
 class EntryLike(Protocol):
@@ -79,6 +89,9 @@ class _Flight:
     last: int
     sent_at: float
     backlog: bool
+    timeout: float = 30.0  # seconds without an ack before it is sent again
+    tries: int = 0  # resends so far: each one doubles the wait
+
     confirmed: bool = False  # the cloud committed it (a gap below may hold back the mark)
 
 
@@ -95,6 +108,9 @@ class _Stream:
     flights: dict[int, _Flight] = field(default_factory=dict)
     last_ack_at: str | None = None
     sent_upto: int = 0  # highest seq published in this epoch: an ack beyond it is forged
+    srtt: float | None = None  # smoothed ack round trip, seconds (as TCP's RTO, RFC 6298)
+    rttvar: float = 0.0
+    backoff: float = 1.0  # doubles after each expiry, back to 1 with a timely ack
 
 
 class SyncClient:
@@ -145,6 +161,9 @@ class SyncClient:
         self._net: threading.Thread | None = None
         self.bytes_sent = 0
         self.batches_sent = 0
+        self.resends = 0
+        # Where in the window after each quarter-hour the live readings go: fixed per id.
+        self.uplink_offset = uplink_offset(self.gateway_id, cfg.uplink_spread)
         # More health for the retained status (the daemon's buffer writer), set by the daemon.
         self.status_extra: Callable[[], dict[str, Any]] | None = None
         self.client = self._make_client()
@@ -221,6 +240,10 @@ class SyncClient:
             "last_ack": {s.name: {"upto": s.acked, "at": s.last_ack_at}
                          for s in self._streams.values()},
             "in_flight": {s.name: len(s.flights) for s in self._streams.values()},
+            "ack_timeout": {s.name: round(self._ack_timeout(s), 1)
+                            for s in self._streams.values()},
+            "resends": self.resends,
+            "uplink_offset": round(self.uplink_offset, 1),
             "sent_upto": {s.name: s.sent_upto for s in self._streams.values()},
             "applied_config_version": self.applied_config_version,
             "config_rejected": self.config_rejected,
@@ -371,12 +394,20 @@ class SyncClient:
         for f in list(st.flights.values()):
             if f.last <= st.acked:
                 del st.flights[f.first]
-            elif not f.confirmed and now - f.sent_at > self.cfg.ack_timeout:
-                log.warning("sync.resend", stream=st.name, first=f.first, last=f.last)
-                await self._send(st, f.first, f.last - f.first + 1, f.backlog, generation)
+            elif not f.confirmed and now - f.sent_at > f.timeout:
+                log.warning("sync.resend", stream=st.name, first=f.first, last=f.last,
+                            waited=round(now - f.sent_at, 1))
+                self.resends += 1
+                # New batches wait as long as this one will, until a timely ack.
+                st.backoff = max(st.backoff, 2.0 ** (f.tries + 1))
+                await self._send(st, f.first, f.last - f.first + 1, f.backlog, generation,
+                                 tries=f.tries + 1)
         soon = self.cfg.poll_interval
+        hold = self._live_hold(st)
+        if hold > 0:
+            soon = min(soon, hold)
         # Live rows first, on their own window.
-        while self._window(st, backlog=False) and st.live_next <= st.last_seq:
+        while hold <= 0 and self._window(st, backlog=False) and st.live_next <= st.last_seq:
             n = await self._send(st, st.live_next, self.cfg.batch_rows, False, generation)
             if not n:
                 break
@@ -400,16 +431,46 @@ class SyncClient:
             if rate:
                 st.tokens -= n
         if st.flights:
-            oldest = min(f.sent_at for f in st.flights.values())
-            soon = min(soon, max(0.05, oldest + self.cfg.ack_timeout - now))
+            due = min(f.sent_at + f.timeout for f in st.flights.values() if not f.confirmed) \
+                if any(not f.confirmed for f in st.flights.values()) else now + soon
+            soon = min(soon, max(0.05, due - now))
         return soon
+
+    def _live_hold(self, st: _Stream) -> float:
+        """Seconds to hold this stream's live rows: readings only, a cycle of at least a
+        batch, within this gateway's offset after the quarter-hour (wall clock)."""
+        if st.name != p.STREAM_READINGS or st.last_seq - st.live_next + 1 < self.cfg.batch_rows:
+            return 0.0
+        return live_hold(self.uplink_offset, time.time())
+
+    def _ack_timeout(self, st: _Stream, ahead: int = 0, tries: int | None = None) -> float:
+        """How long a batch waits for its ack: at least ack_timeout, else the measured round
+        trip plus four deviations; behind ``ahead`` others in flight, longer (their acks
+        come first); doubled for each resend of it (``tries``; a new batch: the stream's
+        backoff); at most ack_timeout_max."""
+        rto = self.cfg.ack_timeout
+        if st.srtt is not None:
+            rto = max(rto, st.srtt + 4 * st.rttvar)
+        rto *= 1 + ahead / self.cfg.max_inflight
+        backoff = st.backoff if tries is None else 2.0 ** tries
+        return min(rto * backoff, self.cfg.ack_timeout_max)
+
+    @staticmethod
+    def _sample(st: _Stream, rtt: float) -> None:
+        """A timely ack's round trip (RFC 6298's smoothing)."""
+        if st.srtt is None:
+            st.srtt, st.rttvar = rtt, rtt / 2
+        else:
+            st.rttvar = 0.75 * st.rttvar + 0.25 * abs(st.srtt - rtt)
+            st.srtt = 0.875 * st.srtt + 0.125 * rtt
+        st.backoff = 1.0
 
     def _window(self, st: _Stream, backlog: bool) -> bool:
         busy = sum(1 for f in st.flights.values() if f.backlog == backlog and not f.confirmed)
         return busy < self.cfg.max_inflight and self._connected
 
     async def _send(self, st: _Stream, first: int, limit: int, backlog: bool,
-                    generation: int) -> int:
+                    generation: int, tries: int = 0) -> int:
         """Publish rows from ``first`` (at most ``limit`` and ``batch_bytes``); returns count."""
         rows = await asyncio.to_thread(self.buffer.pending, st.name, limit, first - 1)
         texts: list[str] = []
@@ -429,7 +490,9 @@ class SyncClient:
         self.client.publish(p.topic(self.gateway_id, st.name), payload, qos=1)
         last = first + len(texts) - 1
         st.sent_upto = max(st.sent_upto, last)
-        st.flights[first] = _Flight(first, last, time.monotonic(), backlog)
+        ahead = sum(1 for f in st.flights.values() if not f.confirmed and f.first < first)
+        st.flights[first] = _Flight(first, last, time.monotonic(), backlog,
+                                    self._ack_timeout(st, ahead, tries or None), tries)
         log.debug("sync.sent", stream=st.name, first=first, last=last, backlog=backlog)
         self.bytes_sent += len(payload)
         self.batches_sent += 1
@@ -466,6 +529,8 @@ class SyncClient:
         # Only an ack for the whole flight confirms it: a late ack of an older, shorter
         # batch with the same first seq must not spare the rest from a resend.
         if flight is not None and ack.last is not None and ack.last >= flight.last:
+            if not flight.tries and not flight.confirmed:
+                self._sample(st, time.monotonic() - flight.sent_at)
             flight.confirmed = True
         if upto > st.acked:
             st.acked = await asyncio.to_thread(self.buffer.ack, ack.stream, upto)
@@ -672,6 +737,20 @@ class SyncClient:
         while not self._stopping:
             await asyncio.sleep(self.cfg.status_interval)
             self._publish_status()
+
+
+def uplink_offset(gateway_id: str, spread: float) -> float:
+    """This gateway's fixed place in the window after each quarter-hour: its id hashed to
+    [0, spread) seconds (evenly spread over a fleet, the same at every start)."""
+    digest = hashlib.sha256(gateway_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * spread
+
+
+def live_hold(offset: float, wall: float) -> float:
+    """Seconds from ``wall`` (Unix time) until ``offset`` after the last quarter-hour, or 0
+    once past it."""
+    since = wall % QUARTER_HOUR
+    return offset - since if since < offset else 0.0
 
 
 def _no_delay(_c: mqtt.Client, _u: Any, sock: Any) -> None:

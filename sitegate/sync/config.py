@@ -40,7 +40,18 @@ class MqttConfig(BaseModel):
         description="rows per second for the backlog found at (re)connect; live rows are "
                     "never held back by it. Unset: as fast as acks come back")
     ack_timeout: float = Field(
-        30.0, gt=0, description="seconds without an ack before a batch is sent again")
+        30.0, gt=0,
+        description="seconds without an ack before a batch is sent again, at least: the "
+                    "wait grows with the acks' measured round trip and what is in flight, "
+                    "and doubles after each expiry (up to ack_timeout_max)")
+    ack_timeout_max: float = Field(
+        600.0, gt=0, le=3600, description="longest wait for an ack before a resend, seconds")
+    uplink_spread: float = Field(
+        180.0, ge=0, le=600,
+        description="seconds after each quarter-hour within which this gateway's live "
+                    "readings go out at its own fixed offset (from its id), so a fleet's "
+                    "quarter-hour cycles do not reach the cloud at once; 0: at once. A "
+                    "cycle smaller than batch_rows is never held")
     reconnect_min: float = Field(1.0, gt=0, description="first reconnect delay, seconds")
     reconnect_max: float = Field(120.0, gt=0, description="longest reconnect delay, seconds")
     status_interval: float = Field(
@@ -57,6 +68,8 @@ class MqttConfig(BaseModel):
             raise ValueError("cert_file and key_file go together (mutual TLS)")
         if self.cert_file and not self.broker.startswith("mqtts://"):
             raise ValueError("client certificates need an mqtts:// broker")
+        if self.ack_timeout_max < self.ack_timeout:
+            raise ValueError("ack_timeout_max must not be below ack_timeout")
         if not self.broker.startswith(("mqtt://", "mqtts://")):
             raise ValueError("broker must be mqtt://host[:port] or mqtts://host[:port]")
         return self
