@@ -1,6 +1,6 @@
 """Billing a month of 15-min data end to end from the store: ``bill`` (load the readings,
 compute, build and store the invoice documents) for a solar community of N billing points,
-next to the bare per-register ``SELECT`` of the same rows, in the same run.
+next to the bare ``SELECT`` of the same rows (the load's own queries), in the same run.
 
     .venv/bin/python bench/bench_billing_e2e.py [--db postgresql://...] [SIZES...]
     (default 1000 on SQLite; with --db a fresh database is made on that server and dropped)
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_billing_store import raw_per_register, store  # noqa: E402
+from bench_billing_store import raw_window, store, write_cycles  # noqa: E402
 
 TARGETS = {("sqlite", 1000): (10.0, None), ("postgresql", 10000): (60.0, 1024)}
 
@@ -58,7 +58,6 @@ def write(n: int, url: str) -> float:
     from sitegate.cloud.billing.sitemodel import parse_site
     from sitegate.cloud.billing.sites import save_site
     from sitegate.cloud.store.db import make_engine, upgrade
-    from sitegate.cloud.store.tables import readings
 
     upgrade(url)
     engine = make_engine(url)
@@ -67,34 +66,27 @@ def write(n: int, url: str) -> float:
     with engine.begin() as conn:
         save_site(conn, model)
     ids = [f"bp{j:05d}" for j in range(n)]
-    recv = datetime(2026, 2, 1, tzinfo=UTC)
     pg = url.startswith("postgresql")
     t0 = time.perf_counter()
-    seq = 0
     s7 = sum(j % 7 for j in range(n))
-    for k in range(grid.n + 1):  # a quarter hour of every meter per transaction
-        ts = datetime.fromtimestamp(grid.start + k * 900, UTC)
-        rows = []
-        for j, mid in enumerate(ids):  # 0.05-0.11 kWh a quarter hour
+
+    def cycles():  # a quarter hour of every meter per transaction
+        seq = 0
+        for k in range(grid.n + 1):
+            ts = datetime.fromtimestamp(grid.start + k * 900, UTC)
+            rows = []
+            for j, mid in enumerate(ids):  # 0.05-0.11 kWh a quarter hour
+                seq += 1
+                rows.append((seq, mid, ts, "1-0:1.8.0",
+                             f"{1000 + j + k * (0.05 + (j % 7) * 0.01):.3f}"))
+            # the grid meter imports 80 % of what the flats use: the rest is solar
             seq += 1
-            value = f"{1000 + j + k * (0.05 + (j % 7) * 0.01):.3f}"
-            rows.append(("gw", seq, mid, ts, "1-0:1.8.0", value, "kWh", "good", "[]", recv))
-        # the grid meter imports 80 % of what the flats use: the rest is solar
-        seq += 1
-        value = f"{k * 0.8 * (n * 0.05 + s7 * 0.01):.3f}"
-        rows.append(("gw", seq, "main", ts, "1-0:1.8.0", value, "kWh", "good", "[]", recv))
-        seq += 1
-        rows.append(("gw", seq, "main", ts, "1-0:2.8.0", "0.000", "kWh", "good", "[]", recv))
-        cols = ("gateway_id", "seq", "meter_id", "ts", "quantity", "value", "unit", "quality",
-                "flags", "received_at")
-        with engine.begin() as conn:
-            if pg:
-                cur = conn.connection.cursor()
-                with cur.copy(f"COPY readings ({', '.join(cols)}) FROM STDIN") as cp:
-                    for r in rows:
-                        cp.write_row(r)
-            else:
-                conn.execute(readings.insert(), [dict(zip(cols, r, strict=True)) for r in rows])
+            rows.append((seq, "main", ts, "1-0:1.8.0", f"{k * 0.8 * (n * 0.05 + s7 * 0.01):.3f}"))
+            seq += 1
+            rows.append((seq, "main", ts, "1-0:2.8.0", "0.000"))
+            yield rows
+
+    write_cycles(engine, "gw", cycles())
     if pg:
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
@@ -117,7 +109,7 @@ def run_bill(n: int, url: str) -> dict:
     lo = datetime.fromtimestamp(grid.start - MARGIN, UTC)
     hi = datetime.fromtimestamp(grid.end + MARGIN, UTC)
     t0 = time.perf_counter()
-    rows = raw_per_register(engine, "gw", [m.id for m in model.meters],
+    rows = raw_window(engine, "gw", [m.id for m in model.meters],
                             ["1-0:1.8.0", "1-0:2.8.0"], lo, hi)
     select_s = time.perf_counter() - t0
     t0 = time.perf_counter()
