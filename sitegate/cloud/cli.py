@@ -19,6 +19,7 @@ PARTS = (
     "sitegate.cloud.users_cli",
     "sitegate.cloud.release_cli",
     "sitegate.cloud.expense_cli",
+    "sitegate.cloud.retention_cli",
 )
 
 

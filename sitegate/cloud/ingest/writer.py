@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sitegate.cloud.ingest import check
+from sitegate.cloud.store import partitions
 from sitegate.cloud.store import tables as t
 from sitegate.cloud.store.ingest_rows import insert_readings
 from sitegate.sync import protocol as p
@@ -46,6 +47,7 @@ log = structlog.get_logger(__name__)
 MAX_MESSAGE_BYTES = 1024 * 1024
 DEAD_LETTER_KEEP = 2 * MAX_MESSAGE_BYTES  # bytes of a refused message kept for inspection
 SEEN_EVERY = timedelta(seconds=30)  # a gateway's last_seen, at most this often per process
+PARTITIONS_EVERY = timedelta(hours=6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ class Writer:
         self.pg = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self.pg else sqlite.insert
         self._noted: dict[str, datetime] = {}  # when this process last wrote last_seen
+        self._partitions_at: datetime | None = None
 
     # -- entry points ------------------------------------------------------------------------
 
@@ -131,6 +134,7 @@ class Writer:
         if not batches and not statuses:
             return out
         now = datetime.now(UTC)
+        self._partitions(now)
         marks, since = self._look(batches, now)
         todo = []
         for b in batches:
@@ -170,6 +174,18 @@ class Writer:
         for gateway_id, (_, _, status) in statuses.items():
             log.info("ingest.status", gateway=gateway_id, state=status["state"])
         return out + acks
+
+    def _partitions(self, now: datetime) -> None:
+        """PostgreSQL: this month's and the next months' readings partitions exist (made
+        ahead at start and every PARTITIONS_EVERY; rows of a month without one would go to
+        the default partition)."""
+        if not self.pg or (self._partitions_at and now - self._partitions_at < PARTITIONS_EVERY):
+            return
+        with self.engine.begin() as conn:
+            made = partitions.ensure(conn, now.date())
+        self._partitions_at = now
+        if made:
+            log.info("ingest.partitions_made", partitions=made)
 
     def _not_stored(self, todo: list[_Incoming], statuses: dict[str, Any],
                     exc: Exception) -> list[Outgoing]:

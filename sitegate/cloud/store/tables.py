@@ -8,6 +8,7 @@ are TEXT holding the exact string the gateway sent (SQLite has no exact numeric 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -43,11 +44,15 @@ gateways = Table(
     Column("applied_config_version", Integer),
 )
 
+# The time column is part of the unique key: PostgreSQL partitions the table by month of
+# ``ts`` (sitegate.cloud.store.partitions), and a partitioned table's unique keys must hold
+# the partition column. Still idempotent: a resent row carries the same ts. The ingest never
+# relies on the key to drop duplicates (it writes only what is above the locked mark).
 readings = Table(
     "readings", metadata,
     Column("gateway_id", String(64), nullable=False),
     Column("epoch", String(40), nullable=False, server_default=LEGACY_EPOCH),
-    Column("seq", Integer, nullable=False),
+    Column("seq", BigInteger, nullable=False),
     Column("meter_id", String(128), nullable=False),
     Column("ts", TZ, nullable=False),
     Column("quantity", String(64), nullable=False),
@@ -57,12 +62,13 @@ readings = Table(
     Column("flags", Text, nullable=False, default="[]"),  # JSON list
     Column("read_at", TZ),
     Column("received_at", TZ, nullable=False),
-    UniqueConstraint("gateway_id", "epoch", "seq", name="uq_readings_gateway_epoch_seq"),
+    UniqueConstraint("gateway_id", "epoch", "seq", "ts", name="uq_readings_gateway_epoch_seq_ts"),
     Index("ix_readings_series", "gateway_id", "meter_id", "quantity", "ts")
     .ddl_if(dialect="postgresql"),
     # SQLite: covers billing's per-register load (migration ingest_0003 says why not on PG)
     Index("ix_readings_load", "gateway_id", "meter_id", "quantity", "ts", "value", "unit",
           "quality").ddl_if(dialect="sqlite"),
+    postgresql_partition_by="RANGE (ts)",
 )
 
 
@@ -84,7 +90,7 @@ sessions = Table(
     "sessions", metadata,
     Column("gateway_id", String(64), nullable=False),
     Column("epoch", String(40), nullable=False, server_default=LEGACY_EPOCH),
-    Column("seq", Integer, nullable=False),
+    Column("seq", BigInteger, nullable=False),
     Column("payload", Text, nullable=False),  # the full record, JSON
     Column("session_id", String(128)),
     *_session_fields(),
@@ -96,7 +102,7 @@ events = Table(
     "events", metadata,
     Column("gateway_id", String(64), nullable=False),
     Column("epoch", String(40), nullable=False, server_default=LEGACY_EPOCH),
-    Column("seq", Integer, nullable=False),
+    Column("seq", BigInteger, nullable=False),
     Column("ts", TZ, nullable=False),
     Column("kind", String(64), nullable=False),
     Column("severity", String(16), nullable=False),
@@ -120,7 +126,7 @@ acks = Table(
     Column("gateway_id", String(64), primary_key=True),
     Column("stream", String(16), primary_key=True),
     Column("epoch", String(40), primary_key=True, server_default=LEGACY_EPOCH),
-    Column("upto", Integer, nullable=False, default=0),
+    Column("upto", BigInteger, nullable=False, default=0),
     Column("updated_at", TZ, nullable=False),
 )
 
@@ -130,8 +136,8 @@ ack_ranges = Table(
     Column("gateway_id", String(64), primary_key=True),
     Column("stream", String(16), primary_key=True),
     Column("epoch", String(40), primary_key=True, server_default=LEGACY_EPOCH),
-    Column("first", Integer, primary_key=True),
-    Column("last", Integer, nullable=False),
+    Column("first", BigInteger, primary_key=True),
+    Column("last", BigInteger, nullable=False),
 )
 
 # The current report of each session: the latest one (a completed report always wins over a
@@ -143,7 +149,7 @@ session_latest = Table(
     Column("session_id", String(128), primary_key=True),
     Column("completed", Boolean, nullable=False),
     Column("epoch", String(40), nullable=False),
-    Column("seq", Integer, nullable=False),
+    Column("seq", BigInteger, nullable=False),
     Column("payload", Text, nullable=False),  # the full record, JSON
     *_session_fields(),
     Index("ix_session_latest_stopped", "stopped_at"),
