@@ -18,6 +18,7 @@ the readings table, one gateway's cycle per transaction, by one connection.
 
     .venv/bin/python bench/bench_fleet.py --gateways 1000 --ingest 2
     .venv/bin/python bench/bench_fleet.py --gateways 100 --spread 0      # the burst
+    .venv/bin/python bench/bench_fleet.py --gateways 200 --baseline /tmp/main-tree
 """
 
 from __future__ import annotations
@@ -183,24 +184,21 @@ def backends(engine, db: str) -> list[int]:  # noqa: ANN001
 
 
 def bare_copy(url: str, args: argparse.Namespace, ts: datetime) -> dict:
-    """The same rows COPYed into a copy of the readings table, a gateway's cycle per
-    transaction, one connection: rows/s and its backend's CPU per reading."""
-    from sqlalchemy import text
-
+    """The same rows COPYed into the same readings table (under other gateway ids), a
+    gateway's cycle per transaction, one connection: rows/s and its backend's CPU per
+    reading."""
     from sitegate.cloud.store.db import make_engine
     from sitegate.cloud.store.ingest_rows import COLUMNS
     from sitegate.sync import protocol as p
 
     engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE readings_bare (LIKE readings INCLUDING ALL)"))
     now = datetime.now(UTC)
     cycles = []
     for i in range(args.gateways):
         rows = []
         for seq, item in enumerate(cycle_texts(i, args.meters, args.quantities, ts), 1):
             d = json.loads(item)
-            rows.append((f"gw-{i:05d}", epoch_of(f"gw-{i:05d}"), seq, d["meter_id"], ts,
+            rows.append((f"bare-{i:05d}", epoch_of(f"gw-{i:05d}"), seq, d["meter_id"], ts,
                          d["quantity"], d["value"], d["unit"], d.get("quality", p.GOOD),
                          "[]", ts, now))
         cycles.append(rows)
@@ -211,7 +209,7 @@ def bare_copy(url: str, args: argparse.Namespace, ts: datetime) -> dict:
         t0 = time.perf_counter()
         for rows in cycles:
             with dbapi.cursor() as cur, cur.copy(
-                    f"COPY readings_bare ({', '.join(COLUMNS)}) FROM STDIN") as cp:
+                    f"COPY readings ({', '.join(COLUMNS)}) FROM STDIN") as cp:
                 for r in rows:
                     cp.write_row(r)
             dbapi.commit()
@@ -233,6 +231,9 @@ def main() -> None:
     ap.add_argument("--ack-timeout", type=float, default=30.0)
     ap.add_argument("--workers", type=int, default=4, help="processes simulating gateways")
     ap.add_argument("--db", default=DB, help="PostgreSQL server (a fresh database is made)")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also run the ingest of the checkout in DIR first (e.g. a worktree "
+                         "of main: today's ingest), same fleet, its own fresh database")
     ap.add_argument("--worker", type=int, nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--ts", type=float, help=argparse.SUPPRESS)
@@ -244,12 +245,83 @@ def main() -> None:
     run(args)
 
 
+def fleet(args: argparse.Namespace, url: str, port: int, ts: datetime, work: Path,
+          code: str | None) -> dict:
+    """One fleet run against a fresh database: the ingest processes from ``code`` (a
+    checkout's directory, e.g. of main: today's ingest) or from this one."""
+    from sqlalchemy import text
+
+    from sitegate.cloud.store.db import make_engine
+
+    env = {**os.environ, **({"PYTHONPATH": code} if code else {})}
+    subprocess.run([sys.executable, "-m", "sitegate.cloud.cli", "migrate", "--db", url],
+                   check=True, env=env, capture_output=True, cwd=code or None)
+    db_name = url.rsplit("/", 1)[1]
+    admin = make_engine(url)
+    procs: list[subprocess.Popen] = []
+    logs = []
+    try:
+        for k in range(args.ingest):
+            log = work / f"ingest-{'base' if code else 'ours'}-{k}.log"
+            logs.append(log)
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "sitegate.cloud.cli", "serve", "--db", url,
+                 "--broker", f"mqtt://127.0.0.1:{port}"], env=env, cwd=code or None,
+                stdout=log.open("wb"), stderr=subprocess.STDOUT))
+        deadline = time.time() + 60
+        while not all("ingest.connected" in lg.read_text() for lg in logs):
+            if time.time() > deadline:
+                raise SystemExit("ingest did not connect: " + logs[0].read_text()[-500:])
+            time.sleep(0.2)
+        ingest_cpu0 = {pr.pid: cpu_s(pr.pid) for pr in procs}
+        start_at = time.time() + 5 + args.gateways / 200  # everyone connected by then
+        per = -(-args.gateways // args.workers)
+        workers = [subprocess.Popen(
+            [sys.executable, __file__, "--worker", str(i), str(min(per, args.gateways - i)),
+             "--port", str(port), "--ts", str(ts.timestamp()), "--start-at", str(start_at),
+             "--meters", str(args.meters), "--quantities", str(args.quantities),
+             "--spread", str(args.spread), "--ack-timeout", str(args.ack_timeout)],
+            stdout=subprocess.PIPE, text=True)
+            for i in range(0, args.gateways, per)]
+        while time.time() < start_at - 1:
+            time.sleep(0.2)
+        # The ingest's connections open with its first transaction: those already there
+        # count from now, those opened later from zero.
+        db_cpu0 = {pid: cpu_s(pid) for pid in backends(admin, db_name)}
+        results = [json.loads(w.communicate()[0]) for w in workers]
+        end = time.time()
+        ingest_cpu = sum(cpu_s(pid) - c for pid, c in ingest_cpu0.items())
+        db_cpu = sum(cpu_s(pid) - db_cpu0.get(pid, 0.0) for pid in backends(admin, db_name))
+        for pr in procs:
+            pr.terminate()
+        for pr in procs:
+            pr.wait(30)
+        with admin.connect() as conn:
+            rows, distinct = conn.execute(text(
+                "SELECT count(*), count(DISTINCT (gateway_id, epoch, seq)) FROM readings")
+            ).one()
+            marks = conn.execute(text(
+                "SELECT count(*) FROM acks WHERE stream = 'readings' AND upto = :n"),
+                {"n": args.meters * args.quantities}).scalar_one()
+    finally:
+        for pr in procs:
+            if pr.poll() is None:
+                pr.kill()
+        admin.dispose()
+    sent = sum(r["rows"] for r in results)
+    first = min(r["first_publish"] for r in results)
+    lat = sorted(x for r in results for x in r["latencies"])
+    return {"sent": sent, "wall": end - first, "rate": sent / (end - first),
+            "ingest_us": ingest_cpu / sent * 1e6, "db_us": db_cpu / sent * 1e6,
+            "p50": statistics.median(lat), "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+            "resends": sum(r["resends"] for r in results),
+            "ok": rows == distinct == sent and marks == args.gateways,
+            "rows": rows, "distinct": distinct, "marks": marks}
+
+
 def run(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_billing_store import store
-    from sqlalchemy import text
-
-    from sitegate.cloud.store.db import make_engine, upgrade
 
     load0 = os.getloadavg()[0]
     quarter = int(time.time()) // 900 * 900
@@ -261,88 +333,36 @@ def run(args: argparse.Namespace) -> None:
         "max_queued_messages 100000\nset_tcp_nodelay true\nlog_type error\n")
     broker = subprocess.Popen(["mosquitto", "-c", str(work / "mosquitto.conf")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs: list[subprocess.Popen] = []
+    runs: list[tuple[str, dict]] = []
     try:
+        if args.baseline:
+            with store(args.db) as url:
+                runs.append((f"today's ingest ({Path(args.baseline).name})",
+                             fleet(args, url, port, ts, work, args.baseline)))
         with store(args.db) as url:
-            upgrade(url)
-            db_name = url.rsplit("/", 1)[1]
-            admin = make_engine(url)
-            logs = []
-            for k in range(args.ingest):
-                log = work / f"ingest-{k}.log"
-                logs.append(log)
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "sitegate.cloud.cli", "serve", "--db", url,
-                     "--broker", f"mqtt://127.0.0.1:{port}"],
-                    stdout=log.open("wb"), stderr=subprocess.STDOUT))
-            deadline = time.time() + 60
-            while not all("ingest.connected" in lg.read_text() for lg in logs):
-                if time.time() > deadline:
-                    raise SystemExit("ingest did not connect: " + logs[0].read_text()[-500:])
-                time.sleep(0.2)
-            ingest_cpu0 = {pr.pid: cpu_s(pr.pid) for pr in procs}
-            start_at = time.time() + 5 + args.gateways / 200  # everyone connected by then
-            per = -(-args.gateways // args.workers)
-            workers = [subprocess.Popen(
-                [sys.executable, __file__, "--worker", str(i), str(min(per, args.gateways - i)),
-                 "--port", str(port), "--ts", str(ts.timestamp()), "--start-at", str(start_at),
-                 "--meters", str(args.meters), "--quantities", str(args.quantities),
-                 "--spread", str(args.spread), "--ack-timeout", str(args.ack_timeout)],
-                stdout=subprocess.PIPE, text=True)
-                for i in range(0, args.gateways, per)]
-            while time.time() < start_at - 1:
-                time.sleep(0.2)
-            # The ingest's connections open with its first transaction: those already there
-            # count from now, those opened later from zero.
-            db_cpu0 = {pid: cpu_s(pid) for pid in backends(admin, db_name)}
-            results = [json.loads(w.communicate()[0]) for w in workers]
-            end = time.time()
-            ingest_cpu = sum(cpu_s(pid) - c for pid, c in ingest_cpu0.items())
-            db_cpu = sum(cpu_s(pid) - db_cpu0.get(pid, 0.0)
-                         for pid in backends(admin, db_name))
-            for pr in procs:
-                pr.terminate()
-            for pr in procs:
-                pr.wait(30)
-            with admin.connect() as conn:
-                rows, distinct = conn.execute(text(
-                    "SELECT count(*), count(DISTINCT (gateway_id, epoch, seq)) FROM readings")
-                ).one()
-                marks = conn.execute(text(
-                    "SELECT count(*) FROM acks WHERE stream = 'readings' AND upto = :n"),
-                    {"n": args.meters * args.quantities}).scalar_one()
-            admin.dispose()
+            runs.append(("sitegate ingest (this tree)", fleet(args, url, port, ts, work, None)))
             bare = bare_copy(url, args, ts)
     finally:
-        for pr in procs:
-            if pr.poll() is None:
-                pr.kill()
         broker.terminate()
-    sent = sum(r["rows"] for r in results)
-    first = min(r["first_publish"] for r in results)
-    lat = sorted(x for r in results for x in r["latencies"])
-    resends = sum(r["resends"] for r in results)
-    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-    rate = sent / (end - first)
     print(f"fleet: {args.gateways:,} gateways x {args.meters * args.quantities:,} readings "
           f"({args.meters} meters x {args.quantities}), {BATCH_ROWS}-row batches, {IN_FLIGHT} in "
           f"flight, ack timeout {args.ack_timeout:g} s (adaptive), spread {args.spread:g} s; "
           f"{args.ingest} ingest process(es); PostgreSQL")
     print(f"{'':32} {'readings/s':>10} {'ingest us/rdg':>13} {'db us/rdg':>9} "
           f"{'p50 s':>6} {'p99 s':>6} {'resends':>7}")
-    print(f"{'sitegate ingest (fleet)':32} {rate:>10,.0f} {ingest_cpu / sent * 1e6:>13.1f} "
-          f"{db_cpu / sent * 1e6:>9.1f} {statistics.median(lat):>6.2f} {p99:>6.2f} "
-          f"{resends:>7}")
+    for name, r in runs:
+        print(f"{name:32} {r['rate']:>10,.0f} {r['ingest_us']:>13.1f} {r['db_us']:>9.1f} "
+              f"{r['p50']:>6.2f} {r['p99']:>6.2f} {r['resends']:>7}")
     print(f"{'bare COPY, same rows':32} {bare['rate']:>10,.0f} {'':>13} {bare['db_us']:>9.1f}")
-    print(f"ingest CPU capacity: {sent / ingest_cpu:,.0f} readings/s per ingest core; wall "
-          f"{end - first:.1f} s from the first publish (spread {args.spread:g} s)")
-    ok = rows == distinct == sent and marks == args.gateways
-    print(f"exactly once: {rows:,} rows, {distinct:,} distinct (gateway, epoch, seq), "
-          f"{sent:,} sent, {marks:,} of {args.gateways:,} marks at the end: "
-          f"{'ok' if ok else 'FAILED'}")
+    for name, r in runs:
+        print(f"{name}: {1e6 / r['ingest_us']:,.0f} readings/s per ingest core; wall "
+              f"{r['wall']:.1f} s from the first publish; exactly once: {r['rows']:,} rows, "
+              f"{r['distinct']:,} distinct (gateway, epoch, seq), {r['sent']:,} sent, "
+              f"{r['marks']:,} of {args.gateways:,} marks at the end: "
+              f"{'ok' if r['ok'] else 'FAILED'}")
     print(f"load average: {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
           f"({os.cpu_count()} cores, shared)")
-    if not ok:
+    if not all(r["ok"] for _, r in runs):
         sys.exit(1)
 
 

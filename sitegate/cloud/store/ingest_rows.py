@@ -10,6 +10,7 @@ the statement fails and the caller's transaction with it (nothing half written).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -29,8 +30,7 @@ def insert_readings(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     if conn.dialect.name == "postgresql":
         with dbapi.cursor() as cur, cur.copy(  # type: ignore[attr-defined]
                 f"COPY {t.readings.name} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            copy.write(copy_text(rows))
         return
     # SQLite keeps times as SQLAlchemy's DateTime text (UTC, naive): its own processor.
     ts = t.readings.c.ts.type
@@ -52,3 +52,29 @@ def insert_readings(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
             [(*r[:i], text(r[i]), *r[i + 1:j], text(r[j]), text(r[k])) for r in rows])
     finally:
         cur.close()
+
+
+# COPY's text format: a backslash and the control characters it names are escaped.
+_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r",
+                         "\b": "\\b", "\f": "\\f", "\v": "\\v"})
+
+
+class _Texts(dict):
+    """Value -> its COPY text, made once per distinct value: a batch repeats its gateway,
+    epoch, meters, quantities, units, qualities and times."""
+
+    def __missing__(self, v: Any) -> str:
+        if v is None:
+            text = "\\N"
+        elif isinstance(v, datetime):
+            text = v.isoformat()
+        else:
+            text = str(v).translate(_ESCAPE)
+        self[v] = text
+        return text
+
+
+def copy_text(rows: Sequence[tuple[Any, ...]]) -> bytes:
+    """The rows as COPY text (tab-separated lines), built at C speed where it can be."""
+    texts = _Texts()
+    return "".join(["\t".join([texts[v] for v in r]) + "\n" for r in rows]).encode()
