@@ -530,7 +530,14 @@ class SyncClient:
         # batch with the same first seq must not spare the rest from a resend.
         if flight is not None and ack.last is not None and ack.last >= flight.last:
             if not flight.tries and not flight.confirmed:
-                self._sample(st, time.monotonic() - flight.sent_at)
+                now = time.monotonic()
+                self._sample(st, now - flight.sent_at)
+                # The cloud answers again: batches waiting out a backed-off resend go within
+                # a normal timeout from now, not after the long wait.
+                normal = self._ack_timeout(st)
+                for f in st.flights.values():
+                    if f.tries and not f.confirmed:
+                        f.timeout = min(f.timeout, now - f.sent_at + normal)
             flight.confirmed = True
         if upto > st.acked:
             st.acked = await asyncio.to_thread(self.buffer.ack, ack.stream, upto)

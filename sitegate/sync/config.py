@@ -45,7 +45,7 @@ class MqttConfig(BaseModel):
                     "wait grows with the acks' measured round trip and what is in flight, "
                     "and doubles after each expiry (up to ack_timeout_max)")
     ack_timeout_max: float = Field(
-        600.0, gt=0, le=3600, description="longest wait for an ack before a resend, seconds")
+        300.0, gt=0, le=3600, description="longest wait for an ack before a resend, seconds")
     uplink_spread: float = Field(
         180.0, ge=0, le=600,
         description="seconds after each quarter-hour within which this gateway's live "

@@ -34,7 +34,7 @@ async def main(args: argparse.Namespace) -> None:
     cfg = MqttConfig(broker=args.broker, keepalive=5, ack_timeout=args.ack_timeout,
                      reconnect_min=0.2, reconnect_max=1.0, batch_rows=args.batch_rows,
                      drain_rate=args.drain_rate, poll_interval=0.2, status_interval=2,
-                     uplink_spread=args.uplink_spread)
+                     uplink_spread=args.uplink_spread, ack_timeout_max=args.ack_timeout_max)
     client = SyncClient(cfg, args.gateway, buf)
     await client.start()
     stop = asyncio.Event()
@@ -69,6 +69,8 @@ if __name__ == "__main__":
     ap.add_argument("--batch-rows", type=int, default=100)
     ap.add_argument("--drain-rate", type=int, default=None)
     ap.add_argument("--ack-timeout", type=float, default=3.0)
+    ap.add_argument("--ack-timeout-max", type=float, default=10.0,
+                    help="a cloud killed in a test is back within seconds: resend soon")
     ap.add_argument("--uplink-spread", type=float, default=0.0,
                     help="seconds (0: live rows at once; fault tests must not wait on it)")
     asyncio.run(main(ap.parse_args()))
