@@ -453,7 +453,7 @@ class SyncClient:
             rto = max(rto, st.srtt + 4 * st.rttvar)
         rto *= 1 + ahead / self.cfg.max_inflight
         backoff = st.backoff if tries is None else 2.0 ** tries
-        return min(rto * backoff, self.cfg.ack_timeout_max)
+        return min(rto * backoff, max(self.cfg.ack_timeout_max, self.cfg.ack_timeout))
 
     @staticmethod
     def _sample(st: _Stream, rtt: float) -> None:
