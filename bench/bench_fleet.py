@@ -295,7 +295,10 @@ def fleet(args: argparse.Namespace, url: str, port: int, ts: datetime, work: Pat
         for pr in procs:
             pr.terminate()
         for pr in procs:
-            pr.wait(30)
+            try:
+                pr.wait(30)
+            except subprocess.TimeoutExpired:
+                pr.kill()
         with admin.connect() as conn:
             rows, distinct = conn.execute(text(
                 "SELECT count(*), count(DISTINCT (gateway_id, epoch, seq)) FROM readings")
