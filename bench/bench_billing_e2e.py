@@ -1,6 +1,6 @@
 """Billing a month of 15-min data end to end from the store: ``bill`` (load the readings,
 compute, build and store the invoice documents) for a solar community of N billing points,
-next to the bare ``SELECT`` of the same rows (the load's own queries), in the same run.
+next to the bare per-register ``SELECT`` of the same rows, in the same run.
 
     .venv/bin/python bench/bench_billing_e2e.py [--db postgresql://...] [SIZES...]
     (default 1000 on SQLite; with --db a fresh database is made on that server and dropped)
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_billing_store import raw_window, store, write_cycles  # noqa: E402
+from bench_billing_store import raw_per_register, store, write_cycles  # noqa: E402
 
 TARGETS = {("sqlite", 1000): (10.0, None), ("postgresql", 10000): (60.0, 1024)}
 
@@ -109,7 +109,7 @@ def run_bill(n: int, url: str) -> dict:
     lo = datetime.fromtimestamp(grid.start - MARGIN, UTC)
     hi = datetime.fromtimestamp(grid.end + MARGIN, UTC)
     t0 = time.perf_counter()
-    rows = raw_window(engine, "gw", [m.id for m in model.meters],
+    rows = raw_per_register(engine, "gw", [m.id for m in model.meters],
                             ["1-0:1.8.0", "1-0:2.8.0"], lo, hi)
     select_s = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -12,8 +12,8 @@ readings are spread over the table). Then, same process, same data:
 - raw: the rows billing needs (meter, ts, quantity, value, unit, quality) selected through
   the DBAPI cursor, 500 meters per query, fetched 20,000 at a time and dropped
   (how the load queried before);
-- set: ``load_readings``' own window queries (400 meters each, in (meter, quantity, ts)
-  order), fetched and dropped: the limit for this load;
+- reg: ``load_readings``' own queries (one per register, the four columns it reads),
+  fetched and dropped: the limit for this load;
 - load: ``load_readings`` as ``bill`` calls it, giving a ``Register`` per register.
 
 Reported: readings, seconds and microseconds a reading of each, load / reg, resident memory
@@ -90,22 +90,22 @@ def raw_select(engine, gw: str, ids: list[str], quantities: list[str], lo: datet
     return count
 
 
-def raw_window(engine, gw: str, ids: list[str], quantities: list[str], lo: datetime,
-               hi: datetime) -> int:
-    """load_readings' own window queries (CHUNK meters each, six columns, in (meter,
-    quantity, ts) order), fetched and dropped: the limit for the load."""
-    from sitegate.cloud.store.readings import CHUNK, TS, _window_sql
+def raw_per_register(engine, gw: str, ids: list[str], quantities: list[str], lo: datetime,
+                     hi: datetime) -> int:
+    """load_readings' own queries (one per register, four columns), fetched and dropped."""
+    from sitegate.cloud.store.readings import TS, _series_sql
     count = 0
     with engine.connect() as conn:
         dialect = conn.dialect
         bind = TS.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
+        sql, order = _series_sql(dialect)
         cur = conn.connection.cursor()
-        for i in range(0, len(ids), CHUNK):
-            sql, params = _window_sql(dialect, gw, ids[i:i + CHUNK], quantities, bind(lo),
-                                      bind(hi))
-            cur.execute(sql, params)
-            while rows := cur.fetchmany(20_000):
-                count += len(rows)
+        for mid in ids:
+            for qty in quantities:
+                p = {"gw": gw, "mid": mid, "qty": qty, "lo": bind(lo), "hi": bind(hi)}
+                cur.execute(sql, [p[k] for k in order] if order else p)
+                while rows := cur.fetchmany(20_000):
+                    count += len(rows)
         cur.close()
     return count
 
@@ -165,7 +165,7 @@ def one(n: int, db: str | None) -> dict:
         raw_rows = raw_select(engine, "gw", ids, quantities, lo, hi)
         raw_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        reg_rows = raw_window(engine, "gw", ids, quantities, lo, hi)
+        reg_rows = raw_per_register(engine, "gw", ids, quantities, lo, hi)
         reg_s = time.perf_counter() - t0
         before = rss_mb()
         t0 = time.perf_counter()
@@ -194,8 +194,8 @@ def main() -> None:
         return
     sizes = [int(a) for a in args] or [100, 1000]
     print(f"store: {'SQLite file' if db is None else db}")
-    print(f"{'meters':>7} {'readings':>10} {'raw s':>7} {'raw us':>7} {'set s':>7} {'set us':>7} "
-          f"{'load s':>7} {'load us':>7} {'load/set':>8} {'B/reading':>9}")
+    print(f"{'meters':>7} {'readings':>10} {'raw s':>7} {'raw us':>7} {'reg s':>7} {'reg us':>7} "
+          f"{'load s':>7} {'load us':>7} {'load/reg':>8} {'B/reading':>9}")
     for n in sizes:
         cmd = [sys.executable, __file__, "--one", str(n)] + (["--db", db] if db else [])
         r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)

@@ -4,7 +4,6 @@ and reported as ``Issue``s, session reports as stored (``billing.sessions`` read
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -14,6 +13,9 @@ from sqlalchemy import (
     Connection,
     DateTime,
     and_,
+    bindparam,
+    func,
+    literal_column,
     select,
 )
 from sqlalchemy.engine import Dialect
@@ -48,192 +50,75 @@ def _meter_keys(model: SiteModel) -> dict[tuple[str, str], str]:
 
 def load_readings(conn: Connection, model: SiteModel, start: int, end: int,
                   issues: list[Issue] | None = None) -> dict[str, dict[str, Register]]:
-    """Register readings of the site's meters in [start - MARGIN, end + MARGIN], and
-    beyond each edge the register's nearest reading that is not invalid (with what lies
-    between), each register as a compact ``Register`` (16 bytes a reading).
+    """Register readings of the site's meters in [start - MARGIN, end + MARGIN], each
+    register as a compact ``Register`` (16 bytes a reading).
 
-    Set-based: one query per gateway and CHUNK meters, in (meter, quantity, ts) order
-    (SQLite walks ``ix_readings_load`` in that order), read through the DBAPI cursor in
-    large chunks; then one query per CHUNK registers for the nearest readings beyond the
-    edges of those without a usable reading right on the edge, and only for those whose
-    neighbour lies further out, the rows up to it. Values marked invalid, or that are not
-    numbers, are skipped and reported."""
+    One query per (meter, quantity), ordered by time, read through the DBAPI cursor in
+    large chunks (the index ``ix_readings_load`` covers it), so values append straight to
+    the register's arrays. Values marked invalid, or that are not numbers, are skipped and
+    reported."""
     keys = _meter_keys(model)
     quantities = sorted({q for m in model.meters for q in (m.import_quantity, m.export_quantity)})
-    lo_s, hi_s = start - MARGIN, end + MARGIN
     dialect = conn.dialect
+    sql, order = _series_sql(dialect)
     bind = TS.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
-    lo, hi = bind(_dt(lo_s)), bind(_dt(hi_s))
+    lo, hi = bind(_dt(start - MARGIN)), bind(_dt(end + MARGIN))
     when_of = _Stamps(TS.dialect_impl(dialect).result_processor(dialect, None))
-    by_gateway: dict[str, list[str]] = {}
-    for gw, mid in sorted(keys):
-        by_gateway.setdefault(gw, []).append(mid)
-    found: dict[tuple[str, str, str], _Series] = {}
+    out: dict[str, dict[str, Register]] = {}
     cur = conn.connection.cursor()  # the DBAPI cursor: no row objects, no type processing
     try:
-        for gw, mids in by_gateway.items():
-            for i in range(0, len(mids), CHUNK):
-                part = mids[i:i + CHUNK]
-                sql, params = _window_sql(dialect, gw, part, quantities, lo, hi)
-                cur.execute(sql, params)
-                _read_rows(cur, gw, keys, when_of, found)
-        # Registers without a usable reading right on an edge: their nearest neighbours.
-        edges = [(gw, mid, qty) for gw, mids in by_gateway.items() for mid in mids
-                 for qty in quantities]
-        # (a register whose reading on the edge is unusable asks too, and is told the
-        # edge itself: nothing further out is read)
-        need_lo = [k for k in edges if not found.get(k) or found[k].reg.ts[:1] != _one(lo_s)]
-        need_hi = [k for k in edges if not found.get(k) or found[k].reg.ts[-1:] != _one(hi_s)]
-        for side, need, edge in (("lo", need_lo, lo), ("hi", need_hi, hi)):
-            for key, nearest in _neighbours(cur, dialect, side, need, edge, when_of):
-                sql, params = _beyond_sql(dialect, key, side, bind(_dt(nearest)), edge)
-                cur.execute(sql, params)
-                extra: dict[tuple[str, str, str], _Series] = {}
-                _read_rows(cur, key[0], keys, when_of, extra)
-                if key in extra:
-                    found.setdefault(key, _Series(keys[(key[0], key[1])])).add_edge(
-                        side, extra[key])
+        for gw, mid in sorted(keys):
+            site_meter = keys[(gw, mid)]
+            for qty in quantities:
+                p = {"gw": gw, "mid": mid, "qty": qty, "lo": lo, "hi": hi}
+                cur.execute(sql, [p[k] for k in order] if order else p)
+                reg = _read_series(cur, when_of, site_meter, issues)
+                if len(reg):
+                    have = out.setdefault(site_meter, {}).get(qty)
+                    if have is not None:  # two store meters billed as one: merge, then sort
+                        have.ts.extend(reg.ts)
+                        have.values.extend(reg.values)
+                    else:
+                        out[site_meter][qty] = reg
     finally:
         cur.close()
-    out: dict[str, dict[str, Register]] = {}
-    for key in sorted(found):
-        series = found[key]
-        if issues is not None:
-            issues += series.issues()
-        reg = series.register()
-        if not len(reg):
-            continue
-        site_meter, qty = series.site_meter, key[2]
-        have = out.setdefault(site_meter, {}).get(qty)
-        if have is not None:  # two store meters billed as one: merge, then sort
-            have.ts.extend(reg.ts)
-            have.values.extend(reg.values)
-        else:
-            out[site_meter][qty] = reg
     for regs in out.values():
         for reg in regs.values():
             reg.sort()
     return out
 
 
-def _one(ts: int) -> array:
-    return array("q", (ts,))
-
-
-CHUNK = 400  # meters (or registers) per query: within SQLite's 999 parameters
-
-
-class _Series:
-    """One register as it is read: the window's readings, and those beyond either edge
-    (read later, kept apart so the order of readings and issues is time order)."""
-
-    __slots__ = ("site_meter", "reg", "bad", "before", "after")
-
-    def __init__(self, site_meter: str) -> None:
-        self.site_meter = site_meter
-        self.reg = Register()
-        self.bad: list[Issue] = []
-        self.before: _Series | None = None
-        self.after: _Series | None = None
-
-    def add_edge(self, side: str, other: _Series) -> None:
-        if side == "lo":
-            self.before = other
-        else:
-            self.after = other
-
-    def issues(self) -> list[Issue]:
-        return [*(self.before.bad if self.before else []), *self.bad,
-                *(self.after.bad if self.after else [])]
-
-    def register(self) -> Register:
-        if self.before is None and self.after is None:
-            return self.reg
-        reg = Register()
-        for part in (self.before, self, self.after):
-            if part is not None:
-                reg.ts.extend(part.reg.ts)
-                reg.values.extend(part.reg.values)
-        return reg
-
-
-def _in(column: str, n: int, positional: bool, name: str) -> str:
-    marks = ", ".join("?" if positional else f"%({name}{k})s" for k in range(n))
-    return f"{column} IN ({marks})"
-
-
-def _window_sql(dialect: Dialect, gw: str, mids: list[str], quantities: list[str],
-                lo: Any, hi: Any) -> tuple[str, Any]:
-    """Every reading of ``mids`` x ``quantities`` of gateway ``gw`` in [lo, hi], in
-    (meter, quantity, ts) order."""
-    positional = dialect.paramstyle == "qmark"
-    table = READINGS.name
-    where = (f"gateway_id = {'?' if positional else '%(gw)s'} AND "
-             f"{_in('meter_id', len(mids), positional, 'm')} AND "
-             f"{_in('quantity', len(quantities), positional, 'q')} AND "
-             f"ts >= {'?' if positional else '%(lo)s'} AND ts <= {'?' if positional else '%(hi)s'}")
-    sql = (f"SELECT meter_id, quantity, ts, value, unit, quality FROM {table} WHERE {where} "
-           "ORDER BY meter_id, quantity, ts")
-    if positional:
-        return sql, [gw, *mids, *quantities, lo, hi]
-    params = {"gw": gw, "lo": lo, "hi": hi, **{f"m{k}": m for k, m in enumerate(mids)},
-              **{f"q{k}": q for k, q in enumerate(quantities)}}
-    return sql, params
-
-
-def _neighbours(cur: Any, dialect: Dialect, side: str, need: list[tuple[str, str, str]],
-                edge: Any, when_of: _Stamps) -> list[tuple[tuple[str, str, str], int]]:
-    """(register, epoch s) of each register's nearest reading not marked invalid at or
-    beyond the edge, where it lies strictly beyond it: one query per CHUNK registers, an
-    index probe per register."""
-    positional = dialect.paramstyle == "qmark"
-    agg, op = ("max", "<=") if side == "lo" else ("min", ">=")
-    out = []
-    for i in range(0, len(need), CHUNK):
-        part = need[i:i + CHUNK]
-        if positional:
-            values = ", ".join("(?, ?, ?)" for _ in part)
-            params: Any = [x for key in part for x in key] + [edge]
-            e = "?"
-        else:
-            values = ", ".join(f"(%(g{k})s, %(m{k})s, %(q{k})s)" for k in range(len(part)))
-            params = {f"{c}{k}": x for k, key in enumerate(part)
-                      for c, x in zip("gmq", key, strict=True)} | {"edge": edge}
-            e = "%(edge)s"
-        sql = (f"WITH v(g, m, q) AS (VALUES {values}) SELECT v.g, v.m, v.q, "
-               f"(SELECT {agg}(r.ts) FROM {READINGS.name} r WHERE r.gateway_id = v.g AND "
-               f"r.meter_id = v.m AND r.quantity = v.q AND r.quality <> 'invalid' AND "
-               f"r.ts {op} {e}) FROM v")
-        if not positional:  # the edge is compared with each probe: one typed value
-            sql = sql.replace(e, f"CAST({e} AS TIMESTAMPTZ)")
-        cur.execute(sql, params)
-        edge_s = when_of[edge]
-        for g, m, q, nearest in cur.fetchall():
-            if nearest is not None and when_of[nearest] != edge_s:
-                out.append(((g, m, q), when_of[nearest]))
-    return out
-
-
-def _beyond_sql(dialect: Dialect, key: tuple[str, str, str], side: str, nearest: Any,
-                edge: Any) -> tuple[str, Any]:
-    """The register's readings from its nearest neighbour up to the edge (edge excluded)."""
-    positional = dialect.paramstyle == "qmark"
-    ph = ("?",) * 5 if positional else ("%(g)s", "%(m)s", "%(q)s", "%(a)s", "%(b)s")
-    cond = (f"ts >= {ph[3]} AND ts < {ph[4]}" if side == "lo"
-            else f"ts > {ph[3]} AND ts <= {ph[4]}")
-    sql = (f"SELECT meter_id, quantity, ts, value, unit, quality FROM {READINGS.name} "
-           f"WHERE gateway_id = {ph[0]} AND meter_id = {ph[1]} AND quantity = {ph[2]} AND "
-           f"{cond} ORDER BY ts")
-    a, b = (nearest, edge) if side == "lo" else (edge, nearest)
-    if positional:
-        return sql, [*key, a, b]
-    return sql, {"g": key[0], "m": key[1], "q": key[2], "a": a, "b": b}
-
-
 # Register units by unit text: decimals of a kWh value that are whole micro-kWh.
 _SCALE = {"kWh": 6, "": 6, "Wh": 3, "m³": 6, "m3": 6}
 _POW10 = tuple(10**k for k in range(7))
 _DIGITS = 18  # at most this many digits in micro-kWh: far inside int64 and Decimal's 28
+
+
+def _neighbour(agg: Any, op: str, edge: str) -> Any:
+    """The register's nearest reading at or beyond the window's edge (else the edge), so
+    a gap of any length is bridged by the same two readings whatever window is billed:
+    January alone and January inside Q1 interpolate between the same neighbours."""
+    n = READINGS.alias("n").c
+    edge_p = bindparam(edge, type_=TS)
+    beyond = n.ts <= edge_p if op == "<=" else n.ts >= edge_p
+    nearest = select(agg(n.ts)).where(and_(
+        n.gateway_id == bindparam("gw"), n.meter_id == bindparam("mid"),
+        n.quantity == bindparam("qty"), n.quality != literal_column("'invalid'"), beyond,
+    )).scalar_subquery()
+    return func.coalesce(nearest, edge_p)
+
+
+def _series_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """The per-register query as the driver's SQL text, and its parameter order when the
+    driver takes positional parameters (SQLite) rather than named ones (psycopg)."""
+    r = READINGS.c
+    lo, hi = _neighbour(func.max, "<=", "lo"), _neighbour(func.min, ">=", "hi")
+    q = select(r.ts, r.value, r.unit, r.quality).where(and_(
+        r.gateway_id == bindparam("gw"), r.meter_id == bindparam("mid"),
+        r.quantity == bindparam("qty"), r.ts >= lo, r.ts <= hi)).order_by(r.ts)
+    compiled = q.compile(dialect=dialect)
+    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+    return str(compiled), order
 
 
 class _Stamps(dict):
@@ -251,31 +136,25 @@ class _Stamps(dict):
         return when
 
 
-def _read_rows(cur: Any, gw: str, keys: dict[tuple[str, str], str], when_of: _Stamps,
-               found: dict[tuple[str, str, str], _Series]) -> None:
-    """Rows (meter, quantity, ts, value, unit, quality), in (meter, quantity, ts) order,
-    into each register's ``_Series``.
+def _read_series(cur: Any, when_of: _Stamps, site_meter: str,
+                 issues: list[Issue] | None) -> Register:
+    """One register's rows (ts, value, unit, quality), in time order, into a Register.
 
     A plain decimal text ("-12.345") within the unit's resolution is converted to integer
     micro-kWh by integer arithmetic, exactly what Decimal gives; anything else (exponent,
     more decimals than micro-kWh, "+", spaces, NaN, odd units) goes through Decimal as
     before, so the result is the same either way."""
+    reg = Register()
+    ts_append, value_append = reg.ts.append, reg.values.append
     pow10, scales, digits = _POW10, _SCALE, _DIGITS
-    cur_mid = cur_qty = None
-    ts_append = value_append = bad = site_meter = None
     while rows := cur.fetchmany(_FETCH):
-        for mid, qty, raw_ts, value, unit, quality in rows:
-            if mid != cur_mid or qty != cur_qty:
-                cur_mid, cur_qty = mid, qty
-                series = found.get((gw, mid, qty))
-                if series is None:
-                    series = found[(gw, mid, qty)] = _Series(keys[(gw, mid)])
-                ts_append, value_append = series.reg.ts.append, series.reg.values.append
-                bad, site_meter = series.bad, series.site_meter
+        for raw_ts, value, unit, quality in rows:
             try:
                 when = when_of[raw_ts]
             except (ValueError, TypeError, OverflowError) as exc:  # not a time: left out
-                bad.append(Issue("skipped_reading", site_meter, 0, f"time {raw_ts!r}: {exc}"))
+                if issues is not None:
+                    issues.append(Issue("skipped_reading", site_meter, 0,
+                                        f"time {raw_ts!r}: {exc}"))
                 continue
             if quality != "invalid":
                 scale = scales.get(unit)
@@ -296,9 +175,11 @@ def _read_rows(cur: Any, gw: str, keys: dict[tuple[str, str], str], when_of: _St
             except (ValueError, InvalidOperation, OverflowError) as exc:
                 if isinstance(exc, OverflowError):
                     exc = ValueError(f"value {value!r} out of range")
-                bad.append(Issue("skipped_reading", site_meter, when, str(exc)))
+                if issues is not None:
+                    issues.append(Issue("skipped_reading", site_meter, when, str(exc)))
                 continue
             ts_append(when)
+    return reg
 
 
 def session_rows(conn: Connection, gateways: list[str], start: int,
