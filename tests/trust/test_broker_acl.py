@@ -219,3 +219,21 @@ def test_oversized_publish_is_refused_by_the_broker(secure_broker: Broker, cloud
     assert t(A, "readings") not in cloud.topics()
     assert not [x for x in cloud.topics() if x.startswith("sitegate/v1/provision/3")]
     b.close()
+
+
+def test_no_gateway_can_be_named_like_a_cloud_process_s_client_id(tmp_path: Path) -> None:
+    # A gateway's client id is its CN (its gateway id): were a cloud process's id a valid
+    # gateway id, a gateway enrolled under it would take that process's session over.
+    import re
+
+    from sitegate.cloud.ingest.downlink import CLIENT_ID_PREFIX
+    from sitegate.cloud.ingest.service import IngestService
+    from sitegate.common import provisioning as pv
+    from sitegate.sync.protocol import ProtocolError, check_gateway_id
+
+    svc = IngestService(str(tmp_path / "cloud.db"), "mqtt://127.0.0.1:1")
+    for cid in (svc.client._client_id.decode(), f"{CLIENT_ID_PREFIX}0a1b2c3d"):
+        assert not re.match(pv.GATEWAY_ID_PATTERN, cid)
+        with pytest.raises(ProtocolError):
+            check_gateway_id(cid)
+    assert {pv.CLOUD_IDENTITY, pv.ENROLMENT_IDENTITY} <= pv.RESERVED_IDS

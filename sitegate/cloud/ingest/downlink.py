@@ -28,6 +28,9 @@ from sitegate.sync import protocol as p
 # password) or look like one. The site file names a secret instead (``password_secret``).
 _SECRET_KEYS = ("password", "passwd", "secret", "token", "api_key", "private_key", "psk")
 _REFERENCE_SUFFIX = "_secret"  # password_secret = "name": a reference, not a secret
+# The commands' client ids: "/" is in no gateway id (see IngestService), so no gateway's
+# certificate names a session a command holds.
+CLIENT_ID_PREFIX = "sitegate-cloud/"
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ def _client(broker_url: str, auth: BrokerAuth | None,
     auth = auth or BrokerAuth()
     host, port, tls = parse_broker(broker_url)
     c = mqtt.Client(CallbackAPIVersion.VERSION2,
-                    client_id=client_id or f"sitegate-cloud-{uuid.uuid4().hex[:8]}",
+                    client_id=client_id or f"{CLIENT_ID_PREFIX}{uuid.uuid4().hex[:8]}",
                     protocol=mqtt.MQTTv5)
     if auth.username:
         c.username_pw_set(auth.username, auth.password)

@@ -97,7 +97,9 @@ class IngestService:
         self.writer = Writer(make_engine(db_url), max_message_bytes,
                              plausible or Plausibility())
         self.host, self.port, tls = parse_broker(broker_url)
-        cid = client_id or f"sitegate-ingest-{socket.gethostname()}-{os.getpid()}-" \
+        # A "/" no gateway id has: on the broker, client ids are one namespace and a
+        # gateway's is its certificate's CN, so no gateway can take this one over.
+        cid = client_id or f"sitegate-ingest/{socket.gethostname()}/{os.getpid()}-" \
                            f"{uuid.uuid4().hex[:6]}"
         self.client = _Client(CallbackAPIVersion.VERSION2, client_id=cid,
                               protocol=mqtt.MQTTv5)
