@@ -4,9 +4,8 @@ broker-config``: enrolment of gateways and the broker that enforces who they are
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from sitegate.common.output import emit, table
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
-SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,10 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _common(p, argparse.SUPPRESS)
     p.set_defaults(func=_list)
 
-    p = gsub.add_parser("claim-token", help="a one-time token to enrol a gateway of a site")
+    p = gsub.add_parser("claim-token", help="one-time tokens to enrol a gateway of a site: "
+                        "create (the default), list, revoke ID")
     _common(p, argparse.SUPPRESS)
-    p.add_argument("--site", required=True, help="the site the gateway will belong to")
-    p.add_argument("--expires", default="24h", help="valid for (e.g. 30m, 24h, 7d; max 30d)")
+    p.add_argument("action", nargs="?", choices=("create", "list", "revoke"), default="create")
+    p.add_argument("token_id", nargs="?", metavar="ID", help="revoke: the id `list` shows")
+    p.add_argument("--site", help="create: the site the gateway will belong to")
+    p.add_argument("--expires", default="24h", help="create: valid for (e.g. 30m, 24h, 7d; "
+                   "max 30d)")
     add_keys_argument(p)
     p.set_defaults(func=_claim_token)
 
@@ -90,13 +92,6 @@ def _db(args: argparse.Namespace) -> str:
     return args.db
 
 
-def parse_duration(text: str) -> timedelta:
-    m = re.fullmatch(r"(\d{1,6})([smhd])", text.strip())
-    if not m:
-        raise ValueError(f"duration {text!r}: expected a number and s, m, h or d (e.g. 24h)")
-    return timedelta(seconds=int(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]])
-
-
 def _engine(db: str):  # type: ignore[no-untyped-def]
     from sitegate.cloud.store.db import open_db
 
@@ -133,24 +128,51 @@ def _list(args: argparse.Namespace) -> int:
 
 def _claim_token(args: argparse.Namespace) -> int:
     from sitegate.cloud.auth.ca import CA, CAError
-    from sitegate.cloud.auth.enrolment import EnrolmentError, create_claim_token
+    from sitegate.cloud.auth.enrolment import (
+        EnrolmentError,
+        claim_tokens,
+        create_claim_token,
+        parse_duration,
+        revoke_claim_token,
+    )
     from sitegate.cloud.keys import keys_dir
 
-    if not SITE_RE.match(args.site):
-        print(f"site {args.site!r}: letters, digits and _.:- only", file=sys.stderr)
+    if args.action == "list":
+        rows = claim_tokens(_engine(_db(args)), args.limit)
+        emit(rows, args.json, table(
+            [[r["id"], r["site_id"], r["state"], _t(r["created_at"]), _t(r["expires_at"]),
+              r["used_by"] or ""] for r in rows],
+            ["id", "site", "state", "created", "expires", "used by"]) if rows
+            else "no claim tokens")
+        return 0
+    if args.action == "revoke":
+        if not args.token_id:
+            print("claim-token revoke: which one? give its ID (claim-token list)",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            row = revoke_claim_token(_engine(_db(args)), args.token_id)
+        except (EnrolmentError, LookupError) as exc:
+            print(f"not revoked: {exc}", file=sys.stderr)
+            return EXIT_REFUSED
+        emit(row, args.json, f"claim token {row['id']} (site {row['site_id']}) revoked: "
+             "nobody can enrol with it")
+        return 0
+    if not args.site:
+        print("claim-token: --site is required to create one", file=sys.stderr)
         return EXIT_USAGE
     try:
-        expires = parse_duration(args.expires)
-        token = create_claim_token(_engine(_db(args)), CA.open(keys_dir(args.keys)), args.site,
-                                   expires)
+        new = create_claim_token(_engine(_db(args)), CA.open(keys_dir(args.keys)), args.site,
+                                 parse_duration(args.expires))
     except (ValueError, CAError, EnrolmentError) as exc:
         print(f"no token: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    until = datetime.now().astimezone() + expires
-    emit({"token": token, "site_id": args.site, "expires_at": until.isoformat()}, args.json,
-         f"{token}\n(single use, site {args.site}, valid until {until:%Y-%m-%d %H:%M %Z}; "
-         "shown once: on the gateway run `sitegate enrol --claim TOKEN` or put it in "
-         "<state dir>/claim-token)")
+    until = new.expires_at.astimezone()
+    emit({"token": new.token, "id": new.id, "site_id": new.site_id,
+          "expires_at": until.isoformat()}, args.json,
+         f"{new.token}\n(id {new.id}: single use, site {new.site_id}, valid until "
+         f"{until:%Y-%m-%d %H:%M %Z}; shown once: on the gateway run `sitegate enrol --claim "
+         "TOKEN` or put it in <state dir>/claim-token)")
     return 0
 
 

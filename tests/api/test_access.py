@@ -22,7 +22,7 @@ from sitegate.cloud.store import tables as t
 
 from .conftest import Api, serve
 
-R, W, S = Scope.READ, Scope.BILLING_WRITE, Scope.SITE_ADMIN
+R, W, S, G = Scope.READ, Scope.BILLING_WRITE, Scope.SITE_ADMIN, Scope.GATEWAY_ADMIN
 # What each route needs, written out here (not read from the code) so that a route whose
 # scope changes, or a new route nobody classified, fails this test.
 EXPECTED = {
@@ -31,6 +31,9 @@ EXPECTED = {
     ("GET", "/gateways/{gateway_id}"): R,
     ("GET", "/readings"): R,
     ("GET", "/dead-letters"): R,
+    ("POST", "/claim-tokens"): G,  # enrol a gateway: as `gateways claim-token`
+    ("GET", "/claim-tokens"): G,
+    ("POST", "/claim-tokens/{token_id}/revoke"): G,
     ("GET", "/billing/sites"): R,
     ("PUT", "/billing/sites"): S,
     ("GET", "/billing/sites/{site}"): R,
@@ -68,7 +71,7 @@ EXPECTED = {
 }
 PARAMS = {"gateway_id": "gw-1", "site": "nowhere", "period": "2026-01", "number": "1",
           "action": "issue", "gateway": "gw-1", "session_id": "CP1-1", "meter_id": "m1",
-          "account": "a1", "rid": "1"}
+          "account": "a1", "rid": "1", "token_id": "0" * 12}
 
 
 def _routes(api: Api) -> list[tuple[str, str]]:

@@ -35,7 +35,8 @@ def prov(tmp_path: Path) -> Provisioner:
 
 
 def secret(prov: Provisioner, site: str = "s1") -> str:
-    return pv.split_token(create_claim_token(prov.engine, prov.ca, site, timedelta(hours=1)))[0]
+    return pv.split_token(create_claim_token(prov.engine, prov.ca, site,
+                                             timedelta(hours=1)).token)[0]
 
 
 def ask(prov: Provisioner, ident: Identity, gw: str, **fields: str | None) -> pv.Response:

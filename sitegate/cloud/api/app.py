@@ -30,13 +30,16 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(db_url: str, allowed_hosts: Sequence[str] = LOOPBACK_NAMES,
-               web: WebSettings | None = None) -> FastAPI:
+               web: WebSettings | None = None, keys: str | None = None) -> FastAPI:
+    """``keys``: the cloud's key directory (claim tokens carry its broker pin; default
+    ``$SITEGATE_CLOUD_KEYS`` or the standard place, looked up only when one is made)."""
     engine = make_engine(db_url)
     app = FastAPIOffline(title="sitegate cloud", version="1", redoc_url=None,
                          dependencies=[Depends(json_only)], max_body_size=MAX_BODY_BYTES,
                          # no badge fetched from the public validator: nothing leaves the box
                          swagger_ui_parameters={"validatorUrl": None})
     app.state.engine = engine
+    app.state.keys = keys
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts),
                        www_redirect=False)
 
@@ -72,6 +75,9 @@ def create_app(db_url: str, allowed_hosts: Sequence[str] = LOOPBACK_NAMES,
     def list_dead_letters(limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
         return dead_letters(engine, limit)
 
+    from sitegate.cloud.api import claim_tokens  # enrolment of gateways (gateway:admin)
+
+    app.include_router(claim_tokens.router)
     try:
         billing = importlib.import_module("sitegate.cloud.api.billing")
     except ModuleNotFoundError as exc:

@@ -90,5 +90,6 @@ def run_http(args: argparse.Namespace) -> None:
 
     print(f"sitegate-cloud serve: web console at http://{args.http}/web/ "
           "(sitegate-cloud users add to let someone in)", file=sys.stderr)
-    uvicorn.run(create_app(args.db, allowed_hosts(args), from_args(args)), host=host,
+    uvicorn.run(create_app(args.db, allowed_hosts(args), from_args(args),
+                           keys=getattr(args, "keys", None)), host=host,
                 port=port, log_level="warning")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,17 +62,83 @@ def _key_hash(key: Any) -> str:
 # -- claim tokens (operator) ---------------------------------------------------------------------
 
 
-def create_claim_token(engine: Engine, ca: CA, site_id: str, expires: timedelta) -> str:
-    """A new token for ``site_id``; only its hash is stored. Printed once, never again."""
+ID_CHARS = 12  # a claim token's id: the start of its hash (names it, proves nothing)
+SITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class NewClaimToken:
+    token: str  # shown once
+    id: str
+    site_id: str
+    expires_at: datetime
+
+
+def create_claim_token(engine: Engine, ca: CA, site_id: str,
+                       expires: timedelta) -> NewClaimToken:
+    """A new token for ``site_id``; only its hash is stored. Shown once, never again."""
+    if not SITE_RE.match(site_id):
+        raise EnrolmentError(f"site {site_id[:80]!r}: letters, digits and _.:- only")
     if not timedelta(0) < expires <= MAX_EXPIRY:
         raise EnrolmentError(f"expiry must be more than 0 and at most {MAX_EXPIRY.days} days")
+    pin = ca.broker_pin()  # CAError before anything is stored
     secret = base64.b32encode(secrets.token_bytes(20)).decode()
-    now = _now()
+    now, token_hash = _now(), pv.secret_hash(secret)
     with engine.begin() as conn:
         conn.execute(t.claim_tokens.insert().values(
-            token_hash=pv.secret_hash(secret), site_id=site_id, created_at=now,
-            expires_at=now + expires))
-    return pv.make_token(secret, ca.broker_pin())
+            token_hash=token_hash, site_id=site_id, created_at=now, expires_at=now + expires))
+    return NewClaimToken(pv.make_token(secret, pin), token_hash[:ID_CHARS], site_id,
+                         now + expires)
+
+
+def parse_duration(text: str) -> timedelta:
+    m = re.fullmatch(r"(\d{1,6})([smhd])", text.strip())
+    if not m:
+        raise ValueError(f"duration {text!r}: expected a number and s, m, h or d (e.g. 24h)")
+    return timedelta(seconds=int(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]])
+
+
+def _state(row: Any, now: datetime) -> str:
+    if row["used_at"] is not None:
+        return "used"
+    if row["revoked_at"] is not None:
+        return "revoked"
+    return "expired" if _utc(row["expires_at"]) <= now else "valid"  # type: ignore[operator]
+
+
+def claim_tokens(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
+    """Claim tokens, newest first, with their state (valid, used, expired, revoked); never
+    the token."""
+    now = _now()
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.claim_tokens).order_by(
+            t.claim_tokens.c.created_at.desc()).limit(limit)).mappings().all()
+    return [{"id": r["token_hash"][:ID_CHARS], "site_id": r["site_id"],
+             "state": _state(r, now), "created_at": _utc(r["created_at"]),
+             "expires_at": _utc(r["expires_at"]), "used_at": _utc(r["used_at"]),
+             "used_by": r["used_by"], "revoked_at": _utc(r["revoked_at"])} for r in rows]
+
+
+def revoke_claim_token(engine: Engine, token_id: str) -> dict[str, Any]:
+    """Withdraw an unused claim token (by id) so that nobody can enrol with it."""
+    if not re.fullmatch(f"[0-9a-f]{{{ID_CHARS}}}", token_id):
+        raise EnrolmentError(f"claim token id {token_id[:40]!r}: {ID_CHARS} hex digits, as "
+                             "listed")
+    c = t.claim_tokens.c
+    with engine.begin() as conn:
+        row = conn.execute(select(t.claim_tokens).where(
+            c.token_hash.startswith(token_id, autoescape=True))).mappings().first()
+        if row is None:
+            raise LookupError(f"no claim token {token_id}")
+        if row["used_at"] is not None:
+            raise EnrolmentError(f"claim token {token_id} was used by {row['used_by']}: "
+                                 "revoke that gateway instead")
+        if row["revoked_at"] is None:
+            conn.execute(update(t.claim_tokens).where(c.token_hash == row["token_hash"],
+                                                      c.used_at.is_(None))
+                         .values(revoked_at=_now()))
+    return next(tok for tok in claim_tokens(engine, limit=1_000_000)
+                if tok["id"] == token_id)
 
 
 # -- the provisioning exchange (served by ingest) ----------------------------------------------
@@ -135,6 +202,8 @@ class Provisioner:
             if tok["used_at"] is not None and (tok["used_by"], tok["used_key"]) != (
                     req.gateway_id, key):
                 raise EnrolmentError("claim token already used")
+            if tok["revoked_at"] is not None:
+                raise EnrolmentError("claim token revoked")
             if _utc(tok["expires_at"]) <= now:  # type: ignore[operator]
                 raise EnrolmentError("claim token expired")
             gw = conn.execute(select(t.gateway_identities).where(
@@ -150,6 +219,7 @@ class Provisioner:
             won = conn.execute(update(t.claim_tokens).where(
                 t.claim_tokens.c.token_hash == tok["token_hash"],
                 (t.claim_tokens.c.used_at.is_(None)) | (t.claim_tokens.c.used_key == key),
+                t.claim_tokens.c.revoked_at.is_(None),
             ).values(used_at=now, used_by=req.gateway_id, used_key=key)).rowcount
             if won != 1:
                 raise EnrolmentError("claim token already used")

@@ -67,6 +67,8 @@ OPERATIONS: dict[str, Scope] = {
     "expense.received.list": Scope.READ,
     "expense.received.distribute": Scope.READ,
     "gateway.claim-token": Scope.GATEWAY_ADMIN,
+    "gateway.claim-tokens": Scope.GATEWAY_ADMIN,  # list (never the tokens)
+    "gateway.claim-token.revoke": Scope.GATEWAY_ADMIN,
     "gateway.revoke": Scope.GATEWAY_ADMIN,
     "gateway.push-config": Scope.GATEWAY_ADMIN,
     "gateway.push-badges": Scope.GATEWAY_ADMIN,

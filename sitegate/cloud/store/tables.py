@@ -247,6 +247,7 @@ claim_tokens = Table(
     Column("used_at", TZ),
     Column("used_by", String(64)),
     Column("used_key", String(64)),
+    Column("revoked_at", TZ),  # withdrawn before use (trust_0002)
 )
 
 # Enrolled gateways: the site their token bound them to; ``revoked_at`` set = shut out.
