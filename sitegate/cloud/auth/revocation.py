@@ -61,13 +61,15 @@ class Gatekeeper:
         self._last: dict[str, float] = {}
         self._todo: queue.Queue[tuple[str, str, bytes] | None] = queue.Queue(QUEUE)
 
-    def refuses(self, topic: str, payload: bytes) -> bool:
+    def refuses(self, topic: str, payload: bytes, retained: bool = False) -> bool:
         try:
             gateway_id, _ = p.parse_topic(topic)
         except p.ProtocolError:
             return False
         if gateway_id not in self.revoked:
             return False
+        if retained:  # its last status from before: no connection to cut
+            return True
         self.refused += 1
         now = time.monotonic()
         if now - self._last.get(gateway_id, -KICK_EVERY) >= KICK_EVERY:

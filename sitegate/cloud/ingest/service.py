@@ -161,7 +161,8 @@ class IngestService:
         level("ingest.disconnected", reason=str(rc))
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        if self.gatekeeper is not None and self.gatekeeper.refuses(msg.topic, msg.payload):
+        if self.gatekeeper is not None and self.gatekeeper.refuses(msg.topic, msg.payload,
+                                                                   msg.retain):
             return
         if self.provisioner is not None and msg.topic.startswith(pv.PREFIX + "/"):
             try:
