@@ -130,15 +130,10 @@ class Check:
 
 
 def _parse(doc: SignedDoc) -> OCMF:
-    text = ocmf_text(doc.data)
-    with warnings.catch_warnings():
-        # pyocmf reports spec deviations the Transparenzsoftware accepts as warnings; the
-        # signature and transaction checks below decide, so they are not noise in logs.
-        warnings.simplefilter("ignore")
-        try:
-            return OCMF.from_string(text)
-        except PyOCMFError as exc:
-            raise OcmfError(str(exc).splitlines()[0][:200]) from None
+    try:
+        return OCMF.from_string(ocmf_text(doc.data))
+    except PyOCMFError as exc:
+        raise OcmfError(str(exc).splitlines()[0][:200]) from None
 
 
 def _reading(r: Any, pg: str | None) -> SignedReading:
@@ -162,6 +157,17 @@ def verify_session(docs: list[SignedDoc], public_key: str | None, *, calibrated:
     """Check a session's signed values against ``public_key`` (configured, or pinned at
     first use) and against the session's own unsigned energy ``energy_wh``, the meter
     serial configured for the charger, its badge and its start and stop times."""
+    with warnings.catch_warnings():
+        # pyocmf reports spec deviations the Transparenzsoftware accepts as warnings; the
+        # checks here decide, so they are not noise in the logs.
+        warnings.simplefilter("ignore")
+        return _verify(docs, public_key, calibrated, energy_wh, meter_serial, badge, start,
+                       stop)
+
+
+def _verify(docs: list[SignedDoc], public_key: str | None, calibrated: bool,
+            energy_wh: Decimal | None, meter_serial: str | None, badge: str | None,
+            start: datetime | None, stop: datetime | None) -> Check:
     if not docs:
         if calibrated:
             return Check(MISSING, ["no signed meter values from a calibrated charger"])

@@ -14,12 +14,16 @@ reports it (MeterValues) at once, as well as every interval. What each one draws
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import structlog
 
+from sitegate.common.ocmf_sign import SigningMeter
 from sitegate.demo.building import Building
 from sitegate.demo.site import Charger
 from sitegate.ocpp_server.simulator import SimCharger16, close, connect
@@ -39,6 +43,9 @@ class ChargerFleet:
         self._stop = asyncio.Event()
         self._wake: dict[str, asyncio.Event] = {c.cp_id: asyncio.Event() for c in chargers}
         self._tasks: list[asyncio.Task[None]] = []
+        # A calibrated charger's meter signs with a key made for this run (OCMF, P-256).
+        self.meters = {c.cp_id: SigningMeter(serial=f"{c.cp_id}-MID")
+                       for c in chargers if c.calibrated}
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(i, c), name=f"charger:{c.cp_id}")
@@ -83,6 +90,16 @@ class ChargerFleet:
             self.building.drawing.pop(c.cp_id, None)
             await close(sim, task)
 
+    def _signed(self, c: Charger, tx: str, wh: int) -> str:
+        """The meter's signed reading as a 1.6 SignedData value: the 2.0.1 structure as
+        JSON text, with its public key (pinned by the gateway at first use)."""
+        meter = self.meters[c.cp_id]
+        rec = meter.record([(datetime.now(UTC), tx, Decimal(wh).scaleb(-3))], badge=c.badge)
+        return json.dumps({"signedMeterData": base64.b64encode(rec.encode()).decode(),
+                           "signingMethod": "", "encodingMethod": "OCMF",
+                           "publicKey": base64.b64encode(
+                               bytes.fromhex(meter.public_key_hex)).decode()})
+
     def _amps(self, sim: SimCharger16, c: Charger, tx: int) -> Decimal:
         """min(what the charger allows, what the car takes); a relay box just switches."""
         own = Decimal(c.amps)
@@ -96,6 +113,9 @@ class ChargerFleet:
             await sim.status(1, "Available")
             return wh
         tx, _ = await sim.start_tx(1, c.badge, int(wh))
+        if c.cp_id in self.meters:  # the OCA whitepaper's placement: MeterValues at begin
+            await sim.signed_meter(1, tx, "Transaction.Begin",
+                                   self._signed(c, "B", int(wh)))
         await sim.status(1, "Charging")
         wake = self._wake[c.cp_id]
         amps = self._amps(sim, c, tx)
@@ -128,7 +148,9 @@ class ChargerFleet:
                 await sim.meter(1, tx, int(wh), amps if c.kind == "ev" else None)
         finally:
             self.building.drawing.pop(c.cp_id, None)
+        end = [("Transaction.End", self._signed(c, "E", int(wh)))] \
+            if c.cp_id in self.meters else None
         await sim.stop_tx(tx, int(wh), reason="EVDisconnected" if c.kind == "ev" else "Local",
-                          badge=c.badge)
+                          badge=c.badge, signed=end)
         await sim.status(1, "Available")
         return wh

@@ -45,6 +45,7 @@ class Charger:
     label: str
     polls: int  # a session lasts this many meter-value intervals
     phases: tuple[int, ...] = (1, 2, 3)  # building phases it draws from
+    calibrated: bool = False  # its meter signs start and stop readings (OCMF, a test key)
 
 
 # Ids as sitegate.ocpp_server.simulator names its chargers (SIM0000, ...). Sessions of
@@ -52,7 +53,7 @@ class Charger:
 CHARGERS = [
     Charger("SIM0000", "ev", "04A1B2C3", "16.0", "Garage place 1", polls=5),
     Charger("SIM0001", "ev", "04D4E5F6", "16.0", "Garage place 2", polls=12),
-    Charger("SIM0002", "ev", "04C0FFEE", "13.0", "Garage place 3", polls=9),
+    Charger("SIM0002", "ev", "04C0FFEE", "13.0", "Garage place 3", polls=9, calibrated=True),
     # A washing machine on L1; the relay box meters energy only, so to load management
     # it is part of the building's base load.
     Charger("SIM0003", "laundry", "04D4E5F6", "8.0", "Laundry room", polls=6, phases=(1,)),
@@ -109,7 +110,9 @@ def gateway_config(workdir: Path, *, modbus_port: int, mbus_port: int, ocpp_port
         # The wallboxes allow 16 A (11 kW); what a car takes at most is its own business.
         out.append(f'[[ocpp.charge_points]]\nid = "{c.cp_id}"\nkind = "{c.kind}"\n'
                    f'billing_point = "{c.label}"\nphases = {list(c.phases)}\n'
-                   + ("max_current = 16\n" if c.kind == "ev" else ""))
+                   + ("max_current = 16\n" if c.kind == "ev" else "")
+                   # its key is pinned when it first sends it (and by the cloud likewise)
+                   + ("calibrated = true\n" if c.calibrated else ""))
     for acc, _name, _apt, badge in ACCOUNTS:
         out.append(f'[[ocpp.badges]]\nid = "{badge}"\naccount = "{acc}"\n')
     return "\n".join(out)
@@ -131,6 +134,8 @@ def billing_model(today: date) -> str:
         f'address = {{ street = "Demoweg", house_num = "1", pcode = "8000", city = "Zürich" }}\n\n'
         f'[[badges]]\ntag = "{badge}"\naccount = "{acc}"\n\n'
         for acc, name, _apt, badge in ACCOUNTS)
+    accounts += "".join(f'[[chargers]]\nid = "{c.cp_id}"\ngateway = "{GATEWAY_ID}"\n\n'
+                        for c in CHARGERS if c.calibrated)
     return f"""# Billing model of the demo site, imported into the demo's cloud database at start.
 [site]
 id = "{SITE_ID}"

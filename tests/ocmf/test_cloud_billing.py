@@ -10,14 +10,16 @@ import asyncio
 import threading
 import time
 import uuid
+import warnings
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pypdfium2 as pdfium
+import zxingcpp
 from ocpp_helpers import central, make_cfg, sessions
-from pyocmf import OcmfContainer
+from pyocmf import OCMF, OcmfContainer
 
 from sitegate.cloud.billing import ocmf_ops, ops
 from sitegate.cloud.billing.explain import explain_text
@@ -207,12 +209,26 @@ def test_signed_sessions_from_charger_to_invoice(tmp_path: Path, mosquitto: Any)
         assert len([i for i in r["summary"]["issues"]
                     if i["kind"] == "unsigned_session_billed"]) == 3
 
-        # the PDF lists each calibrated session with its signed readings on an appendix
+        # the PDF lists each calibrated session with its signed readings on an appendix,
+        # and a QR code per signed record that the Transparenzsoftware reads (record and
+        # key): decoded from the rendered page, they verify with pyocmf
         pdf = pdfium.PdfDocument(ops.pdf(engine, "garage", inv["number"]))
         assert len(pdf) == 2
-        appendix = pdf[1].get_textpage().get_text_range()
-        assert "CP1-1" in appendix and "1.250 kWh" in appendix and "8.750 kWh" in appendix
+        page = pdf[1]
+        appendix = page.get_textpage().get_text_range()
+        assert "Ladevorgang CP1-1" in appendix and "1.250 kWh" in appendix
         assert appendix.count("Signatur gültig") == 2
         assert appendix.count("NICHT geprüft") == 3
+        codes = [b.text for b in zxingcpp.read_barcodes(page.render(scale=4).to_pil())]
+        # A: 2, B: 2 (tampered end), C: 2, D: 2, E: 1 (no end record)
+        assert len(codes) == 9
+        valid = {}
+        for text in codes:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the appended key is a spec deviation
+                rec = OCMF.from_string(text)
+                valid[text.rsplit("|", 1)[0]] = rec.verify_signature()
+        assert [valid[r] for r in sent["A"] + sent["C"]] == [True] * 4
+        assert valid[sent["B"][1]] is False  # the tampered end record stays tampered
     finally:
         engine.dispose()

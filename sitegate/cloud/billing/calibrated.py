@@ -79,11 +79,34 @@ def check(gateway: str, rec: SessionRecord, model: SiteModel, pins: Pins,
         if result.status == ocmf.VERIFIED:
             result.status = ocmf.FAILED
     out = result.to_dict()
+    # what the customer gets on the invoice to check it: the records (decoded from their
+    # transport encoding, never re-encoded) and the key they were checked with
+    out["records"] = _records(rec)
+    out["public_key"] = _hex_or_none(key)
     out["gateway_status"] = (rec.ocmf or {}).get("status")
     if out["gateway_status"] not in (None, out["status"]):
         out["notes"].append(f"the gateway found {out['gateway_status']}, the cloud "
                             f"{out['status']}")
     return out
+
+
+def _records(rec: SessionRecord) -> list[str]:
+    out: list[str] = []
+    for s in rec.signed_values:
+        try:
+            text = ocmf.ocmf_text(s.data)
+        except OcmfError:
+            continue
+        if text not in out:
+            out.append(text)
+    return out
+
+
+def _hex_or_none(key: str | None) -> str | None:
+    try:
+        return key_hex(key) if key else None
+    except OcmfError:
+        return None
 
 
 def _fp(key: str) -> str:

@@ -429,7 +429,8 @@ def _calibrated(model: SiteModel, s: SessionIn, issues: list[Issue]
         "session": s.session_id, "gateway": s.gateway, "charge_point": s.charge_point,
         "status": c["status"],
         "meter": (c.get("meter") or {}).get("serial"), "start": c.get("start"),
-        "stop": c.get("stop"), "energy_wh": c.get("energy_wh")}
+        "stop": c.get("stop"), "energy_wh": c.get("energy_wh"),
+        "records": c.get("records", []), "public_key": c.get("public_key")}
     if c["status"] == "verified":
         entry["billed_wh"] = c["energy_wh"]
         return Decimal(c["energy_wh"]), entry

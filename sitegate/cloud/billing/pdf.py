@@ -7,11 +7,13 @@ that SVG as vectors, so no Cairo or other system library is needed.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import qrcode
 from fpdf import FPDF
 from qrbill import QRBill
 from stdnum import iban as iban_mod
@@ -203,13 +205,25 @@ def _tm(r: dict[str, Any] | None) -> str:
     return r["tm"].replace(",000", "").replace("T", " ")[:26] if r else "-"
 
 
+def _qr(pdf: FPDF, text: str, x: float, y: float, size: float) -> None:
+    img = qrcode.make(text, error_correction=qrcode.constants.ERROR_CORRECT_L, border=2)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    pdf.image(buf, x=x, y=y, w=size, h=size)
+
+
+QR_MM = 38  # an OCMF record with its key (~800 characters) stays readable when printed
+
+
 def _calibrated_pages(pdf: FPDF, view: dict[str, Any], sessions: list[dict[str, Any]],
                       say: Callable[..., str]) -> None:
-    """An appendix listing each session of a calibrated charger with its signed start and
-    stop readings, and where its signed data is for the Transparenzsoftware."""
+    """An appendix: each session of a calibrated charger with its signed start and stop
+    readings and, per signed record, a QR code the Transparenzsoftware reads (the OCMF
+    record with the meter's public key appended: ``OCMF|payload|signature|key``)."""
     y = 300.0
     for c in sessions:
-        if y > 270:
+        height = QR_MM + 6 if c.get("records") else 16
+        if y + height > 285:
             pdf.add_page()
             pdf.set_xy(15, 15)
             pdf.set_font("helvetica", "B", 11)
@@ -218,23 +232,21 @@ def _calibrated_pages(pdf: FPDF, view: dict[str, Any], sessions: list[dict[str, 
             pdf.set_xy(15, 22)
             pdf.multi_cell(180, 4, say("calibrated_intro"))
             y = 36.0
-            pdf.set_font("helvetica", "B", 8)
-            for x, w, h in ((15, 34, say("calibrated_session")), (49, 26, say("calibrated_meter")),
-                            (75, 50, say("calibrated_start")), (125, 50, say("calibrated_stop")),
-                            (175, 22, say("calibrated_checked"))):
-                pdf.set_xy(x, y)
-                pdf.cell(w, 4.5, h)
-            pdf.set_font("helvetica", size=7.5)
-        y += 5
         ok = c["status"] == "verified"
-        vals = [(15, 34, c["session"]), (49, 26, c.get("meter") or "-"),
-                (75, 50, f"{_tm(c.get('start'))}  {_kwh(c.get('start'))}"),
-                (125, 50, f"{_tm(c.get('stop'))}  {_kwh(c.get('stop'))}"),
-                (175, 22, say("calibrated_valid") if ok else say("calibrated_not_checked"))]
-        for x, w, v in vals:
-            pdf.set_xy(x, y)
-            pdf.cell(w, 4.5, _t(v)[:40])
-        if not ok:
-            y += 4.5
-            pdf.set_xy(19, y)
-            pdf.cell(176, 4.5, say("calibrated_unsigned", note=c.get("note", c["status"]))[:150])
+        lines = [f"{say('calibrated_session')} {c['session']}  "
+                 f"{say('calibrated_meter')} {_t(c.get('meter') or '-')}",
+                 f"{say('calibrated_start')} {_tm(c.get('start'))}  {_kwh(c.get('start'))}",
+                 f"{say('calibrated_stop')} {_tm(c.get('stop'))}  {_kwh(c.get('stop'))}",
+                 say("calibrated_billed", kwh=f"{Decimal(c['billed_wh']) / 1000:.3f}") + ", "
+                 + (say("calibrated_valid") if ok else say("calibrated_not_checked"))]
+        if not ok:  # the reason, wrapped beside the QR codes
+            lines += textwrap.wrap(say("calibrated_unsigned", note=c.get("note", c["status"])),
+                                   62)[:4]
+        pdf.set_font("helvetica", size=7.5)
+        for i, line in enumerate(lines):
+            pdf.set_xy(15, y + i * 4.2)
+            pdf.cell(95, 4.2, line[:95])
+        key = c.get("public_key")
+        for i, rec in enumerate(c.get("records", [])[:2]):
+            _qr(pdf, f"{rec}|{key}" if key else rec, 112 + i * (QR_MM + 4), y, QR_MM)
+        y += height
