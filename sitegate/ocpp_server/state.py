@@ -266,7 +266,10 @@ class StateStore:
             if self._db.execute("SELECT 1 FROM signed_values WHERE tx_id=? AND data=?",
                                 (tx_id, r["data"])).fetchone():
                 continue
-            if have >= limit:
+            # the last places are kept for begin and end records: a charger signing every
+            # periodic value must not push out the readings a bill is made of
+            reserved = 0 if r["context"].startswith("Transaction.") else 4
+            if have >= limit - reserved:
                 refused += 1
                 continue
             self._db.execute(

@@ -123,3 +123,17 @@ def test_oversized_values_are_dropped_with_a_problem() -> None:
     got = signed_values(items, "1.6", problems)
     assert [s.context for s in got] == ["Transaction.Begin"]
     assert problems == ["signed meter value of 9005 characters dropped (more than 8192)"]
+
+
+def test_periodic_signed_values_leave_room_for_begin_and_end(tmp_path) -> None:
+    from sitegate.ocpp_server.state import StateStore
+
+    store = StateStore(str(tmp_path / "ocpp.db"))
+    periodic = [{"ts": f"2026-01-01T00:{i:02d}:00+00:00", "context": "Sample.Periodic",
+                 "source": "MeterValues", "data": f"OCMF|{i}|x"} for i in range(30)]
+    assert store.add_signed(1, periodic, 16) == 30 - 12  # 16 places, 4 kept back
+    ends = [{"ts": "2026-01-01T01:00:00+00:00", "context": c, "source": "StopTransaction",
+             "data": f"OCMF|{c}|x"} for c in ("Transaction.Begin", "Transaction.End")]
+    assert store.add_signed(1, ends, 16) == 0
+    assert [v["context"] for v in store.signed_values(1)].count("Transaction.End") == 1
+    store.close()
