@@ -333,3 +333,28 @@ def test_days_of_a_month_with_a_clock_change() -> None:
     assert march[-1][2] == 30 * 96 + 92  # the days tile the grid exactly
     october = day_bounds(grid_for(parse_period("2026-10"), ZH))
     assert {d.day: i1 - i0 for d, i0, i1 in october}[25] == 100
+
+
+def test_heat_and_water_meters_of_a_flat_are_not_billed_as_its_electricity(site,
+                                                                           register) -> None:
+    # apt-1 has its electricity meter m1 (0.25 kWh an interval) and, for the expense
+    # statement, a heat meter (1 kWh an interval) and a water meter (0.01 m³). The billing
+    # core bills its electricity alone: 2976 x 0.25 = 744 kWh x 0.30 = 223.20; VAT 8.1 %
+    # 18.0792 -> 18.08; 241.28 -> 241.30 (rounding +0.02). Adding the heat meter would
+    # have billed 3720 kWh.
+    model = site(
+        meters=[{"id": "m1", "gateway": "gw-1"},
+                {"id": "h1", "gateway": "gw-1", "medium": "heat",
+                 "import_quantity": "heat_energy"},
+                {"id": "w1", "gateway": "gw-1", "medium": "water", "import_quantity": "volume"}],
+        meter_assignments=[{"billing_point": "apt-1", "meter": m, "from": "2025-01-01"}
+                           for m in ("h1", "m1", "w1")],
+    )
+    run = bill_site(model, JAN, {
+        "m1": {IMPORT: register("2026-01", lambda i: D("0.25"))},
+        "h1": {"heat_energy": register("2026-01", lambda i: D(1))},
+        "w1": {"volume": register("2026-01", lambda i: D("0.01"))},
+    })
+    doc = run.documents["anna"]
+    assert lines(doc) == [("energy", "744.000", "223.20")]
+    assert (doc["vat_total"], doc["rounding"], doc["total_due"]) == ("18.08", "0.02", "241.30")

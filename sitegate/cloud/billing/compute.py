@@ -481,12 +481,29 @@ class _Community:
     unknown: list[int]
 
 
+def _billed_media(model: SiteModel) -> dict[str, str]:
+    """The one medium the billing core bills each metered billing point by: electricity
+    where it has an electricity meter, else its first meter's. A flat's heat and water
+    meters next to its electricity meter are the expense statement's, never added to it."""
+    media = {m.id: m.medium for m in model.meters}
+    out: dict[str, str] = {}
+    for a in model.meter_assignments:
+        medium = media[a.meter]
+        if out.get(a.billing_point) != "electricity":
+            out[a.billing_point] = medium if a.billing_point not in out or \
+                medium == "electricity" else out[a.billing_point]
+    return out
+
+
 def _assignments(model: SiteModel) -> dict[str, list[Assignment]]:
-    """Each metered billing point's meters over time, in time order."""
+    """Each metered billing point's meters of its billed medium over time, in time order."""
     meters = {m.id: m for m in model.meters}
+    billed = _billed_media(model)
     out: dict[str, list[Assignment]] = {}
     for a in model.meter_assignments:
         m = meters[a.meter]
+        if m.medium != billed[a.billing_point]:
+            continue
         out.setdefault(a.billing_point, []).append(Assignment(
             meter=a.meter, start=_epoch(a.start, model),
             end=_epoch(a.end, model) if a.end is not None else None,
