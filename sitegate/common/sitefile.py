@@ -97,6 +97,13 @@ class Meter(_Strict):
     profile: str = Field(description="device profile name, e.g. eastron_sdm630 or mbus_generic")
     interval: int = Field(900, ge=1, le=86400, description="poll interval in seconds")
     billing_point: str | None = Field(None, description="label of the billed unit")
+    # Installer's data checked at commissioning (sitegate commission): the serial number on
+    # the label against the one the meter reports; the sign of power against what it meters.
+    serial: str | None = Field(None, min_length=1, max_length=32,
+                               description="serial number on the meter's label")
+    role: Literal["consumer", "producer", "grid"] = Field(
+        "consumer", description="consumer (a tenant, common areas), producer (PV) or grid "
+        "(the connection point): a consumer drawing negative power has a reversed CT")
     # Modbus
     unit: int | None = Field(None, ge=0, le=247, description="Modbus unit (slave) id")
     # M-Bus

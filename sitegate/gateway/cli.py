@@ -23,6 +23,7 @@ PARTS = (
     "sitegate.gateway.cli_doctor",
     "sitegate.gateway.cli_provision",
     "sitegate.gateway.cli_update",
+    "sitegate.gateway.cli_meters",
 )
 
 
