@@ -24,6 +24,9 @@ PARTS = (
     "sitegate.gateway.cli_provision",
     "sitegate.gateway.cli_update",
     "sitegate.gateway.cli_meters",
+    "sitegate.gateway.cli_scan_config",  # after the mbus CLI: adds its --write-config
+    "sitegate.gateway.cli_commission",
+    "sitegate.gateway.cli_logs",
 )
 
 

@@ -1,4 +1,5 @@
-"""``sitegate modbus read | scan | profiles``: ad-hoc Modbus work on a bus, no config needed."""
+"""``sitegate modbus read | scan | set-address | profiles``: Modbus work on a bus without
+the daemon; ``scan --write-config`` turns what answers into site-file entries."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from typing import Any
 
 from sitegate.common.output import emit, table
 from sitegate.common.progress import Progress
-from sitegate.drivers.base import BusError, DeviceError, LinkSettings, MeterRef, NoResponse
+from sitegate.drivers.base import BusError, LinkSettings, MeterRef
 from sitegate.drivers.diagnose import EXIT_FIELD, FIELD_ERRORS, explain, quiet_pymodbus
 from sitegate.drivers.modbus.client import ModbusBusClient
-from sitegate.drivers.modbus.planner import Block
 from sitegate.drivers.modbus.profile import ProfileError, load_profile, profile_names
+from sitegate.drivers.modbus.scan import found_text, scan_units
 from sitegate.gateway.cli_core import _readings_text
 
 SCAN_BAUDS = (9600, 19200, 38400, 2400, 4800, 57600, 115200)
@@ -64,7 +65,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--bauds", default=None,
                    help="comma-separated baud rates to try on serial "
                         f"(default {','.join(map(str, SCAN_BAUDS))}, or --baud if given)")
+    p.add_argument("--identify", action="store_true",
+                   help="read the model and serial registers the profiles declare and "
+                        "propose a profile per unit")
+    write_config_args(p, "Modbus")
+    p.add_argument("--profile", help="with --write-config: the profile of units the scan "
+                   "cannot identify")
     p.set_defaults(func=cmd_scan)
+
+    p = msub.add_parser("set-address", help="give the meter at a unit id a new unit id "
+                        "and/or baud rate (profiles that declare their setting registers)")
+    _link_args(p)
+    p.add_argument("--unit", type=unit_id, required=True, help="the meter's unit id now")
+    p.add_argument("--new", type=unit_id, metavar="UNIT", help="its new unit id (1-247)")
+    p.add_argument("--new-baud", type=int, metavar="BAUD", help="its new baud rate")
+    p.add_argument("--profile", help="the meter's profile (default: identified on the bus)")
+    p.set_defaults(func=cmd_set_address)
 
     p = msub.add_parser("profiles", help="list the device profiles")
     p.add_argument("--json", action="store_true")
@@ -121,19 +137,12 @@ def _units(spec: str) -> list[int]:
     return units
 
 
-async def _probe(client: ModbusBusClient, unit: int) -> str | None:
-    """Any reply, even a Modbus exception, proves a device listens at ``unit``."""
-    for function in ("holding", "input"):
-        try:
-            await client.read_block(unit, Block(function, 0, 1))
-            return "answers"
-        except DeviceError as exc:
-            if exc.kind == "modbus_exception":
-                return "answers (exception for register 0)"
-            return f"garbled reply ({exc.kind})"
-        except NoResponse:
-            return None
-    return None
+def write_config_args(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--write-config", metavar="SITE", help=f"add what answers to this site "
+                   f"file: the bus (unless it has one on this line) and a meter per {what} "
+                   "device; comments kept, checked like check-config")
+    p.add_argument("--bus", metavar="NAME", help="with --write-config: the new bus's name")
+    p.add_argument("--interval", type=int, help="with --write-config: poll interval (s)")
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -144,13 +153,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
     else:
         bauds = [0]
     timeout = min(args.timeout, 0.3)
+    identify = args.identify or bool(args.write_config)
     quiet_pymodbus()
     progress = Progress("scanning")
     total = len(units) * len(bauds)
 
-    def show(line: str) -> None:
+    def show(row: dict[str, Any]) -> None:
         # each device as it is found: on stdout, unless stdout is for the JSON at the end
-        progress.say(line, None if args.json else sys.stdout)
+        progress.say(found_text(row), None if args.json else sys.stdout)
 
     async def go() -> list[dict[str, Any]]:
         found = []
@@ -158,13 +168,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
             client = ModbusBusClient(_link(args, baud or None, timeout, retries=0))
             try:
                 await client.connect()
-                for i, unit in enumerate(units):
-                    progress.update(b * len(units) + i, total,
-                                    f"unit {unit}" + (f" @ {baud}" if baud else ""))
-                    verdict = await _probe(client, unit)
-                    if verdict:
-                        found.append({"unit": unit, "baud": baud or None, "result": verdict})
-                        show(f"unit {unit}" + (f" @ {baud}" if baud else "") + f": {verdict}")
+                found += await scan_units(
+                    client, units, identify=identify, baud=baud or None, found=show,
+                    progress=lambda i, n, what, b=b: progress.update(b * len(units) + i,
+                                                                     total, what))
             finally:
                 await client.close()
         progress.update(total, total)
@@ -177,10 +184,25 @@ def cmd_scan(args: argparse.Namespace) -> int:
         print(f"sitegate: {explain(_link(args), exc, 'device')}", file=sys.stderr)
         return EXIT_FIELD
     progress.close()
+    out: dict[str, Any] = {"found": found, "units_scanned": len(units), "bauds": bauds}
     text = (f"{len(found)} device(s) answered" if found
             else "no device answered (check wiring, baud rate, parity and the unit range)")
-    emit({"found": found, "units_scanned": len(units), "bauds": bauds}, args.json, text)
+    if args.write_config and found:
+        from sitegate.gateway.cli_scan_config import write_modbus
+
+        code, written, lines = write_modbus(args, found)
+        out["config"] = written
+        text += "\n" + "\n".join(lines)
+        emit(out, args.json, text)
+        return code
+    emit(out, args.json, text)
     return 0 if found else 1
+
+
+def cmd_set_address(args: argparse.Namespace) -> int:
+    from sitegate.gateway.cli_scan_config import set_modbus_address
+
+    return set_modbus_address(args, _link(args))
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:

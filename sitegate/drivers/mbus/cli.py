@@ -121,11 +121,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--raw", action="store_true", help="show the decoded telegrams instead")
     p.set_defaults(func=cmd_read)
 
-    p = msub.add_parser("set-address", help="give the meter with this secondary address a "
-                                            "new primary address")
+    p = msub.add_parser("set-address", help="give a meter (by secondary or primary "
+                                            "address) a new primary address")
     _link_args(p)
     p.set_defaults(check=lambda a, p=p: check_link(p, a))
-    p.add_argument("--secondary", required=True)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--secondary", help="the meter's secondary address (8 or 16 hex digits)")
+    who.add_argument("--address", type=int, help="the meter's primary address now (0-250)")
     p.add_argument("--new", type=int, required=True, metavar="ADDR", help="1-250")
     p.set_defaults(func=cmd_set_address)
 
@@ -190,7 +192,9 @@ def _mask_share(mask: str) -> float:
     return share
 
 
-def cmd_scan(args: argparse.Namespace) -> int:
+def run_scan(args: argparse.Namespace) -> tuple[int, list[Found] | None]:
+    """The scan, each meter shown as it is found; (exit code, meters) or (code, None) after
+    a field condition (said in one line)."""
     progress = Progress("secondary search" if args.secondary else "primary scan")
     addresses = _range(args.addresses)
 
@@ -217,9 +221,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
         result = asyncio.run(go())
     except FIELD_ERRORS as exc:
         progress.close()
-        return _field(args, exc)
+        return _field(args, exc), None
     progress.update(1, 1)
     progress.close()
+    return 0, result
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    code, result = run_scan(args)
+    if result is None:
+        return code
     _print([f.to_dict() for f in result], args.json,
            f"{len(result)} meter(s) found" if result else "no meters found")
     return 0
@@ -264,7 +275,7 @@ def cmd_set_address(args: argparse.Namespace) -> int:
     async def go() -> None:
         client = _client(args)
         try:
-            await client.set_address(args.secondary, args.new)
+            await client.set_address(args.secondary, args.new, address=args.address)
         finally:
             await client.close()
 
@@ -274,8 +285,10 @@ def cmd_set_address(args: argparse.Namespace) -> int:
         return _fail(str(exc), 2)
     except FIELD_ERRORS as exc:
         return _field(args, exc)
-    _print({"secondary": args.secondary, "primary": args.new}, args.json,
-           f"meter {args.secondary} now answers at primary address {args.new}")
+    who = (f"meter {args.secondary}" if args.secondary
+           else f"the meter at primary address {args.address}")
+    _print({"secondary": args.secondary, "address": args.address, "primary": args.new},
+           args.json, f"{who} now answers at primary address {args.new}")
     return 0
 
 

@@ -152,8 +152,17 @@ class MbusBusClient:
         result.requests = self.link.requests - requests_before
         return result
 
-    async def set_address(self, secondary: str, new_address: int) -> None:
-        """Give the meter with this secondary address a new primary address."""
+    async def set_address(self, secondary: str | None, new_address: int,
+                          address: int | None = None) -> None:
+        """Give the meter with this secondary address (or at this primary ``address``) a
+        new primary address."""
+        if secondary is None:
+            if address is None:
+                raise ValueError("give the meter's secondary or its primary address")
+            if not await self._ack(fr.set_primary_address(address, new_address),
+                                   "set primary address"):
+                raise NoResponse(f"address {address}: no acknowledgement of the new address")
+            return
         state = await self.select(fr.normalize_secondary(secondary))
         if state != "one":
             raise NoResponse(f"selecting {secondary}: {state}") if state == "none" else \

@@ -53,6 +53,10 @@ class Profile:
     model: str
     keep_unmapped: bool
     maps: tuple[Mapping, ...]
+    # [identify]: the manufacturer code and device types (EN 13757-3 media) of the meters
+    # this profile is for; a scan proposes it for a meter reporting both
+    manufacturer: str = ""
+    media: tuple[int, ...] = ()
 
 
 def profile_names() -> list[str]:
@@ -72,7 +76,7 @@ def load_profile(name: str) -> Profile:
 
 
 def parse_profile(name: str, data: dict) -> Profile:
-    known = {"vendor", "model", "medium", "source", "keep_unmapped", "map"}
+    known = {"vendor", "model", "medium", "source", "keep_unmapped", "map", "identify"}
     extra = set(data) - known
     if extra:
         raise ProfileError(f"{name}: unknown keys {sorted(extra)}")
@@ -98,8 +102,25 @@ def parse_profile(name: str, data: dict) -> Profile:
     keys = [(m.record, m.function, m.tariff, m.subunit, s) for m in maps for s in m.storage]
     if len(keys) != len(set(keys)):
         raise ProfileError(f"{name}: two mappings match the same record")
+    ident = data.get("identify", {})
+    if not isinstance(ident, dict) or set(ident) - {"manufacturer", "media"}:
+        raise ProfileError(f"{name}: identify takes manufacturer and media")
+    manufacturer, media = ident.get("manufacturer", ""), ident.get("media", [])
+    if not (isinstance(manufacturer, str) and isinstance(media, list)
+            and all(isinstance(m, int) and 0 <= m <= 255 for m in media)):
+        raise ProfileError(f"{name}: identify.manufacturer is a 3-letter code, "
+                           "identify.media a list of device type codes (0-255)")
     return Profile(name, str(data.get("vendor", "")), str(data.get("model", "")),
-                   bool(data.get("keep_unmapped", False)), tuple(maps))
+                   bool(data.get("keep_unmapped", False)), tuple(maps),
+                   manufacturer.upper(), tuple(media))
+
+
+def identify(manufacturer: str, medium_code: int | None) -> str:
+    """The profile for a meter reporting this manufacturer and device type: the one whose
+    [identify] claims both, else the generic profile (it keeps every record)."""
+    found = [n for n in profile_names() if (p := load_profile(n)).manufacturer
+             and p.manufacturer == manufacturer.upper() and medium_code in p.media]
+    return found[0] if len(found) == 1 else "mbus_generic"
 
 
 def derived_name(rec: Record) -> str:

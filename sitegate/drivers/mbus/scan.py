@@ -24,10 +24,12 @@ class Found:
     manufacturer: str = ""
     medium: str = ""
     note: str = ""  # e.g. "collision: several meters share this primary address"
+    medium_code: int | None = None  # EN 13757-3 device type: profiles claim meters by it
 
     def to_dict(self) -> dict[str, object]:
         return {"primary": self.primary, "secondary": self.secondary,
-                "manufacturer": self.manufacturer, "medium": self.medium, "note": self.note}
+                "manufacturer": self.manufacturer, "medium": self.medium,
+                "medium_code": self.medium_code, "note": self.note}
 
 
 class _Found(list[Found]):
@@ -74,7 +76,8 @@ async def _identify(client: MbusBusClient, address: int) -> Found:
     primary = t.address if address == fr.ADDR_NETWORK else address
     if ident is None:
         return Found(primary, None, note=f"CI 0x{t.ci:02X} telegram carries no identity")
-    return Found(primary, ident.secondary, ident.manufacturer, ident.medium)
+    return Found(primary, ident.secondary, ident.manufacturer, ident.medium,
+                 medium_code=ident.medium_code)
 
 
 async def secondary_search(client: MbusBusClient, mask: str = "FFFFFFFFFFFFFFFF",

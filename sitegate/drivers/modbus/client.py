@@ -81,6 +81,12 @@ class ModbusBusClient:
                               kind="garbled")
         return words
 
+    async def write_registers(self, unit: int, address: int, words: list[int]) -> None:
+        """Write holding registers (FC16): a meter's settings (unit id, baud rate)."""
+        await self._request(unit, f"write {address}+{len(words)}",
+                            lambda: self._client.write_registers(address, words,
+                                                                 device_id=unit))
+
     async def write_coil(self, unit: int, address: int, on: bool) -> None:
         """Switch one coil (FC05): a relay of an I/O module or a relay meter."""
         await self._request(unit, f"write coil {address}",

@@ -55,6 +55,48 @@ class Limits(BaseModel):
     inter_frame_delay_ms: int = Field(0, ge=0, le=2000, description="pause between requests")
 
 
+class Word(BaseModel):
+    """One value outside the measured quantities: an identification or a setting register."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: int = Field(ge=0, le=0xFFFF)
+    type: RegisterType
+    function: Literal["holding", "input"] = "holding"
+    word_order: Literal["big", "little"] | None = None
+
+    @property
+    def width(self) -> int:
+        return WIDTH[self.type]
+
+
+class Identify(BaseModel):
+    """What tells this model from others on a bus (``sitegate modbus scan --identify``) and
+    its serial number (commissioning checks it against the site file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Word | None = Field(None, description="register holding a model code")
+    model_codes: list[int] = Field(default_factory=list,
+                                   description="codes of this profile's models in it")
+    serial: Word | None = Field(None, description="register holding the serial number")
+
+
+class Setting(Word):
+    # value written -> code the meter takes (a baud rate register holds an index)
+    codes: dict[str, int] = Field(default_factory=dict)
+
+
+class Settings(BaseModel):
+    """Registers an installer writes (``sitegate modbus set-address``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unit: Setting | None = Field(None, description="the meter's Modbus unit id")
+    baudrate: Setting | None = None
+    note: str = Field("", description="what the installer must know (when it takes effect)")
+
+
 class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -69,6 +111,8 @@ class Profile(BaseModel):
     # exception for the whole request when it contains one).
     holes: list[tuple[int, int]] = Field(default_factory=list)
     registers: list[Register]
+    identify: Identify | None = None
+    settings: Settings | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Profile:
