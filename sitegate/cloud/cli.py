@@ -20,6 +20,7 @@ PARTS = (
     "sitegate.cloud.release_cli",
     "sitegate.cloud.expense_cli",
     "sitegate.cloud.retention_cli",
+    "sitegate.cloud.commissioning_cli",  # after billing_cli: adds `site commissioning`
 )
 
 

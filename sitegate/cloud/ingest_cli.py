@@ -288,7 +288,7 @@ def _command(args: argparse.Namespace) -> int:
     try:
         key, auth = _downlink_setup(args)
         result = send_command(args.broker, args.gateway, args.name, json.loads(args.args),
-                              key, args.expiry, args.wait, auth)
+                              key, args.expiry, args.wait, auth, on_progress=_progress)
     except (OSError, ValueError) as exc:
         return _field_error("command", exc)
     if result is None:
@@ -299,6 +299,14 @@ def _command(args: argparse.Namespace) -> int:
     emit(data, args.json, json.dumps(result.result, indent=2) if result.ok
           else f"failed: {result.error}")
     return 0 if result.ok else 1
+
+
+def _progress(info: dict[str, Any]) -> None:
+    """A long command's progress (a bus scan), on stderr: stdout is for the result."""
+    done, total = info.get("done"), info.get("total")
+    part = f"{done}/{total}" if done is not None and total else ""
+    print(f"progress: {part} {info.get('step', '')} found {info.get('found', 0)}".replace(
+        "  ", " "), file=sys.stderr, flush=True)
 
 
 def _engine(url: str):  # type: ignore[no-untyped-def]

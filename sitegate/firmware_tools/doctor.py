@@ -90,12 +90,18 @@ def _user() -> str:
 # -- clock -----------------------------------------------------------------------------------
 
 
-def check_clock(kernel_state: Callable[[], str]) -> list[Check]:
-    """NTPSynchronized from systemd (or ``$SITEGATE_CLOCK_CMD``), else the kernel's word."""
+def clock_state(kernel_state: Callable[[], str]) -> tuple[str, str]:
+    """(synchronized | unsynchronized | unknown, where that came from): NTPSynchronized
+    from systemd (or ``$SITEGATE_CLOCK_CMD``), else the kernel's word."""
     cmd = os.environ.get(CLOCK_CMD_ENV) or CLOCK_CMD
     answer, source = _clock_from_command(cmd), cmd.split()[0]
     if answer is None:
         answer, source = kernel_state(), "kernel (adjtimex)"
+    return answer, source
+
+
+def check_clock(kernel_state: Callable[[], str]) -> list[Check]:
+    answer, source = clock_state(kernel_state)
     fix = ("check that systemd-timesyncd or chrony runs and reaches an NTP server "
            "(`timedatectl timesync-status`, UDP port 123 open on the uplink); readings "
            "taken meanwhile are flagged clock_unsynced")
@@ -281,6 +287,40 @@ def _bus_fix(kinds: dict[str, int]) -> str:
             "the A/B wiring and the meters' power")
 
 
+def check_watchdog(h: dict[str, Any], now: datetime | None = None) -> list[Check]:
+    """The daemon's pings of the systemd watchdog: a loop that stopped pinging is killed and
+    restarted by systemd; one not under the watchdog is restarted by nobody when it hangs."""
+    w = h.get("watchdog")
+    if not isinstance(w, dict):
+        return []
+    interval = w.get("interval")
+    if not interval:
+        return [Check("watchdog", "warn", "not under the systemd watchdog (no WatchdogSec "
+                      "for this process)", "run the daemon as the sitegate service "
+                      "(`systemctl enable --now sitegate`): its unit sets WatchdogSec")]
+    age = _age(w.get("last_ping"), now or datetime.now(UTC))
+    if age is None or age.total_seconds() > 3 * float(interval):
+        return [Check("watchdog", "fail", f"last ping {w.get('last_ping') or 'never'} "
+                      f"(every {interval:g} s expected)",
+                      "the daemon's event loop is stuck: systemd restarts it; if it keeps "
+                      "happening, send `journalctl -u sitegate -n 200` to the developers")]
+    return [Check("watchdog", "ok", f"pinged every {interval:g} s, last {w['last_ping']}")]
+
+
+def check_chargers(cfg: SiteConfig, h: dict[str, Any]) -> list[Check]:
+    configured = len(cfg.ocpp.charge_points) if cfg.ocpp is not None else 0
+    if not configured:
+        return []
+    ocpp = (h.get("services") or {}).get("CentralSystem") or {}
+    connected = int(ocpp.get("connected") or 0)
+    if connected >= configured:
+        return [Check("chargers", "ok", f"{connected} of {configured} connected")]
+    return [Check("chargers", "warn" if connected else "fail",
+                  f"{connected} of {configured} configured charger(s) connected",
+                  "`sitegate ocpp list` shows which; check the missing ones' OCPP backend "
+                  "URL (this gateway, path /<charger id>), network link and password")]
+
+
 # -- all together ----------------------------------------------------------------------------
 
 
@@ -309,6 +349,8 @@ def run_checks(cfg: SiteConfig, kernel_clock: Callable[[], str],
     checks += _guarded("daemon", _daemon)
     if daemon:
         checks += _guarded("buses", lambda: check_buses(daemon[0]))
+        checks += _guarded("chargers", lambda: check_chargers(cfg, daemon[0]))
+        checks += _guarded("watchdog", lambda: check_watchdog(daemon[0]))
     return checks
 
 

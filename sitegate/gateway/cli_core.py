@@ -137,12 +137,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def own_log_file(cfg: SiteConfig) -> Path | None:
+    """Without systemd's journal the daemon keeps its JSON log lines in a file of its state
+    directory too (``sitegate logs`` reads either)."""
+    import os
+
+    from sitegate.firmware_tools.identity import state_dir
+    from sitegate.firmware_tools.logs import log_file
+
+    return None if os.environ.get("JOURNAL_STREAM") else log_file(state_dir(cfg.storage.path))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from sitegate.gateway.daemon import AlreadyRunning, Daemon
     from sitegate.gateway.logging_setup import configure
 
     cfg = config_or_exit(args.config, driver_quantities, with_secrets=True)
-    configure(args.log_level)
+    configure(args.log_level, log_file=own_log_file(cfg))
     import structlog
 
     for w in site_warnings(cfg, args.config):

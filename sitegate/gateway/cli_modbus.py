@@ -17,6 +17,7 @@ from sitegate.drivers.modbus.client import ModbusBusClient
 from sitegate.drivers.modbus.profile import ProfileError, load_profile, profile_names
 from sitegate.drivers.modbus.scan import found_text, scan_units
 from sitegate.gateway.cli_core import _readings_text
+from sitegate.gateway.cli_scan_config import write_config_args
 
 SCAN_BAUDS = (9600, 19200, 38400, 2400, 4800, 57600, 115200)
 
@@ -135,14 +136,6 @@ def _units(spec: str) -> list[int]:
     if not units or units[0] < 1 or units[-1] > 247:
         raise argparse.ArgumentTypeError(f"{spec!r}: unit ids are 1-247")
     return units
-
-
-def write_config_args(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--write-config", metavar="SITE", help=f"add what answers to this site "
-                   f"file: the bus (unless it has one on this line) and a meter per {what} "
-                   "device; comments kept, checked like check-config")
-    p.add_argument("--bus", metavar="NAME", help="with --write-config: the new bus's name")
-    p.add_argument("--interval", type=int, help="with --write-config: poll interval (s)")
 
 
 def cmd_scan(args: argparse.Namespace) -> int:

@@ -27,13 +27,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         return
     commands = next(a for a in mbus._actions if isinstance(a, argparse._SubParsersAction))
     scan = commands.choices["scan"]
-    from sitegate.gateway.cli_modbus import write_config_args
-
     write_config_args(scan, "M-Bus")
     scan.set_defaults(func=cmd_mbus_scan)
 
 
 # -- writing a scan into the site file -------------------------------------------------------
+
+
+def write_config_args(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--write-config", metavar="SITE", help=f"add what answers to this site "
+                   f"file: the bus (unless it has one on this line) and a meter per {what} "
+                   "device; comments kept, checked like check-config")
+    p.add_argument("--bus", metavar="NAME", help="with --write-config: the new bus's name")
+    p.add_argument("--interval", type=int, help="with --write-config: poll interval (s)")
+
 
 
 def _write(path: str, proposal: Any, source: str) -> tuple[int, dict[str, Any], list[str]]:

@@ -25,6 +25,7 @@ from sitegate.gateway.buffer import Buffer
 from sitegate.gateway.buffer_check import check_buffer
 from sitegate.gateway.buses import make_client, meter_ref
 from sitegate.gateway.control import ControlServer
+from sitegate.gateway.remote_commands import RemoteCommands
 from sitegate.gateway.scheduler import BusWorker
 from sitegate.gateway.writer import BufferView, Writer, spill_path
 from sitegate.sync.protocol import Reading
@@ -59,6 +60,8 @@ class Daemon:
         self._stop = asyncio.Event()
         self._lock_file: Any = None
         self.started = datetime.now().astimezone()
+        self.watchdog: dict[str, Any] = {"interval": None, "last_ping": None}
+        self.remote = RemoteCommands(self)  # doctor, logs, scans, commissioning
 
     # -- the buffer sink -------------------------------------------------------------------
 
@@ -302,7 +305,8 @@ class Daemon:
         if name.startswith("relay.") and self.points is not None:
             return await self.points.handle_command(name.removeprefix("relay."), args)
         handlers = {"read": self._cmd_read, "buffer.stats": self._cmd_buffer_stats,
-                    "status": self._cmd_status, "update.apply": self._cmd_update}
+                    "status": self._cmd_status, "update.apply": self._cmd_update,
+                    **self.remote.names()}
         if name not in handlers:
             raise ValueError(f"unknown command {name!r}")
         return await handlers[name](args)
@@ -312,6 +316,8 @@ class Daemon:
         ctl.add("status", self._cmd_status)
         ctl.add("read", self._cmd_read)
         ctl.add("buffer.stats", self._cmd_buffer_stats)
+        for name, handler in self.remote.names().items():
+            ctl.add(name, handler)
         return ctl
 
     async def _cmd_status(self, _args: dict[str, Any]) -> dict[str, Any]:
@@ -363,6 +369,7 @@ class Daemon:
             "buffer_bytes": stats["used_bytes"],
             "writer": self.writer.health() if self.writer else None,
             "buffer_check": self.buffer_check,
+            "watchdog": self.watchdog,
             "config": {"source": "remote" if self.applied else "local",
                        "version": self.applied.version if self.applied else None,
                        "applied_at": self.applied.applied_at if self.applied else None,
@@ -452,11 +459,13 @@ class Daemon:
 
     async def _watchdog(self) -> None:
         interval = sdnotify.watchdog_interval()
+        self.watchdog = {"interval": interval, "last_ping": None}  # for doctor
         while True:
             await asyncio.sleep(interval or 10)
             if interval:
                 # Pinging from the event loop proves the loop is not stuck.
                 sdnotify.notify("WATCHDOG=1")
+                self.watchdog["last_ping"] = datetime.now().astimezone().isoformat()
             sdnotify.notify(f"STATUS={self._status_line()}")
 
     def _status_line(self) -> str:

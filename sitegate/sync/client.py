@@ -29,6 +29,7 @@ import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,11 @@ from sitegate.sync.downlink_state import DownlinkState
 log = structlog.get_logger(__name__)
 
 QUARTER_HOUR = 900  # seconds: the meters' aligned cycle, the fleet's burst
+
+# Set while a cloud command runs: where it reports progress (a CommandResult with
+# ``progress`` on its result topic). The handler finds it here, without new arguments.
+command_progress: ContextVar[Callable[[dict[str, Any]], None] | None] = ContextVar(
+    "command_progress", default=None)
 
 
 class EntryLike(Protocol):
@@ -701,6 +707,9 @@ class SyncClient:
             await self._refuse("cmd", str(exc), payload, id=cmd_id)
             self._publish_result(p.CommandResult(id=cmd_id, ok=False, error=f"refused: {exc}"))
             return
+        # A long command reports progress on its result topic (field: remote_commands).
+        token = command_progress.set(lambda info: self._publish_result(
+            p.CommandResult(id=cmd_id, ok=True, progress=info)))
         try:
             if self.on_command is None:
                 raise LookupError("this gateway takes no commands")
@@ -710,6 +719,8 @@ class SyncClient:
         except Exception as exc:  # noqa: BLE001 - every failure becomes a result
             log.warning("sync.command_failed", id=cmd_id, error=str(exc))
             result = p.CommandResult(id=cmd_id, ok=False, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            command_progress.reset(token)
         self._publish_result(result)
 
     def _publish_result(self, result: p.CommandResult) -> None:

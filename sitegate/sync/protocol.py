@@ -535,12 +535,17 @@ def decode_command(payload: bytes) -> Command:
 
 
 class CommandResult(_Strict):
+    """On ``cmd/{id}/result``. A long command (a bus scan) first sends messages with
+    ``progress`` set (``{done, total, step, found}``, at most one every 2 s); the one
+    without ``progress`` is the result."""
+
     v: int = PROTOCOL_VERSION
     id: str
     ok: bool
     result: dict[str, Any] | None = None
     error: str | None = None
     ts: datetime = _Field(default_factory=lambda: datetime.now(_UTC))
+    progress: dict[str, Any] | None = None
 
 
 def decode_command_result(payload: bytes) -> CommandResult:

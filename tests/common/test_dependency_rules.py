@@ -23,6 +23,10 @@ CLOUD_LIBS = ("sqlalchemy", "fastapi", "fastapi_offline", "alembic", "qrbill", "
 NOT_FOR_GATEWAY = ("sitegate.cloud", "sitegate.demo", *CLOUD_LIBS)
 # The one gateway-side exception: the gateway's CLI wires in `sitegate demo` by name
 # (sitegate/gateway/cli.py), and the demo sits above both programs.
+# fpdf2 is also the gateway's optional `report` extra: the commissioning report's PDF, in
+# this one module, imported only when a PDF is written (the import test below still finds
+# it unloaded).
+ALLOWED = {("sitegate/firmware_tools/commission_pdf.py", "fpdf")}
 
 
 def _hits(name: str, banned: tuple[str, ...]) -> bool:
@@ -47,6 +51,8 @@ def _violations(parts: tuple[str, ...], banned: tuple[str, ...]) -> list[str]:
     for part in parts:
         for path in sorted((PKG / part).rglob("*.py")):
             for line, name in _imports(path):
+                if (str(path.relative_to(PKG.parent)), name.split(".")[0]) in ALLOWED:
+                    continue
                 if _hits(name, banned):
                     found.append(f"{path.relative_to(PKG.parent)}:{line}: imports {name}")
     return found

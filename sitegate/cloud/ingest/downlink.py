@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -156,19 +157,28 @@ def signed_command(key: Ed25519PrivateKey, gateway_id: str, name: str, args: dic
 
 def send_command(broker_url: str, gateway_id: str, name: str, args: dict[str, Any],
                  key: Ed25519PrivateKey, expiry: int = 300, wait: float = 30.0,
-                 auth: BrokerAuth | None = None) -> p.CommandResult | None:
+                 auth: BrokerAuth | None = None,
+                 on_progress: Callable[[dict[str, Any]], None] | None = None,
+                 ) -> p.CommandResult | None:
     """Send a signed command that expires after ``expiry`` s; the result, or None if none in
-    ``wait``."""
+    ``wait`` s (counted again from each progress message of a long command)."""
     cmd_id, payload = signed_command(key, gateway_id, name, args, expiry)
     got: list[p.CommandResult] = []
     done = threading.Event()
+    moved = threading.Event()
 
     def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            got.append(p.decode_command_result(msg.payload))
-            done.set()
+            r = p.decode_command_result(msg.payload)
         except p.ProtocolError:
-            pass
+            return
+        if r.progress is not None:
+            moved.set()
+            if on_progress is not None:
+                on_progress(r.progress)
+            return
+        got.append(r)
+        done.set()
 
     c = _client(broker_url, auth)
     c.on_message = on_message
@@ -178,7 +188,8 @@ def send_command(broker_url: str, gateway_id: str, name: str, args: dict[str, An
         props.MessageExpiryInterval = expiry
         c.publish(p.cmd_topic(gateway_id, cmd_id), payload, qos=1,
                   properties=props).wait_for_publish(30)
-        done.wait(wait)
+        while not done.wait(wait) and moved.is_set():
+            moved.clear()  # still working: wait again
     finally:
         c.disconnect()
         c.loop_stop()

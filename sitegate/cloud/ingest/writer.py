@@ -37,7 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sitegate.cloud.ingest import check
-from sitegate.cloud.store import partitions
+from sitegate.cloud.store import commissioning, partitions
 from sitegate.cloud.store import tables as t
 from sitegate.cloud.store.ingest_rows import insert_readings
 from sitegate.sync import protocol as p
@@ -368,6 +368,8 @@ class Writer:
                         [{k: v for k, v in r.items() if not k.startswith("_")} for r in new])
                     if b.stream == p.STREAM_SESSIONS:
                         self._upsert_latest(conn, new)
+                    elif b.stream == p.STREAM_EVENTS:  # gateways' commissioning reports
+                        commissioning.record(conn, new)
                 if b.bad:
                     self._dead_letter(conn, b.topic, *_bad_items_letter(b, b.bad))
                 ranges = sorted([*ranges, (b.first, b.last)])
