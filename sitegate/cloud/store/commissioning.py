@@ -31,10 +31,10 @@ def record(conn: Connection, event_rows: list[dict[str, Any]]) -> int:
                 "started_at": str(summary["started"])[:40],
                 "finished_at": str(summary["finished"])[:40],
                 "verdict": str(summary["verdict"])[:8],
-                "meters": int(summary["meters"]),
-                "failed": int((summary.get("meter_verdicts") or {}).get("fail", 0)),
-                "problems": len(summary.get("problems") or [])
-                + int(summary.get("problems_left_out") or 0),
+                "meters": _count(summary["meters"]),
+                "failed": _count((summary.get("meter_verdicts") or {}).get("fail", 0)),
+                "problems": _count(len(summary.get("problems") or [])
+                                   + _count(summary.get("problems_left_out") or 0)),
                 "summary": json.dumps(summary, separators=(",", ":"), sort_keys=True),
                 "received_at": row["received_at"]})
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -45,6 +45,15 @@ def record(conn: Connection, event_rows: list[dict[str, Any]]) -> int:
     conn.execute(insert(R).on_conflict_do_nothing(
         index_elements=["gateway_id", "epoch", "seq"]), values)
     return len(values)
+
+
+def _count(value: object) -> int:
+    """A count from the gateway, within what the column holds (a forged huge number must
+    not make ingest refuse the whole batch of events)."""
+    n = int(value)  # type: ignore[call-overload]
+    if not 0 <= n <= 10**6:
+        raise ValueError(f"count {n} out of range")
+    return n
 
 
 def site_gateways(conn: Connection, site: str) -> list[str]:
