@@ -21,6 +21,7 @@ PARTS = (
     "sitegate.cloud.expense_cli",
     "sitegate.cloud.retention_cli",
     "sitegate.cloud.commissioning_cli",  # after billing_cli: adds `site commissioning`
+    "sitegate.cloud.stays_cli",
 )
 
 

@@ -91,6 +91,9 @@ def create_app(db_url: str, allowed_hosts: Sequence[str] = LOOPBACK_NAMES,
         from sitegate.cloud.api import expense  # expense statements (issue 15)
 
         app.include_router(expense.router)
+        from sitegate.cloud.api import stays  # stay settlements (issue 16)
+
+        app.include_router(stays.router)
     if unguarded := unguarded_routes(app):
         raise RuntimeError(f"routes without an API token check: {unguarded}")
     # the web console: its own app (forms with CSRF tokens, sessions), same engine and hosts

@@ -66,6 +66,18 @@ OPERATIONS: dict[str, Scope] = {
     "expense.received.add": Scope.BILLING_WRITE,
     "expense.received.list": Scope.READ,
     "expense.received.distribute": Scope.READ,
+    # stay settlements (branch stays, issue 16)
+    "stays.units-show": Scope.READ,
+    "stays.units-import": Scope.SITE_ADMIN,
+    "stays.reservations-list": Scope.READ,
+    "stays.reservations-import": Scope.BILLING_WRITE,
+    "stays.status": Scope.BILLING_WRITE,
+    "stays.readings-list": Scope.READ,
+    "stays.readings-bulk": Scope.BILLING_WRITE,
+    "stays.checkout": Scope.BILLING_WRITE,
+    "stays.settle": Scope.BILLING_WRITE,
+    "stays.document": Scope.READ,
+    "stays.explain": Scope.READ,
     "gateway.claim-token": Scope.GATEWAY_ADMIN,
     "gateway.claim-tokens": Scope.GATEWAY_ADMIN,  # list (never the tokens)
     "gateway.claim-token.revoke": Scope.GATEWAY_ADMIN,

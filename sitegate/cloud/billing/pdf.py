@@ -79,7 +79,7 @@ def qr_bill(view: dict[str, Any], model: SiteModel) -> QRBill:
         reference_number=qr_reference(model.site.qr_reference_prefix, view["number"])
         if qr_iban else None,
         additional_information=f"{text(model.site.language, 'invoice')} {view['number']} "
-                               f"{doc['period']}",
+                               f"{doc.get('period_text', doc['period'])}",
         language=model.site.language,
     )
 
@@ -108,11 +108,14 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
     pdf.multi_cell(80, 5, _t(f"{acc['name']}\n{addr.get('street', '')} "
                              f"{addr.get('house_num', '')}\n{addr.get('pcode', '')} "
                              f"{addr.get('city', '')}"))
+    # another kind of document on the same core (a stay's settlement, a job's quote or
+    # invoice) names itself
     kind = say("credit_note") if view["kind"] == "credit_note" else \
-        say("interim") if doc.get("interim") else say("")
+        say("interim") if doc.get("interim") else doc.get("title") or say("")
     pdf.set_xy(15, 68)
     pdf.set_font("helvetica", "B", 13)
-    pdf.cell(0, 7, _t(f"{kind} {view['number']} - {doc['site_name']}, {doc['period']}"))
+    pdf.cell(0, 7, _t(f"{kind} {view['number']} - {doc['site_name']}, "
+                      f"{doc.get('period_text', doc['period'])}"))
     pdf.set_font("helvetica", size=8.5)
     pdf.set_xy(15, 76)
     pdf.cell(0, 5, "   ".join((say("period", first=doc["period_first"], last=doc["period_last"]),
@@ -149,7 +152,8 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
     rows += [(say("vat_on", rate=v["rate"], net=v["net"]), v["vat"]) for v in doc["vat"]]
     # advances and rounding only where there are any (no "-0.00" on a tenant's bill)
     rows += [(label, v) for label, v, raw in (
-        (say("advances"), f"-{doc['advances']}", doc["advances"]),
+        (doc.get("advances_label") or say("advances"), f"-{doc['advances']}",
+         doc["advances"]),
         (say("rounding"), doc["rounding"], doc["rounding"])) if Decimal(raw) != 0]
     total = say("total", currency=doc["currency"])
     rows += [(total, doc["total_due"])]
@@ -163,8 +167,12 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
         # advances or credits cover it: no payment part (a QR-bill cannot ask for <= 0)
         pdf.set_xy(15, y + 6)
         pdf.set_font("helvetica", size=9)
-        pdf.cell(0, 5, say("nothing_to_pay", currency=doc["currency"],
-                         amount=f"{-Decimal(payable(view)):.2f}"))
+        if Decimal(doc.get("refund") or 0) > 0:  # a stay's deposit larger than its cost
+            pdf.cell(0, 5, _t(f"{doc.get('refund_label', 'Rückerstattung')} "
+                              f"{doc['currency']} {doc['refund']}"))
+        else:
+            pdf.cell(0, 5, say("nothing_to_pay", currency=doc["currency"],
+                               amount=f"{-Decimal(payable(view)):.2f}"))
     elif view["kind"] == "invoice":
         svg = io.StringIO()
         qr_bill(view, model).as_svg(svg, full_page=False)
