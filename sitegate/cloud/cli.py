@@ -22,6 +22,7 @@ PARTS = (
     "sitegate.cloud.retention_cli",
     "sitegate.cloud.commissioning_cli",  # after billing_cli: adds `site commissioning`
     "sitegate.cloud.stays_cli",
+    "sitegate.cloud.payments_cli",
 )
 
 

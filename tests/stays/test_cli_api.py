@@ -147,3 +147,19 @@ def test_api(server) -> None:
                     {"date": "2026-07-14", "unit_type": "pitch", "dry_run": True})
     assert [s["reason"] for s in r["skipped"]] == [
         "no_parent_reservation", "wrong_status", "ineligible_category"]
+
+    # the guest pays: the bank's camt.054 through the API settles the invoice
+    assert _call(url, token, "POST", "/billing/sites/seeblick/invoices/1/issue",
+                 {"date": "2026-07-14"})[0] == 200
+    xml = (EX.parent / "payments" / "camt054-seeblick.xml").read_text()
+    assert _call(url, reader, "POST", "/payments/seeblick/statements", {"xml": xml})[0] == 403
+    code, r = _call(url, token, "POST", "/payments/seeblick/statements", {"xml": xml})
+    assert (code, [c["outcome"] for c in r["matched"]]) == (200, ["full"])
+    code, r = _call(url, token, "POST", "/payments/seeblick/statements",
+                    {"xml": xml.replace("18.15", "18,15")})
+    assert code == 422 and "Ntry 1" in r["detail"]
+    code, r = _call(url, reader, "GET", "/payments/seeblick/credits?unmatched=true")
+    assert [c["reason"] for c in r] == ["no invoice 99"]
+    code, r = _call(url, token, "POST", f"/payments/seeblick/credits/{r[0]['id']}/assign",
+                    {"invoice": 1})
+    assert (code, r["outcome"]) == (200, "over")

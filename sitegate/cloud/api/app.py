@@ -94,6 +94,9 @@ def create_app(db_url: str, allowed_hosts: Sequence[str] = LOOPBACK_NAMES,
         from sitegate.cloud.api import stays  # stay settlements (issue 16)
 
         app.include_router(stays.router)
+        from sitegate.cloud.api import payments  # bank statements in (issue 16)
+
+        app.include_router(payments.router)
     if unguarded := unguarded_routes(app):
         raise RuntimeError(f"routes without an API token check: {unguarded}")
     # the web console: its own app (forms with CSRF tokens, sessions), same engine and hosts

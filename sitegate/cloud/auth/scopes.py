@@ -78,6 +78,9 @@ OPERATIONS: dict[str, Scope] = {
     "stays.settle": Scope.BILLING_WRITE,
     "stays.document": Scope.READ,
     "stays.explain": Scope.READ,
+    "payments.import": Scope.BILLING_WRITE,  # a bank statement (camt.054 / camt.053)
+    "payments.list": Scope.READ,
+    "payments.assign": Scope.BILLING_WRITE,
     "gateway.claim-token": Scope.GATEWAY_ADMIN,
     "gateway.claim-tokens": Scope.GATEWAY_ADMIN,  # list (never the tokens)
     "gateway.claim-token.revoke": Scope.GATEWAY_ADMIN,

@@ -1,0 +1,100 @@
+"""``sitegate-cloud payments``: bank statements in (camt.054 / camt.053), credits matched to
+invoices by reference, the unmatched ones listed and assigned by hand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sitegate.cloud.billing.ledger import LifecycleError
+from sitegate.cloud.billing.sites import NotFound
+from sitegate.cloud.payments import ops
+from sitegate.cloud.payments.camt import MAX_BYTES, CamtError
+from sitegate.cloud.store.db import NotReady, open_db
+from sitegate.common.output import emit, table
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", required=True, help="database URL or SQLite file path")
+    p.add_argument("--site", help="site id (optional when the database holds one site)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("payments", help="payments coming in: bank statements (camt.054/053)")
+    ss = p.add_subparsers(dest="payments_cmd", required=True)
+    q = ss.add_parser("import", help="a camt.054 or camt.053 file: credits matched to "
+                                     "invoices by QR or creditor reference")
+    q.add_argument("file")
+    _common(q)
+    q.set_defaults(func=cmd_import)
+    q = ss.add_parser("list", help="every credit imported and what became of it")
+    q.add_argument("--unmatched", action="store_true", help="only the unmatched ones")
+    _common(q)
+    q.set_defaults(func=cmd_list)
+    q = ss.add_parser("assign", help="pay an unmatched credit onto an invoice")
+    q.add_argument("credit", type=int)
+    q.add_argument("invoice", type=int)
+    _common(q)
+    q.set_defaults(func=cmd_assign)
+
+
+def _guard(fn: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args) or 0
+        except CamtError as exc:
+            sys.stderr.write(f"error: {args.file}: {exc}\nnothing imported\n")
+        except (NotFound, ops.PaymentError, LifecycleError, OSError, NotReady) as exc:
+            sys.stderr.write(f"error: {exc}\n")
+        return 2
+    return run
+
+
+ROW = ["id", "entry", "booked", "amount", "reference", "debtor", "invoice", "outcome",
+       "balance", "why"]
+
+
+def _row(c: dict[str, Any]) -> list[Any]:
+    return [c["id"], c["entry"], c["booking_date"], f"{c['amount']} {c['currency']}",
+            c["reference"], c["debtor"], c["invoice_number"], c["outcome"],
+            c["balance_after"], c["reason"]]
+
+
+@_guard
+def cmd_import(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if path.stat().st_size > MAX_BYTES:
+        raise CamtError(f"{path.stat().st_size} bytes, more than {MAX_BYTES}")
+    r = ops.import_statement(open_db(args.db), args.site, path.name, path.read_bytes())
+    if r["already_imported"]:
+        text = (f"{path.name} ({r['kind']} {r['message_id']}) was imported on "
+                f"{r['already_imported']}: nothing changed")
+    else:
+        text = (f"{path.name} ({r['kind']} {r['message_id']}): {len(r['matched'])} matched, "
+                f"{len(r['unmatched'])} unmatched, {r['known']} already imported, "
+                f"{r['debits']} debits ignored")
+        if r["matched"]:
+            text += "\n" + table([_row(c) for c in r["matched"]], ROW)
+        if r["unmatched"]:
+            text += "\nunmatched (assign with 'sitegate-cloud payments assign ID INVOICE'):\n"
+            text += table([_row(c) for c in r["unmatched"]], ROW)
+    emit(r, args.json, text)
+    return 0
+
+
+@_guard
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = ops.credits(open_db(args.db), args.site, "unmatched" if args.unmatched else None)
+    emit(rows, args.json, table([_row(c) for c in rows], ROW) if rows else "no credits")
+    return 0
+
+
+@_guard
+def cmd_assign(args: argparse.Namespace) -> int:
+    r = ops.assign(open_db(args.db), args.site, args.credit, args.invoice, date.today())
+    emit(r, args.json, table([_row(r)], ROW))
+    return 0

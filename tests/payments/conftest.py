@@ -1,0 +1,5 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stays"))
+from campsite import camp, db, db_path, enter, migrated, read_camp  # noqa: E402,F401
