@@ -23,6 +23,7 @@ PARTS = (
     "sitegate.cloud.commissioning_cli",  # after billing_cli: adds `site commissioning`
     "sitegate.cloud.stays_cli",
     "sitegate.cloud.payments_cli",
+    "sitegate.cloud.jobs_cli",
 )
 
 

@@ -97,6 +97,9 @@ def create_app(db_url: str, allowed_hosts: Sequence[str] = LOOPBACK_NAMES,
         from sitegate.cloud.api import payments  # bank statements in (issue 16)
 
         app.include_router(payments.router)
+        from sitegate.cloud.api import jobs  # quote-to-invoice jobs (issue 16)
+
+        app.include_router(jobs.router)
     if unguarded := unguarded_routes(app):
         raise RuntimeError(f"routes without an API token check: {unguarded}")
     # the web console: its own app (forms with CSRF tokens, sessions), same engine and hosts

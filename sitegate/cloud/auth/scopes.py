@@ -81,6 +81,12 @@ OPERATIONS: dict[str, Scope] = {
     "payments.import": Scope.BILLING_WRITE,  # a bank statement (camt.054 / camt.053)
     "payments.list": Scope.READ,
     "payments.assign": Scope.BILLING_WRITE,
+    "jobs.settings": Scope.SITE_ADMIN,  # SMTP, acceptance link base, customer lookup
+    "jobs.list": Scope.READ,
+    "jobs.show": Scope.READ,
+    "jobs.import": Scope.BILLING_WRITE,
+    "jobs.act": Scope.BILLING_WRITE,  # quote, invoice, cancel
+    "jobs.export": Scope.READ,
     "gateway.claim-token": Scope.GATEWAY_ADMIN,
     "gateway.claim-tokens": Scope.GATEWAY_ADMIN,  # list (never the tokens)
     "gateway.claim-token.revoke": Scope.GATEWAY_ADMIN,
