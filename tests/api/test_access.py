@@ -68,10 +68,38 @@ EXPECTED = {
     ("GET", "/expense/sites/{site}/meters/{meter_id}/invoices/received"): R,
     ("GET", "/expense/sites/{site}/received/alerts"): R,
     ("GET", "/expense/sites/{site}/received/{rid}/distribution"): R,
+    # stays, jobs, payments (issue 16)
+    ("GET", "/stays/{site}/units"): R,
+    ("PUT", "/stays/{site}/units"): S,
+    ("GET", "/stays/{site}/reservations"): R,
+    ("POST", "/stays/{site}/reservations"): W,
+    ("POST", "/stays/{site}/reservations/{rid}/status"): W,
+    ("GET", "/stays/{site}/readings"): R,
+    ("POST", "/stays/{site}/readings"): W,
+    ("POST", "/stays/{site}/reservations/{rid}/checkout"): W,
+    ("POST", "/stays/{site}/settle"): W,
+    ("GET", "/stays/{site}/reservations/{rid}/document"): R,
+    ("GET", "/stays/{site}/reservations/{rid}/explain"): R,
+    ("POST", "/payments/{site}/statements"): W,
+    ("GET", "/payments/{site}/credits"): R,
+    ("POST", "/payments/{site}/credits/{credit_id}/assign"): W,
+    ("PUT", "/jobs/{site}/settings"): S,
+    ("PUT", "/jobs/{site}/jobs"): W,
+    ("GET", "/jobs/{site}/jobs"): R,
+    ("GET", "/jobs/{site}/jobs/{job_id}"): R,
+    ("GET", "/jobs/{site}/jobs/{job_id}/quote.pdf"): R,
+    ("POST", "/jobs/{site}/jobs/{job_id}/quote"): W,
+    ("POST", "/jobs/{site}/jobs/{job_id}/invoice"): W,
+    ("POST", "/jobs/{site}/jobs/{job_id}/cancel"): W,
+    ("GET", "/jobs/{site}/export"): R,
 }
+# The customer's quote acceptance page: its credential is the one-time token of the link
+# in the quote's e-mail (?t=), not an API token (tests/jobs accepts through it).
+LINK = {("GET", "/jobs/accept"), ("POST", "/jobs/accept")}
 PARAMS = {"gateway_id": "gw-1", "site": "nowhere", "period": "2026-01", "number": "1",
           "action": "issue", "gateway": "gw-1", "session_id": "CP1-1", "meter_id": "m1",
-          "account": "a1", "rid": "1", "token_id": "0" * 12}
+          "account": "a1", "rid": "1", "token_id": "0" * 12, "job_id": "j1",
+          "credit_id": "1"}
 
 
 def _routes(api: Api) -> list[tuple[str, str]]:
@@ -85,7 +113,7 @@ def _concrete(path: str) -> str:
 
 
 def test_every_route_is_classified(api: Api) -> None:
-    assert sorted(_routes(api)) == sorted(EXPECTED)
+    assert sorted(_routes(api)) == sorted([*EXPECTED, *LINK])
     assert set(OPERATIONS.values()) == set(Scope)  # every scope is needed by something
 
 
@@ -94,6 +122,12 @@ def test_every_route_needs_a_token_with_its_scope(api: Api) -> None:
     # all scopes but the one needed: a token that may do much, yet not this
     others = {s: api.token(*(x for x in Scope if x != s), name=f"not-{s.value}") for s in Scope}
     for method, path in _routes(api):
+        if (method, path) in LINK:  # no link token, or a wrong one: refused all the same
+            for query in ("", "?t=" + "A" * 43, "?t=x"):
+                body = {"name": "x"} if method == "POST" else None
+                code, _, _ = api.call(method, path + query, body, token=good[Scope.READ])
+                assert code == 403, (method, path, query, code)
+            continue
         url, needed = _concrete(path), EXPECTED[(method, path)]
         body = {} if method in ("POST", "PUT") else None
         code, detail, headers = api.call(method, url, body)
