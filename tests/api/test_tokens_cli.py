@@ -92,4 +92,5 @@ def test_scopes_lists_what_each_allows(capsys: pytest.CaptureFixture[str]) -> No
     rows = {r["scope"]: r for r in json.loads(out)}
     assert code == 0 and set(rows) == {s.value for s in Scope}
     assert "invoice.act" in rows["billing:write"]["operations"]
-    assert rows["site:admin"]["operations"] == ["site.import"]
+    assert rows["site:admin"]["operations"] == [  # the site's setup, of each part
+        "jobs.settings", "site.import", "stays.units-import"]
