@@ -233,10 +233,12 @@ def _gateway(conn: Connection, model: SiteModel, unit_id: str):  # type: ignore[
     return read
 
 
-def _unit_readings(conn: Connection, site_id: str, unit: str) -> dict[str, list]:
-    out: dict[str, list[rd.StayReading]] = {}
-    for row in store.unit_readings(conn, site_id, [unit]):
-        out.setdefault(row["meter"], []).append(_reading(row))
+def _unit_readings(conn: Connection, site_id: str,
+                   units: list[str]) -> dict[str, dict[str, list[rd.StayReading]]]:
+    """The units' readings by unit and meter, in time order: one query."""
+    out: dict[str, dict[str, list[rd.StayReading]]] = {u: {} for u in units}
+    for row in store.unit_readings(conn, site_id, units):
+        out[row["unit_id"]].setdefault(row["meter"], []).append(_reading(row))
     return out
 
 
@@ -253,11 +255,11 @@ def _store_settlement(conn: Connection, model: SiteModel, s: Settlement, day: da
                              data=canonical(to_json(r)), checked_out_on=day.isoformat(),
                              first_day=s.first.isoformat(), last_day=s.last.isoformat(),
                              invoice_number=num)
+    state = "draft"
     if issue:
-        ledger.issue(conn, model, num, day, datetime.now(UTC))
-    v = ledger.view(conn, ledger.get_row(conn, model.site.id, num))
+        state = ledger.issue(conn, model, num, day, datetime.now(UTC))["state"]
     return {"reservation": r.id, "unit": r.unit, "guest": doc["account"]["name"],
-            "invoice": num, "state": v["state"], "from": s.first.isoformat(),
+            "invoice": num, "state": state, "from": s.first.isoformat(),
             "to": s.last.isoformat(), "gross_total": doc["gross_total"],
             "deposit": doc["deposit"], "total_due": doc["total_due"],
             "refund": doc["refund"]}
@@ -282,8 +284,9 @@ def checkout(engine: Engine, site: str | None, rid: str, day: date,
                             + (why.detail if why else f"it is {r.status}, not the unit's "
                                f"checked-in reservation on {day}"))
         try:
-            s = settle(model, su, r, day, _unit_readings(conn, model.site.id, r.unit or ""),
-                       _gateway(conn, model, r.unit or ""))
+            unit = r.unit or ""
+            s = settle(model, su, r, day, _unit_readings(conn, model.site.id, [unit])[unit],
+                       _gateway(conn, model, unit))
         except Skipped as exc:
             raise StayError(f"reservation {rid} is not settled: {exc.skip.detail}") from None
         return _store_settlement(conn, model, s, day, issue)
@@ -301,10 +304,10 @@ def run(engine: Engine, site: str | None, day: date, unit_type: str | None = Non
         typed, _ = _reservations(conn, model.site.id)
         todo, skips = select(su, typed.values(), day, unit_type)
         settled: list[dict[str, Any]] = []
+        values = _unit_readings(conn, model.site.id, sorted({r.unit or "" for r in todo}))
         for r in todo:
             try:
-                s = settle(model, su, r, day,
-                           _unit_readings(conn, model.site.id, r.unit or ""),
+                s = settle(model, su, r, day, values[r.unit or ""],
                            _gateway(conn, model, r.unit or ""))
             except Skipped as exc:
                 skips.append(exc.skip)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tomllib
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -79,8 +80,12 @@ class StaySetup(_M):
     categories: list[Category] = Field(max_length=1000)
     rates: list[Rate] = Field(max_length=1000)
 
+    @cached_property
+    def _by_id(self) -> dict[str, Unit]:  # a park has thousands of units: no linear search
+        return {u.id: u for u in self.units}
+
     def unit(self, unit_id: str) -> Unit | None:
-        return next((u for u in self.units if u.id == unit_id), None)
+        return self._by_id.get(unit_id)
 
     def rate_for(self, unit: Unit, meter: StayMeter) -> Rate | None:
         """The meter's named rate, else the rate of its utility for the unit's type, else

@@ -38,9 +38,7 @@ def reservations(conn: Connection, site_id: str) -> list[dict[str, Any]]:
 def upsert_reservation(conn: Connection, site_id: str, rid: str, at: datetime,
                        **values: Any) -> None:
     where = (RES.c.site_id == site_id) & (RES.c.id == rid)
-    if conn.execute(select(RES.c.id).where(where)).first():
-        conn.execute(RES.update().where(where).values(updated_at=at, **values))
-    else:
+    if not conn.execute(RES.update().where(where).values(updated_at=at, **values)).rowcount:
         conn.execute(RES.insert().values(site_id=site_id, id=rid, updated_at=at, **values))
 
 
@@ -50,10 +48,11 @@ def unit_readings(conn: Connection, site_id: str,
     c = SR.c
     q = select(c.unit_id, c.meter, c.ts, c.value, c.is_start, c.source, c.entered_by).where(
         c.site_id == site_id).order_by(c.unit_id, c.meter, c.ts)
-    if units is not None:
+    wanted = None if units is None else set(units)
+    if units is not None and len(units) <= 500:  # else the whole site: no huge IN list
         q = q.where(c.unit_id.in_(units))
     return [{**dict(r._mapping), "ts": utc(r.ts), "value": Decimal(r.value)}
-            for r in conn.execute(q)]
+            for r in conn.execute(q) if wanted is None or r.unit_id in wanted]
 
 
 def save_readings(conn: Connection, site_id: str, rows: list[dict[str, Any]],
