@@ -251,3 +251,44 @@ def test_cancel_and_bad_input(site_db, server, job_spec) -> None:
     with pytest.raises(SiteModelError) as exc:
         ops.import_job(e, None, bad)
     assert exc.value.errors == ["parties: shares add up to 110 %, not 100 %"]
+
+
+def test_operator_routes(site_db, server, job_spec) -> None:
+    from sitegate.cloud.auth import tokens
+    from sitegate.cloud.auth.scopes import Scope
+
+    office, _ = tokens.create(site_db, "office", frozenset(Scope))
+    reader, _ = tokens.create(site_db, "reader", frozenset({Scope.READ}))
+
+    def call(method: str, path: str, body=None, token=office):
+        req = urllib.request.Request(
+            server + path, method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"authorization": f"Bearer {token}",
+                     "content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                raw = r.read()
+                return r.status, json.loads(raw) if "json" in r.headers["content-type"] \
+                    else raw
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    site = "/jobs/lindenweg-12"
+    assert call("PUT", f"{site}/settings", {"link_base": server}, reader)[0] == 403
+    assert call("PUT", f"{site}/settings", {"link_base": server})[0] == 200
+    code, r = call("PUT", f"{site}/jobs", {**job_spec, "parties": []})
+    assert code == 422 and "parties" in r["detail"]["errors"][0]
+    assert call("PUT", f"{site}/jobs", job_spec)[1]["state"] == "draft"
+    code, r = call("POST", f"{site}/jobs/J-2026-001/quote",
+                   {"date": date.today().isoformat(), "send": False})
+    assert (code, r["total_due"]) == (200, QUOTE_TOTAL)
+    code, pdf = call("GET", f"{site}/jobs/J-2026-001/quote.pdf", token=reader)
+    assert code == 200 and pdf[:5] == b"%PDF-"
+    code, r = call("POST", f"{site}/jobs/J-2026-001/invoice",
+                   {"stage": "final", "date": "2026-09-30"})
+    assert code == 409 and "quote_sent" in r["detail"]
+    assert call("GET", f"{site}/jobs/J-2026-001", token=reader)[1]["state"] == "quote_sent"
+    assert call("POST", f"{site}/jobs/J-2026-001/cancel")[1]["state"] == "cancelled"
+    code, r = call("GET", f"{site}/export?format=json", token=reader)
+    assert (code, r["invoices"]) == (200, [])
