@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from sitegate.cloud.billing import ops as billing_ops
-from sitegate.cloud.store.tables import readings
 from sitegate.cloud.stays import ops
+from sitegate.cloud.store.tables import readings
 
 
 def test_settlement_from_gateway_readings(camp) -> None:
