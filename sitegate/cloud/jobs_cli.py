@@ -13,6 +13,7 @@ from typing import Any
 
 from sitegate.cloud.billing.sitemodel import SiteModelError
 from sitegate.cloud.billing.sites import NotFound
+from sitegate.cloud.billing_cli import _common  # --db, --site, --json as billing's
 from sitegate.cloud.jobs import ops
 from sitegate.cloud.jobs.lookup import LookupError_
 from sitegate.cloud.jobs.mail import MailError
@@ -20,12 +21,6 @@ from sitegate.cloud.store.db import NotReady, open_db
 from sitegate.common.output import emit, table
 
 MAX_FILE = 1024 * 1024
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", required=True, help="database URL or SQLite file path")
-    p.add_argument("--site", help="site id (optional when the database holds one site)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -11,16 +11,11 @@ from typing import Any
 
 from sitegate.cloud.billing.ledger import LifecycleError
 from sitegate.cloud.billing.sites import NotFound
+from sitegate.cloud.billing_cli import _common  # --db, --site, --json as billing's
 from sitegate.cloud.payments import ops
 from sitegate.cloud.payments.camt import MAX_BYTES, CamtError
 from sitegate.cloud.store.db import NotReady, open_db
 from sitegate.common.output import emit, table
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", required=True, help="database URL or SQLite file path")
-    p.add_argument("--site", help="site id (optional when the database holds one site)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -13,6 +13,7 @@ from typing import Any
 
 from sitegate.cloud.billing.sitemodel import SiteModelError
 from sitegate.cloud.billing.sites import NotFound
+from sitegate.cloud.billing_cli import _common  # --db, --site, --json as billing's
 from sitegate.cloud.stays import ops
 from sitegate.cloud.stays.readings import BulkError
 from sitegate.cloud.stays.setup import read_setup_file
@@ -20,12 +21,6 @@ from sitegate.cloud.store.db import NotReady, open_db
 from sitegate.common.output import emit, table
 
 MAX_FILE = 4 * 1024 * 1024
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", required=True, help="database URL or SQLite file path")
-    p.add_argument("--site", help="site id (optional when the database holds one site)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _when(p: argparse.ArgumentParser) -> None:

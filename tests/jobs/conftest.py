@@ -3,8 +3,6 @@ and the real HTTP API on free loopback ports."""
 
 import socket
 import sys
-import threading
-import time
 import tomllib
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stays"))
-from campsite import db, db_path, migrated  # noqa: E402,F401
+from campsite import api_server, db, db_path, migrated  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parents[2]
 EX = ROOT / "config" / "examples" / "jobs"
@@ -63,19 +61,5 @@ def job_spec() -> dict:
 @pytest.fixture
 def server(db_path, site_db):  # noqa: F811 (the imported fixture)
     """The HTTP API on a free loopback port over the same database."""
-    import uvicorn
-
-    from sitegate.cloud.api.app import create_app
-
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(str(db_path)), host="127.0.0.1",
-                                        port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    while not srv.started:  # readiness, not a timing assertion
-        if not t.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(10)
+    with api_server(db_path) as url:
+        yield url

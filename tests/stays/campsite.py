@@ -3,6 +3,7 @@ tests/stays, tests/payments and tests/jobs (each conftest imports them)."""
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -76,3 +77,32 @@ def read_camp(camp):
     bulk(camp, "readings-2026-07-01.csv", date(2026, 7, 1))
     bulk(camp, "readings-2026-07-14.csv", date(2026, 7, 14))
     return camp
+
+
+@contextlib.contextmanager
+def api_server(db_path: Path):
+    """The HTTP API (real uvicorn) on a free loopback port over the database: its URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from sitegate.cloud.api.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(str(db_path)), host="127.0.0.1",
+                                        port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    while not srv.started:  # readiness, not a timing assertion
+        if not t.is_alive():
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        t.join(10)

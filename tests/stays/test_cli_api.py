@@ -4,23 +4,19 @@ real uvicorn server: the guest's settlement PDF carries the QR-bill of what is d
 from __future__ import annotations
 
 import json
-import socket
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from sitegate.cloud.api.app import create_app
 from sitegate.cloud.auth import tokens
 from sitegate.cloud.auth.scopes import Scope
 from sitegate.cloud.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "billing"))
+from campsite import api_server  # noqa: E402
 from qrpage import mod10_check_digit, qr_fields  # noqa: E402
 
 EX = Path(__file__).resolve().parents[2] / "config" / "examples" / "stays"
@@ -79,20 +75,8 @@ def server(db_path):
     token, _ = tokens.create(engine, "office", frozenset(Scope))
     reader, _ = tokens.create(engine, "reader", frozenset({Scope.READ}))
     engine.dispose()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(str(db_path)), host="127.0.0.1",
-                                        port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    while not srv.started:  # readiness, not a timing assertion
-        if not t.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", token, reader
-    srv.should_exit = True
-    t.join(10)
+    with api_server(db_path) as url:
+        yield url, token, reader
 
 
 def _call(url: str, token: str, method: str, path: str, body=None):
