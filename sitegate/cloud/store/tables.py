@@ -272,9 +272,8 @@ gateway_certs = Table(
 # Parts that keep their tables in their own module, on this metadata (import for effect).
 from sitegate.cloud.store import tables_commissioning as _tc  # noqa: E402,F401  (field part)
 from sitegate.cloud.store import tables_expense  # noqa: E402, F401
-from sitegate.cloud.store import tables_ocmf as _tables_ocmf  # noqa: E402,F401  (ocmf part)
-from sitegate.cloud.store import tables_web as _tables_web  # noqa: E402,F401  (web console)
-
 from sitegate.cloud.store import tables_jobs as _jobs  # noqa: E402,F401  (issue 16)
+from sitegate.cloud.store import tables_ocmf as _tables_ocmf  # noqa: E402,F401  (ocmf part)
 from sitegate.cloud.store import tables_payments as _payments  # noqa: E402,F401  (issue 16)
 from sitegate.cloud.store import tables_stays as _stays  # noqa: E402,F401  (stays, issue 16)
+from sitegate.cloud.store import tables_web as _tables_web  # noqa: E402,F401  (web console)
