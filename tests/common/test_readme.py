@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 TOPS = ("sitegate/", "config/", "systemd/", "docs/", "scripts/", "bench/", "tests/", "../")
 
@@ -38,6 +40,7 @@ def test_the_architecture_page_names_what_exists() -> None:
     assert missing == []
 
 
+@pytest.mark.timeout(900)  # each part adds commands; at load 14 the whole took ~7 min
 def test_the_readmes_commands_run_in_order_on_a_fresh_copy() -> None:
     """scripts/readme-check's core (without --full: the demo and the suite are tested in
     their own way): every runnable README command succeeds on a copy of HEAD."""
@@ -45,7 +48,7 @@ def test_the_readmes_commands_run_in_order_on_a_fresh_copy() -> None:
     import sys
 
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "readme_check.py")],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=900)
     ran = [ln.split(None, 2)[2] for ln in res.stdout.splitlines() if ln.startswith("ok ")]
     for expected in ("sitegate check-config config/examples/", "sitegate-cloud migrate",
                      "sitegate-cloud site import", "sitegate-cloud bill"):
