@@ -424,36 +424,6 @@ class EventItem(_Model):
     severity: str = "info"
 
 
-class SessionItem(_Model):
-    """A sessions-stream row as the cloud reads it: opaque, with the columns it indexes.
-
-    The OCPP part defines the full payload (SessionRecord below); the envelope only needs
-    it to be an object, so a newer gateway's record never bounces off an older cloud.
-    """
-
-    model_config = _Cfg(extra="allow")
-
-    session_id: str | None = None
-    charge_point: str | None = None
-    connector: int | None = None
-    badge: str | None = None
-    start: _AwareDatetime | None = None
-    stop: _AwareDatetime | None = None
-    energy_wh: Decimal | None = None
-    meter_start_wh: Decimal | None = None  # billing falls back on stop - start
-    meter_stop_wh: Decimal | None = None
-
-    @_field_validator("energy_wh", "meter_start_wh", "meter_stop_wh")
-    @classmethod
-    def _bounded(cls, v: Decimal | None) -> Decimal | None:
-        return None if v is None else check_value(v)
-
-
-ITEM_MODELS: dict[str, type[_Model]] = {
-    STREAM_READINGS: ReadingItem, STREAM_SESSIONS: SessionItem, STREAM_EVENTS: EventItem,
-}
-
-
 # -- downlink ------------------------------------------------------------------------------
 
 
@@ -619,7 +589,12 @@ class SignedMeterValue(_BaseModel):
 
 
 class SessionRecord(_BaseModel):
-    model_config = _ConfigDict(extra="forbid")
+    """One session report: what the gateway sends on the sessions stream and what the
+    cloud reads back, both the ingest (its indexed columns) and billing. Fields a newer
+    gateway adds are ignored (the stored payload keeps them), so its report never bounces
+    off an older cloud; values are bounded as readings are."""
+
+    model_config = _ConfigDict(extra="ignore")
 
     session_id: str  # stable across reports and restarts: "{charge_point}-{transaction}"
     charge_point: str
@@ -627,8 +602,8 @@ class SessionRecord(_BaseModel):
     kind: _Literal["ev", "laundry", "ebike"] = "ev"
     badge: str | None = None  # normalized badge id
     account: str | None = None
-    start: datetime
-    stop: datetime | None = None
+    start: _AwareDatetime
+    stop: _AwareDatetime | None = None
     meter_start_wh: Decimal
     meter_stop_wh: Decimal | None = None  # last known value while running
     energy_wh: Decimal | None = None
@@ -648,3 +623,13 @@ class SessionRecord(_BaseModel):
     def to_payload(self) -> dict[str, Any]:
         """JSON-ready dict: decimals as exact strings, times in ISO 8601."""
         return self.model_dump(mode="json")
+
+    @_field_validator("energy_wh", "meter_start_wh", "meter_stop_wh")
+    @classmethod
+    def _bounded(cls, v: Decimal | None) -> Decimal | None:
+        return None if v is None else check_value(v)
+
+
+ITEM_MODELS: dict[str, type[_BaseModel]] = {
+    STREAM_READINGS: ReadingItem, STREAM_SESSIONS: SessionRecord, STREAM_EVENTS: EventItem,
+}

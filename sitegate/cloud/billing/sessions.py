@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from pydantic import ValidationError
+
 from sitegate.cloud.billing import calibrated
 from sitegate.cloud.billing.compute import SessionIn
 from sitegate.cloud.billing.consumption import Issue
@@ -44,7 +46,7 @@ def sessions_in(rows: Iterable[tuple[str, str, int | None, str]], start: int,
 # Above any charger's power (DC fast chargers top out near 400 kW): a session that says it
 # drew more is a faulty meter value, not a bill.
 MAX_SESSION_W = Decimal(400_000)
-_SESSION_FIELDS = frozenset(SessionRecord.model_fields)
+_ENERGY = {("energy_wh",), ("meter_start_wh",), ("meter_stop_wh",)}
 
 
 def session_in(gateway: str, payload: str, model: SiteModel | None = None,
@@ -56,9 +58,15 @@ def session_in(gateway: str, payload: str, model: SiteModel | None = None,
         raw = json.loads(payload)
         if not isinstance(raw, dict):
             return "report is not a JSON object"
-        rec = SessionRecord.model_validate({k: v for k, v in raw.items()
-                                            if k in _SESSION_FIELDS})
-    except ValueError as exc:  # JSON or validation (pydantic's error is a ValueError)
+        rec = SessionRecord.model_validate(raw)
+    except ValidationError as exc:
+        errs = exc.errors()
+        if all(e["loc"][:1] in _ENERGY for e in errs) and isinstance(raw.get("session_id"), str):
+            # beyond what a store can hold (the ingest refuses these too): named, not parsed
+            return (f"{raw['session_id'][:64]}: implausible energy "
+                    f"{str(raw.get(errs[0]['loc'][0]))[:40]} Wh ({errs[0]['msg'][:120]})")
+        return f"not a session record: {str(exc).splitlines()[0][:200]}"
+    except ValueError as exc:  # not JSON
         return f"not a session record: {str(exc).splitlines()[0][:200]}"
     sid = rec.session_id
     if rec.stop is None:

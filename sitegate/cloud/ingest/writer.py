@@ -385,7 +385,7 @@ class Writer:
 
     @staticmethod
     def _sessions_row(
-        gw: str, seq: int, it: p.SessionItem, raw: dict[str, Any], now: datetime
+        gw: str, seq: int, it: p.SessionRecord, raw: dict[str, Any], now: datetime
     ) -> dict[str, Any]:
         return {
             "gateway_id": gw, "seq": seq, "payload": json.dumps(raw, separators=(",", ":")),
