@@ -14,18 +14,13 @@ from sitegate.cloud.billing.ledger import LifecycleError, parse_line_spec
 from sitegate.cloud.billing.periods import FORMS
 from sitegate.cloud.billing.sitemodel import SiteModelError, load_site
 from sitegate.cloud.billing.sites import NotFound
+from sitegate.cloud.cli_options import common as _common
+from sitegate.cloud.cli_options import guard
 from sitegate.cloud.store.db import NotReady, open_db
 from sitegate.common.output import emit, table
 from sitegate.common.progress import Progress
 
 PERIOD_HELP = f"billing period: {FORMS}"
-
-
-def _common(p: argparse.ArgumentParser, site: bool = True) -> None:
-    p.add_argument("--db", required=True, help="database URL or SQLite file path")
-    if site:
-        p.add_argument("--site", help="site id (optional when the database holds one site)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -105,17 +100,8 @@ def _line_spec(text: str) -> tuple[int, str | None]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _guard(fn: Any) -> Any:
-    """Clear one-line errors (exit 2) for bad input; never a traceback."""
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args) or 0
-        except SiteModelError as exc:
-            sys.stderr.write(f"error: {exc}\n")
-        except (NotFound, LifecycleError, ValueError, OSError, NotReady) as exc:
-            sys.stderr.write(f"error: {exc}\n")
-        return 2
-    return run
+# one clear line (exit 2) for bad input; never a traceback
+_guard = guard(SiteModelError, NotFound, LifecycleError, ValueError, OSError, NotReady)
 
 
 @_guard

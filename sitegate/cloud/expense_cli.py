@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sitegate.cloud.billing_cli import _guard  # one clear line and exit 2, as billing's
+from sitegate.cloud.cli_options import bounded, command
 from sitegate.cloud.expense import ops
 from sitegate.cloud.expense.explain import explain_text
 from sitegate.cloud.store.db import open_db
@@ -19,18 +20,10 @@ from sitegate.common.output import emit, table
 MAX_FILE = 1024 * 1024  # a period definition is a few KB
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", required=True, help="database URL or SQLite file path")
-    p.add_argument("--site", help="site id (optional when the database holds one site)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-
 def _add(ss: Any, name: str, help: str, func: Any, period: bool = True) -> Any:
-    q = ss.add_parser(name, help=help)
+    q = command(ss, name, help, func)
     if period:
         q.add_argument("period", help="the accounting period's id")
-    _common(q)
-    q.set_defaults(func=func)
     return q
 
 
@@ -123,11 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 @_guard
 def cmd_period_create(args: argparse.Namespace) -> int:
-    path = Path(args.file)
-    if path.stat().st_size > MAX_FILE:
-        raise ValueError(f"{path}: larger than {MAX_FILE} bytes")
-    res = ops.create_period(open_db(args.db), args.site, path.name,
-                            path.read_text(encoding="utf-8"))
+    res = ops.create_period(open_db(args.db), args.site, *_read(args.file))
     emit(res, args.json, f"period {res['period']} {'replaced' if res['replaced'] else 'created'}"
                          f" ({res['from']} .. {res['to']}, {res['profile']}): "
                          f"{', '.join(res['categories'])}")
@@ -265,11 +254,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read(path_text: str) -> tuple[str, str]:
-    path = Path(path_text)
-    if path.stat().st_size > MAX_FILE:
-        raise ValueError(f"{path}: larger than {MAX_FILE} bytes")
-    return path.name, path.read_text(encoding="utf-8")
+def _read(path: str) -> tuple[str, str]:
+    """The file's name and its text (a period or hierarchy definition)."""
+    return Path(path).name, bounded(path, MAX_FILE).read_text(encoding="utf-8")
 
 
 @_guard

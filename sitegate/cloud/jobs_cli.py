@@ -4,16 +4,13 @@ change and final invoices, cancel, the orders' state, export for accounting)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from sitegate.cloud.billing.sitemodel import SiteModelError
 from sitegate.cloud.billing.sites import NotFound
-from sitegate.cloud.billing_cli import _common  # --db, --site, --json as billing's
+from sitegate.cloud.cli_options import command, guard, read_document
 from sitegate.cloud.jobs import ops
 from sitegate.cloud.jobs.lookup import LookupError_
 from sitegate.cloud.jobs.mail import MailError
@@ -26,91 +23,50 @@ MAX_FILE = 1024 * 1024
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("jobs", help="quote-to-invoice jobs: quote, acceptance, invoices")
     ss = p.add_subparsers(dest="jobs_cmd", required=True)
-    q = ss.add_parser("settings", help="the site's jobs settings (TOML: link_base, [smtp], "
-                                       "[lookup])")
-    q.add_argument("file")
-    _common(q)
-    q.set_defaults(func=cmd_settings)
-    q = ss.add_parser("import", help="a job (TOML or JSON): customer, parties and shares, "
-                                     "deduction, orders with cost lines")
-    q.add_argument("file")
-    _common(q)
-    q.set_defaults(func=cmd_import)
-    q = ss.add_parser("list", help="every job and its state")
-    _common(q)
-    q.set_defaults(func=cmd_list)
-    q = ss.add_parser("show", help="a job: state history, acceptance, orders, invoices")
-    q.add_argument("job")
-    _common(q)
-    q.set_defaults(func=cmd_show)
-    q = ss.add_parser("quote", help="send the quote (PDF) with its acceptance link")
+    command(ss, "settings", "the site's jobs settings (TOML: link_base, [smtp], [lookup])",
+            cmd_settings).add_argument("file")
+    command(ss, "import", "a job (TOML or JSON): customer, parties and shares, deduction, "
+            "orders with cost lines", cmd_import).add_argument("file")
+    command(ss, "list", "every job and its state", cmd_list)
+    command(ss, "show", "a job: state history, acceptance, orders, invoices",
+            cmd_show).add_argument("job")
+    q = command(ss, "quote", "send the quote (PDF) with its acceptance link", cmd_quote)
     q.add_argument("job")
     q.add_argument("--date", type=date.fromisoformat, help="quote date (default today)")
     q.add_argument("--no-mail", action="store_true",
                    help="send nothing: print the link to hand over")
-    _common(q)
-    q.set_defaults(func=cmd_quote)
-    q = ss.add_parser("quote-pdf", help="write the quote PDF")
+    q = command(ss, "quote-pdf", "write the quote PDF", cmd_quote_pdf)
     q.add_argument("job")
     q.add_argument("-o", "--output", help="file (default: quote-<job>.pdf)")
-    _common(q)
-    q.set_defaults(func=cmd_quote_pdf)
-    q = ss.add_parser("invoice", help="a change invoice (what the actual costs add to the "
-                                      "quote) or the final invoice (the rest)")
+    q = command(ss, "invoice", "a change invoice (what the actual costs add to the quote) "
+                "or the final invoice (the rest)", cmd_invoice)
     q.add_argument("job")
     g = q.add_mutually_exclusive_group(required=True)
     g.add_argument("--change", action="store_const", const="change", dest="stage")
     g.add_argument("--final", action="store_const", const="final", dest="stage")
     q.add_argument("--date", type=date.fromisoformat, help="invoice date (default today)")
     q.add_argument("--no-mail", action="store_true", help="issue without e-mailing")
-    _common(q)
-    q.set_defaults(func=cmd_invoice)
-    q = ss.add_parser("cancel", help="cancel a job before its final invoice")
-    q.add_argument("job")
-    _common(q)
-    q.set_defaults(func=cmd_cancel)
-    q = ss.add_parser("export", help="the jobs' invoices for accounting (CSV or JSON)")
+    command(ss, "cancel", "cancel a job before its final invoice", cmd_cancel).add_argument("job")
+    q = command(ss, "export", "the jobs' invoices for accounting (CSV or JSON)", cmd_export)
     q.add_argument("--job")
     q.add_argument("--format", choices=("csv", "json"), default="csv")
     q.add_argument("-o", "--output")
-    _common(q)
-    q.set_defaults(func=cmd_export)
 
 
-def _guard(fn: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args) or 0
-        except SiteModelError as exc:
-            sys.stderr.write("".join(f"error: {p}\n" for p in exc.errors) + "nothing stored\n")
-        except (NotFound, ops.JobError, MailError, LookupError_, ValueError, OSError,
-                NotReady) as exc:
-            sys.stderr.write(f"error: {exc}\n")
-        return 2
-    return run
-
-
-def _doc(path: str) -> Any:
-    p = Path(path)
-    if p.stat().st_size > MAX_FILE:
-        raise ValueError(f"{p.name}: larger than {MAX_FILE} bytes")
-    text = p.read_text(encoding="utf-8")
-    try:
-        return json.loads(text) if text.lstrip()[:1] in ("{", "[") else tomllib.loads(text)
-    except ValueError as exc:
-        raise SiteModelError([f"{p.name}: {exc}"]) from None
+_guard = guard(NotFound, ops.JobError, MailError, LookupError_, ValueError, OSError, NotReady,
+               listed={SiteModelError: lambda exc, args: exc.errors})
 
 
 @_guard
 def cmd_settings(args: argparse.Namespace) -> int:
-    r = ops.import_settings(open_db(args.db), args.site, _doc(args.file))
+    r = ops.import_settings(open_db(args.db), args.site, read_document(args.file, MAX_FILE))
     emit(r, args.json, f"site {r['site']}: jobs settings stored")
     return 0
 
 
 @_guard
 def cmd_import(args: argparse.Namespace) -> int:
-    r = ops.import_job(open_db(args.db), args.site, _doc(args.file))
+    r = ops.import_job(open_db(args.db), args.site, read_document(args.file, MAX_FILE))
     emit(r, args.json, f"job {r['job']} {'created' if r['created'] else 'updated'} "
                        f"({r['state']})")
     return 0

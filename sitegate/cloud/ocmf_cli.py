@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from sitegate.cloud.billing import ocmf_ops
-from sitegate.cloud.billing_cli import _common, _guard
+from sitegate.cloud.billing_cli import _guard
+from sitegate.cloud.cli_options import command
 from sitegate.cloud.store.db import open_db
 from sitegate.common.output import emit, table
 
@@ -16,28 +17,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("ocmf", help="signed meter values: export for the Transparenzsoftware, "
                                     "check, pinned keys")
     ss = p.add_subparsers(dest="ocmf_cmd", required=True)
-    q = ss.add_parser("export", help="a session's signed records as the XML file the "
-                                     "S.A.F.E. Transparenzsoftware opens")
-    _common(q)
+    q = command(ss, "export", "a session's signed records as the XML file the S.A.F.E. "
+                "Transparenzsoftware opens", cmd_export)
     q.add_argument("--gateway", required=True)
     q.add_argument("--session", required=True, help="session id, e.g. CP1-42")
     q.add_argument("--output", "-o", help="file to write (default: stdout)")
-    q.set_defaults(func=cmd_export)
-    q = ss.add_parser("check", help="the cloud's check of a session's signed values")
-    _common(q)
+    q = command(ss, "check", "the cloud's check of a session's signed values", cmd_check)
     q.add_argument("--gateway", required=True)
     q.add_argument("--session", required=True)
-    q.set_defaults(func=cmd_check)
-    q = ss.add_parser("keys", help="charger keys pinned at their first signed session")
-    _common(q, site=False)
-    q.set_defaults(func=cmd_keys)
-    q = ss.add_parser("pin", help="confirm a charger's (new) public key, e.g. after a "
-                                  "meter exchange")
-    _common(q, site=False)
+    command(ss, "keys", "charger keys pinned at their first signed session", cmd_keys,
+            site=False)
+    q = command(ss, "pin", "confirm a charger's (new) public key, e.g. after a meter exchange",
+                cmd_pin, site=False)
     q.add_argument("--gateway", required=True)
     q.add_argument("--charge-point", required=True)
     q.add_argument("--key", required=True, help="hex or base64 DER public key")
-    q.set_defaults(func=cmd_pin)
 
 
 @_guard

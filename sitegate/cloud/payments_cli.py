@@ -4,14 +4,13 @@ invoices by reference, the unmatched ones listed and assigned by hand."""
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from sitegate.cloud.billing.ledger import LifecycleError
 from sitegate.cloud.billing.sites import NotFound
-from sitegate.cloud.billing_cli import _common  # --db, --site, --json as billing's
+from sitegate.cloud.cli_options import command, guard
 from sitegate.cloud.payments import ops
 from sitegate.cloud.payments.camt import MAX_BYTES, CamtError
 from sitegate.cloud.store.db import NotReady, open_db
@@ -21,32 +20,18 @@ from sitegate.common.output import emit, table
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("payments", help="payments coming in: bank statements (camt.054/053)")
     ss = p.add_subparsers(dest="payments_cmd", required=True)
-    q = ss.add_parser("import", help="a camt.054 or camt.053 file: credits matched to "
-                                     "invoices by QR or creditor reference")
-    q.add_argument("file")
-    _common(q)
-    q.set_defaults(func=cmd_import)
-    q = ss.add_parser("list", help="every credit imported and what became of it")
+    command(ss, "import", "a camt.054 or camt.053 file: credits matched to invoices by QR "
+            "or creditor reference", cmd_import).add_argument("file")
+    q = command(ss, "list", "every credit imported and what became of it", cmd_list)
     q.add_argument("--unmatched", action="store_true", help="only the unmatched ones")
-    _common(q)
-    q.set_defaults(func=cmd_list)
-    q = ss.add_parser("assign", help="pay an unmatched credit onto an invoice")
+    q = command(ss, "assign", "pay an unmatched credit onto an invoice", cmd_assign)
     q.add_argument("credit", type=int)
     q.add_argument("invoice", type=int)
-    _common(q)
-    q.set_defaults(func=cmd_assign)
 
 
-def _guard(fn: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args) or 0
-        except CamtError as exc:
-            sys.stderr.write(f"error: {args.file}: {exc}\nnothing imported\n")
-        except (NotFound, ops.PaymentError, LifecycleError, OSError, NotReady) as exc:
-            sys.stderr.write(f"error: {exc}\n")
-        return 2
-    return run
+_guard = guard(NotFound, ops.PaymentError, LifecycleError, OSError, NotReady,
+               listed={CamtError: lambda exc, args: [f"{args.file}: {exc}"]},
+               footer="nothing imported")
 
 
 ROW = ["id", "entry", "booked", "amount", "reference", "debtor", "invoice", "outcome",

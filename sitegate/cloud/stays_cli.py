@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import tomllib
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from sitegate.cloud.billing.sitemodel import SiteModelError
 from sitegate.cloud.billing.sites import NotFound
-from sitegate.cloud.billing_cli import _common  # --db, --site, --json as billing's
+from sitegate.cloud.cli_options import bounded, command, guard, read_document
 from sitegate.cloud.stays import ops
 from sitegate.cloud.stays.readings import BulkError
 from sitegate.cloud.stays.setup import read_setup_file
@@ -39,99 +37,58 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     units = ss.add_parser("units", help="the accommodation setup: import, show")
     us = units.add_subparsers(dest="units_cmd", required=True)
-    q = us.add_parser("import", help="unit types, units with meters, categories, rates "
-                                     "(TOML); replaces the site's setup")
-    q.add_argument("file")
-    _common(q)
-    q.set_defaults(func=cmd_units_import)
-    q = us.add_parser("show", help="the stored setup as JSON")
-    _common(q)
-    q.set_defaults(func=cmd_units_show)
+    command(us, "import", "unit types, units with meters, categories, rates (TOML); replaces "
+            "the site's setup", cmd_units_import).add_argument("file")
+    command(us, "show", "the stored setup as JSON", cmd_units_show)
 
     res = ss.add_parser("reservations", help="reservations: import, list, status")
     rs = res.add_subparsers(dest="res_cmd", required=True)
-    q = rs.add_parser("import", help="parent reservations and stays (TOML [[reservations]] "
-                                     "or JSON), new or changed by id")
-    q.add_argument("file")
-    _common(q)
-    q.set_defaults(func=cmd_res_import)
-    q = rs.add_parser("list", help="every reservation with its settlement")
-    _common(q)
-    q.set_defaults(func=cmd_res_list)
-    q = rs.add_parser("status", help="set a reservation's status (check-in, cancel)")
+    command(rs, "import", "parent reservations and stays (TOML [[reservations]] or JSON), "
+            "new or changed by id", cmd_res_import).add_argument("file")
+    command(rs, "list", "every reservation with its settlement", cmd_res_list)
+    q = command(rs, "status", "set a reservation's status (check-in, cancel)", cmd_res_status)
     q.add_argument("reservation")
     q.add_argument("status", choices=("reserved", "checked_in", "checked_out", "cancelled"))
-    _common(q)
-    q.set_defaults(func=cmd_res_status)
 
     rd = ss.add_parser("readings", help="unit meter readings: bulk, add, list")
     rds = rd.add_subparsers(dest="readings_cmd", required=True)
-    q = rds.add_parser("bulk", help="a list (CSV unit,meter,value[,start] or JSON) for the "
-                                    "units of a type, checked and stored whole or not at all")
+    q = command(rds, "bulk", "a list (CSV unit,meter,value[,start] or JSON) for the units of "
+                "a type, checked and stored whole or not at all", cmd_bulk)
     q.add_argument("file")
     q.add_argument("--unit-type", help="every unit of the list must be of this type")
     q.add_argument("--by", required=True, dest="entered_by", help="who read the meters")
     _when(q)
-    _common(q)
-    q.set_defaults(func=cmd_bulk)
-    q = rds.add_parser("add", help="one reading of a unit's meter")
+    q = command(rds, "add", "one reading of a unit's meter", cmd_add)
     q.add_argument("unit")
     q.add_argument("meter")
     q.add_argument("value")
     q.add_argument("--start", action="store_true", help="a start value (a new meter, a reset)")
     q.add_argument("--by", required=True, dest="entered_by", help="who read the meter")
     _when(q)
-    _common(q)
-    q.set_defaults(func=cmd_add)
-    q = rds.add_parser("list", help="the stored readings (of one unit)")
-    q.add_argument("--unit")
-    _common(q)
-    q.set_defaults(func=cmd_readings_list)
+    command(rds, "list", "the stored readings (of one unit)",
+            cmd_readings_list).add_argument("--unit")
 
-    q = ss.add_parser("checkout", help="check a reservation out with its settlement")
+    q = command(ss, "checkout", "check a reservation out with its settlement", cmd_checkout)
     q.add_argument("reservation")
     q.add_argument("--date", type=date.fromisoformat, help="departure day (default today)")
     q.add_argument("--issue", action="store_true", help="issue the settlement at once")
-    _common(q)
-    q.set_defaults(func=cmd_checkout)
-    q = ss.add_parser("settle", help="check out every unit's checked-in reservation of an "
-                                     "eligible category; lists every unit skipped and why")
+    q = command(ss, "settle", "check out every unit's checked-in reservation of an eligible "
+                "category; lists every unit skipped and why", cmd_settle)
     q.add_argument("--date", type=date.fromisoformat, help="departure day (default today)")
     q.add_argument("--unit-type", help="only the units of this type")
     q.add_argument("--issue", action="store_true", help="issue the settlements at once")
     q.add_argument("--dry-run", action="store_true", help="compute, store nothing")
-    _common(q)
-    q.set_defaults(func=cmd_settle)
-    q = ss.add_parser("document", help="the guest's settlement document (PDF, QR-bill)")
+    q = command(ss, "document", "the guest's settlement document (PDF, QR-bill)", cmd_document)
     q.add_argument("reservation")
     q.add_argument("-o", "--output", help="file (default: stay-<reservation>.pdf)")
-    _common(q)
-    q.set_defaults(func=cmd_document)
-    q = ss.add_parser("explain", help="a settlement with the readings of each line")
-    q.add_argument("reservation")
-    _common(q)
-    q.set_defaults(func=cmd_explain)
+    command(ss, "explain", "a settlement with the readings of each line",
+            cmd_explain).add_argument("reservation")
 
 
-def _guard(fn: Any) -> Any:
-    """Clear errors (exit 2) for bad input, every problem on its own line; no traceback."""
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args) or 0
-        except (SiteModelError, BulkError) as exc:
-            probs = exc.errors if isinstance(exc, SiteModelError) else exc.problems
-            sys.stderr.write("".join(f"error: {p}\n" for p in probs) + "nothing stored\n")
-        except (NotFound, ops.StayError, ValueError, OSError, NotReady) as exc:
-            sys.stderr.write(f"error: {exc}\n")
-        return 2
-    return run
-
-
-def _read(path: str) -> bytes:
-    p = Path(path)
-    if p.stat().st_size > MAX_FILE:
-        raise ValueError(f"{p.name}: larger than {MAX_FILE} bytes")
-    return p.read_bytes()
+# bad input: every problem on its own line
+_guard = guard(NotFound, ops.StayError, ValueError, OSError, NotReady,
+               listed={SiteModelError: lambda exc, args: exc.errors,
+                       BulkError: lambda exc, args: exc.problems})
 
 
 @_guard
@@ -150,12 +107,7 @@ def cmd_units_show(args: argparse.Namespace) -> int:
 
 
 def _reservation_items(path: str) -> Any:
-    data = _read(path)
-    try:
-        text = data.decode("utf-8-sig")
-        doc = json.loads(text) if text.lstrip()[:1] in ("[", "{") else tomllib.loads(text)
-    except (UnicodeDecodeError, ValueError) as exc:  # TOMLDecodeError is a ValueError
-        raise SiteModelError([f"{Path(path).name}: {exc}"]) from None
+    doc = read_document(path, MAX_FILE)
     return doc.get("reservations") if isinstance(doc, dict) else doc
 
 
@@ -193,9 +145,9 @@ def _bulk_text(r: dict[str, Any]) -> str:
 
 @_guard
 def cmd_bulk(args: argparse.Namespace) -> int:
-    r = ops.enter_readings(open_db(args.db), args.site, Path(args.file).name,
-                           _read(args.file), args.entered_by, args.unit_type, args.date,
-                           args.at)
+    data = bounded(args.file, MAX_FILE).read_bytes()
+    r = ops.enter_readings(open_db(args.db), args.site, Path(args.file).name, data,
+                           args.entered_by, args.unit_type, args.date, args.at)
     emit(r, args.json, _bulk_text(r))
     return 0
 
