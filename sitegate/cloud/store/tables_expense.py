@@ -13,11 +13,24 @@ from sitegate.cloud.store.tables import metadata
 
 TZ = DateTime(timezone=True)
 
+
+def _period_key() -> tuple[Column, Column]:  # type: ignore[type-arg]
+    """A row per site and accounting period (new columns each call: a table owns its own)."""
+    return (Column("site_id", String(64), primary_key=True),
+            Column("period_id", String(24), primary_key=True))
+
+
+def _entered() -> tuple[Column, Column, Column]:  # type: ignore[type-arg]
+    """Who entered a row by hand, when, and their note."""
+    return (Column("note", Text, nullable=False, default=""),
+            Column("entered_by", String(128), nullable=False),
+            Column("entered_at", TZ, nullable=False))
+
+
 # An accounting period: its definition (categories, keys, units) as canonical JSON.
 expense_periods = Table(
     "expense_periods", metadata,
-    Column("site_id", String(64), primary_key=True),
-    Column("period_id", String(24), primary_key=True),
+    *_period_key(),
     Column("spec", Text, nullable=False),
     Column("created_at", TZ, nullable=False),
     Column("updated_at", TZ, nullable=False),
@@ -35,16 +48,13 @@ expense_costs = Table(
     Column("unit", String(16)),
     Column("invoice_date", String(10)),
     Column("supplier", Text, nullable=False, default=""),
-    Column("note", Text, nullable=False, default=""),
-    Column("entered_by", String(128), nullable=False),
-    Column("entered_at", TZ, nullable=False),
+    *_entered(),
 )
 
 # Advance payments per account and billing point for the period (one amount each).
 expense_advances = Table(
     "expense_advances", metadata,
-    Column("site_id", String(64), primary_key=True),
-    Column("period_id", String(24), primary_key=True),
+    *_period_key(),
     Column("account", String(64), primary_key=True),
     Column("billing_point", String(64), primary_key=True),
     Column("amount", Text, nullable=False),
@@ -54,8 +64,7 @@ expense_advances = Table(
 # The last run of a period: the owner's overall statement and the consumption export.
 expense_runs = Table(
     "expense_runs", metadata,
-    Column("site_id", String(64), primary_key=True),
-    Column("period_id", String(24), primary_key=True),
+    *_period_key(),
     Column("document", Text, nullable=False),
     Column("consumption", Text, nullable=False),
     Column("run_at", TZ, nullable=False),
@@ -72,9 +81,7 @@ expense_received = Table(
     Column("end", String(10), nullable=False),  # exclusive
     Column("amount", Text, nullable=False),
     Column("consumption", Text, nullable=False),
-    Column("note", Text, nullable=False, default=""),
-    Column("entered_by", String(128), nullable=False),
-    Column("entered_at", TZ, nullable=False),
+    *_entered(),
     UniqueConstraint("site_id", "meter", "first", "end", name="uq_expense_received_period"),
 )
 
