@@ -6,5 +6,9 @@ chargers.py  charge points running sessions, cars following the gateway's limits
 building.py  what the main meter measures: base load plus what the chargers draw
 loadwatch.py load management decisions: a line per limit change, loadmgmt.jsonl
 cloud.py     ingest, HTTP API, billing at the end
+history.py   the electricity meters' simulated month before the live part
+heat_water.py  the heat and water meters' simulated hours since the accounting period began
+mbus_meters.py the M-Bus meters: recorded telegrams with registers the demo sets
+expense.py   heating and water settled at the end: one statement per tenant
 output.py    what the terminal shows
 """

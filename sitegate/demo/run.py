@@ -9,17 +9,18 @@ the cloud, the daemon and the cloud stop, and the month is billed from what the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import signal
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO
 from zoneinfo import ZoneInfo
 
 from sitegate.common.sitefile import parse_config
-from sitegate.demo import history, site
+from sitegate.demo import expense, heat_water, history, mbus_meters, site
 from sitegate.demo.broker import Broker
 from sitegate.demo.building import Building
 from sitegate.demo.chargers import ChargerFleet
@@ -27,7 +28,7 @@ from sitegate.demo.cloud import Cloud, free_port
 from sitegate.demo.laundry import POINT_ID, LaundryRoom, relays_config
 from sitegate.demo.loadwatch import LoadWatch
 from sitegate.demo.output import Printer
-from sitegate.drivers.mbus.emulator import Emulator, demo_meters
+from sitegate.drivers.mbus.emulator import Emulator
 from sitegate.drivers.modbus.simulator import ModbusSimulator
 from sitegate.gateway.daemon import AlreadyRunning, Daemon
 
@@ -72,28 +73,38 @@ def _lock(workdir: Path) -> IO[str]:
     return f
 
 
-async def _history(modbus: ModbusSimulator, cloud: Cloud) -> history.History:
-    """A month of simulated history into the cloud, the live meters continuing from it."""
+async def _history(modbus: ModbusSimulator, mbus: list[mbus_meters.DemoMeter],
+                   cloud: Cloud) -> history.History:
+    """A month of simulated history into the cloud, the live meters continuing from it:
+    the electricity meters' quarter-hours since the 1st, the heat and water meters' hours
+    since the start of the accounting period."""
     units = {mid: unit for unit, _p, mid, _l in site.MODBUS_METERS}
     main, pv = (next(m for m, u in units.items() if u == unit)
                 for unit in (site.MAIN_METER_UNIT, site.PV_METER_UNIT))
     start = history.start_values({m: dict(modbus.meters[u].values) for m, u in units.items()},
                                  main, pv)
     consumers = {m: MEAN_USE.get(m, 0.08) for m in units if m not in (main, pv)}
-    hist = history.simulate(datetime.now(UTC), ZoneInfo(TIMEZONE), start, consumers,
-                            main, pv)
-    rows = await asyncio.to_thread(history.ingest, cloud.engine, site.GATEWAY_ID, hist)
+    tz = ZoneInfo(TIMEZONE)
+    now = datetime.now(UTC)
+    hist = history.simulate(now, tz, start, consumers, main, pv)
+    first, _end = heat_water.period(now.astimezone(tz).date())
+    hw, hw_last, hw_end = heat_water.simulate([d.meter for d in mbus], first, now, tz)
+    both = dataclasses.replace(hist, readings=hist.readings + hw)
+    rows = await asyncio.to_thread(history.ingest, cloud.engine, site.GATEWAY_ID, both)
     for meter, regs in hist.last.items():  # the live meters go on from there
         sim = modbus.meters[units[meter]]
         for reg in sim.profile.registers:
             if reg.quantity in regs:
                 sim.set(reg, regs[reg.quantity])
-    tz = ZoneInfo(TIMEZONE)
-    say(f"simulated history: {rows} readings of the {len(hist.last)} electricity meters, "
-        f"every quarter-hour from {hist.start.astimezone(tz):%Y-%m-%d %H:%M} to "
-        f"{hist.end.astimezone(tz):%Y-%m-%d %H:%M} (SIMULATED, flagged 'simulated', buffer "
-        f"epoch '{history.EPOCH}'), so that the month's invoices have something to bill; "
-        "from here on the values are live from the demo's meters\n")
+    for d in mbus:
+        d.set(hw_last[d.meter.meter_id])
+    say(f"simulated history: {rows} readings (SIMULATED, flagged '{history.FLAG}', buffer "
+        f"epoch '{history.EPOCH}'): the {len(hist.last)} electricity meters every "
+        f"quarter-hour from {hist.start.astimezone(tz):%Y-%m-%d %H:%M} to "
+        f"{hist.end.astimezone(tz):%Y-%m-%d %H:%M}, the {len(mbus)} heat and water meters "
+        f"every hour from {first:%Y-%m-%d} 00:00 to {hw_end.astimezone(tz):%Y-%m-%d %H:%M}, "
+        "so that the month's invoices and the heating and water statements have something "
+        "to bill; from here on the values are live from the demo's meters\n")
     return hist
 
 
@@ -113,7 +124,8 @@ async def _run(workdir: Path, duration: float | None, interval: int,
     modbus.meters[site.PV_METER_UNIT].produces = True
     await modbus.start_tcp("127.0.0.1", modbus_port, "rtu-over-tcp")
     modbus.run_clock(0.25)  # the main meter follows a charger's change within a poll
-    mbus = Emulator(demo_meters(), baud=None)
+    heat_water_meters = mbus_meters.demo_meters()
+    mbus = Emulator([d.emulated for d in heat_water_meters], baud=None)
     mbus_port = await mbus.start_tcp("127.0.0.1", 0)
     broker = None
     if broker_url is None:
@@ -131,7 +143,7 @@ async def _run(workdir: Path, duration: float | None, interval: int,
     stop = asyncio.Event()
     try:
         await cloud.start()
-        hist = await _history(modbus, cloud)
+        hist = await _history(modbus, heat_water_meters, cloud)
         ocpp_port = free_port()
         await laundry.start()
         text = site.gateway_config(workdir, modbus_port=modbus_port, mbus_port=mbus_port,
@@ -200,7 +212,9 @@ async def _run(workdir: Path, duration: float | None, interval: int,
         await cloud.stop()
         bill = await asyncio.to_thread(cloud.bill, site.SITE_ID, TIMEZONE)
         _report_bill(bill)
-        _summary(workdir, bill, cloud.db, hist)
+        settled = await asyncio.to_thread(_settle, cloud, workdir)
+        _report_statements(settled)
+        _summary(workdir, bill, settled, cloud.db, hist)
         return code
     finally:
         if fleet is not None:
@@ -223,27 +237,60 @@ def _command(name: str) -> str:
     return str(mine) if mine.exists() else name
 
 
-def _summary(workdir: Path, bill: dict, db: str, hist: history.History) -> None:
+def _settle(cloud: Cloud, workdir: Path) -> dict:
+    """Heating and water of the accounting period (1st of the month to today)."""
+    first, end = heat_water.period(datetime.now(ZoneInfo(TIMEZONE)).date())
+    return expense.settle(cloud.engine, site.SITE_ID, f"{first:%Y-%m}", first, end, workdir)
+
+
+def _summary(workdir: Path, bill: dict, settled: dict, db: str,
+             hist: history.History) -> None:
     """Where each artefact is, and what to open first."""
     sg, sgc = _command("sitegate"), _command("sitegate-cloud")
     pdfs = [path for path, _inv in bill["pdfs"]]
+    statements = [path for path, _view in settled["statements"]]
+    pid = settled["period"]
     rows = [
-        (f"invoice-{bill['period']}-*.pdf", "the tenants' invoices (Swiss QR-bill)"
-         + (f": open {pdfs[0].name} first" if pdfs else "")),
+        (f"invoice-{bill['period']}-*.pdf", "the tenants' electricity invoices (Swiss "
+         "QR-bill, usage by day on page 2)" + (f": open {pdfs[0].name} first" if pdfs else "")),
+        (f"statement-{pid}-*.pdf", "the tenants' heating and water statements"
+         + (f": then {statements[0].name}" if statements else "")),
         ("cloud.db", f"the cloud's database: {sgc} invoice list --db {db}"),
         ("", f"  {sgc} readings --db {db} --meter apt-1"),
+        ("", f"  {sgc} expense show {pid} --db {db} --account muster"),
         ("buffer.db", f"the gateway's buffer: {sg} buffer stats --db {workdir / 'buffer.db'}"),
         ("site.toml", f"the gateway's site file: {sg} check-config {workdir / 'site.toml'}"),
-        ("billing-site.toml", "the billing model (tenants, tariffs, the solar community)"),
+        ("billing-site.toml", "the billing model (tenants, tariffs, the solar community, "
+         "the heat and water meters)"),
+        ("expense-period.toml", "the heating and water accounting period (categories, keys)"),
         ("loadmgmt.jsonl", "each load management decision, with the headroom it was made from"),
     ]
     if (workdir / "api-token").exists():
         rows.append(("api-token", "a read token for the HTTP API (curl line above)"))
     tz = ZoneInfo(TIMEZONE)
     say(f"\nwhat is where, in {workdir}:\n"
-        + "\n".join(f"  {name:<22} {what}" for name, what in rows)
+        + "\n".join(f"  {name:<24} {what}" for name, what in rows)
         + f"\nthe readings before {hist.end.astimezone(tz):%Y-%m-%d %H:%M} are simulated "
           f"history (flag '{history.FLAG}'); the rest came live from the demo's meters")
+
+
+def _report_statements(settled: dict) -> None:
+    n = len(settled["statements"])
+    last = settled["to"] - timedelta(days=1)
+    say(f"\nsettled heating and water {settled['from']:%Y-%m-%d} to {last:%Y-%m-%d} "
+        f"(period {settled['period']}): costs {settled['total_costs']}, "
+        f"{n} statement{'s' * (n != 1)}")
+    if settled["cancelled"]:
+        say(f"  cancelled and replaced (issued by an earlier run): "
+            f"{', '.join(str(x) for x in settled['cancelled'])}")
+    for path, view in settled["statements"]:
+        doc = view["document"]
+        due = doc["total_due"]
+        what = f"refund {due.lstrip('-')}" if doc.get("refund") else f"due {due}"
+        say(f"  statement {view['number']:>3}  {doc['account']['name']:<20} "
+            f"{what:>14}  {view['state']:<8} {path}")
+    if not n:
+        print("  no statements: no heat or water readings reached the cloud", file=sys.stderr)
 
 
 def _report_bill(bill: dict) -> None:

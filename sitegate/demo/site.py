@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from sitegate.demo import mbus_meters
+
 GATEWAY_ID = "demo-gw"
 SITE_ID = "demo"
 
@@ -26,14 +28,9 @@ MODBUS_METERS = [  # (unit, profile, meter id, billing point)
 MAIN_METER_UNIT = 1  # "main", the grid connection: load management reads its currents
 PV_METER_UNIT = 2
 
-# In the order of sitegate.drivers.mbus.emulator.demo_meters() (addresses 1..5).
+# Heat and water meters (real recorded telegrams, registers set by the demo): mbus_meters.
 MBUS_METERS = [  # (address, profile, meter id, billing point)
-    (1, "kamstrup_multical_601", "heat-apt-1", "Apartment 1"),
-    (2, "landis_gyr_ultraheat_t230", "heat-apt-2", "Apartment 2"),
-    (3, "itron_cyble_water", "water-apt-1", "Apartment 1"),
-    (4, "siemens_wfh21", "water-apt-2", "Apartment 2"),
-    (5, "mbus_generic", "heat-apt-3", "Apartment 3"),
-]
+    (m.address, m.profile, m.meter_id, m.label) for m in mbus_meters.METERS]
 
 
 @dataclass(frozen=True)
@@ -123,6 +120,12 @@ def billing_model(today: date) -> str:
     since = date(today.year, 1, 1).isoformat()
     meters = "".join(f'[[meters]]\nid = "{mid}"\ngateway = "{GATEWAY_ID}"\n\n'
                      for _u, _p, mid, _l in MODBUS_METERS)
+    # heat and water: the expense statement's meters, in the unit the gateway sends
+    meters += "".join(
+        f'[[meters]]\nid = "{m.meter_id}"\ngateway = "{GATEWAY_ID}"\nmedium = "{m.medium}"\n'
+        f'import_quantity = "{m.quantity}"\n\n'
+        f'[[meter_assignments]]\nbilling_point = "{m.apartment}"\nmeter = "{m.meter_id}"\n'
+        f'from = {since}\n\n' for m in mbus_meters.METERS)
     points = "".join(
         f'[[billing_points]]\nid = "{apt}"\nbuilding = "house"\nname = "Apartment {apt[-1]}"\n'
         f'kind = "unit"\ntariff = "household"\nowner = "owner"\n\n'

@@ -39,3 +39,47 @@ def test_a_month_so_far_balances_and_is_flagged() -> None:
     batches = h.batches(hist)
     assert [p.decode_batch(b).epoch for b in batches] == [h.EPOCH] * len(batches)
     assert sum(len(p.decode_batch(b).items) for b in batches) == len(hist.readings)
+
+
+def test_heat_and_water_hours_end_each_day_on_whole_days_of_use() -> None:
+    """The M-Bus meters' simulated hours: at every local midnight the register is its
+    start plus whole days of use (what the statement divides), hours in between grow
+    only, in the meter's own counts; across the end of summer time (25 hours)."""
+    from sitegate.demo import heat_water as hw
+    from sitegate.demo.mbus_meters import METERS
+
+    assert hw.period(datetime(2026, 11, 30).date()) == (datetime(2026, 11, 1).date(),
+                                                          datetime(2026, 11, 30).date())
+    assert hw.period(datetime(2026, 12, 1).date())[0] == datetime(2026, 11, 1).date()
+    first = datetime(2026, 10, 24).date()
+    now = datetime(2026, 10, 27, 9, 30, tzinfo=UTC)
+    readings, last, end = hw.simulate(METERS, first, now, ZURICH)
+    assert end == datetime(2026, 10, 27, 9, 0, tzinfo=UTC)
+    hours = 3 * 24 + 1 + 10 + 1  # 25 October has 25 hours; 00:00 .. 10:00 on the 27th
+    assert len(readings) == hours * len(METERS)
+    heat1 = [r for r in readings if r.meter_id == "heat-apt-1"]
+    assert all(a.value <= b.value for a, b in zip(heat1, heat1[1:], strict=False))
+    midnights = {r.ts.astimezone(ZURICH).day: r.value for r in heat1
+                 if r.ts.astimezone(ZURICH).hour == 0}
+    assert midnights == {24: D(37351), 25: D(37375), 26: D(37399), 27: D(37423)}
+    w2 = [r for r in readings if r.meter_id == "water-apt-2"]  # 0.30 m³ a day, 1 litre
+    assert w2[0].value == D("48.101") and w2[-1].value == last["water-apt-2"]
+    # the generic profile's heat meter sends Wh, as the live gateway reads it
+    h3 = next(r for r in readings if r.meter_id == "heat-apt-3")
+    assert (h3.quantity, h3.unit, h3.value) == ("energy", "Wh", D(28014000))
+    assert all(r.flags == (h.FLAG,) for r in readings)
+
+
+def test_the_demo_sets_each_recorded_register_in_its_own_coding() -> None:
+    """Binary (Kamstrup, Itron, SVM) and BCD (Landis+Gyr, Siemens) registers: the gateway
+    decodes the value set, in whole counts of the meter, with a valid checksum."""
+    from sitegate.demo.mbus_meters import demo_meters
+    from sitegate.drivers.mbus.decode import decode_telegram
+
+    for d in demo_meters():
+        d.set(d.meter.start + D("12.3456"))
+        frame = d.emulated.next_telegram(True)
+        decoded = decode_telegram(frame)  # raises on a bad checksum
+        assert decoded.address == d.meter.address
+        step = d.meter.step
+        assert d.value() == ((d.meter.start + D("12.3456")) // step) * step, d.meter.meter_id
