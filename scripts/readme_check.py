@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OURS = ("sitegate", "sitegate-cloud", "scripts/demo", "scripts/test")
 TIMEOUT = 300  # seconds for one command
+LONG_TIMEOUT = 3600  # scripts/test (the whole suite) and scripts/demo, with --full
 
 
 @dataclass(frozen=True)
@@ -107,18 +108,26 @@ def run(readme_path: Path, workdir: Path, full: bool = False) -> int:
     failed = 0
     for c in commands(readme_path.read_text(encoding="utf-8"), full):
         if c.skip:
-            print(f"skip  README:{c.line}  {c.text}  ({c.skip})")
+            print(f"skip  README:{c.line}  {c.text}  ({c.skip})", flush=True)
             continue
-        res = subprocess.run(c.text, shell=True, cwd=copy, env=env, capture_output=True,
-                             text=True, timeout=TIMEOUT)
+        limit = LONG_TIMEOUT if c.text.startswith(("scripts/test", "scripts/demo")) \
+            else TIMEOUT
+        try:
+            res = subprocess.run(c.text, shell=True, cwd=copy, env=env, capture_output=True,
+                                 text=True, timeout=limit)
+        except subprocess.TimeoutExpired:
+            failed += 1
+            print(f"FAIL  README:{c.line}  {c.text}  (still running after {limit} s)",
+                  flush=True)
+            continue
         if res.returncode == 0:
-            print(f"ok    README:{c.line}  {c.text}")
+            print(f"ok    README:{c.line}  {c.text}", flush=True)
             continue
         failed += 1
         why = (res.stderr.strip() or res.stdout.strip()).splitlines()[-3:]
-        print(f"FAIL  README:{c.line}  {c.text}  (exit {res.returncode})")
+        print(f"FAIL  README:{c.line}  {c.text}  (exit {res.returncode})", flush=True)
         for line in why:
-            print(f"        {line}")
+            print(f"        {line}", flush=True)
     return 1 if failed else 0
 
 
