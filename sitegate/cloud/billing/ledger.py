@@ -5,6 +5,7 @@ after issue is an event (payment, reminder, credit note) next to the document.""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
@@ -67,18 +68,25 @@ def _event(conn: Connection, invoice_id: int, day: date, kind: str,
                     None if amount is None else str(amount), note)
 
 
+def _added_paid(evs: Iterable[dict[str, Any]]) -> tuple[Decimal, Decimal]:
+    """What events add to an invoice (reminder fees, credit notes: negative) and what was
+    paid on it."""
+    added = paid = Decimal(0)
+    for e in evs:
+        if e["kind"] in ("reminder", "credit"):
+            added += Decimal(e["amount"])
+        elif e["kind"] == "payment":
+            paid += Decimal(e["amount"])
+    return added, paid
+
+
 def balance(row: dict[str, Any], evs: list[dict[str, Any]]) -> Decimal:
     """Still to pay: amount due + reminder fees - payments + credit notes (negative).
     Cancelled and written-off invoices owe nothing."""
     if row["state"] in ("cancelled", "written_off") or row["kind"] == "credit_note":
         return Decimal("0.00")
-    b = Decimal(row["total_due"])
-    for e in evs:
-        if e["kind"] in ("reminder", "credit"):
-            b += Decimal(e["amount"])
-        elif e["kind"] == "payment":
-            b -= Decimal(e["amount"])
-    return b
+    added, paid = _added_paid(evs)
+    return Decimal(row["total_due"]) + added - paid
 
 
 def view(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
@@ -370,26 +378,46 @@ def list_invoices(conn: Connection, site_id: str, period: str | None = None,
     return out
 
 
+OVERVIEW_MONEY = ("amount", "collected", "balance")
+OVERVIEW_COUNTS = ("draft", "in_progress", "settled", "cancelled", "written_off",
+                   "R1", "R2", "R3")
+
+
+def overview_state(state: str) -> str:
+    """An invoice's state as the overview counts it (issued: in progress)."""
+    return "in_progress" if state == "issued" else state
+
+
+def overview_figures() -> dict[str, Any]:
+    """The overview's figures of no invoice (Decimal amounts, counts)."""
+    return {**dict.fromkeys(OVERVIEW_MONEY, Decimal("0.00")),
+            **dict.fromkeys(OVERVIEW_COUNTS, 0)}
+
+
+def tally(fig: dict[str, Any], row: dict[str, Any], evs: Iterable[dict[str, Any]]) -> None:
+    """Add an invoice (kind invoice) to overview figures: drafts and cancelled invoices
+    count but bill nothing; Amount is what was billed with reminder fees and credit notes;
+    a reminder level counts only while the invoice is open; Balance as ``balance``."""
+    st = row["state"]
+    fig[overview_state(st)] += 1
+    if st == "issued" and row["reminder_level"]:
+        fig[f"R{row['reminder_level']}"] += 1
+    if st in ("draft", "cancelled"):
+        return
+    added, paid = _added_paid(evs)
+    billed = Decimal(row["total_due"]) + added
+    fig["amount"] += billed
+    fig["collected"] += paid
+    if st != "written_off":  # balance(): written off owes nothing
+        fig["balance"] += billed - paid
+
+
 def overview(conn: Connection, site_id: str, period: str | None = None) -> dict[str, Any]:
     """Per site and period: amount billed, collected, open balance, and the counts."""
     period = _period_filter(period)
-    counts = dict.fromkeys(("draft", "in_progress", "settled", "cancelled", "written_off",
-                            "R1", "R2", "R3"), 0)
-    amount = collected = bal = Decimal("0.00")
+    fig = overview_figures()
     all_evs = store.site_events(conn, site_id, period)
     for row in store.site_invoices(conn, site_id, period, kind="invoice"):
-        evs = all_evs.get(row["id"], [])
-        st = row["state"]
-        counts["in_progress" if st == "issued" else st] += 1
-        if st == "issued" and row["reminder_level"]:
-            counts[f"R{row['reminder_level']}"] += 1
-        if st in ("draft", "cancelled"):
-            continue
-        amount += Decimal(row["total_due"]) + sum(
-            (Decimal(e["amount"]) for e in evs if e["kind"] in ("reminder", "credit")),
-            Decimal(0))
-        collected += sum((Decimal(e["amount"]) for e in evs if e["kind"] == "payment"),
-                         Decimal(0))
-        bal += balance(row, evs)
-    return {"site": site_id, "period": period, "amount": str(amount),
-            "collected": str(collected), "balance": str(bal), **counts}
+        tally(fig, row, all_evs.get(row["id"], []))
+    return {"site": site_id, "period": period,
+            **{k: str(v) if k in OVERVIEW_MONEY else v for k, v in fig.items()}}

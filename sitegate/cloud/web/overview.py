@@ -4,9 +4,8 @@ level; and the drill-down to the invoices behind a figure. Pure: summaries in, r
 
 An invoice is an account's for a period; the billing points it covers are the ones the
 account occupied in that period (or owned while vacant), from the site model, so that the
-overview needs no invoice document. Figures follow ``ledger.overview``: drafts and
-cancelled invoices count but bill nothing; Amount is what was billed with reminder fees
-and credit notes; a reminder level counts only while the invoice is open.
+overview needs no invoice document. The figures are ``ledger.overview``'s: each invoice is
+added by ``ledger.tally``.
 """
 
 from __future__ import annotations
@@ -14,16 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
-from sitegate.cloud.billing.ledger import balance
+from sitegate.cloud.billing.ledger import (
+    OVERVIEW_COUNTS,
+    balance,
+    overview_figures,
+    overview_state,
+    tally,
+)
 from sitegate.cloud.billing.periods import PeriodError, parse_period
 from sitegate.cloud.billing.sitemodel import SiteModel, local_dt
 
-MONEY = ("amount", "collected", "balance")
-COUNTS = ("draft", "in_progress", "settled", "cancelled", "written_off", "R1", "R2", "R3")
-STATES = COUNTS
+COUNTS = STATES = OVERVIEW_COUNTS
 
 
 @dataclass(frozen=True)
@@ -74,15 +76,6 @@ class PointIndex:
         return self._periods[label]
 
 
-def state_of(row: dict[str, Any]) -> str:
-    st = row["state"]
-    return "in_progress" if st == "issued" else st
-
-
-def _zero() -> dict[str, Any]:
-    return {**dict.fromkeys(MONEY, Decimal("0.00")), **dict.fromkeys(COUNTS, 0)}
-
-
 def _selected(rows: Iterable[dict[str, Any]], index: PointIndex,
               points: frozenset[str] | None) -> Iterable[dict[str, Any]]:
     for row in rows:
@@ -95,33 +88,16 @@ def _selected(rows: Iterable[dict[str, Any]], index: PointIndex,
 def summarize(rows: list[dict[str, Any]], evs: dict[int, list[dict[str, Any]]],
               index: PointIndex, points: frozenset[str] | None = None
               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(one row per period, newest first; the total over them). One pass over the rows;
-    each invoice's events are added up once (Amount, Collected and Balance share them)."""
+    """(one row per period, newest first; the total over them), each invoice added as
+    ``ledger.tally`` adds it. One pass over the rows."""
     by_period: dict[str, dict[str, Any]] = {}
-    zero = Decimal(0)
     for row in _selected(rows, index, points):
-        acc = by_period.get(row["period"])
-        if acc is None:
-            acc = by_period[row["period"]] = _zero()
-        st = row["state"]
-        acc["in_progress" if st == "issued" else st] += 1
-        if st == "issued" and row["reminder_level"]:
-            acc[f"R{row['reminder_level']}"] += 1
-        if st in ("draft", "cancelled"):
-            continue
-        added = paid = zero
-        for e in evs.get(row["id"], ()):
-            if e["kind"] in ("reminder", "credit"):
-                added += Decimal(e["amount"])
-            elif e["kind"] == "payment":
-                paid += Decimal(e["amount"])
-        due = Decimal(row["total_due"])
-        acc["amount"] += due + added
-        acc["collected"] += paid
-        if st != "written_off":  # ledger.balance: written off and cancelled owe nothing
-            acc["balance"] += due + added - paid
+        fig = by_period.get(row["period"])
+        if fig is None:
+            fig = by_period[row["period"]] = overview_figures()
+        tally(fig, row, evs.get(row["id"], ()))
     out = [{"period": p, **v} for p, v in sorted(by_period.items(), reverse=True)]
-    total = _zero()
+    total = overview_figures()
     for r in out:
         for k in total:
             total[k] += r[k]
@@ -137,7 +113,7 @@ def drill_down(rows: list[dict[str, Any]], evs: dict[int, list[dict[str, Any]]],
         if state in ("R1", "R2", "R3"):
             if row["state"] != "issued" or f"R{row['reminder_level']}" != state:
                 continue
-        elif state is not None and state_of(row) != state:
+        elif state is not None and overview_state(row["state"]) != state:
             continue
         out.append({**row, "account_name": names.get(row["account_id"], row["account_id"]),
                     "points": sorted(index.points(row["account_id"], row["period"])),
