@@ -19,22 +19,17 @@ Tariff: solar 0.20, grid 0.30 per kWh, metering 5.00 a month; EV 0.40/kWh, 1.00/
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 from qrpage import mod10_check_digit, qr_fields
+from uplink import sync_to_cloud
 
 from sitegate.cloud.billing import ops
-from sitegate.cloud.ingest.service import IngestService
 from sitegate.cloud.store.db import make_engine, upgrade
 from sitegate.gateway.buffer import Buffer, reading_row
-from sitegate.sync.client import SyncClient
-from sitegate.sync.config import MqttConfig
 from sitegate.sync.protocol import Reading, SessionRecord
 
 ZH = ZoneInfo("Europe/Zurich")
@@ -113,17 +108,6 @@ def site_model(gateway: str) -> dict:
     }
 
 
-async def sync_until_acked(client: SyncClient, buffer: Buffer) -> None:
-    await client.start()
-    try:
-        deadline = time.monotonic() + 120  # bounds a hung test; asserts nothing about speed
-        while any(buffer.acked_upto(s) < buffer.last_seq(s) for s in ("readings", "sessions")):
-            assert time.monotonic() < deadline, client.health()
-            await asyncio.sleep(0.1)
-    finally:
-        await client.stop()
-
-
 def test_gateway_to_qr_bill(tmp_path, mosquitto) -> None:
     gateway = f"gw-e2e-{uuid.uuid4().hex[:8]}"
     db = str(tmp_path / "cloud.db")
@@ -137,17 +121,9 @@ def test_gateway_to_qr_bill(tmp_path, mosquitto) -> None:
 
     # The cloud's ingest, then the gateway's uplink until everything is acknowledged
     # (an ack is sent only after the cloud committed the rows).
-    ingest = IngestService(db, mosquitto.url)
-    stop = threading.Event()
-    worker = threading.Thread(target=ingest.run, args=(stop,), daemon=True)
-    worker.start()
     try:
-        assert ingest.connected.wait(30), "ingest did not connect"
-        client = SyncClient(MqttConfig(broker=mosquitto.url, drain_rate=None), gateway, buffer)
-        asyncio.run(sync_until_acked(client, buffer))
+        sync_to_cloud(buffer, gateway, db, mosquitto.url, ["readings", "sessions"])
     finally:
-        stop.set()
-        worker.join(30)
         buffer.close()
 
     # Billing, as the CLI / API / demo call it.

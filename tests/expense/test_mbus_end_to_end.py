@@ -11,25 +11,21 @@ amounts: Anna 1750.78, Ben 2749.22."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 from houses import BERLIN, COMBINED_PERIOD, SITE, heat_meters, merged
+from uplink import sync_to_cloud
 
 from sitegate.cloud.billing import ops as billing_ops
 from sitegate.cloud.billing.sitemodel import parse_site
 from sitegate.cloud.expense import ops
-from sitegate.cloud.ingest.service import IngestService
 from sitegate.cloud.store.db import make_engine, upgrade
 from sitegate.drivers.base import LinkSettings, MeterRef
 from sitegate.drivers.mbus.client import MbusBusClient
 from sitegate.drivers.mbus.emulator import EmulatedMeter, Emulator, recording, with_address
 from sitegate.gateway.buffer import Buffer, reading_row
-from sitegate.sync.client import SyncClient
-from sitegate.sync.config import MqttConfig
 
 KAMSTRUP_ENERGY = "0406e7910000"  # DIF 04 VIF 06: energy, kWh, 32-bit (37351 kWh)
 ITRON_VOLUME = "04143d300000"  # DIF 04 VIF 14: volume, 0.01 m³, 32-bit (123.49 m³)
@@ -86,34 +82,15 @@ async def gateway_side(buffer: Buffer) -> None:
         await emu.stop()
 
 
-async def sync_until_acked(client: SyncClient, buffer: Buffer) -> None:
-    await client.start()
-    try:
-        deadline = time.monotonic() + 120  # bounds a hung test; asserts nothing about speed
-        while buffer.acked_upto("readings") < buffer.last_seq("readings"):
-            assert time.monotonic() < deadline, client.health()
-            await asyncio.sleep(0.1)
-    finally:
-        await client.stop()
-
-
 def test_mbus_meters_to_statement(tmp_path, mosquitto) -> None:
     gateway = f"gw-exp-{uuid.uuid4().hex[:8]}"
     buffer = Buffer(tmp_path / "buffer.db")
     asyncio.run(gateway_side(buffer))
     db = str(tmp_path / "cloud.db")
     upgrade(db)
-    ingest = IngestService(db, mosquitto.url)
-    stop = threading.Event()
-    worker = threading.Thread(target=ingest.run, args=(stop,), daemon=True)
-    worker.start()
     try:
-        assert ingest.connected.wait(30), "ingest did not connect"
-        client = SyncClient(MqttConfig(broker=mosquitto.url, drain_rate=None), gateway, buffer)
-        asyncio.run(sync_until_acked(client, buffer))
+        sync_to_cloud(buffer, gateway, db, mosquitto.url, ["readings"])
     finally:
-        stop.set()
-        worker.join(30)
         buffer.close()
 
     site = merged(heat_meters("A", "B"), heat_meters("A", "B", medium="water", prefix="ww"))

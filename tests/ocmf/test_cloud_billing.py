@@ -7,8 +7,6 @@ billed with a note as the site says; the Transparenzsoftware's XML reads back.""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 import uuid
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -20,16 +18,14 @@ import pypdfium2 as pdfium
 import zxingcpp
 from ocpp_helpers import central, make_cfg, sessions
 from pyocmf import OCMF, OcmfContainer
+from uplink import sync_to_cloud
 
 from sitegate.cloud.billing import ocmf_ops, ops
 from sitegate.cloud.billing.explain import explain_text
-from sitegate.cloud.ingest.service import IngestService
 from sitegate.cloud.store.db import make_engine, upgrade
 from sitegate.common.ocmf_sign import SigningMeter
 from sitegate.gateway.buffer import Buffer
 from sitegate.ocpp_server.simulator import close, connect
-from sitegate.sync.client import SyncClient
-from sitegate.sync.config import MqttConfig
 
 BADGE = "04A23BC1"
 OCT = datetime(2026, 10, 5, 8, tzinfo=UTC)  # a finished month
@@ -81,31 +77,6 @@ async def _cp3(url: str, meter: SigningMeter) -> list[str]:
     return [begin, end]
 
 
-def _sync(buffer: Buffer, gateway: str, db: str, url: str) -> None:
-    ingest = IngestService(db, url)
-    stop = threading.Event()
-    worker = threading.Thread(target=ingest.run, args=(stop,), daemon=True)
-    worker.start()
-    try:
-        assert ingest.connected.wait(30), "ingest did not connect"
-        client = SyncClient(MqttConfig(broker=url, drain_rate=None), gateway, buffer)
-
-        async def sync() -> None:
-            await client.start()
-            try:
-                deadline = time.monotonic() + 60  # bounds a hung test only
-                while buffer.acked_upto("sessions") < buffer.last_seq("sessions"):
-                    assert time.monotonic() < deadline, client.health()
-                    await asyncio.sleep(0.1)
-            finally:
-                await client.stop()
-
-        asyncio.run(sync())
-    finally:
-        stop.set()
-        worker.join(30)
-
-
 def _site(gateway: str, cp1_key: str, policy: str) -> dict[str, Any]:
     return {
         "site": {"id": "garage", "name": "Tiefgarage", "timezone": "Europe/Berlin",
@@ -152,7 +123,7 @@ def test_signed_sessions_from_charger_to_invoice(tmp_path: Path, mosquitto: Any)
     db = str(tmp_path / "cloud.db")
     upgrade(db)
     try:
-        _sync(buffer, gateway, db, mosquitto.url)
+        sync_to_cloud(buffer, gateway, db, mosquitto.url, ["sessions"])
     finally:
         buffer.close()
 

@@ -6,8 +6,6 @@ the tenant's invoice on the same lines as an OCPP laundry session."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,17 +13,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from relay_helpers import ANNA, Clock, badge_list, point
+from uplink import sync_to_cloud
 
 from sitegate.cloud.billing import ops
-from sitegate.cloud.ingest.service import IngestService
 from sitegate.cloud.store.db import make_engine, upgrade
 from sitegate.drivers.relays.shelly import ShellyClient
 from sitegate.drivers.relays.shelly_sim import ShellySimulator
 from sitegate.gateway.buffer import Buffer
 from sitegate.gateway.points import Point
 from sitegate.ocpp_server.state import StateStore
-from sitegate.sync.client import SyncClient
-from sitegate.sync.config import MqttConfig
 from sitegate.sync.protocol import SessionRecord
 
 ZH = ZoneInfo("Europe/Zurich")
@@ -101,28 +97,9 @@ def test_point_session_billed_like_an_ocpp_relay_session(tmp_path: Path, mosquit
     assert (local["start"], local["duration_s"]) == ("2026-02-10T08:00:00Z", 2760)
     buffer.append("sessions", [ocpp_session(start)])
 
-    ingest = IngestService(db, mosquitto.url)
-    stop = threading.Event()
-    worker = threading.Thread(target=ingest.run, args=(stop,), daemon=True)
-    worker.start()
     try:
-        assert ingest.connected.wait(30), "ingest did not connect"
-        client = SyncClient(MqttConfig(broker=mosquitto.url, drain_rate=None), gateway, buffer)
-
-        async def sync() -> None:
-            await client.start()
-            try:
-                deadline = time.monotonic() + 60  # bounds a hung test only
-                while buffer.acked_upto("sessions") < buffer.last_seq("sessions"):
-                    assert time.monotonic() < deadline, client.health()
-                    await asyncio.sleep(0.1)
-            finally:
-                await client.stop()
-
-        asyncio.run(sync())
+        sync_to_cloud(buffer, gateway, db, mosquitto.url, ["sessions"])
     finally:
-        stop.set()
-        worker.join(30)
         buffer.close()
 
     engine = make_engine(db)
