@@ -8,12 +8,13 @@ order, so billing the same period twice from the same data gives the same bytes.
 from __future__ import annotations
 
 import hashlib
-from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+
+import numpy as np
 
 from sitegate.cloud.billing import solar as sol
 from sitegate.cloud.billing.consumption import (
@@ -32,6 +33,7 @@ from sitegate.cloud.billing.lines import Days, Line, plain
 from sitegate.cloud.billing.periods import STEP, Grid, Period, grid_for, local_midnight
 from sitegate.cloud.billing.registers import Register
 from sitegate.cloud.billing.sitemodel import (
+    Meter,
     Occupancy,
     SiteModel,
     Tariff,
@@ -285,17 +287,22 @@ class _Pricing:
         return min(c.price, cap) if c.applies == "solar" and cap is not None else c.price
 
 
-def _energy_lines(tariff: Tariff, keys: array, solar: array, cons: array, i0: int, i1: int,
-                  bp: str, src: str, labels: dict[str, str],
-                  spans: list[tuple[int, str, str]], pr: _Pricing,
+def bucket_index(keys: np.ndarray, nk: int) -> list[np.ndarray]:
+    """Per tariff bucket (segment * 2 + peak), the intervals in it, in order."""
+    return [np.flatnonzero(keys == k) for k in range(nk)]
+
+
+def _energy_lines(tariff: Tariff, buckets: list[np.ndarray], solar: np.ndarray,
+                  cons: np.ndarray, i0: int, i1: int, bp: str, src: str,
+                  labels: dict[str, str], spans: list[tuple[int, str, str]], pr: _Pricing,
                   unit: str = "kWh") -> list[Line]:
-    nk = 2 * len(pr.segs)
-    s_acc, g_acc = [0] * nk, [0] * nk
-    for i in range(i0, i1):
-        k = keys[i]
-        if k >= 0:
-            s_acc[k] += solar[i]
-            g_acc[k] += cons[i] - solar[i]
+    s_acc, g_acc = [], []
+    for idx in buckets:  # the bucket's intervals inside [i0, i1): sums in int64, exact
+        if i0 > 0 or i1 < len(cons):
+            idx = idx[np.searchsorted(idx, i0):np.searchsorted(idx, i1)]
+        s = int(solar[idx].sum())
+        s_acc.append(s)
+        g_acc.append(int(cons[idx].sum()) - s)
     lines = []
     for vi, v_from, v_to in spans:
         version = tariff.versions[pr.segs[vi][0]]
@@ -322,7 +329,7 @@ def _day(label: str) -> date:
     return date.fromisoformat(label[:10])
 
 
-def _demand_lines(tariff: Tariff, cons: array, i0: int, i1: int, grid: Grid, bp: str,
+def _demand_lines(tariff: Tariff, cons: np.ndarray, i0: int, i1: int, grid: Grid, bp: str,
                   src: str, labels: dict[str, str], pr: _Pricing) -> list[Line]:
     """Per local month of [i0, i1): the highest 15-minute average power (the interval's
     energy x 4) times each demand charge of the version in force that month."""
@@ -337,7 +344,8 @@ def _demand_lines(tariff: Tariff, cons: array, i0: int, i1: int, grid: Grid, bp:
         vi = version_at([v.valid_from for v in tariff.versions], lo)
         if vi < 0 or not tariff.versions[vi].demand:
             continue
-        peak = max(cons[j0:j1])
+        at = j0 + int(np.argmax(cons[j0:j1]))  # the first interval at the maximum
+        peak = int(cons[at])
         if peak <= 0:
             continue
         kw = units_to_kwh(peak * 4)
@@ -345,7 +353,7 @@ def _demand_lines(tariff: Tariff, cons: array, i0: int, i1: int, grid: Grid, bp:
             lines.append(Line(d.key, labels.get(d.key, d.label), _local_label(
                 grid.start + j0 * STEP, grid.tz), _local_label(grid.start + j1 * STEP, grid.tz),
                 kw, "kW", d.price, line_amount(kw, d.price), pr.vat(d, lo), bp, src,
-                extra={"peak_at": _iso(grid.start + cons.index(peak, j0, j1) * STEP)}))
+                extra={"peak_at": _iso(grid.start + at * STEP)}))
     return lines
 
 
@@ -466,8 +474,8 @@ class _Ctx:
     issues: list[Issue] = field(default_factory=list)
 
     @property
-    def zero(self) -> array:
-        return array("q", bytes(8 * self.grid.n))
+    def zero(self) -> np.ndarray:
+        return np.zeros(self.grid.n, dtype=np.int64)
 
 
 @dataclass(slots=True)
@@ -475,9 +483,9 @@ class _Community:
     """Per-interval solar used by the consumers, the grid meter's flows, and the
     intervals without grid data (billed as grid)."""
 
-    used: array
-    grid_import: array
-    grid_export: array
+    used: np.ndarray
+    grid_import: np.ndarray
+    grid_export: np.ndarray
     unknown: list[int]
 
 
@@ -539,7 +547,7 @@ def _consumption(ctx: _Ctx, assigns: dict[str, list[Assignment]],
     return series
 
 
-def _community(ctx: _Ctx, total: array) -> _Community:
+def _community(ctx: _Ctx, total: np.ndarray) -> _Community:
     """The community: solar used per interval, from the grid-connection meter."""
     site, grid = ctx.model.site, ctx.grid
     if not site.grid_meter:
@@ -551,14 +559,17 @@ def _community(ctx: _Ctx, total: array) -> _Community:
     # More imported than the consumers' meters counted: solar would be negative (a
     # consumer meter missing from the model, a meter fault, losses). Billed as 0 solar,
     # and said.
-    negative = [i for i in range(grid.n) if g_imp.values[i] > total[i]
-                and g_imp.flags.get(i) != MISSING]
+    over = g_imp.values > total
+    for i, f in g_imp.flags.items():
+        if f == MISSING:
+            over[i] = False
+    negative = np.flatnonzero(over).tolist()
     if negative:
         ctx.issues.append(Issue(
             "negative_solar", site.grid_meter, grid.start + negative[0] * STEP,
             f"{len(negative)} intervals import more from the grid than the consumers' meters "
             f"counted (solar would be negative, billed as 0): "
-            f"{units_to_kwh(sum(g_imp.values[i] - total[i] for i in negative))} kWh "
+            f"{units_to_kwh(int((g_imp.values[over] - total[over]).sum()))} kWh "
             "unexplained"))
     # No grid data for an interval (outside the meter's first/last reading): its solar
     # part cannot be known, so it is billed as grid, never guessed as solar.
@@ -572,7 +583,7 @@ def _community(ctx: _Ctx, total: array) -> _Community:
     return _Community(used, g_imp.values, g_exp.values, unknown)
 
 
-def _reconcile(ctx: _Ctx, total: array, com: _Community) -> sol.Reconciliation:
+def _reconcile(ctx: _Ctx, total: np.ndarray, com: _Community) -> sol.Reconciliation:
     """The site's energy balance: consumers, solar, grid, battery, metered production."""
     model, grid, site = ctx.model, ctx.grid, ctx.model.site
     charge = discharge = production = None
@@ -585,20 +596,17 @@ def _reconcile(ctx: _Ctx, total: array, com: _Community) -> sol.Reconciliation:
         for pv in site.pv_meters:
             s = _series(model, pv, meters[pv].export_quantity, ctx.readings, grid)
             ctx.issues.extend(s.issues)
-            for i in range(grid.n):
-                production[i] += s.values[i]
+            production += s.values
     return sol.reconcile(total, com.used, com.grid_import, com.grid_export, charge, discharge,
                          production)
 
 
-def _medium(model: SiteModel, assigns: Sequence[Assignment]) -> str:
+def _medium(meters: Mapping[str, Meter], assigns: Sequence[Assignment]) -> str:
     """What a billing point's meters measure (the site model keeps them alike)."""
-    meters = {m.id: m for m in model.meters}
     return meters[assigns[0].meter].medium if assigns else "electricity"
 
 
-def _unit(model: SiteModel, assigns: Sequence[Assignment]) -> str:
-    meters = {m.id: m for m in model.meters}
+def _unit(meters: Mapping[str, Meter], assigns: Sequence[Assignment]) -> str:
     return meters[assigns[0].meter].unit if assigns else "kWh"
 
 
@@ -609,17 +617,20 @@ def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
     electricity also by day into ``daily``."""
     model, grid, labels = ctx.model, ctx.grid, ctx.model.site.labels
     tariffs = {t.id: t for t in model.tariffs}
+    meters = {m.id: m for m in model.meters}
     used = sorted({b.tariff for b in model.billing_points})
     cuts = {t: change_dates(model, categories(tariffs[t])) for t in used}
     pricing = {t: _Pricing(model, segments(tariffs[t], cuts[t])) for t in used}
-    keys_by_tariff = {t: interval_keys(tariffs[t], grid, cuts[t]) for t in used}
+    buckets = {t: bucket_index(np.frombuffer(interval_keys(tariffs[t], grid, cuts[t]),
+                                             dtype=np.int64), 2 * len(pricing[t].segs))
+               for t in used}
     lines_by_acc: dict[str, list[Line]] = {}
     for bpm in sorted(model.billing_points, key=lambda b: b.id):
         bp, tariff = bpm.id, tariffs[bpm.tariff]
         cons = series[bp].values if bp in series else None
-        unit = _unit(model, assigns.get(bp, []))
+        unit = _unit(meters, assigns.get(bp, []))
         # water, gas and heat take no part in the solar community
-        electric = unit == "kWh" and _medium(model, assigns.get(bp, [])) == "electricity"
+        electric = unit == "kWh" and _medium(meters, assigns.get(bp, [])) == "electricity"
         solar = None if cons is None else alloc.share(cons) if electric else ctx.zero
         for stay in occupants(bpm.owner, occ.get(bp, []), ctx.period, grid, model):
             lines = lines_by_acc.setdefault(stay.account, [])
@@ -630,7 +641,7 @@ def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
                 if electric:
                     daily.add(stay.account, solar, cons, i0, i1)
                 pr = pricing[tariff.id]
-                energy = _energy_lines(tariff, keys_by_tariff[tariff.id], solar, cons, i0, i1,
+                energy = _energy_lines(tariff, buckets[tariff.id], solar, cons, i0, i1,
                                        bp, src, labels,
                                        energy_spans(tariff, stay.t0, stay.t1, model.tz,
                                                     cuts[tariff.id]), pr, unit)
@@ -703,8 +714,9 @@ def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Regist
     ctx = _Ctx(model, period, grid_for(period, model.tz), readings)
     assigns, occ = _assignments(model), _occupancy(model)
     series = _consumption(ctx, assigns, occ)
+    meters = {m.id: m for m in model.meters}
     electric = [s.values for bp, s in series.items()
-                if _medium(model, assigns[bp]) == "electricity"]
+                if _medium(meters, assigns[bp]) == "electricity"]
     total = sol.totals(electric, ctx.grid.n)
     com = _community(ctx, total)
     rec = _reconcile(ctx, total, com)

@@ -8,13 +8,15 @@ interpolated between its neighbours otherwise (flagged estimated), unknown witho
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from sitegate.cloud.billing.periods import STEP
+from sitegate.cloud.billing.registers import Register
 from sitegate.cloud.billing.units import units_to_kwh
 
 ESTIMATED = "estimated"
@@ -36,9 +38,9 @@ class Issue:
 
 @dataclass(slots=True)
 class Series:
-    """Consumption per interval (micro-kWh) with the flagged intervals."""
+    """Consumption per interval (micro-kWh, int64) with the flagged intervals."""
 
-    values: array
+    values: np.ndarray
     flags: dict[int, str] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
     splits: dict[int, dict[str, Any]] = field(default_factory=dict)  # ts -> how it was split
@@ -74,26 +76,73 @@ def clean_register(
     return anchors, issues
 
 
+def _arrays(readings: Iterable[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """A register's (epoch s, micro-kWh) as two int64 arrays; a Register's without a copy."""
+    if isinstance(readings, Register):
+        return (np.frombuffer(readings.ts, dtype=np.int64),
+                np.frombuffer(readings.values, dtype=np.int64))
+    rows = list(readings)
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    arr = np.array(rows, dtype=np.int64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
+def anchors(ts: np.ndarray, vs: np.ndarray, meter: str,
+            rollover: int | None = None) -> tuple[np.ndarray, np.ndarray, list[Issue]]:
+    """``clean_register`` on arrays. A register in time order that never goes back and
+    never rises faster than MAX_KW (what meters send) is its own anchors, checked at C
+    speed; anything else takes ``clean_register``'s loop, so the result is the same."""
+    if len(ts) < 2:
+        return ts, vs, []
+    dt, dv = np.diff(ts), np.diff(vs)
+    # the rate in floats only decides the fast path: a margin keeps borderline rises exact
+    if bool((dt > 0).all() and (dv >= 0).all()
+            and (dv.astype(np.float64) * 3600 < MAX_RATE * dt.astype(np.float64)
+                 * (1 - 1e-9)).all()):
+        return ts, vs, []
+    rows, issues = clean_register(zip(ts.tolist(), vs.tolist(), strict=True), meter, rollover)
+    return (np.array([t for t, _ in rows], dtype=np.int64),
+            np.array([v for _, v in rows], dtype=np.int64), issues)
+
+
+def boundaries(ts: np.ndarray, vs: np.ndarray, start: int,
+               n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Register value at each of the n+1 boundaries start + k*STEP (anchors ``ts``/``vs``
+    sorted), whether it is known, and whether it is estimated: exact where a reading sits
+    on the boundary, else interpolated between its neighbours with the floor of the
+    integer ratio (as Python's ``//``), unknown outside the readings."""
+    t = start + np.arange(n + 1, dtype=np.int64) * STEP
+    m = len(ts)
+    at = np.zeros(n + 1, dtype=np.int64)
+    if m == 0:
+        none = np.zeros(n + 1, dtype=bool)
+        return at, none, none
+    j = np.searchsorted(ts, t, side="left")  # first reading at or after each boundary
+    jc = np.minimum(j, m - 1)
+    exact = (j < m) & (ts[jc] == t)
+    est = ~exact & (j > 0) & (j < m)
+    at[exact] = vs[jc[exact]]
+    if est.any():
+        k = j[est]
+        t0, t1, v0, v1 = ts[k - 1], ts[k], vs[k - 1], vs[k]
+        rise, into, span = v1 - v0, t[est] - t0, t1 - t0
+        if float(np.abs(rise).max()) * float(into.max()) < 2.0**62:
+            at[est] = v0 + rise * into // span
+        else:  # a product beyond int64: Python's ints, same floors
+            at[est] = [a + r * i // s for a, r, i, s in zip(
+                v0.tolist(), rise.tolist(), into.tolist(), span.tolist(), strict=True)]
+    return at, exact | est, est
+
+
 def register_at(
     anchors: Sequence[tuple[int, int]], start: int, n: int
 ) -> tuple[list[int | None], set[int]]:
     """Register value at each of the n+1 boundaries start + k*STEP, and the estimated ones."""
-    out: list[int | None] = []
-    estimated: set[int] = set()
-    j, m = 0, len(anchors)
-    for k in range(n + 1):
-        t = start + k * STEP
-        while j < m and anchors[j][0] < t:
-            j += 1
-        if j < m and anchors[j][0] == t:
-            out.append(anchors[j][1])
-        elif 0 < j < m:
-            (t0, v0), (t1, v1) = anchors[j - 1], anchors[j]
-            out.append(v0 + (v1 - v0) * (t - t0) // (t1 - t0))
-            estimated.add(k)
-        else:
-            out.append(None)
-    return out, estimated
+    ts, vs = _arrays(anchors)
+    at, known, est = boundaries(ts, vs, start, n)
+    return ([int(v) if k else None for v, k in zip(at, known, strict=True)],
+            set(np.flatnonzero(est).tolist()))
 
 
 def interval_consumption(
@@ -104,22 +153,33 @@ def interval_consumption(
     rollover: int | None = None,
 ) -> Series:
     """Consumption of each of n intervals from ``start``; unknown intervals count 0."""
-    anchors, issues = clean_register(readings, meter, rollover)
-    at, estimated = register_at(anchors, start, n)
-    values = array("q", bytes(8 * n))
+    ts, vs = _arrays(readings)
+    if len(ts) > 1 and not bool((ts[1:] >= ts[:-1]).all()):
+        order = np.lexsort((vs, ts))  # by time, ties by value: as sorting the tuples
+        ts, vs = ts[order], vs[order]
+    return _consumption(ts, vs, start, n, meter, rollover)
+
+
+def _consumption(ts: np.ndarray, vs: np.ndarray, start: int, n: int, meter: str,
+                 rollover: int | None) -> Series:
+    """``interval_consumption`` of readings already in time order."""
+    ts, vs, issues = anchors(ts, vs, meter, rollover)
+    at, known, est = boundaries(ts, vs, start, n)
+    ok = known[:-1] & known[1:]
+    values = np.where(ok, at[1:] - at[:-1], 0)
     flags: dict[int, str] = {}
-    for i in range(n):
-        a, b = at[i], at[i + 1]
-        if a is None or b is None:
-            flags[i] = MISSING
-            issues.append(Issue(MISSING, meter, start + i * STEP))
-            continue
-        values[i] = b - a
-        if i in estimated or i + 1 in estimated:
-            flags[i] = ESTIMATED
-    est = sorted(i for i, f in flags.items() if f == ESTIMATED)
-    if est:
-        issues.append(Issue(ESTIMATED, meter, start + est[0] * STEP, f"{len(est)} intervals"))
+    missing = np.flatnonzero(~ok).tolist()
+    for i in missing:
+        flags[i] = MISSING
+        issues.append(Issue(MISSING, meter, start + i * STEP))
+    estimated = np.flatnonzero(ok & (est[:-1] | est[1:])).tolist()
+    for i in estimated:
+        flags[i] = ESTIMATED
+    if missing and estimated:
+        flags = dict(sorted(flags.items()))
+    if estimated:
+        issues.append(Issue(ESTIMATED, meter, start + estimated[0] * STEP,
+                            f"{len(estimated)} intervals"))
     return Series(values, flags, issues)
 
 
@@ -188,7 +248,7 @@ def place_split(rows: list[tuple[int, int]], sp: Split, tolerance: int, meter: s
 
 def billing_point_series(
     assignments: Sequence[Assignment],
-    readings: dict[str, list[tuple[int, int]]],
+    readings: Mapping[str, Register | Sequence[tuple[int, int]]],
     start: int,
     n: int,
     splits: Sequence[Split] = (),
@@ -199,9 +259,9 @@ def billing_point_series(
     Each meter counts only inside its assignment; readings outside it are ignored. At each
     move (``splits``) the register value is fixed first (``place_split``), so the tenants
     on either side share the intervals exactly and the trace can say where it came from."""
-    values = array("q", bytes(8 * n))
+    values = np.zeros(n, dtype=np.int64)
     out = Series(values)
-    covered = [False] * n
+    covered = np.zeros(n, dtype=bool)
     end_all = start + n * STEP
     for a in assignments:
         a_end = end_all if a.end is None else min(a.end, end_all)
@@ -210,41 +270,55 @@ def billing_point_series(
             continue
         i0 = (lo - start) // STEP
         i1 = (a_end - start + STEP - 1) // STEP
-        rows = readings.get(a.meter, ())
+        ts, vs = _arrays(readings.get(a.meter, ()))
         lo_t = a.start + (1 if a.start_reading is not None else 0)
         hi_t = None if a.end is None else a.end - (1 if a.end_reading is not None else 0)
-        own = [(t, v) for t, v in rows if lo_t <= t and (hi_t is None or t <= hi_t)]
-        if a.start_reading is not None:
-            own.append((a.start, a.start_reading))
-        if a.end_reading is not None and a.end is not None:
-            own.append((a.end, a.end_reading))
+        keep = ts >= lo_t if hi_t is None else (ts >= lo_t) & (ts <= hi_t)
+        if not keep.all():
+            ts, vs = ts[keep], vs[keep]
+        mine = [sp for sp in splits if a.start <= sp.ts and (a.end is None or sp.ts <= a.end)]
         placed = []
-        for sp in splits:
-            if sp.ts in (a.start, a.end):  # the replacement's readings are the split
-                out.splits[sp.ts] = {"meter": a.meter, "noted": sp.noted,
-                                     "method": "meter_change"}
-            elif a.start < sp.ts and (a.end is None or sp.ts < a.end):
-                own, info = place_split(own, sp, tolerance, a.meter, out.issues)
-                out.splits[sp.ts] = info
-                placed.append(sp.ts)
-        seg = interval_consumption(own, start + i0 * STEP, i1 - i0, a.meter, a.rollover)
+        if mine or a.start_reading is not None or a.end_reading is not None:
+            # a replacement or a move: the few readings it places, as tuples (rare)
+            own = list(zip(ts.tolist(), vs.tolist(), strict=True))
+            if a.start_reading is not None:
+                own.append((a.start, a.start_reading))
+            if a.end_reading is not None and a.end is not None:
+                own.append((a.end, a.end_reading))
+            for sp in mine:
+                if sp.ts in (a.start, a.end):  # the replacement's readings are the split
+                    out.splits[sp.ts] = {"meter": a.meter, "noted": sp.noted,
+                                         "method": "meter_change"}
+                else:
+                    own, info = place_split(own, sp, tolerance, a.meter, out.issues)
+                    out.splits[sp.ts] = info
+                    placed.append(sp.ts)
+            ts, vs = _arrays(own)
+            if len(ts) > 1:
+                order = np.lexsort((vs, ts))
+                ts, vs = ts[order], vs[order]
+        elif len(ts) > 1 and not bool((ts[1:] >= ts[:-1]).all()):
+            order = np.lexsort((vs, ts))
+            ts, vs = ts[order], vs[order]
+        seg = _consumption(ts, vs, start + i0 * STEP, i1 - i0, a.meter, a.rollover)
         values[i0:i1] = seg.values
         for i, f in seg.flags.items():
             out.flags[i0 + i] = f
-        for i in range(i0, i1):
-            covered[i] = True
+        covered[i0:i1] = True
         out.issues.extend(seg.issues)
-        for ts in placed:
-            info = out.splits[ts]
+        for when in placed:
+            info = out.splits[when]
             if info["method"] == "interpolated":
-                anchors, _ = clean_register(own, a.meter, a.rollover)
-                (v,), _est = register_at(anchors, ts, 0)
-                if v is None:
+                at_ts, at_vs, _ = anchors(ts, vs, a.meter, a.rollover)
+                at, known, _est = boundaries(at_ts, at_vs, when, 0)
+                if not known[0]:
                     info["method"] = "missing"
                 else:
+                    v = int(at[0])
                     info["reading"] = v % a.rollover if a.rollover else v
                     info["estimated"] = True
-    gaps = [i for i in range(n) if not covered[i]]
-    if gaps:
-        out.issues.append(Issue("no_meter", "", start + gaps[0] * STEP, f"{len(gaps)} intervals"))
+    gaps = np.flatnonzero(~covered)
+    if len(gaps):
+        out.issues.append(Issue("no_meter", "", start + int(gaps[0]) * STEP,
+                                f"{len(gaps)} intervals"))
     return out

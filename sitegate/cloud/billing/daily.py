@@ -6,9 +6,10 @@ chart adds up to the lines; only a stay's own intervals count.
 
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+
+import numpy as np
 
 from sitegate.cloud.billing.periods import STEP, Grid, local_midnight
 from sitegate.cloud.billing.units import units_to_kwh
@@ -35,15 +36,20 @@ class Daily:
     days: list[tuple[date, int, int]]
     by_account: dict[str, dict[date, list[int]]] = field(default_factory=dict)
 
-    def add(self, account: str, solar: array, consumption: array, i0: int, i1: int) -> None:
+    def add(self, account: str, solar: np.ndarray, consumption: np.ndarray, i0: int,
+            i1: int) -> None:
         acc = self.by_account.setdefault(account, {})
-        for day, d0, d1 in self.days:
-            lo, hi = max(d0, i0), min(d1, i1)
-            if lo >= hi:
-                continue
+        days = [(day, max(d0, i0), min(d1, i1)) for day, d0, d1 in self.days
+                if max(d0, i0) < min(d1, i1)]
+        if not days:
+            return
+        # per day sums from running sums over the stay: two C passes, not one per day
+        cs = np.concatenate(([0], np.cumsum(solar[i0:i1]))).tolist()
+        cc = np.concatenate(([0], np.cumsum(consumption[i0:i1]))).tolist()
+        for day, lo, hi in days:
             row = acc.setdefault(day, [0, 0])
-            row[0] += sum(solar[lo:hi])
-            row[1] += sum(consumption[lo:hi])
+            row[0] += cs[hi - i0] - cs[lo - i0]
+            row[1] += cc[hi - i0] - cc[lo - i0]
 
     def document(self, account: str) -> list[dict[str, str]]:
         """The invoice document's form: one row a day, kWh as exact text."""

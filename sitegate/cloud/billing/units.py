@@ -42,7 +42,7 @@ def kwh_to_units(value: Decimal, unit: str = "kWh") -> int:
 
 def units_to_kwh(n: int) -> Decimal:
     """Exact Decimal kWh, without trailing zeros beyond three decimals (Wh)."""
-    d = Decimal(n) / UNITS_PER_KWH
+    d = Decimal(int(n)) / UNITS_PER_KWH  # int(): numpy's int64 too
     q = d.quantize(Decimal("0.001"))
     return q if q == d else d.normalize()
 
