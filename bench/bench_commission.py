@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchkit import ROOT
+
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import free_tcp_port, wait_port  # noqa: E402

@@ -20,11 +20,12 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "web"))
+from benchkit import ROOT, timed
+
+sys.path.insert(0, str(ROOT / "tests" / "web"))
 
 LIMIT_MS = 300.0
 
@@ -116,15 +117,6 @@ def build(db: str, n: int) -> None:
     engine.dispose()
 
 
-def _time(fn, rounds: int) -> list[float]:  # type: ignore[no-untyped-def]
-    out = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--invoices", type=int, default=2000)
@@ -169,7 +161,7 @@ def main() -> int:
         results: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(args.rounds):
             for name, fn in cases.items():
-                results[name] += _time(fn, 1)
+                results[name].append(timed(fn) * 1000)
     with engine.connect() as conn:
         n = len(console.invoice_summaries(conn, "big"))
     print(f"invoices overview, {n} invoices, {args.rounds} rounds, "

@@ -10,25 +10,17 @@ For scale, the RSS of a bare Python interpreter that imports pymodbus is shown b
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchkit import free_port, status_mb
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return status_mb(pid, "VmRSS", missing=0.0)  # a process gone: nothing resident
 
 
 def main() -> None:
@@ -40,7 +32,7 @@ def main() -> None:
         cfg = ['gateway_id = "bench"', f'[storage]\npath = "{tmp}/b.db"',
                f'[health]\nsocket = "{tmp}/s.sock"']
         for bus in range(4):
-            port = _port()
+            port = free_port()
             cmd = [sys.executable, "-m", "sitegate.drivers.modbus.simulator", "--tcp", str(port),
                    "--framing", "rtu-over-tcp"]
             for unit in range(1, 26):

@@ -9,8 +9,9 @@ client, with a packet trace counting the requests actually sent.
 from __future__ import annotations
 
 import asyncio
-import socket
 from datetime import UTC, datetime
+
+from benchkit import free_port
 
 from sitegate.drivers.base import LinkSettings, MeterRef
 from sitegate.drivers.modbus.client import ModbusBusClient
@@ -18,16 +19,10 @@ from sitegate.drivers.modbus.profile import load_profile, profile_names
 from sitegate.drivers.modbus.simulator import ModbusSimulator
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def main() -> None:
     names = profile_names()
     sim = ModbusSimulator([(i + 1, n) for i, n in enumerate(names)])
-    port = _port()
+    port = free_port()
     await sim.start_tcp("127.0.0.1", port)
     client = ModbusBusClient(LinkSettings(host="127.0.0.1", port=port, timeout=2))
     sent = 0

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchkit import free_port, quiet_logs, status_mb
+
 LIMITS = {"p50_ms": 20.0, "p99_ms": 100.0, "p99_all_ms": 1000.0, "max_all_ms": 5000.0,
           "cpu_pct": 25.0, "rss_mb": 150.0}
 
@@ -86,20 +88,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def measure(kind: str, n: int, interval: float, duration: float) -> dict[str, float]:
     from sitegate.ocpp_server.simulator import run_fleet
 
@@ -116,7 +104,7 @@ def measure(kind: str, n: int, interval: float, duration: float) -> dict[str, fl
             lat = asyncio.run(run_fleet(f"ws://127.0.0.1:{port}/ocpp/", n, interval=interval,
                                         duration=duration, prefix=kind[:3].upper()))
             cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0) * 100
-            rss = peak_rss_mb(proc.pid)
+            rss = status_mb(proc.pid, "VmHWM")
         finally:
             proc.terminate()
             proc.wait(10)
@@ -143,10 +131,7 @@ def main() -> int:
     ap.add_argument("--dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        import logging
-
-        import structlog
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+        quiet_logs()
         server = serve_sitegate if args.serve == "sitegate" else serve_bare
         asyncio.run(server(args.port, args.dir))
         return 0

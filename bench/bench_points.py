@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import socket
 import statistics
 import sys
 import tempfile
@@ -23,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import structlog
+from benchkit import ROOT, free_port, quiet_logs
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "relays"))
+sys.path.insert(0, str(ROOT / "tests" / "relays"))
 
 from relay_helpers import ANNA, badge_list, modbus_relays, point  # noqa: E402
 
@@ -62,7 +60,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def main(n: int) -> int:
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    quiet_logs()
     rows = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -73,10 +71,7 @@ async def main(n: int) -> int:
             rows.append((f"shelly {transport} + auth", *await sessions(dev, 0, n, tmp)))
             await dev.close()
         await sim.stop()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            mport = s.getsockname()[1]
-        msim, client, relays = await modbus_relays(mport, (1, "relay_meter_3ph"))
+        msim, client, relays = await modbus_relays(free_port(), (1, "relay_meter_3ph"))
         rows.append(("modbus relay meter", *await sessions(relays[1], 1, n, tmp)))
         await client.close()
         await msim.stop()

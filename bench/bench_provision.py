@@ -12,21 +12,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchkit import ROOT, timed
+
 sys.path.insert(0, str(ROOT))
 
 from tests.provision.test_bundle import ca_cert, cli, fat_image, site, token  # noqa: E402
 
 BUDGET = 120.0
-
-
-def timed(fn) -> float:  # type: ignore[no-untyped-def]
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def main() -> int:

@@ -23,7 +23,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchkit import ROOT
+
 sys.path.insert(0, str(ROOT / "tests" / "payments"))
 
 import defusedxml.ElementTree as DET  # noqa: E402

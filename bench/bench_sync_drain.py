@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import structlog
+from benchkit import free_port, quiet_logs
 from sqlalchemy import create_engine, text
 
 from sitegate.cloud.store import tables as t
@@ -64,12 +62,6 @@ class TimedBuffer(Buffer):
         if stream == "readings":
             self.acks.append((mark, time.time()))
         return mark
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 CREATED: list[tuple[str, str]] = []  # (admin URL, database) to drop at the end
@@ -173,7 +165,7 @@ def main() -> int:
     ap.add_argument("--db", help="PostgreSQL admin URL (a fresh database is made); "
                                  "default: SQLite files")
     args = ap.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    quiet_logs()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         port = free_port()
