@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,34 +17,17 @@ from fpdf import FPDF
 from qrbill import QRBill
 from stdnum import iban as iban_mod
 
+from sitegate.cloud import pdf_letter
 from sitegate.cloud.billing import pdf_chart
 from sitegate.cloud.billing.qrref import qr_reference
 from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.cloud.i18n import text
 
-_FIXED = datetime(2000, 1, 1, tzinfo=UTC)  # same data -> same PDF bytes
+_FIXED = pdf_letter.FIXED  # same data -> same PDF bytes
+_t = pdf_letter.latin1
 
 
-def _t(s: object) -> str:
-    """Core PDF fonts are Latin-1: anything else becomes '?' instead of failing."""
-    return str(s).replace("\u2013", "-").encode("latin-1", "replace").decode("latin-1")
-
-
-def _span(first: str, end: str) -> str:
-    """A line's [from, to): whole days show their last day; a move at a time of day shows
-    the time (the energy line of a handover), in the short form the column has room for."""
-    if "T" not in first + end:
-        last = date.fromisoformat(end) - timedelta(days=1)  # "to" is exclusive
-        return f"{first}..{last.isoformat()}"
-
-    def short(v: str, exclusive: bool) -> str:
-        if "T" in v:
-            dt = datetime.fromisoformat(v)
-            return f"{dt:%d.%m.%y %H:%M}"
-        d = date.fromisoformat(v) - timedelta(days=1 if exclusive else 0)
-        return f"{d:%d.%m.%y}"
-
-    return f"{short(first, False)}-{short(end, True)}"
+_span = pdf_letter.span
 
 
 def payable(view: dict[str, Any]) -> str:
@@ -93,29 +75,15 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
     def say(key: str, **fields: object) -> str:
         return _t(text(lang, "invoice_" + key if key else "invoice", **fields))
 
-    pdf = FPDF(format="A4")
-    pdf.set_creation_date(_FIXED)
-    pdf.set_auto_page_break(False)
-    pdf.add_page()
-    c = model.site.creditor
-    pdf.set_font("helvetica", size=9)
-    pdf.set_xy(15, 12)
-    pdf.multi_cell(90, 4.5, _t(f"{c.name}\n{c.street} {c.house_num}\n{c.pcode} {c.city}"))
-    acc = doc["account"]
-    addr = acc.get("address") or {}
-    pdf.set_xy(120, 40)
-    pdf.set_font("helvetica", size=10)
-    pdf.multi_cell(80, 5, _t(f"{acc['name']}\n{addr.get('street', '')} "
-                             f"{addr.get('house_num', '')}\n{addr.get('pcode', '')} "
-                             f"{addr.get('city', '')}"))
+    pdf = pdf_letter.page(auto_break=False)  # one page: the QR-bill sits at its foot
+    pdf_letter.letterhead(pdf, model.site.creditor)
+    pdf_letter.address(pdf, doc["account"])
     # another kind of document on the same core (a stay's settlement, a job's quote or
     # invoice) names itself
     kind = say("credit_note") if view["kind"] == "credit_note" else \
         say("interim") if doc.get("interim") else doc.get("title") or say("")
-    pdf.set_xy(15, 68)
-    pdf.set_font("helvetica", "B", 13)
-    pdf.cell(0, 7, _t(f"{kind} {view['number']} - {doc['site_name']}, "
-                      f"{doc.get('period_text', doc['period'])}"))
+    pdf_letter.title(pdf, f"{kind} {view['number']} - {doc['site_name']}, "
+                          f"{doc.get('period_text', doc['period'])}", 68)
     pdf.set_font("helvetica", size=8.5)
     pdf.set_xy(15, 76)
     pdf.cell(0, 5, "   ".join((say("period", first=doc["period_first"], last=doc["period_last"]),
@@ -157,12 +125,7 @@ def invoice_pdf(view: dict[str, Any], model: SiteModel) -> bytes:
         (say("rounding"), doc["rounding"], doc["rounding"])) if Decimal(raw) != 0]
     total = say("total", currency=doc["currency"])
     rows += [(total, doc["total_due"])]
-    for label, amount in rows:
-        pdf.set_xy(120, y)
-        pdf.set_font("helvetica", "B" if label == total else "", 9)
-        pdf.cell(57, 5, label)
-        pdf.cell(20, 5, _t(amount), align="R")
-        y += 5
+    y = pdf_letter.totals(pdf, rows, y, bold=total)
     if view["kind"] == "invoice" and Decimal(payable(view)) <= 0:
         # advances or credits cover it: no payment part (a QR-bill cannot ask for <= 0)
         pdf.set_xy(15, y + 6)

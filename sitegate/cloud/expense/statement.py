@@ -411,9 +411,22 @@ def _documents(model, spec, prof, units, segs, allocations, part_info, consumpti
                                and m.split == "degree_days" else "days")
                         basis += (f"; {seg.days} of {total_days} days, share "
                                   f"{as_decimal(w[i] / s * 100, 2)} % by {how}")
+                    # the same as data, for a document in the site's language (the PDF)
+                    spread: dict[str, Any] = {
+                        "total": str(money(pi["total_cents"])),
+                        "units": str(as_decimal(unit_units, 3)),
+                        "sum": str(as_decimal(pi["sum"], 3)), "unit": KEY_UNIT[key],
+                        "key": key}
+                    if len(segs[u]) > 1:
+                        spread.update(days=seg.days, of_days=total_days,
+                                      share=str(as_decimal(w[i] / s * 100, 2)),
+                                      by={"readings at the move": "readings",
+                                          "degree-day weights": "degree_days"}.get(how, "days"))
                     if part == "correction":
                         basis = f"per-m² limits ({prof.heating_rule})"
-                    extra: dict[str, Any] = {"category": cat.id, "part": part, "basis": basis}
+                        spread = {"rule": prof.heating_rule}
+                    extra: dict[str, Any] = {"category": cat.id, "part": part, "basis": basis,
+                                             "spread": spread}
                     if m is not None and m.estimated:
                         extra["estimated"] = m.estimated
                     if seg.vacant:
