@@ -11,7 +11,7 @@ import tomllib
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -147,20 +147,26 @@ class ProfileError(Exception):
     pass
 
 
-def load_profile_file(path: Path) -> Profile:
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_profile(path: Path, model: type[M], error: type[Exception]) -> M:
+    """A profile file (TOML, named by its stem unless it says) checked against ``model``;
+    every problem in one ``error`` naming the file and, inside a register, its quantity.
+    The relay profiles are read with it too."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ProfileError(f"{path}: {exc}") from exc
+        raise error(f"{path}: {exc}") from exc
     data.setdefault("name", path.stem)
     try:
-        return Profile.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         msgs = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) + _quantity_at(data, err["loc"])
             msgs.append(f"{loc or '(profile)'}: {err['msg'].removeprefix('Value error, ')}")
-        raise ProfileError(f"{path}: " + "; ".join(msgs)) from exc
+        raise error(f"{path}: " + "; ".join(msgs)) from exc
 
 
 def _quantity_at(data: dict[str, object], loc: tuple[int | str, ...]) -> str:
@@ -174,15 +180,27 @@ def _quantity_at(data: dict[str, object], loc: tuple[int | str, ...]) -> str:
     return ""
 
 
+def names_in(directory: Path) -> list[str]:
+    """The profiles shipped in ``directory``, by name."""
+    return sorted(p.stem for p in directory.glob("*.toml"))
+
+
+def profile_path(directory: Path, name: str, kind: str, error: type[Exception]) -> Path:
+    """The file of profile ``name``; an unknown name is ``error`` listing the known ones."""
+    path = directory / f"{name}.toml"
+    if not path.exists():
+        raise error(f"unknown {kind} profile {name!r}; known: {', '.join(names_in(directory))}")
+    return path
+
+
+def load_profile_file(path: Path) -> Profile:
+    return read_profile(path, Profile, ProfileError)
+
+
 @cache
 def load_profile(name: str) -> Profile:
-    path = PROFILE_DIR / f"{name}.toml"
-    if not path.exists():
-        raise ProfileError(
-            f"unknown Modbus profile {name!r}; known: {', '.join(profile_names())}"
-        )
-    return load_profile_file(path)
+    return load_profile_file(profile_path(PROFILE_DIR, name, "Modbus", ProfileError))
 
 
 def profile_names() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+    return names_in(PROFILE_DIR)

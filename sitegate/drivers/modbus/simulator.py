@@ -185,29 +185,28 @@ def _identity_words(profile: Profile) -> list[Any]:
     return out
 
 
-class ModbusSimulator:
-    """Several simulated meters behind one Modbus server (TCP, RTU-over-TCP or serial)."""
+class SimulatorServer:
+    """Simulated devices behind one Modbus server (TCP, RTU-over-TCP or serial), with a
+    clock that advances them: what the meter and the relay simulators share."""
 
-    def __init__(self, meters: list[tuple[int, str]], seed: int = 0) -> None:
-        self.meters = {
-            unit: SimulatedMeter(unit, load_profile(name), seed) for unit, name in meters
-        }
-        self.devices = [m.device() for m in self.meters.values()]
-        if 0 not in self.meters:
-            self.devices.append(_nobody())
+    def __init__(self, served: list[SimDevice]) -> None:
+        self.served = served
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
 
+    def step(self, seconds: float) -> None:
+        """Advance every simulated device by ``seconds`` (the subclass knows them)."""
+
     async def start_tcp(self, host: str, port: int, framing: str = "tcp") -> None:
         framer = FramerType.RTU if framing == "rtu-over-tcp" else FramerType.SOCKET
-        self._server = ModbusTcpServer(self.devices, framer=framer, address=(host, port),
+        self._server = ModbusTcpServer(self.served, framer=framer, address=(host, port),
                                        ignore_missing_devices=True)
         await self._start()
 
     async def start_serial(self, port: str, baudrate: int = 9600, parity: str = "N",
                            stopbits: int = 1) -> None:
-        self._server = ModbusSerialServer(self.devices, framer=FramerType.RTU, port=port,
+        self._server = ModbusSerialServer(self.served, framer=FramerType.RTU, port=port,
                                           baudrate=baudrate, parity=parity, stopbits=stopbits,
                                           ignore_missing_devices=True)
         await self._start()
@@ -220,13 +219,12 @@ class ModbusSimulator:
             await asyncio.sleep(0.02)
 
     def run_clock(self, every: float = 1.0) -> None:
-        """Advance every meter each ``every`` seconds (for the demo)."""
+        """Advance every device each ``every`` seconds (for the demo)."""
 
         async def tick() -> None:
             while True:
                 await asyncio.sleep(every)
-                for m in self.meters.values():
-                    m.step(every)
+                self.step(every)
 
         self._ticker = asyncio.create_task(tick())
 
@@ -241,6 +239,28 @@ class ModbusSimulator:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
+
+
+class ModbusSimulator(SimulatorServer):
+    """Several simulated meters behind one Modbus server (TCP, RTU-over-TCP or serial)."""
+
+    def __init__(self, meters: list[tuple[int, str]], seed: int = 0) -> None:
+        self.meters = {
+            unit: SimulatedMeter(unit, load_profile(name), seed) for unit, name in meters
+        }
+        self.devices = [m.device() for m in self.meters.values()]
+        if 0 not in self.meters:
+            self.devices.append(_nobody())
+        super().__init__(self.devices)
+
+    def step(self, seconds: float) -> None:
+        for m in self.meters.values():
+            m.step(seconds)
+
+
+def unit_profiles(items: list[str]) -> list[tuple[int, str]]:
+    """``UNIT:PROFILE`` arguments as (unit, profile) pairs."""
+    return [(int(u), prof) for u, prof in (m.split(":", 1) for m in items)]
 
 
 def main() -> None:
@@ -266,8 +286,7 @@ def main() -> None:
     args = p.parse_args()
 
     async def run() -> None:
-        meters = [(int(u), prof) for u, prof in (m.split(":", 1) for m in args.meter)]
-        sim = ModbusSimulator(meters)
+        sim = ModbusSimulator(unit_profiles(args.meter))
         for unit in args.silent:
             sim.meters[unit].silent = True
         for unit in args.reversed_ct:

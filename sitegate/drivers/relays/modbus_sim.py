@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simutils import SimUtils
 
 from sitegate.drivers.modbus.codec import encode
+from sitegate.drivers.modbus.profile import load_profile
+from sitegate.drivers.modbus.simulator import SimulatedMeter, SimulatorServer, unit_profiles
 from sitegate.drivers.relays.profile import ENERGY, POWER, RelayProfile, load_relay_profile
 
 SIZE = 128  # bits and registers served per table: every profile here fits
@@ -101,55 +101,21 @@ class SimulatedRelay:
         return None
 
 
-class RelaySimulator:
+class RelaySimulator(SimulatorServer):
     """Several simulated relay devices behind one Modbus TCP server."""
 
     def __init__(self, devices: list[tuple[int, str]],
                  meters: list[tuple[int, str]] | None = None) -> None:
-        from sitegate.drivers.modbus.profile import load_profile
-        from sitegate.drivers.modbus.simulator import SimulatedMeter
-
         self.devices = {u: SimulatedRelay(u, load_relay_profile(p)) for u, p in devices}
         # Meters on the same wire: the relays share the bus with them, as in a building.
         self.meters = {u: SimulatedMeter(u, load_profile(p)) for u, p in meters or []}
-        self._server: Any = None
-        self._task: asyncio.Task[None] | None = None
-        self._ticker: asyncio.Task[None] | None = None
+        super().__init__([d.device() for d in (*self.devices.values(), *self.meters.values())])
 
-    async def start_tcp(self, host: str, port: int, framing: str = "tcp") -> None:
-        framer = FramerType.RTU if framing == "rtu-over-tcp" else FramerType.SOCKET
-        sims = [*self.devices.values(), *self.meters.values()]
-        self._server = ModbusTcpServer([d.device() for d in sims],
-                                       framer=framer, address=(host, port),
-                                       ignore_missing_devices=True)
-        self._task = asyncio.create_task(self._server.serve_forever())
-        for _ in range(100):  # serve_forever returns before the port is open
-            if self._server.transport is not None:
-                break
-            await asyncio.sleep(0.02)
-
-    def run_clock(self, every: float = 1.0) -> None:
-        async def tick() -> None:
-            while True:
-                await asyncio.sleep(every)
-                for d in self.devices.values():
-                    d.advance(every)
-                for m in self.meters.values():
-                    m.step(every)
-
-        self._ticker = asyncio.create_task(tick())
-
-    async def stop(self) -> None:
-        if self._ticker:
-            self._ticker.cancel()
-        if self._server is not None:
-            await self._server.shutdown()
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+    def step(self, seconds: float) -> None:
+        for d in self.devices.values():
+            d.advance(seconds)
+        for m in self.meters.values():
+            m.step(seconds)
 
 
 def main() -> None:
@@ -166,10 +132,7 @@ def main() -> None:
     args = p.parse_args()
 
     async def run() -> None:
-        def pairs(items: list[str]) -> list[tuple[int, str]]:
-            return [(int(u), prof) for u, prof in (d.split(":", 1) for d in items)]
-
-        sim = RelaySimulator(pairs(args.device), pairs(args.meter))
+        sim = RelaySimulator(unit_profiles(args.device), unit_profiles(args.meter))
         for d in sim.devices.values():
             d.load_w = {c.channel: args.load for c in d.profile.channels}
         await sim.start_tcp(args.host, args.tcp, args.framing)

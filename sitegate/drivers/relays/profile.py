@@ -9,14 +9,20 @@ power register and the cumulative energy register), read with the meter driver's
 
 from __future__ import annotations
 
-import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sitegate.drivers.modbus.profile import Limits, Profile, Register
+from sitegate.drivers.modbus.profile import (
+    Limits,
+    Profile,
+    Register,
+    names_in,
+    profile_path,
+    read_profile,
+)
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles" / "relays"
 POWER = ("1-0:1.7.0", "1-0:16.7.0")  # active power (import, or signed net)
@@ -93,27 +99,13 @@ class RelayProfileError(Exception):
 
 
 def load_relay_profile_file(path: Path) -> RelayProfile:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise RelayProfileError(f"{path}: {exc}") from exc
-    data.setdefault("name", path.stem)
-    try:
-        return RelayProfile.model_validate(data)
-    except ValidationError as exc:
-        msgs = [f"{'.'.join(str(p) for p in e['loc']) or '(profile)'}: "
-                f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
-        raise RelayProfileError(f"{path}: " + "; ".join(msgs)) from exc
+    return read_profile(path, RelayProfile, RelayProfileError)
 
 
 @cache
 def load_relay_profile(name: str) -> RelayProfile:
-    path = PROFILE_DIR / f"{name}.toml"
-    if not path.exists():
-        raise RelayProfileError(
-            f"unknown relay profile {name!r}; known: {', '.join(relay_profile_names())}")
-    return load_relay_profile_file(path)
+    return load_relay_profile_file(profile_path(PROFILE_DIR, name, "relay", RelayProfileError))
 
 
 def relay_profile_names() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+    return names_in(PROFILE_DIR)
