@@ -124,7 +124,10 @@ class SimulatedMeter:
         if self.currents is not None:
             amps = [Decimal(a).quantize(Decimal("0.01")) for a in self.currents()]
         else:
-            amps = [Decimal(str(round(rng.uniform(0.5, 16), 2))) for _ in range(3)]
+            # a three-phase load: the phases within ±20 % of each other, as a healthy
+            # installation shows (commissioning warns on phases far apart)
+            load = rng.uniform(0.5, 16)
+            amps = [Decimal(str(round(load * rng.uniform(0.8, 1.2), 2))) for _ in range(3)]
         if self.dead_phase:
             volts[self.dead_phase - 1] = amps[self.dead_phase - 1] = Decimal(0)
         sign = -1 if self.reversed_ct else 1
