@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from relay_helpers import ANNA, BEN, BLOCKED, Clock, badge_list, modbus_relays, point
+from relay_helpers import ANNA, BEN, BLOCKED, Clock, badge_list, modbus_rig, point, shelly_rig
 
 from sitegate.drivers.relays.shelly import ShellyClient
 from sitegate.drivers.relays.shelly_sim import ShellySimulator
@@ -39,15 +39,10 @@ def test_laundry_session_ends_when_the_programme_ends(tmp_path: Path) -> None:
     Shelly with authentication over HTTP; 2000 W for 45 min = 1500 Wh; then the power stays
     at 3 W (< 10 W) for the configured 120 s: the session ends by itself, relay off."""
     async def run() -> None:
-        sim = ShellySimulator(password="pw")
-        port = await sim.start()
-        buffer = Buffer(tmp_path / "buffer.db")
-        store = StateStore(str(tmp_path / "points.db"))
-        clock = Clock()
-        dev = ShellyClient("127.0.0.1", port, password="pw", transport="http", timeout=1)
-        p = Point(point(stop_below_w=10, stop_after=120), dev, badge_list(), store, buffer,
-                  clock=clock)
-        try:
+        async with shelly_rig(tmp_path, password="pw", transport="http") as r:
+            sim, buffer, clock = r.sim, r.buffer, Clock()
+            p = Point(point(stop_below_w=10, stop_after=120), r.device, badge_list(), r.store,
+                      buffer, clock=clock)
             sim.switches[0].energy_wh = Decimal("5000.5")  # the meter's register before
             assert (await p.present("04a23bc1"))["result"] == "started"
             assert sim.switches[0].on
@@ -75,11 +70,6 @@ def test_laundry_session_ends_when_the_programme_ends(tmp_path: Path) -> None:
             # Reported running at the start, completed at the end: one session id.
             assert [(r["session_id"], r["status"]) for r in reports(buffer)] == [
                 (s["session_id"], "running"), (s["session_id"], "completed")]
-        finally:
-            await dev.close()
-            store.close()
-            buffer.close()
-            await sim.stop()
 
     asyncio.run(run())
 
@@ -88,13 +78,11 @@ def test_ebike_session_ended_by_second_presentation(tmp_path: Path, free_port: i
     """Ben's badge on an eBike outlet behind a three-phase relay meter (Modbus): 250 W for
     2 h = 500 Wh; a different badge meanwhile changes nothing; Ben's badge again ends it."""
     async def run() -> None:
-        sim, client, relays = await modbus_relays(free_port, (3, "relay_meter_3ph"))
-        buffer = Buffer(tmp_path / "buffer.db")
-        store = StateStore(str(tmp_path / "points.db"))
-        p = Point(point(id="bike-1", kind="ebike", channel=1), relays[3], badge_list(), store,
-                  buffer)
-        try:
-            dev = sim.devices[3]
+        async with modbus_rig(tmp_path, free_port, (3, "relay_meter_3ph")) as r:
+            buffer = r.buffer
+            p = Point(point(id="bike-1", kind="ebike", channel=1), r.device[3], badge_list(),
+                      r.store, buffer)
+            dev = r.sim.devices[3]
             dev.load_w = {1: Decimal(250)}
             assert (await p.present(BEN))["result"] == "started"
             assert dev.coils[0]
@@ -109,24 +97,15 @@ def test_ebike_session_ended_by_second_presentation(tmp_path: Path, free_port: i
                 ("ebike", "ben", "Local", "500.0", [])
             measurands = {v["measurand"] for v in s["meter_values"]}
             assert measurands == {"Energy.Active.Import.Register", "Power.Active.Import"}
-        finally:
-            await client.close()
-            store.close()
-            buffer.close()
-            await sim.stop()
 
     asyncio.run(run())
 
 
 def test_unknown_and_blocked_badges_leave_the_relay_off(tmp_path: Path) -> None:
     async def run() -> None:
-        sim = ShellySimulator()
-        port = await sim.start()
-        buffer = Buffer(tmp_path / "buffer.db")
-        store = StateStore(str(tmp_path / "points.db"))
-        dev = ShellyClient("127.0.0.1", port, transport="ws", timeout=1)
-        p = Point(point(), dev, badge_list(), store, buffer)
-        try:
+        async with shelly_rig(tmp_path, transport="ws") as r:
+            sim, buffer = r.sim, r.buffer
+            p = Point(point(), r.device, badge_list(), r.store, buffer)
             assert await p.present("11223344") == {"result": "refused", "badge": "11223344",
                                                     "status": "Invalid"}
             assert (await p.present(BLOCKED.lower()))["status"] == "Blocked"
@@ -135,11 +114,6 @@ def test_unknown_and_blocked_badges_leave_the_relay_off(tmp_path: Path) -> None:
             refused = [(e["kind"], e["badge"], e["status"]) for e in events(buffer)]
             assert refused == [("badge_refused", "11223344", "Invalid"),
                                ("badge_refused", BLOCKED, "Blocked")]
-        finally:
-            await dev.close()
-            store.close()
-            buffer.close()
-            await sim.stop()
 
     asyncio.run(run())
 
@@ -149,11 +123,10 @@ def test_relay_that_does_not_confirm_closes_the_session_flagged(tmp_path: Path,
     """The 4-relay module's contactor on channel 2 does not pull in (its auxiliary contact
     stays open): the session is closed at once, flagged, not billed energy, coil off."""
     async def run() -> None:
-        sim, client, relays = await modbus_relays(free_port, (1, "io_4relay_4di"))
-        buffer = Buffer(tmp_path / "buffer.db")
-        store = StateStore(str(tmp_path / "points.db"))
-        p = Point(point(channel=2, metered=False), relays[1], badge_list(), store, buffer)
-        try:
+        async with modbus_rig(tmp_path, free_port, (1, "io_4relay_4di")) as r:
+            sim, buffer = r.sim, r.buffer
+            p = Point(point(channel=2, metered=False), r.device[1], badge_list(), r.store,
+                      buffer)
             sim.devices[1].stuck.add(2)
             assert (await p.present(ANNA))["result"] == "fault"
             assert sim.devices[1].coils[1] is False  # safe state: off
@@ -167,26 +140,17 @@ def test_relay_that_does_not_confirm_closes_the_session_flagged(tmp_path: Path,
             assert (await p.present(ANNA))["result"] == "stopped"
             assert [x["flags"] for x in sessions(buffer)] == [
                 ["relay_not_confirmed", "unmetered"], ["unmetered"]]
-        finally:
-            await client.close()
-            store.close()
-            buffer.close()
-            await sim.stop()
 
     asyncio.run(run())
 
 
 def test_device_that_stops_answering_closes_the_session(tmp_path: Path) -> None:
     async def run() -> None:
-        sim = ShellySimulator()
-        sim.switches[0].load_w = Decimal(500)
-        port = await sim.start()
-        buffer = Buffer(tmp_path / "buffer.db")
-        store = StateStore(str(tmp_path / "points.db"))
-        clock = Clock()
-        dev = ShellyClient("127.0.0.1", port, transport="ws", timeout=0.2)
-        p = Point(point(device_timeout=30), dev, badge_list(), store, buffer, clock=clock)
-        try:
+        async with shelly_rig(tmp_path, transport="ws", timeout=0.2) as r:
+            sim, buffer, clock = r.sim, r.buffer, Clock()
+            sim.switches[0].load_w = Decimal(500)
+            p = Point(point(device_timeout=30), r.device, badge_list(), r.store, buffer,
+                      clock=clock)
             await p.present(ANNA)
             sim.advance(360)  # 500 W x 6 min = 50 Wh
             await p.poll()
@@ -205,11 +169,6 @@ def test_device_that_stops_answering_closes_the_session(tmp_path: Path) -> None:
             sim.silent = False  # back: the safe state is applied at the next poll
             await p.poll()
             assert not sim.switches[0].on and not p.health()["safe_state_pending"]
-        finally:
-            await dev.close()
-            store.close()
-            buffer.close()
-            await sim.stop()
 
     asyncio.run(run())
 
@@ -255,12 +214,6 @@ def test_report_lost_before_the_buffer_is_resent_with_the_same_id(tmp_path: Path
     """The completion was stored but the process died before the buffer committed the
     report: the next start reports it (same session id, so the cloud keeps one)."""
     async def run() -> None:
-        sim = ShellySimulator()
-        port = await sim.start()
-        dev = ShellyClient("127.0.0.1", port, timeout=1)
-        store = StateStore(str(tmp_path / "points.db"))
-        buffer = Buffer(tmp_path / "buffer.db")
-
         class Dead:  # the buffer of a process that died: nothing reaches it
             def append(self, stream: str, payloads: list[dict[str, Any]]) -> None:
                 raise OSError("process gone")
@@ -268,7 +221,8 @@ def test_report_lost_before_the_buffer_is_resent_with_the_same_id(tmp_path: Path
             def append_event(self, kind: str, severity: str = "info", **f: Any) -> None:
                 pass
 
-        try:
+        async with shelly_rig(tmp_path) as r:
+            dev, store, buffer = r.device, r.store, r.buffer
             p = Point(point(), dev, badge_list(), store, Dead())
             await p.present(ANNA)
             try:
@@ -282,11 +236,6 @@ def test_report_lost_before_the_buffer_is_resent_with_the_same_id(tmp_path: Path
             (s,) = sessions(buffer)
             assert s["status"] == "completed" and s["stop_reason"] == "Local"
             assert json.loads(json.dumps(s))["flags"] == []
-        finally:
-            await dev.close()
-            store.close()
-            buffer.close()
-            await sim.stop()
 
     asyncio.run(run())
 
@@ -296,17 +245,13 @@ def test_max_duration_and_a_relay_switched_off_outside(tmp_path: Path) -> None:
     so the limit holds across polls). A relay someone switched off at the device: the
     session ends at the next poll, flagged."""
     async def run() -> None:
-        sim = ShellySimulator(channels=2)
-        port = await sim.start()
-        buffer = Buffer(tmp_path / "buffer.db")
-        store = StateStore(str(tmp_path / "points.db"))
         now = [datetime(2026, 3, 1, 20, tzinfo=UTC)]
-        dev = ShellyClient("127.0.0.1", port, timeout=1)
-        bike = Point(point(id="bike-1", kind="ebike", max_duration=6 * 3600), dev,
-                     badge_list(), store, buffer, wall=lambda: now[0])
-        wash = Point(point(id="wash-2", channel=1), dev, badge_list(), store, buffer,
-                     wall=lambda: now[0])
-        try:
+        async with shelly_rig(tmp_path, channels=2) as r:
+            sim, dev, store, buffer = r.sim, r.device, r.store, r.buffer
+            bike = Point(point(id="bike-1", kind="ebike", max_duration=6 * 3600), dev,
+                         badge_list(), store, buffer, wall=lambda: now[0])
+            wash = Point(point(id="wash-2", channel=1), dev, badge_list(), store, buffer,
+                         wall=lambda: now[0])
             await bike.present(BEN)
             await wash.present(ANNA)
             now[0] += timedelta(hours=5, minutes=59)
@@ -322,10 +267,5 @@ def test_max_duration_and_a_relay_switched_off_outside(tmp_path: Path) -> None:
                    for s in sessions(buffer)}
             assert got == {"wash-2": ("Other", ["relay_switched_off_outside"], 21540),
                            "bike-1": ("MaxDuration", [], 21600)}
-        finally:
-            await dev.close()
-            store.close()
-            buffer.close()
-            await sim.stop()
 
     asyncio.run(run())
