@@ -178,6 +178,27 @@ def test_statement_split_over_solutions_adds_up() -> None:
         "a": D("0.00"), "b": D("0.00"), "c": D("0.01")}
 
 
+def test_statement_counts_an_expense_statement_as_expense() -> None:
+    """An expense statement ("expense:2025", its lines keyed by the period's categories, one
+    in kWh of heat) is all "expense", whatever its lines' units: billed 1750.80 (net
+    1000.00 + 750.78 = 1750.78, cash-rounded), 1000.00 collected; it counts in 2025, the
+    year its accounting period starts, and a stay's settlement in no year."""
+    from sitegate.cloud.web.statement import statement, year_of
+
+    view = {"kind": "invoice", "state": "issued", "total_due": "1750.80",
+            "period": "expense:2025",
+            "document": {"kind": "expense_statement", "period_first": "2025-01-01", "lines": [
+                {"key": "heizung.base", "unit": "kWh", "amount": "1000.00", "source": None},
+                {"key": "warmwasser.consumption", "unit": "m³", "amount": "750.78"}]},
+            "events": [{"kind": "payment", "amount": "1000.00"}]}
+    st = statement([view])
+    assert [(r["solution"], r["billed"], r["collected"]) for r in st["rows"]] == [
+        ("expense", D("1750.80"), D("1000.00"))]
+    assert year_of(view) == 2025
+    assert year_of({"period": "2026-01", "document": {"kind": "invoice"}}) == 2026
+    assert year_of({"period": "stay:2026-07-01..2026-07-14", "document": {}}) is None
+
+
 def test_site_administration_status_issues_and_cost_bearers(console: Console) -> None:
     _lifecycle(console)  # Carl's invoice cancelled: its costs are the operator's
     console.user("op@example.ch", "operator")

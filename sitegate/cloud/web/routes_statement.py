@@ -10,12 +10,11 @@ from fastapi.responses import Response
 from fpdf import FPDF
 
 from sitegate.cloud.billing import ledger
-from sitegate.cloud.billing.periods import PeriodError, parse_period
 from sitegate.cloud.i18n import text
 from sitegate.cloud.web.app import lang_of, page
 from sitegate.cloud.web.guard import Login, allow
 from sitegate.cloud.web.routes_invoices import _model
-from sitegate.cloud.web.statement import COLUMNS, statement
+from sitegate.cloud.web.statement import COLUMNS, statement, year_of
 
 router = APIRouter()
 Year = Annotated[int | None, Query(ge=2000, le=2100)]
@@ -24,14 +23,7 @@ Year = Annotated[int | None, Query(ge=2000, le=2100)]
 def _year_views(request: Request, site: str, year: int) -> list[dict[str, Any]]:
     with request.app.state.engine.connect() as conn:
         views = ledger.list_invoices(conn, site, None, documents=True)
-    out = []
-    for v in views:
-        try:
-            if parse_period(v["period"]).first.year == year:
-                out.append(v)
-        except PeriodError:
-            continue
-    return out
+    return [v for v in views if year_of(v) == year]
 
 
 def _figures(request: Request, me: Any, site: str, year: int | None) -> dict[str, Any]:

@@ -10,25 +10,45 @@ columns add up to the invoices' own figures.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+
+from sitegate.cloud.billing.periods import PeriodError, parse_period
 
 CENT = Decimal("0.01")
 SOLUTIONS = ("electricity", "charging", "laundry", "expense", "other")
 COLUMNS = ("billed", "credited", "collected", "written_off", "cancelled")
 
 
-def solution_of(line: dict[str, Any]) -> str:
+EXPENSE = "expense_statement"  # the document kind of an expense statement (expense/)
+
+
+def solution_of(line: dict[str, Any], kind: str | None = None) -> str:
+    """The solution a line of a document of ``kind`` bills: every line of an expense
+    statement is "expense" (its keys are the period's categories), else by the line."""
+    if kind == EXPENSE:
+        return "expense"
     key = str(line.get("key") or "")
     if key.startswith(("ev_", "ebike_")):
         return "charging"
     if key.startswith("laundry_"):
         return "laundry"
-    if key.startswith("expense"):
-        return "expense"
     if line.get("source") is not None or line.get("unit") in ("kWh", "kW", "month"):
         return "electricity"
     return "other"
+
+
+def year_of(view: dict[str, Any]) -> int | None:
+    """The year an invoice counts in: its billing period's first day's; an expense
+    statement's ("expense:ID") its accounting period's; others (stays, jobs) none."""
+    doc = view["document"]
+    if doc.get("kind") == EXPENSE:
+        return date.fromisoformat(doc["period_first"]).year
+    try:
+        return parse_period(view["period"]).first.year
+    except PeriodError:
+        return None
 
 
 def allocate(amount: Decimal, weights: dict[str, Decimal]) -> dict[str, Decimal]:
@@ -57,7 +77,7 @@ def statement(views: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         weights: dict[str, Decimal] = {}
         for ln in v["document"]["lines"]:
-            s = solution_of(ln)
+            s = solution_of(ln, v["document"].get("kind"))
             weights[s] = weights.get(s, Decimal(0)) + Decimal(ln["amount"])
         due = Decimal(v["total_due"])
         if v["state"] == "cancelled":
