@@ -15,7 +15,7 @@ from sitegate.cloud.billing.periods import FORMS
 from sitegate.cloud.billing.sitemodel import SiteModelError, load_site
 from sitegate.cloud.billing.sites import NotFound
 from sitegate.cloud.cli_options import common as _common
-from sitegate.cloud.cli_options import guard
+from sitegate.cloud.cli_options import guard, to_output, write_file
 from sitegate.cloud.store.db import NotReady, open_db
 from sitegate.common.output import emit, table
 from sitegate.common.progress import Progress
@@ -213,9 +213,7 @@ def cmd_pdf(args: argparse.Namespace) -> int:
     engine = open_db(args.db)
     data = ops.pdf(engine, args.site, args.number)
     site = ops.site_model(engine, args.site).site.id
-    out = Path(args.output or f"invoice-{site}-{args.number}.pdf")
-    out.write_bytes(data)
-    emit({"file": str(out), "bytes": len(data)}, args.json, f"wrote {out}")
+    write_file(Path(args.output or f"invoice-{site}-{args.number}.pdf"), data, args.json)
     return 0
 
 
@@ -235,10 +233,7 @@ def cmd_action(args: argparse.Namespace) -> int:
 @_guard
 def cmd_export(args: argparse.Namespace) -> int:
     text = ops.export(open_db(args.db), args.site, args.period, args.what, args.format)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    to_output(text, args.output)
     return 0
 
 

@@ -1,5 +1,6 @@
 """What the cloud's site commands (billing, expense, stays, jobs, payments, ocmf) share:
-the --db/--site/--json options, a subcommand's wiring, clear errors, bounded input files."""
+the --db/--site/--json options, a subcommand's wiring, clear errors, bounded input files,
+files written."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sitegate.cloud.billing.sitemodel import SiteModelError
+from sitegate.common.output import emit
 
 Command = Callable[[argparse.Namespace], int]
 # an error that lists its problems: the lines to print (without "error: ") for it
@@ -55,6 +57,22 @@ def guard(*errors: type[Exception], listed: Mapping[type[Exception], Problems] |
             return 2
         return run
     return wrap
+
+
+def write_file(out: Path, data: bytes, as_json: bool, **more: Any) -> None:
+    """Write ``data`` to ``out`` and say so (in --json the file, its size and ``more``)."""
+    out.write_bytes(data)
+    emit({"file": str(out), "bytes": len(data), **more}, as_json,
+         f"wrote {out}" + "".join(f" ({k} {v})" for k, v in more.items()))
+
+
+def to_output(text: str, output: str | None) -> bool:
+    """An export to its file (-o) or to stdout; whether it went to a file."""
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        return True
+    sys.stdout.write(text)
+    return False
 
 
 def bounded(path: str, limit: int) -> Path:

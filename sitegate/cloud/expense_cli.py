@@ -5,13 +5,12 @@ received invoices per billing meter and their distribution down the site's hiera
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from sitegate.cloud.billing_cli import _guard  # one clear line and exit 2, as billing's
-from sitegate.cloud.cli_options import bounded, command
+from sitegate.cloud.cli_options import bounded, command, to_output, write_file
 from sitegate.cloud.expense import ops
 from sitegate.cloud.expense.explain import explain_text
 from sitegate.cloud.store.db import open_db
@@ -237,20 +236,16 @@ def cmd_pdf(args: argparse.Namespace) -> int:
         data = ops.site_pdf(engine, args.site, args.period)
     else:
         data = ops.pdf(engine, args.site, args.period, args.account)
-    out = Path(args.output or f"statement-{args.period}-{args.account or 'overall'}.pdf")
-    out.write_bytes(data)
-    emit({"file": str(out), "bytes": len(data)}, args.json, f"wrote {out}")
+    write_file(Path(args.output or f"statement-{args.period}-{args.account or 'overall'}.pdf"),
+               data, args.json)
     return 0
 
 
 @_guard
 def cmd_export(args: argparse.Namespace) -> int:
     text = ops.export(open_db(args.db), args.site, args.period, args.format)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+    if to_output(text, args.output):
         emit({"file": args.output}, args.json, f"wrote {args.output}")
-    else:
-        sys.stdout.write(text)
     return 0
 
 

@@ -4,13 +4,12 @@ change and final invoices, cancel, the orders' state, export for accounting)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import date
 from pathlib import Path
 
 from sitegate.cloud.billing.sitemodel import SiteModelError
 from sitegate.cloud.billing.sites import NotFound
-from sitegate.cloud.cli_options import command, guard, read_document
+from sitegate.cloud.cli_options import command, guard, read_document, to_output, write_file
 from sitegate.cloud.jobs import ops
 from sitegate.cloud.jobs.lookup import LookupError_
 from sitegate.cloud.jobs.mail import MailError
@@ -112,9 +111,7 @@ def cmd_quote(args: argparse.Namespace) -> int:
 @_guard
 def cmd_quote_pdf(args: argparse.Namespace) -> int:
     data = ops.quote_pdf(open_db(args.db), args.site, args.job)
-    out = Path(args.output or f"quote-{args.job}.pdf")
-    out.write_bytes(data)
-    emit({"file": str(out), "bytes": len(data)}, args.json, f"wrote {out}")
+    write_file(Path(args.output or f"quote-{args.job}.pdf"), data, args.json)
     return 0
 
 
@@ -140,8 +137,5 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 @_guard
 def cmd_export(args: argparse.Namespace) -> int:
     text = ops.export(open_db(args.db), args.site, args.format, args.job)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    to_output(text, args.output)
     return 0

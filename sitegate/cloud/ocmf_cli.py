@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 from sitegate.cloud.billing import ocmf_ops
 from sitegate.cloud.billing_cli import _guard
-from sitegate.cloud.cli_options import command
+from sitegate.cloud.cli_options import command, to_output
 from sitegate.cloud.store.db import open_db
 from sitegate.common.output import emit, table
 
@@ -37,12 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 @_guard
 def cmd_export(args: argparse.Namespace) -> int:
     text = ocmf_ops.export_xml(open_db(args.db), args.site, args.gateway, args.session)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+    if to_output(text, args.output):
         emit({"file": args.output, "bytes": len(text.encode())}, args.json,
              f"wrote {args.output}")
-    else:
-        sys.stdout.write(text)
     return 0
 
 

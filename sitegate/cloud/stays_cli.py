@@ -11,7 +11,7 @@ from typing import Any
 
 from sitegate.cloud.billing.sitemodel import SiteModelError
 from sitegate.cloud.billing.sites import NotFound
-from sitegate.cloud.cli_options import bounded, command, guard, read_document
+from sitegate.cloud.cli_options import bounded, command, guard, read_document, write_file
 from sitegate.cloud.stays import ops
 from sitegate.cloud.stays.readings import BulkError
 from sitegate.cloud.stays.setup import read_setup_file
@@ -210,10 +210,8 @@ def cmd_settle(args: argparse.Namespace) -> int:
 @_guard
 def cmd_document(args: argparse.Namespace) -> int:
     num, data = ops.document_pdf(open_db(args.db), args.site, args.reservation)
-    out = Path(args.output or f"stay-{args.reservation}.pdf")
-    out.write_bytes(data)
-    emit({"file": str(out), "bytes": len(data), "invoice": num}, args.json,
-         f"wrote {out} (invoice {num})")
+    write_file(Path(args.output or f"stay-{args.reservation}.pdf"), data, args.json,
+               invoice=num)
     return 0
 
 
