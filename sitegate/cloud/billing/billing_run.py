@@ -118,27 +118,32 @@ def bill(conn: Connection, model: SiteModel, period_label: str, interim: bool = 
         if row["state"] != "cancelled":
             existing[row["account_id"]] = row
     created, updated, unchanged, differs = [], [], [], []
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    num = store.next_number(conn, site) - 1  # the drafts take the next numbers in order
     n_docs = max(1, len(run.documents))
     for k, (acc, doc) in enumerate(run.documents.items()):
         report(0.7 + 0.3 * k / n_docs, f"drafts {k}/{len(run.documents)}")
         text = canonical(doc)
         row = existing.get(acc)
         if row is None:
-            num = store.next_number(conn, site)
-            store.insert_invoice(
-                conn, site_id=site, number=num, kind="invoice", account_id=acc,
-                period=period_label, state="draft", reminder_level=0,
-                total_due=doc["total_due"], document=text, inputs=inputs)
+            num += 1
+            inserts.append({"site_id": site, "number": num, "kind": "invoice",
+                            "account_id": acc, "period": period_label, "state": "draft",
+                            "reminder_level": 0, "total_due": doc["total_due"],
+                            "document": text, "inputs": inputs})
             created.append(num)
         elif row["document"] == text:
             unchanged.append(row["number"])
         elif row["state"] == "draft":
-            store.update_invoice(conn, row["id"], document=text, total_due=doc["total_due"],
-                                 inputs=inputs)
+            updates.append({"id": row["id"], "document": text, "total_due": doc["total_due"],
+                            "inputs": inputs})
             updated.append(row["number"])
         else:
             differs.append({"number": row["number"], "state": row["state"], "account": acc,
                             "issued_total": row["total_due"], "now": doc["total_due"]})
+    store.insert_invoices(conn, inserts)
+    store.update_invoices(conn, updates)
     stale = [row["number"] for acc, row in existing.items()
              if acc not in run.documents and row["state"] == "draft"]
     report(1.0, f"{len(run.documents)} documents")

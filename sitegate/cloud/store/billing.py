@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from sitegate.cloud.store.tables import billing_events as EV
 from sitegate.cloud.store.tables import billing_invoices as INV
@@ -60,6 +60,21 @@ def insert_invoice(conn: Connection, **values: Any) -> int:
 
 def update_invoice(conn: Connection, invoice_id: int, **values: Any) -> None:
     conn.execute(INV.update().where(INV.c.id == invoice_id).values(**values))
+
+
+def insert_invoices(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Many invoices (alike columns) in one statement (executemany): a site's drafts."""
+    if rows:
+        conn.execute(INV.insert(), rows)
+
+
+def update_invoices(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Many invoices' columns by id (``row["id"]``, alike columns) in one statement."""
+    if rows:
+        cols = [k for k in rows[0] if k != "id"]
+        conn.execute(INV.update().where(INV.c.id == bindparam("_id")).values(
+            {c: bindparam(c) for c in cols}), [{**{c: r[c] for c in cols}, "_id": r["id"]}
+                                               for r in rows])
 
 
 def period_invoices(conn: Connection, site_id: str, period: str) -> list[dict[str, Any]]:
