@@ -3,16 +3,16 @@ lifecycle, explain, PDF, overview, late readings, export). Included by ``api.app
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine
 
+from sitegate.cloud.api.calls import Rule, caller, listed
+from sitegate.cloud.api.calls import engine as _engine
 from sitegate.cloud.api.security import needs
 from sitegate.cloud.billing import ocmf_ops, ops
 from sitegate.cloud.billing.ledger import LifecycleError
@@ -22,20 +22,9 @@ from sitegate.cloud.billing.sites import NotFound
 router = APIRouter(prefix="/billing", tags=["billing"])
 
 
-def _engine(request: Request) -> Engine:
-    return request.app.state.engine
-
-
-def _call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-    """Bad input is a 4xx with the reason, never a 500."""
-    try:
-        return fn(*args, **kw)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except SiteModelError as exc:
-        raise HTTPException(422, {"errors": exc.errors}) from None
-    except (LifecycleError, ValueError) as exc:
-        raise HTTPException(409 if isinstance(exc, LifecycleError) else 400, str(exc)) from None
+# bad input is a 4xx with the reason, never a 500
+_call = caller(Rule(NotFound, 404), Rule(SiteModelError, 422, listed()),
+               Rule(LifecycleError, 409), Rule(ValueError, 400))
 
 
 class CreditLine(BaseModel):

@@ -9,10 +9,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from sitegate.cloud.api.calls import Rule, caller, engine, listed
 from sitegate.cloud.api.security import needs
 from sitegate.cloud.billing.sitemodel import SiteModelError
 from sitegate.cloud.billing.sites import NotFound
@@ -22,16 +23,13 @@ from sitegate.cloud.expense.spec import SpecError
 router = APIRouter(prefix="/expense", tags=["expense"])
 
 
+_errors = caller(Rule(NotFound, 404), Rule((SpecError, SiteModelError), 422, listed()),
+                 Rule(ValueError, 409))
+
+
 def _call(fn: Callable[..., Any], request: Request, *args: Any, **kw: Any) -> Any:
-    """Bad input is a 4xx with the reason, never a 500."""
-    try:
-        return fn(request.app.state.engine, *args, **kw)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except (SpecError, SiteModelError) as exc:
-        raise HTTPException(422, {"errors": exc.errors}) from None
-    except ValueError as exc:
-        raise HTTPException(409, str(exc)) from None
+    """``fn`` on the app's engine; bad input is a 4xx with the reason, never a 500."""
+    return _errors(fn, engine(request), *args, **kw)
 
 
 class _Body(BaseModel):

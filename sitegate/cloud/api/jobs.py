@@ -7,7 +7,6 @@ form cannot: state changes take JSON only) and records who, when and from where.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -16,6 +15,8 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.security import APIKeyQuery
 from pydantic import BaseModel, ConfigDict, Field
 
+from sitegate.cloud.api.calls import Rule, caller, listed
+from sitegate.cloud.api.calls import engine as _engine
 from sitegate.cloud.api.security import needs
 from sitegate.cloud.billing.sitemodel import SiteModelError
 from sitegate.cloud.billing.sites import NotFound
@@ -28,19 +29,9 @@ link_token = APIKeyQuery(name="t", auto_error=False, scheme_name="QuoteLink",
                          description="the one-time token of the quote's acceptance link")
 
 
-def _call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-    try:
-        return fn(*args, **kw)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except SiteModelError as exc:
-        raise HTTPException(422, {"errors": exc.errors}) from None
-    except ops.LinkRefused as exc:
-        raise HTTPException(403, str(exc)) from None
-    except ops.JobError as exc:
-        raise HTTPException(409, str(exc)) from None
-    except (MailError, LookupError_) as exc:
-        raise HTTPException(502, str(exc)) from None
+_call = caller(Rule(NotFound, 404), Rule(SiteModelError, 422, listed()),
+               Rule(ops.LinkRefused, 403), Rule(ops.JobError, 409),
+               Rule((MailError, LookupError_), 502))
 
 
 class _B(BaseModel):
@@ -60,10 +51,6 @@ class Invoice(_B):
 
 class Accept(_B):
     name: str = Field(min_length=1, max_length=128)
-
-
-def _engine(request: Request) -> Any:
-    return request.app.state.engine
 
 
 @router.put("/{site}/settings", dependencies=needs("jobs.settings"))

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from sitegate.cloud.api.calls import Rule, caller
 from sitegate.cloud.api.security import needs
 from sitegate.cloud.billing.ledger import LifecycleError
 from sitegate.cloud.billing.sites import NotFound
@@ -28,15 +29,9 @@ class Assign(BaseModel):
     invoice: int = Field(ge=1)
 
 
-def _call(fn: Any, *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except CamtError as exc:
-        raise HTTPException(422, f"nothing imported: {exc}") from None
-    except (ops.PaymentError, LifecycleError) as exc:
-        raise HTTPException(409, str(exc)) from None
+_call = caller(Rule(NotFound, 404),
+               Rule(CamtError, 422, lambda exc: f"nothing imported: {exc}"),
+               Rule((ops.PaymentError, LifecycleError), 409))
 
 
 @router.post("/{site}/statements", dependencies=needs("payments.import"))

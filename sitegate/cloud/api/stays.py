@@ -4,14 +4,15 @@ reservations, readings bulk entry, check-out, the run, the guest's document)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, Security
+from fastapi import APIRouter, Request, Security
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from sitegate.cloud.api.calls import Rule, caller, listed
+from sitegate.cloud.api.calls import engine as _engine
 from sitegate.cloud.api.security import authorize, needs
 from sitegate.cloud.auth.scopes import needed
 from sitegate.cloud.auth.tokens import Token
@@ -25,24 +26,10 @@ router = APIRouter(prefix="/stays", tags=["stays"])
 BULK_CALLER = Security(authorize, scopes=[needed("stays.readings-bulk").value])
 
 
-def _call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-    """Bad input is a 4xx with every reason, never a 500."""
-    try:
-        return fn(*args, **kw)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except SiteModelError as exc:
-        raise HTTPException(422, {"errors": exc.errors}) from None
-    except BulkError as exc:
-        raise HTTPException(422, {"errors": exc.problems}) from None
-    except ops.StayError as exc:
-        raise HTTPException(409, str(exc)) from None
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from None
-
-
-def _engine(request: Request) -> Any:
-    return request.app.state.engine
+# bad input is a 4xx with every reason, never a 500
+_call = caller(Rule(NotFound, 404), Rule(SiteModelError, 422, listed()),
+               Rule(BulkError, 422, listed("problems")), Rule(ops.StayError, 409),
+               Rule(ValueError, 400))
 
 
 class _B(BaseModel):
