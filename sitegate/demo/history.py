@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -71,11 +72,13 @@ def _pv_kwh(local: datetime, weather: float, peak: float) -> float:
 
 def simulate(now: datetime, tz: ZoneInfo, start_values: dict[str, dict[str, Decimal]],
              consumers: dict[str, float], grid: str, pv: str, *, pv_peak: float = 1.6,
-             seed: int = 1) -> History:
+             seed: int = 1, extra: Mapping[datetime, Decimal] | None = None) -> History:
     """Readings of the registers in ``start_values`` (meter -> register -> value at the
     month's start) for every quarter-hour of the month before ``now``. ``consumers`` maps
     a meter to its mean use per quarter-hour (kWh); ``grid`` and ``pv`` are the grid
-    connection's and the PV's meters."""
+    connection's and the PV's meters; ``extra`` is what else the building drew per
+    quarter-hour (its start, UTC; kWh): the chargers and the laundry box, which have no
+    meter of their own in the history."""
     rng = random.Random(seed)
     start = month_start(now, tz)
     quarters = _quarters(start, now)
@@ -94,7 +97,7 @@ def simulate(now: datetime, tz: ZoneInfo, start_values: dict[str, dict[str, Deci
         local = ts.astimezone(tz)
         day = (local.month, local.day)
         weather.setdefault(day, rng.uniform(0.15, 1.0))
-        used = Decimal(0)
+        used = (extra or {}).get(ts, Decimal(0))
         for meter, mean in consumers.items():
             kwh = Decimal(str(round(mean * _HOURLY[local.hour] * rng.uniform(0.6, 1.4), 3)))
             values[meter][IMPORT] += kwh
@@ -120,15 +123,18 @@ def start_values(meters: dict[str, dict[str, Decimal]], grid: str,
     return out
 
 
-def ingest(engine: object, gateway_id: str, history: History) -> int:
-    """Hand the history to the cloud's own ingest, as batches of an earlier buffer of the
-    gateway (its own epoch); returns the readings stored."""
+def ingest(engine: object, gateway_id: str, history: History,
+           sessions: Sequence[bytes] = ()) -> int:
+    """Hand the history (and ``sessions``' batches) to the cloud's own ingest, as batches
+    of an earlier buffer of the gateway (its own epoch); returns the readings stored."""
     from sitegate.cloud.ingest.writer import Writer
 
     writer = Writer(engine)  # type: ignore[arg-type]
     topic = p.topic(gateway_id, p.STREAM_READINGS)
     for payload in batches(history):
         writer.handle(topic, payload)
+    for payload in sessions:
+        writer.handle(p.topic(gateway_id, p.STREAM_SESSIONS), payload)
     return len(history.readings)
 
 

@@ -20,7 +20,7 @@ from typing import IO
 from zoneinfo import ZoneInfo
 
 from sitegate.common.sitefile import parse_config
-from sitegate.demo import expense, heat_water, history, mbus_meters, site
+from sitegate.demo import expense, heat_water, history, mbus_meters, sessions_history, site
 from sitegate.demo.broker import Broker
 from sitegate.demo.building import Building
 from sitegate.demo.chargers import ChargerFleet
@@ -86,11 +86,14 @@ async def _history(modbus: ModbusSimulator, mbus: list[mbus_meters.DemoMeter],
     consumers = {m: MEAN_USE.get(m, 0.08) for m in units if m not in (main, pv)}
     tz = ZoneInfo(TIMEZONE)
     now = datetime.now(UTC)
-    hist = history.simulate(now, tz, start, consumers, main, pv)
+    sessions = sessions_history.simulate(history.month_start(now, tz), now, tz)
+    hist = history.simulate(now, tz, start, consumers, main, pv,
+                            extra=sessions_history.load(sessions))
     first, _end = heat_water.period(now.astimezone(tz).date())
     hw, hw_last, hw_end = heat_water.simulate([d.meter for d in mbus], first, now, tz)
     both = dataclasses.replace(hist, readings=hist.readings + hw)
-    rows = await asyncio.to_thread(history.ingest, cloud.engine, site.GATEWAY_ID, both)
+    rows = await asyncio.to_thread(history.ingest, cloud.engine, site.GATEWAY_ID, both,
+                                   sessions_history.batches(sessions))
     for meter, regs in hist.last.items():  # the live meters go on from there
         sim = modbus.meters[units[meter]]
         for reg in sim.profile.registers:
@@ -98,13 +101,15 @@ async def _history(modbus: ModbusSimulator, mbus: list[mbus_meters.DemoMeter],
                 sim.set(reg, regs[reg.quantity])
     for d in mbus:
         d.set(hw_last[d.meter.meter_id])
+    ev = sum(s.kind == "ev" for s in sessions)
     say(f"simulated history: {rows} readings (SIMULATED, flagged '{history.FLAG}', buffer "
         f"epoch '{history.EPOCH}'): the {len(hist.last)} electricity meters every "
         f"quarter-hour from {hist.start.astimezone(tz):%Y-%m-%d %H:%M} to "
         f"{hist.end.astimezone(tz):%Y-%m-%d %H:%M}, the {len(mbus)} heat and water meters "
         f"every hour from {first:%Y-%m-%d} 00:00 to {hw_end.astimezone(tz):%Y-%m-%d %H:%M}, "
-        "so that the month's invoices and the heating and water statements have something "
-        "to bill; from here on the values are live from the demo's meters\n")
+        f"and {ev} charging and {len(sessions) - ev} laundry sessions of the tenants, so "
+        "that the month's invoices and the heating and water statements have something "
+        "to bill; from here on the values are live from the demo's meters and chargers\n")
     return hist
 
 

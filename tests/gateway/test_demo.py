@@ -155,6 +155,22 @@ def _check_newcomer_view(workdir: Path, out: str, db: sqlite3.Connection) -> Non
     live = db.execute("SELECT count(*) FROM readings WHERE epoch != 'simulated-history'"
                       ).fetchone()[0]
     assert simulated > 1000 and live > 0
+    # the tenants' charging and washing of the month so far: billed with the live ones
+    sim: dict[tuple[str, str], list[D]] = {}
+    for (payload,) in db.execute("SELECT payload FROM sessions WHERE epoch = "
+                                 "'simulated-history'"):
+        s = json.loads(payload)
+        assert s["flags"] == ["simulated"] and s["charge_point"] != "SIM0002"
+        sim.setdefault((s["account"], s["kind"]), []).append(D(s["energy_wh"]) / 1000)
+    ev = sum(len(v) for (_a, k), v in sim.items() if k == "ev")
+    assert f"and {ev} charging and {sum(map(len, sim.values())) - ev} laundry sessions" in out
+    for account, text in db.execute("SELECT account_id, document FROM billing_invoices "
+                                    "WHERE period NOT LIKE 'expense:%'"):
+        lines = {ln["key"]: D(ln["quantity"]) for ln in json.loads(text)["lines"]
+                 if ln["key"].startswith(("ev_", "laundry_"))}
+        assert lines.get("ev_per_session", 0) >= len(sim.get((account, "ev"), []))
+        assert lines.get("ev_per_kwh", 0) >= sum(sim.get((account, "ev"), []), D(0))
+        assert lines.get("laundry_per_session", 0) >= len(sim.get((account, "laundry"), []))
     # the demo's M-Bus meters report status errors: said when first seen
     assert "WARNING meter_status_error" in out
     assert " 0 kWh in 0 s" not in out

@@ -3,6 +3,7 @@ flagged, and a grid meter that balances the building (import - export = use - PV
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
@@ -83,3 +84,44 @@ def test_the_demo_sets_each_recorded_register_in_its_own_coding() -> None:
         assert decoded.address == d.meter.address
         step = d.meter.step
         assert d.value() == ((d.meter.start + D("12.3456")) // step) * step, d.meter.meter_id
+
+
+def test_the_tenants_sessions_of_the_month_so_far() -> None:
+    """Charging and washing by routine since the 1st: only sessions over by now, the
+    tenants' badges and accounts, completed and flagged, each charger's register going
+    on from its last session; what they drew adds up in the grid connection's history."""
+    from sitegate.cloud.billing.sessions import session_in
+    from sitegate.demo import sessions_history as sh
+
+    now = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
+    start = h.month_start(now, ZURICH)
+    records = sh.simulate(start, now, ZURICH)
+    # days 1..10 (index 0..9): Anna's car every 3 days from the 1st (0, 3, 6, 9; the
+    # 10th's at 18:30 is still to come), Carla's every 4 from the 2nd (1, 5, 9 -> 2 by
+    # now), Beat's every 5 from the 3rd at 07:00 (2, 7); washing (indexes): Anna 5, Carla
+    # 3 and 7, Beat 4 (his next, index 10, is the 11th)
+    count = {}
+    for r in records:
+        count[(r.kind, r.account)] = count.get((r.kind, r.account), 0) + 1
+    assert count == {("ev", "muster"): 3, ("ev", "weber"): 2, ("ev", "keller"): 2,
+                     ("laundry", "muster"): 1, ("laundry", "weber"): 2,
+                     ("laundry", "keller"): 1}
+    assert len({r.session_id for r in records}) == len(records)
+    assert all(start <= r.start < r.stop < now and r.status == "completed"
+               and r.flags == [h.FLAG] for r in records)
+    assert all(r.charge_point != "SIM0002" for r in records)  # no calibrated charger
+    sim1 = [r for r in records if r.charge_point == "SIM0001"]
+    assert all(a.meter_stop_wh == b.meter_start_wh for a, b in zip(sim1, sim1[1:],
+                                                                    strict=False))
+    # billing reads them as the gateway's own reports
+    for r in records:
+        got = session_in("demo-gw", json.dumps(r.to_payload()))
+        assert not isinstance(got, str), got
+    drawn = sum((r.energy_wh for r in records), D(0)) / 1000
+    load = sh.load(records)
+    assert abs(sum(load.values()) - drawn) < D("0.001") * len(load)
+    start_values = {"main": {h.IMPORT: D(0), h.EXPORT: D(0)}, "pv": {h.EXPORT: D(0)}}
+    without = h.simulate(now, ZURICH, start_values, {}, "main", "pv")
+    with_them = h.simulate(now, ZURICH, start_values, {}, "main", "pv", extra=load)
+    assert with_them.last["main"][h.IMPORT] - with_them.last["main"][h.EXPORT] - (
+        without.last["main"][h.IMPORT] - without.last["main"][h.EXPORT]) == sum(load.values())
