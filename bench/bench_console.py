@@ -25,6 +25,7 @@ from pathlib import Path
 
 from benchkit import ROOT, timed
 
+sys.path.insert(0, str(ROOT))  # tests.helpers, imported by console_kit
 sys.path.insert(0, str(ROOT / "tests" / "web"))
 
 LIMIT_MS = 300.0

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -17,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from sitegate.cloud.api.app import create_app
 from sitegate.cloud.auth import tokens
 from sitegate.cloud.auth.scopes import Scope
 from sitegate.cloud.store.db import make_engine, upgrade
+from tests.helpers.app_server import serve_app
 
 
 @dataclass
@@ -62,22 +59,9 @@ def _decode(raw: bytes, headers: Any) -> Any:
 
 @contextlib.contextmanager
 def serve(db: str, allowed_hosts: Sequence[str] | None = None) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     app = create_app(db) if allowed_hosts is None else create_app(db, allowed_hosts)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    while not srv.started:  # readiness, not a timing assertion
-        if not t.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        t.join(10)
+    with serve_app(app) as url:
+        yield url
 
 
 @pytest.fixture

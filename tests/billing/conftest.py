@@ -18,7 +18,6 @@ from sitegate.cloud.billing.sites import save_site
 from sitegate.cloud.billing.units import kwh_to_units
 
 sys.path.insert(0, str(Path(__file__).parent))  # qrpage, shared by the PDF tests
-sys.path.insert(0, str(Path(__file__).parents[1] / "helpers"))  # uplink
 
 BASE: dict[str, Any] = {
     "site": {

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -15,12 +12,12 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from sitegate.cloud.api.app import create_app
 from sitegate.cloud.auth import tokens
 from sitegate.cloud.auth.scopes import Scope
 from sitegate.cloud.store.db import make_engine, upgrade
+from tests.helpers.app_server import serve_app
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config/examples/site-lindenweg.toml"
 
@@ -39,20 +36,8 @@ def server(tmp_path, register, put_readings):
     # every route needs a token (issue 12): this one may do all the API does
     token, _ = tokens.create(engine, "test", frozenset(Scope))
     engine.dispose()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(db), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    while not srv.started:  # readiness, not a timing assertion
-        if not t.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", token
-    srv.should_exit = True
-    t.join(10)
+    with serve_app(create_app(db)) as url:
+        yield url, token
 
 
 def call(server: tuple[str, str], method: str, path: str,

@@ -25,12 +25,12 @@ from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 from qrpage import mod10_check_digit, qr_fields
-from uplink import sync_to_cloud
 
 from sitegate.cloud.billing import ops
 from sitegate.cloud.store.db import make_engine, upgrade
 from sitegate.gateway.buffer import Buffer, reading_row
 from sitegate.sync.protocol import Reading, SessionRecord
+from tests.helpers.uplink import sync_to_cloud
 
 ZH = ZoneInfo("Europe/Zurich")
 FEB1 = datetime(2026, 2, 1, tzinfo=ZH)

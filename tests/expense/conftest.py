@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # houses: the shared builders
-sys.path.insert(0, str(Path(__file__).parents[1] / "helpers"))  # uplink
 
 from houses import SITE  # noqa: E402
 

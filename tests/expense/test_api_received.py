@@ -6,15 +6,11 @@ invoice whose period has not ended."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from datetime import date
 
 import pytest
-import uvicorn
 from houses import SITE, ingest
 
 from sitegate.cloud.api.app import create_app
@@ -24,6 +20,7 @@ from sitegate.cloud.billing import ops as billing_ops
 from sitegate.cloud.billing.sitemodel import parse_site
 from sitegate.cloud.expense import ops
 from sitegate.cloud.store.db import make_engine, upgrade
+from tests.helpers.app_server import serve_app
 
 J1, F1, M1 = date(2025, 1, 1), date(2025, 2, 1), date(2025, 3, 1)
 TREE_SITE = dict(
@@ -66,20 +63,8 @@ def server(tmp_path):
     full, _ = tokens.create(engine, "all", frozenset(Scope))
     reader, _ = tokens.create(engine, "reader", frozenset({Scope.READ}))
     engine.dispose()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(db), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    while not srv.started:  # readiness, not a timing assertion
-        if not t.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", full, reader
-    srv.should_exit = True
-    t.join(10)
+    with serve_app(create_app(db)) as url:
+        yield url, full, reader
 
 
 def call(server, method: str, path: str, body: object = None, reader: bool = False):

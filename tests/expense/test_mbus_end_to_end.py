@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 from houses import BERLIN, COMBINED_PERIOD, SITE, heat_meters, merged
-from uplink import sync_to_cloud
 
 from sitegate.cloud.billing import ops as billing_ops
 from sitegate.cloud.billing.sitemodel import parse_site
@@ -26,6 +25,7 @@ from sitegate.drivers.base import LinkSettings, MeterRef
 from sitegate.drivers.mbus.client import MbusBusClient
 from sitegate.drivers.mbus.emulator import EmulatedMeter, Emulator, recording, with_address
 from sitegate.gateway.buffer import Buffer, reading_row
+from tests.helpers.uplink import sync_to_cloud
 
 KAMSTRUP_ENERGY = "0406e7910000"  # DIF 04 VIF 06: energy, kWh, 32-bit (37351 kWh)
 ITRON_VOLUME = "04143d300000"  # DIF 04 VIF 14: volume, 0.01 m³, 32-bit (123.49 m³)

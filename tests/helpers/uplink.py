@@ -2,8 +2,8 @@
 gateway's own SyncClient and a real Mosquitto to the cloud's IngestService (in a thread,
 on the test's database) until the cloud has acknowledged every row, as in production.
 
-Shared by the end-to-end tests of billing, expense, OCMF and relay points (each part's
-conftest puts this directory on ``sys.path``)."""
+Shared by the end-to-end tests of billing, expense, OCMF and relay points
+(``from tests.helpers.uplink import sync_to_cloud``)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ import pytest
 
 # the OCPP tests' harness (a real central system on a free port, a real buffer)
 sys.path.insert(0, str(Path(__file__).parents[1] / "ocpp"))
-sys.path.insert(0, str(Path(__file__).parents[1] / "helpers"))  # uplink
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import pypdfium2 as pdfium
 import zxingcpp
 from ocpp_helpers import central, make_cfg, sessions
 from pyocmf import OCMF, OcmfContainer
-from uplink import sync_to_cloud
 
 from sitegate.cloud.billing import ocmf_ops, ops
 from sitegate.cloud.billing.explain import explain_text
@@ -26,6 +25,7 @@ from sitegate.cloud.store.db import make_engine, upgrade
 from sitegate.common.ocmf_sign import SigningMeter
 from sitegate.gateway.buffer import Buffer
 from sitegate.ocpp_server.simulator import close, connect
+from tests.helpers.uplink import sync_to_cloud
 
 BADGE = "04A23BC1"
 OCT = datetime(2026, 10, 5, 8, tzinfo=UTC)  # a finished month

@@ -4,4 +4,3 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # for relay_helpers
-sys.path.insert(0, str(Path(__file__).parents[1] / "helpers"))  # uplink

@@ -13,7 +13,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from relay_helpers import ANNA, Clock, badge_list, point
-from uplink import sync_to_cloud
 
 from sitegate.cloud.billing import ops
 from sitegate.cloud.store.db import make_engine, upgrade
@@ -23,6 +22,7 @@ from sitegate.gateway.buffer import Buffer
 from sitegate.gateway.points import Point
 from sitegate.ocpp_server.state import StateStore
 from sitegate.sync.protocol import SessionRecord
+from tests.helpers.uplink import sync_to_cloud
 
 ZH = ZoneInfo("Europe/Zurich")
 

@@ -82,27 +82,8 @@ def read_camp(camp):
 @contextlib.contextmanager
 def api_server(db_path: Path):
     """The HTTP API (real uvicorn) on a free loopback port over the database: its URL."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
     from sitegate.cloud.api.app import create_app
+    from tests.helpers.app_server import serve_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(str(db_path)), host="127.0.0.1",
-                                        port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    while not srv.started:  # readiness, not a timing assertion
-        if not t.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        t.join(10)
+    with serve_app(create_app(str(db_path))) as url:
+        yield url

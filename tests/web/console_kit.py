@@ -8,10 +8,7 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import socket
 import tempfile
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,7 +19,6 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from sqlalchemy import Engine
 
 from sitegate.cloud.api.app import create_app
@@ -31,6 +27,7 @@ from sitegate.cloud.billing import ops
 from sitegate.cloud.store.db import make_engine, upgrade
 from sitegate.cloud.store.tables import readings
 from sitegate.cloud.web.settings import WebSettings
+from tests.helpers.app_server import serve_app
 
 SITE = "lindenweg"
 PASSWORD = "correct horse battery"
@@ -106,22 +103,8 @@ def billed_site(engine: Engine) -> dict[str, int]:
 
 @contextlib.contextmanager
 def serve(db: str, settings: WebSettings | None = None) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(db, web=settings), host="127.0.0.1",
-                                        port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    while not srv.started:  # readiness, not a timing assertion
-        if not t.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        t.join(10)
+    with serve_app(create_app(db, web=settings)) as url:
+        yield url
 
 
 _TEMPLATE: dict[str, tuple[Path, dict[str, int]]] = {}
