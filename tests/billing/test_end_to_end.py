@@ -121,10 +121,7 @@ def test_gateway_to_qr_bill(tmp_path, mosquitto) -> None:
 
     # The cloud's ingest, then the gateway's uplink until everything is acknowledged
     # (an ack is sent only after the cloud committed the rows).
-    try:
-        sync_to_cloud(buffer, gateway, db, mosquitto.url, ["readings", "sessions"])
-    finally:
-        buffer.close()
+    sync_to_cloud(buffer, gateway, db, mosquitto.url, ["readings", "sessions"])
 
     # Billing, as the CLI / API / demo call it.
     engine = make_engine(db)

@@ -88,10 +88,7 @@ def test_mbus_meters_to_statement(tmp_path, mosquitto) -> None:
     asyncio.run(gateway_side(buffer))
     db = str(tmp_path / "cloud.db")
     upgrade(db)
-    try:
-        sync_to_cloud(buffer, gateway, db, mosquitto.url, ["readings"])
-    finally:
-        buffer.close()
+    sync_to_cloud(buffer, gateway, db, mosquitto.url, ["readings"])
 
     site = merged(heat_meters("A", "B"), heat_meters("A", "B", medium="water", prefix="ww"))
     for m in site["meters"]:

@@ -53,7 +53,11 @@ async def send_until_acked(client: SyncClient, buffer: Buffer, streams: Iterable
 def sync_to_cloud(buffer: Buffer, gateway: str, db: str, broker_url: str,
                   streams: Iterable[str]) -> None:
     """Everything of ``streams`` in the gateway's buffer, stored in the cloud's ``db``
-    (migrated already); the buffer stays open (the caller's)."""
-    with ingest_running(db, broker_url):
-        client = SyncClient(MqttConfig(broker=broker_url, drain_rate=None), gateway, buffer)
-        asyncio.run(send_until_acked(client, buffer, streams))
+    (migrated already); then the buffer is closed, whatever happened."""
+    try:
+        with ingest_running(db, broker_url):
+            client = SyncClient(MqttConfig(broker=broker_url, drain_rate=None), gateway,
+                                buffer)
+            asyncio.run(send_until_acked(client, buffer, streams))
+    finally:
+        buffer.close()

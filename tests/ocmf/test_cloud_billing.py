@@ -122,10 +122,7 @@ def test_signed_sessions_from_charger_to_invoice(tmp_path: Path, mosquitto: Any)
         "A": "verified", "B": "failed", "C": "verified", "D": "failed", "E": "failed"}
     db = str(tmp_path / "cloud.db")
     upgrade(db)
-    try:
-        sync_to_cloud(buffer, gateway, db, mosquitto.url, ["sessions"])
-    finally:
-        buffer.close()
+    sync_to_cloud(buffer, gateway, db, mosquitto.url, ["sessions"])
 
     engine = make_engine(db)
     try:

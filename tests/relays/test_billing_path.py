@@ -97,10 +97,7 @@ def test_point_session_billed_like_an_ocpp_relay_session(tmp_path: Path, mosquit
     assert (local["start"], local["duration_s"]) == ("2026-02-10T08:00:00Z", 2760)
     buffer.append("sessions", [ocpp_session(start)])
 
-    try:
-        sync_to_cloud(buffer, gateway, db, mosquitto.url, ["sessions"])
-    finally:
-        buffer.close()
+    sync_to_cloud(buffer, gateway, db, mosquitto.url, ["sessions"])
 
     engine = make_engine(db)
     try:

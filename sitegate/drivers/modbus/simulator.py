@@ -231,6 +231,13 @@ class SimulatorServer:
 
         self._ticker = asyncio.create_task(tick())
 
+    async def announce_and_run(self) -> None:
+        """For the command line: the clock at 1 s, "ready" on stdout, then run until
+        killed."""
+        self.run_clock(1.0)
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
     async def stop(self) -> None:
         if self._ticker:
             self._ticker.cancel()
@@ -307,9 +314,7 @@ def main() -> None:
             await sim.start_tcp(args.host, args.tcp, args.framing)
         else:
             await sim.start_serial(args.serial, args.baud)
-        sim.run_clock(1.0)
-        print("ready", flush=True)
-        await asyncio.Event().wait()
+        await sim.announce_and_run()
 
     asyncio.run(run())
 

@@ -136,9 +136,7 @@ def main() -> None:
         for d in sim.devices.values():
             d.load_w = {c.channel: args.load for c in d.profile.channels}
         await sim.start_tcp(args.host, args.tcp, args.framing)
-        sim.run_clock(1.0)
-        print("ready", flush=True)
-        await asyncio.Event().wait()
+        await sim.announce_and_run()
 
     asyncio.run(run())
 
