@@ -6,9 +6,10 @@ Each part adds its own subcommands through ``register(subparsers)`` in its CLI m
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
+
+from sitegate.common.cli_parts import build_parser as parts_parser
 
 PARTS = (
     "sitegate.cloud.ingest_cli",
@@ -28,20 +29,7 @@ PARTS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sitegate-cloud", description="sitegate cloud: ingest and billing"
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for name in PARTS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(sub)
-    return parser
+    return parts_parser("sitegate-cloud", "sitegate cloud: ingest and billing", PARTS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

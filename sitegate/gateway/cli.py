@@ -7,9 +7,10 @@ CLI module (listed in ``PARTS``), so this file only wires them together.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
+
+from sitegate.common.cli_parts import build_parser as parts_parser
 
 # Modules that contribute subcommands; each has register(subparsers: argparse._SubParsersAction).
 PARTS = (
@@ -31,20 +32,7 @@ PARTS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sitegate", description="sitegate sub-metering gateway"
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for name in PARTS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # that part is not there yet
-                continue
-            raise
-        module.register(sub)
-    return parser
+    return parts_parser("sitegate", "sitegate sub-metering gateway", PARTS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
