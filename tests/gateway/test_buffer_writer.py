@@ -7,7 +7,6 @@ import asyncio
 import json
 import random
 import sqlite3
-import subprocess
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import structlog.testing
 from sitegate.gateway.buffer import Buffer
 from sitegate.gateway.writer import BufferView, Writer, spill_path
 from sitegate.sync.protocol import Reading
+from tests.helpers import disk
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 QUANTITIES = ["1-0:1.8.0", "1-0:2.8.0", "1-0:32.7.0", "1-0:52.7.0", "1-0:72.7.0"]
@@ -207,30 +207,10 @@ def test_an_unclear_write_is_settled_by_the_mark_before_the_retry(tmp_path: Path
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs mounted for this test (needs the right to mount; skipped otherwise)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    got = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if got.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({got.stderr.strip() or got.returncode}); "
-                    "the RLIMIT_FSIZE test covers the full disk")
-    try:
+    with disk.small_disk(tmp_path, "1m", "the RLIMIT_FSIZE test covers the full disk") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def _fill(disk: Path) -> Path:
-    """Fill the file system to the last byte."""
-    filler = disk / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        for size in (65536, 4096, 512, 1):
-            try:
-                while True:
-                    f.write(b"\0" * size)
-            except OSError:
-                pass
-    return filler
 
 
 def test_disk_full_then_freed_loses_nothing(small_disk: Path) -> None:
@@ -242,7 +222,7 @@ def test_disk_full_then_freed_loses_nothing(small_disk: Path) -> None:
         writer.start()
         writer.submit_cycle(_cycle(0, 0), [])
         await _until(lambda: writer.pending_rows == 0)
-        filler = _fill(small_disk)
+        filler = disk.fill(small_disk)
         k = 1
         while not writer.failing_since:  # the WAL may have room for a few cycles yet
             writer.submit_cycle(_cycle(0, k), [])
@@ -274,7 +254,7 @@ def test_full_past_the_memory_bound_drops_oldest_and_counts_exactly(small_disk: 
     async def main() -> tuple[Writer, int]:
         writer = Writer(buf, max_pending_bytes=32 * 1024, spill=spill_path(db))
         writer.start()
-        filler = _fill(small_disk)
+        filler = disk.fill(small_disk)
         k = 0
         while not writer.failing_since:
             writer.submit_cycle(_cycle(0, k), [])
@@ -314,7 +294,7 @@ def test_stop_while_full_counts_what_cannot_be_spilled(small_disk: Path) -> None
     async def main() -> Writer:
         writer = Writer(buf, max_pending_bytes=4 * 2**20, spill=spill_path(db))
         writer.start()
-        _fill(small_disk)
+        disk.fill(small_disk)
         k = 0
         while not writer.failing_since:
             writer.submit_cycle(_cycle(0, k), [])

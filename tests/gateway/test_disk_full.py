@@ -21,6 +21,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.helpers import disk
+
 METERS = [1, 2, 3, 4]  # answering units of the simulator fixture
 
 
@@ -116,30 +118,11 @@ def _writer(d: Daemon) -> dict[str, Any]:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    got = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if got.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({got.stderr.strip() or got.returncode}); "
-                    "test_sigterm_while_writes_fail_spills_and_the_next_start_takes_back "
-                    "covers the failing disk with RLIMIT_FSIZE")
-    try:
+    with disk.small_disk(tmp_path, "3m", "test_sigterm_while_writes_fail_spills_and_the_next_"
+                         "start_takes_back covers the failing disk with RLIMIT_FSIZE") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def _fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        for size in (65536, 4096, 512, 1):
-            try:
-                while True:
-                    f.write(b"\0" * size)
-            except OSError:
-                pass
-    return filler
 
 
 class StatusWatch:
@@ -172,7 +155,7 @@ def test_disk_full_past_the_bound_reports_the_exact_loss_everywhere(
     d = Daemon(cfg)
     try:
         _wait_for(lambda: db.exists() and len(_readings(db)) >= 60)
-        filler = _fill(small_disk)
+        filler = disk.fill(small_disk)
         # the memory bound (64 KiB) holds about three cycles: then the oldest go
         _wait_for(lambda: sum(_writer(d).get("lost_rows", {}).values()) >= 60)
         text = d.status_text()
