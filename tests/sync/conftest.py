@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import create_engine, text
 
 from sitegate.cloud.store.db import normalize_url
+from sitegate.sync.config import MqttConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_PROC = Path(__file__).with_name("gateway_proc.py")
@@ -37,6 +39,23 @@ def wait_until(pred: Callable[[], Any], what: str, timeout: float = 90.0) -> Any
             return value
         time.sleep(0.1)
     raise AssertionError(f"gave up waiting for: {what}")
+
+
+async def until(pred: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """``wait_until`` inside the event loop (the in-process SyncClient's tests)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if value := pred():
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"gave up waiting for: {what}")
+
+
+def quick_cfg(url: str, **kw: Any) -> MqttConfig:
+    """A client config that reconnects and polls fast (the tests' time is short)."""
+    return MqttConfig(broker=url, reconnect_min=0.2, reconnect_max=1.0, poll_interval=0.2,
+                      keepalive=5, **kw)
 
 
 @dataclass

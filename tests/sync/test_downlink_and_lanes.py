@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +18,10 @@ from sitegate.common import signing
 from sitegate.gateway.buffer import Buffer, reading_row
 from sitegate.sync import protocol as p
 from sitegate.sync.client import SyncClient
-from sitegate.sync.config import MqttConfig
+from tests.sync.conftest import quick_cfg as _cfg
+from tests.sync.conftest import until
 
 pytestmark = pytest.mark.timeout(90)
-
-
-async def until(pred: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if value := pred():
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"gave up waiting for: {what}")
-
-
-def _cfg(url: str, **kw: Any) -> MqttConfig:
-    return MqttConfig(broker=url, reconnect_min=0.2, reconnect_max=1.0, poll_interval=0.2,
-                      keepalive=5, **kw)
 
 
 def test_config_badges_and_commands(mosquitto, mqtt_client, downlink, tmp_path: Path) -> None:
