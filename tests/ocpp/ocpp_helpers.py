@@ -11,6 +11,7 @@ from typing import Any
 from sitegate.common.sitefile_ocpp import OcppConfig
 from sitegate.gateway.buffer import Buffer
 from sitegate.ocpp_server.service import CentralSystem
+from sitegate.ocpp_server.simulator import SimCharger16, connect
 
 
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 40) -> Any:
@@ -76,3 +77,17 @@ async def until(pred: Any, timeout: float = 10.0) -> None:
             raise AssertionError("condition not reached")
         await asyncio.sleep(0.02)
 
+
+async def charging(url: str, *ids: str, badge: str = "04A23BC1"
+                   ) -> tuple[list[SimCharger16], list[asyncio.Task[Any]], list[Any]]:
+    """1.6 chargers ``ids`` connected, booted and each with a transaction started (one
+    after the other): (simulators, their tasks, transaction ids)."""
+    sims, tasks, txs = [], [], []
+    for cp in ids:
+        sim, task = await connect(url, cp)
+        assert isinstance(sim, SimCharger16)
+        await sim.boot()
+        sims.append(sim)
+        tasks.append(task)
+        txs.append((await sim.start_tx(1, badge, 0))[0])
+    return sims, tasks, txs

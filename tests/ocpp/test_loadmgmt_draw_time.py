@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 from pathlib import Path
 
-from ocpp_helpers import central, make_cfg, run, until
+from ocpp_helpers import central, charging, make_cfg, run, until
 
-from sitegate.ocpp_server.simulator import SimCharger16, close, connect
+from sitegate.ocpp_server.simulator import SimCharger16, close
 
 
 class MainMeter:
@@ -41,14 +41,7 @@ def test_a_car_leaving_after_the_meter_read_leaves_its_share_to_the_other(tmp: P
 
     async def scenario() -> None:
         async with central(tmp, cfg, main_meter_currents=meter) as (cs, _buf, url):
-            sims, tasks, txs = [], [], []
-            for cp in ("EV0", "EV1"):
-                sim, task = await connect(url, cp)
-                assert isinstance(sim, SimCharger16)
-                await sim.boot()
-                sims.append(sim)
-                tasks.append(task)
-                txs.append((await sim.start_tx(1, "04A23BC1", 0))[0])
+            sims, tasks, txs = await charging(url, "EV0", "EV1")
             # Both draw 10 A; then the meter reads 10 A base load + 20 A of cars
             # (32 A connection less a 2 A margin: 20 A shared).
             for sim, tx in zip(sims, txs, strict=True):

@@ -18,7 +18,7 @@ import websockets
 from ocpp.routing import on
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action as Action16
-from ocpp_helpers import central, make_cfg, run, until
+from ocpp_helpers import central, charging, make_cfg, run, until
 
 from sitegate.ocpp_server.simulator import SimCharger16, close, connect
 
@@ -117,14 +117,7 @@ def test_a_base_load_step_is_reduced_at_the_next_main_meter_reading(tmp: Path) -
 
     async def scenario() -> None:
         async with central(tmp, config, main_meter_currents=meter) as (cs, _buf, url):
-            sims, tasks, txs = [], [], []
-            for cp in ("EV0", "EV1"):
-                sim, task = await connect(url, cp)
-                assert isinstance(sim, SimCharger16)
-                await sim.boot()
-                sims.append(sim)
-                tasks.append(task)
-                txs.append((await sim.start_tx(1, "04A23BC1", 0))[0])
+            sims, tasks, txs = await charging(url, "EV0", "EV1")
             await until(lambda: [tx_limit(s) for s in sims] == [SHARED / 2] * 2)  # 19 A
 
             # The cars draw their 19 A; a 6 A load switches on: 44 A on every phase.
