@@ -156,6 +156,33 @@ def test_each_value_alone_in_its_register_exact(engine: Engine,
         m for m, (_, _, _, units) in zip(meters, AWKWARD, strict=True) if units is None)
 
 
+def test_quarter_hour_registers_and_far_neighbours(engine: Engine,
+                                                   site: Callable[..., SiteModel]) -> None:
+    # q1: a reading every quarter hour from an hour before the window to an hour after it
+    # (the window is [start - MARGIN, end + MARGIN]): exactly the window's readings, its
+    # edges included. q2: the same inside the window but its edge readings missing, and
+    # one reading a week beyond each edge: those two nearest neighbours come with it.
+    model = site(meters=[{"id": "q1", "gateway": "gw-1"}, {"id": "q2", "gateway": "gw-1"}],
+                 meter_assignments=[])
+    grid = grid_for(parse_period("2026-01"), model.tz)
+    lo, hi = grid.start - MARGIN, grid.end + MARGIN
+    stamps = range(lo - 3600, hi + 3600 + 1, 900)
+    rows = [_row(k + 1, "q1", IMP, datetime.fromtimestamp(t, UTC), f"{k}.25")
+            for k, t in enumerate(stamps)]
+    inner = [t for t in stamps if lo < t < hi]
+    far = [lo - 7 * 86400, hi + 7 * 86400]
+    rows += [_row(len(rows) + k + 1, "q2", IMP, datetime.fromtimestamp(t, UTC), f"{k}.5", "Wh")
+             for k, t in enumerate(sorted(inner + far))]
+    with engine.begin() as conn:
+        conn.execute(readings.insert(), rows)
+    with engine.connect() as conn:
+        loaded = load_readings(conn, model, grid.start, grid.end)
+    assert list(loaded["q1"][IMP]) == [(t, k * 10**6 + 250_000) for k, t in enumerate(stamps)
+                                       if lo <= t <= hi]
+    assert list(loaded["q2"][IMP]) == [(t, k * 1000 + 500)
+                                       for k, t in enumerate(sorted(inner + far))]
+
+
 def test_empty_store_loads_nothing(engine: Engine, site: Callable[..., SiteModel]) -> None:
     model = site()
     grid = grid_for(parse_period("2026-01"), model.tz)

@@ -3,6 +3,7 @@ are never touched, a difference to them is reported (late readings)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import date, datetime
@@ -112,7 +113,16 @@ def bill(conn: Connection, model: SiteModel, period_label: str, interim: bool = 
         for doc in run.documents.values():
             doc["interim"] = True
     site = model.site.id
-    inputs = canonical(run.digests)
+    every = hashlib.sha256(canonical(run.digests).encode()).hexdigest()[:16]
+
+    def inputs(doc: dict[str, Any]) -> str:
+        """What an invoice was billed from: the digest of all the site's readings (in a
+        community everyone's readings move each share) and those of its own meters; not
+        every meter's digest on every invoice (10,000 of them on each of 10,000)."""
+        own = sorted({m["meter"] for src in doc["sources"] for m in src["meters"]})
+        return canonical({"all": every, "meters": {m: run.digests[m] for m in own
+                                                   if m in run.digests}})
+
     existing: dict[str, dict] = {}
     for row in store.period_invoices(conn, site, period_label):
         if row["state"] != "cancelled":
@@ -131,13 +141,13 @@ def bill(conn: Connection, model: SiteModel, period_label: str, interim: bool = 
             inserts.append({"site_id": site, "number": num, "kind": "invoice",
                             "account_id": acc, "period": period_label, "state": "draft",
                             "reminder_level": 0, "total_due": doc["total_due"],
-                            "document": text, "inputs": inputs})
+                            "document": text, "inputs": inputs(doc)})
             created.append(num)
         elif row["document"] == text:
             unchanged.append(row["number"])
         elif row["state"] == "draft":
             updates.append({"id": row["id"], "document": text, "total_due": doc["total_due"],
-                            "inputs": inputs})
+                            "inputs": inputs(doc)})
             updated.append(row["number"])
         else:
             differs.append({"number": row["number"], "state": row["state"], "account": acc,

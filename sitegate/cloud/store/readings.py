@@ -175,16 +175,45 @@ def _load_sqlite(conn: Connection, regs: list[Key], lo: Any,
     return got, odd
 
 
-_PG_CHUNK = 500  # registers a query: ~1.5 M readings, ~30 MB handed back at a time
+_PG_METERS = 250  # meters a query (all their quantities): ~1.5 M readings at a time
+_PG_CHUNK = 500  # registers a query on the register-by-register path
 _PG_EPOCH = 946_684_800  # PostgreSQL's binary times count microseconds from 2000-01-01
-_REGISTERS_PG = """
+# A register's fast form, on one of the two paths below: rows, times (8-byte binary),
+# values (one text), and what its units and qualities are (1: kWh and alike, 2: Wh, 4:
+# anything else or marked invalid; OR-ed over its rows).
+_AGG_PG = """count(*), string_agg(timestamptz_send(r.ts), ''::bytea),
+       string_agg(r.value, ','),
+       bit_or(CASE WHEN r.quality = 'invalid' THEN 4 WHEN r.unit = 'Wh' THEN 2
+                   WHEN r.unit IN ('kWh', '', 'm³', 'm3') THEN 1 ELSE 4 END)"""
+# Many meters of one gateway in one query: the planner reads their rows with one bitmap
+# scan, each heap page once in its physical order (the ingest stores a quarter hour of all
+# meters together, so one register's rows lie on as many pages as it has readings: an
+# index scan per register would visit them one by one).
+_WINDOW_PG = f"""
+SELECT r.meter_id, r.quantity, {_AGG_PG}
+FROM readings r
+WHERE r.gateway_id = %(gw)s AND r.meter_id = ANY(%(mids)s) AND r.quantity = ANY(%(qtys)s)
+  AND r.ts >= %(lo)s AND r.ts <= %(hi)s
+GROUP BY r.meter_id, r.quantity"""
+# The nearest valid readings beyond the window's edges (an index probe each side), for
+# the registers without a reading on both edges.
+_BEYOND_PG = """
 WITH k AS (SELECT * FROM unnest(%(gw)s::text[], %(mid)s::text[], %(qty)s::text[])
            WITH ORDINALITY AS k(gw, mid, qty, idx))
-SELECT k.idx, a.n, a.ts, a.vals, a.u_min, a.u_max, a.invalid
+SELECT k.idx,
+  (SELECT max(n.ts) FROM readings n WHERE n.gateway_id = k.gw AND n.meter_id = k.mid
+     AND n.quantity = k.qty AND n.quality <> 'invalid' AND n.ts < %(lo)s),
+  (SELECT min(n.ts) FROM readings n WHERE n.gateway_id = k.gw AND n.meter_id = k.mid
+     AND n.quantity = k.qty AND n.quality <> 'invalid' AND n.ts > %(hi)s)
+FROM k"""
+# Register by register (a LATERAL aggregate each), with the nearest readings beyond the
+# window's edges: for the registers without a reading on both edges.
+_REGISTERS_PG = f"""
+WITH k AS (SELECT * FROM unnest(%(gw)s::text[], %(mid)s::text[], %(qty)s::text[])
+           WITH ORDINALITY AS k(gw, mid, qty, idx))
+SELECT k.idx, a.*
 FROM k CROSS JOIN LATERAL (
-  SELECT count(*) AS n, string_agg(timestamptz_send(r.ts), ''::bytea) AS ts,
-         string_agg(r.value, ',') AS vals, min(r.unit) AS u_min, max(r.unit) AS u_max,
-         bool_or(r.quality = 'invalid') AS invalid
+  SELECT {_AGG_PG}
   FROM readings r
   WHERE r.gateway_id = k.gw AND r.meter_id = k.mid AND r.quantity = k.qty
     AND r.ts >= coalesce((SELECT max(n.ts) FROM readings n WHERE n.gateway_id = k.gw
@@ -195,34 +224,82 @@ FROM k CROSS JOIN LATERAL (
                           AND n.quality <> 'invalid' AND n.ts >= %(hi)s), %(hi)s)) a"""
 
 
+def _pg_register(count: int, ts: bytes | None, values: str | None,
+                 kinds: int | None) -> tuple[Register | None, int, int]:
+    """A register in its fast form (None: read it row by row), its first and last time."""
+    if not count or kinds not in (1, 2) or ts is None:
+        return None, 0, 0
+    micros = np.frombuffer(ts, dtype=">i8")
+    if bool((np.abs(micros) > 2**60).any()):
+        return None, 0, 0  # infinity: row by row says so
+    times = micros.astype(np.int64) // 1_000_000 + _PG_EPOCH
+    reg = _whole(count, times, values, ("Wh" if kinds == 2 else "kWh",) * 2, False)
+    return reg, int(times.min()), int(times.max())
+
+
 def _load_pg(conn: Connection, regs: list[Key], lo: datetime,
              hi: datetime) -> tuple[dict[Key, Register], list[Key]]:
-    """PostgreSQL: a few hundred registers a query, each aggregated where it is stored
-    (an index range scan, no sort): its times as 8-byte binary, its values as one text."""
+    """PostgreSQL: the window's readings from one bitmap-scan query per few hundred
+    meters; a register without a reading on both edges of the window is probed for
+    nearer readings beyond them and, when it has any, read with them by one LATERAL query
+    per few hundred registers; each register aggregated in the database, its times as
+    binary, its values as one text."""
     got: dict[Key, Register] = {}
-    odd: list[Key] = []
+    edges: dict[Key, tuple[int, int]] = {}
+    seen: set[Key] = set()  # with rows in the window
     cur = conn.connection.cursor()
+    lo_s, hi_s = int(lo.timestamp()), int(hi.timestamp())
     try:
-        for c0 in range(0, len(regs), _PG_CHUNK):
-            chunk = regs[c0:c0 + _PG_CHUNK]
-            cur.execute(_REGISTERS_PG, {
-                "gw": [k[0] for k in chunk], "mid": [k[1] for k in chunk],
-                "qty": [k[2] for k in chunk], "lo": lo, "hi": hi}, binary=True)
-            for idx, count, ts, values, u_min, u_max, invalid in cur.fetchall():
-                if not count:
-                    continue
+        by_gw: dict[str, list[Key]] = {}
+        for key in regs:
+            by_gw.setdefault(key[0], []).append(key)
+        for gw, keys in by_gw.items():
+            mids = sorted({k[1] for k in keys})
+            qtys = sorted({k[2] for k in keys})
+            for c0 in range(0, len(mids), _PG_METERS):
+                cur.execute(_WINDOW_PG, {"gw": gw, "mids": mids[c0:c0 + _PG_METERS],
+                                         "qtys": qtys, "lo": lo, "hi": hi}, binary=True)
+                for mid, qty, *agg in cur.fetchall():
+                    seen.add((gw, mid, qty))
+                    reg, first, last = _pg_register(*agg)
+                    if reg is not None:
+                        got[(gw, mid, qty)] = reg
+                        edges[(gw, mid, qty)] = first, last
+        probe = [k for k in regs if edges.get(k) != (lo_s, hi_s)]
+        again: list[Key] = []
+        for chunk in _chunks(probe, _PG_CHUNK):
+            cur.execute(_BEYOND_PG, _keys(chunk, lo, hi), binary=True)
+            for idx, before, after in cur.fetchall():
                 key = chunk[idx - 1]
-                micros = np.frombuffer(ts, dtype=">i8")
-                times = None if bool((np.abs(micros) > 2**60).any()) else \
-                    micros.astype(np.int64) // 1_000_000 + _PG_EPOCH  # infinity: row by row
-                reg = _whole(count, times, values, (u_min, u_max), invalid)
+                if before is not None or after is not None or (key in seen and key not in got):
+                    # readings beyond an edge belong to it, or it has rows the fast form
+                    # cannot hold: read again whole
+                    got.pop(key, None)
+                    again.append(key)
+        odd: list[Key] = []
+        for chunk in _chunks(again, _PG_CHUNK):
+            cur.execute(_REGISTERS_PG, _keys(chunk, lo, hi), binary=True)
+            for idx, *agg in cur.fetchall():
+                if not agg[0]:
+                    continue
+                reg, _, _ = _pg_register(*agg)
                 if reg is None:
-                    odd.append(key)
+                    odd.append(chunk[idx - 1])
                 else:
-                    got[key] = reg
+                    got[chunk[idx - 1]] = reg
     finally:
         cur.close()
-    return got, odd
+    order = {k: i for i, k in enumerate(regs)}
+    return got, sorted(odd, key=order.__getitem__)
+
+
+def _chunks(keys: list[Key], size: int) -> list[list[Key]]:
+    return [keys[i:i + size] for i in range(0, len(keys), size)]
+
+
+def _keys(chunk: list[Key], lo: datetime, hi: datetime) -> dict[str, Any]:
+    return {"gw": [k[0] for k in chunk], "mid": [k[1] for k in chunk],
+            "qty": [k[2] for k in chunk], "lo": lo, "hi": hi}
 
 
 def _load_rows(conn: Connection, regs: list[Key], keys: dict[tuple[str, str], str], lo: Any,
