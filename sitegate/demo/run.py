@@ -52,11 +52,13 @@ async def _until_ready(daemon: Daemon, run: asyncio.Task[int]) -> None:
 
 
 async def _drain(daemon: Daemon) -> int:
-    """Wait (bounded) until the cloud acknowledged every buffered row; the rows left."""
+    """Wait (bounded) until the cloud acknowledged every row read (buffered, or still on
+    its way to the buffer); the rows left."""
     deadline = time.monotonic() + DRAIN_TIMEOUT
     while True:
-        assert daemon.buffer is not None
+        assert daemon.buffer is not None and daemon.writer is not None
         left = sum(s["unacknowledged"] for s in daemon.buffer.stats()["streams"].values())
+        left += daemon.writer.health()["pending_rows"]
         if left == 0 or time.monotonic() > deadline:
             return left
         await asyncio.sleep(0.2)
@@ -207,6 +209,7 @@ async def _run(workdir: Path, duration: float | None, interval: int,
         await fleet.stop()
         await laundry.stop()
         await asyncio.sleep(0.5)  # the last StopTransaction's report reaches the buffer
+        await daemon.stop_polling()  # the last readings, then nothing new to send
         await printer.tick()
         left = await _drain(daemon)
         await printer.tick()

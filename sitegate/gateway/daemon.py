@@ -382,6 +382,15 @@ class Daemon:
             **({"relays": self.points.health()} if self.points is not None else {}),
         }
 
+    async def stop_polling(self) -> None:
+        """Stop reading meters, syncing goes on: each worker finishes the meter it is
+        reading and hands over its cycle. For an orderly stop that sends everything read
+        before the daemon stops (the demo's end); stopping the daemon stops them anyway."""
+        async with self._config_lock:
+            for w in self.workers.values():
+                w.stop()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
     def request_stop(self) -> None:
         log.info("daemon.stopping")
         sdnotify.notify("STOPPING=1")

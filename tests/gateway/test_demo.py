@@ -64,6 +64,11 @@ def test_demo_runs_meters_chargers_cloud_and_bills(tmp_path: Path) -> None:
     assert washes and washes[0]["kind"] == "laundry" and washes[0]["stop_reason"] == "PowerDrop"
     # Every row the gateway buffered was acknowledged before the demo stopped.
     assert "rows not acknowledged" not in out
+    # ... and nothing read was left behind in the buffer (the summary points there)
+    buf = sqlite3.connect(tmp_path / "buffer.db")
+    streams = buf.execute("SELECT stream, last_seq, acked_upto FROM streams").fetchall()
+    buf.close()
+    assert streams and all(acked == last for _s, last, acked in streams), streams
     # The calibrated charger's sessions carry signed readings the gateway verified.
     signed = [s for s in completed if s["charge_point"] == "SIM0002"]
     assert signed and all(s["ocmf"]["status"] == "verified" for s in signed), signed
