@@ -7,13 +7,16 @@ HEAD: what a clone has) with the project's virtual environment on PATH. Lines th
 run on a development machine are listed as skipped, with the reason: templates
 (``invoice list|show|...``), commands of other programs (``curl``, ``sudo``), a service
 that runs until stopped (``serve``). ``scripts/demo`` and ``scripts/test`` run with
-``--full`` only (the test suite runs both in its own way). Exit 1 when a command fails.
+``--full`` only (the test suite runs both in its own way). A line with one word of
+alternatives (``expense show|explain|pdf ...``) runs once per alternative. Exit 1 when a
+command fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -25,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OURS = ("sitegate", "sitegate-cloud", "scripts/demo", "scripts/test")
 TIMEOUT = 300  # seconds for one command
+PLACEHOLDER = re.compile(r"^(\[.*|.*\]|[A-Z][A-Z_]+|.*\.\.\.)$")  # [-o FILE], GW, ID, 3059...
 LONG_TIMEOUT = 3600  # scripts/test (the whole suite) and scripts/demo, with --full
 
 
@@ -39,7 +43,7 @@ def _why_not(words: list[str], full: bool) -> str | None:
     if not words or words[0] not in OURS:
         return "not a sitegate command"
     text = " ".join(words)
-    if "|" in text or "..." in text:
+    if "|" in text or "..." in text or any(PLACEHOLDER.match(w) for w in words):
         return "a template (alternatives or elisions)"
     if words[0] == "sitegate-cloud" and words[1:2] == ["serve"]:
         return "a service: runs until stopped"
@@ -77,13 +81,26 @@ def commands(readme: str, full: bool = False) -> list[Command]:
             # the README's 60-second demo, not until Ctrl-C
             text = text.replace("scripts/demo", "scripts/demo --duration 60", 1)
         if words:  # run as written (the shell drops the comment)
-            out.append(Command(start, " ".join(text.split()), _why_not(words, full)))
+            out += _expanded(start, text, words, full)
     if "sitegate check-config FILE" in readme:
         no = readme[:readme.index("sitegate check-config FILE")].count("\n") + 1
         for example in sorted((ROOT / "config" / "examples").glob("*.toml")):
             if not example.name.startswith("site-"):  # site-*.toml: cloud billing models
                 out.append(Command(no, f"sitegate check-config config/examples/{example.name}"))
     return sorted(out, key=lambda c: c.line)  # in the README's order
+
+
+def _expanded(line: int, text: str, words: list[str], full: bool) -> list[Command]:
+    """The line as one command; a line with one word of alternatives (``show|explain``,
+    ``--format csv|json``) and nothing elided as one command per alternative, in order."""
+    alts = [i for i, w in enumerate(words) if "|" in w]
+    if len(alts) == 1 and words[0] in OURS and "..." not in text \
+            and not any(PLACEHOLDER.match(w) for w in words):
+        i = alts[0]
+        return [Command(line, shlex.join([*words[:i], alt, *words[i + 1:]]),
+                        _why_not([*words[:i], alt, *words[i + 1:]], full))
+                for alt in words[i].split("|")]
+    return [Command(line, " ".join(text.split()), _why_not(words, full))]
 
 
 def fresh_copy(into: Path) -> Path:

@@ -55,3 +55,29 @@ def test_the_readmes_commands_run_in_order_on_a_fresh_copy() -> None:
         assert any(r.startswith(expected) for r in ran), res.stdout
     failed = [ln.split(None, 2)[2] for ln in res.stdout.splitlines() if ln.startswith("FAIL")]
     assert failed == [], res.stdout
+
+
+def test_readme_check_runs_each_alternative_and_skips_only_real_templates() -> None:
+    """A line with one word of alternatives is one command per alternative (each must
+    work as typed); elisions and placeholders stay templates."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import readme_check
+
+    text = ("```sh\n"
+            "sitegate-cloud expense show|pdf 2025-26 --db cloud.db   # a|b in a comment\n"
+            "sitegate-cloud export --db cloud.db --format csv|json\n"
+            "sitegate-cloud invoice list|show ...\n"
+            "sitegate-cloud ocmf check|export --db cloud.db --gateway GW --session ID\n"
+            "sitegate-cloud ocmf pin --db cloud.db --key 3059...\n"
+            "```\n")
+    got = [(c.text, c.skip is None) for c in readme_check.commands(text)]
+    assert got == [
+        ("sitegate-cloud expense show 2025-26 --db cloud.db", True),
+        ("sitegate-cloud expense pdf 2025-26 --db cloud.db", True),
+        ("sitegate-cloud export --db cloud.db --format csv", True),
+        ("sitegate-cloud export --db cloud.db --format json", True),
+        ("sitegate-cloud invoice list|show ...", False),
+        ("sitegate-cloud ocmf check|export --db cloud.db --gateway GW --session ID", False),
+        ("sitegate-cloud ocmf pin --db cloud.db --key 3059...", False)]
