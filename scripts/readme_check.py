@@ -19,6 +19,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,26 @@ def fresh_copy(into: Path) -> Path:
     return into
 
 
+def _run(command: str, cwd: Path, env: dict[str, str],
+         limit: float) -> subprocess.CompletedProcess[str] | None:
+    """One command in its own process group; over ``limit`` the whole group is ended (a
+    script's children too, not only the shell), and None returned."""
+    proc = subprocess.Popen(command, shell=True, cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        return None
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
 def run(readme_path: Path, workdir: Path, full: bool = False) -> int:
     copy = fresh_copy(workdir / "clone")
     env = dict(os.environ)
@@ -129,10 +150,8 @@ def run(readme_path: Path, workdir: Path, full: bool = False) -> int:
             continue
         limit = LONG_TIMEOUT if c.text.startswith(("scripts/test", "scripts/demo")) \
             else TIMEOUT
-        try:
-            res = subprocess.run(c.text, shell=True, cwd=copy, env=env, capture_output=True,
-                                 text=True, timeout=limit)
-        except subprocess.TimeoutExpired:
+        res = _run(c.text, copy, env, limit)
+        if res is None:
             failed += 1
             print(f"FAIL  README:{c.line}  {c.text}  (still running after {limit} s)",
                   flush=True)
