@@ -3,6 +3,7 @@ the technician CLI talks to it, SIGTERM stops it cleanly, kill -9 loses nothing 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 from sitegate.drivers.modbus.profile import load_profile
+from tests.helpers.waiting import wait_for
 
 UNITS = range(1, 11)  # the units of the simulator fixture (conftest.py)
 QUANTITIES = len(load_profile("eastron_sdm630").registers)
@@ -52,16 +54,8 @@ def _rows(db: Path) -> list[tuple[int, str]]:
         con.close()
 
 
-def _wait_for(pred, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return
-        except sqlite3.OperationalError:
-            pass  # the daemon has created the buffer file but not yet its tables
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
+# the daemon has created the buffer file but not yet its tables: not yet
+_wait_for = functools.partial(wait_for, tolerate=(sqlite3.OperationalError,))
 
 
 def test_daemon_polls_reports_and_stops_cleanly(tmp_path: Path, simulator: int) -> None:

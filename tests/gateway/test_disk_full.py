@@ -5,6 +5,7 @@ the next start takes them back, and ``sitegate buffer check`` finds each reading
 
 from __future__ import annotations
 
+import functools
 import json
 import resource
 import signal
@@ -22,6 +23,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.helpers import disk
+from tests.helpers.waiting import wait_for
 
 METERS = [1, 2, 3, 4]  # answering units of the simulator fixture
 
@@ -90,17 +92,7 @@ class Daemon:
             self.proc.wait()
 
 
-def _wait_for(pred: Any, timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            got = pred()
-        except sqlite3.OperationalError:
-            got = None
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
+_wait_for = functools.partial(wait_for, timeout=40.0, tolerate=(sqlite3.OperationalError,))
 
 
 def _readings(db: Path) -> list[dict[str, Any]]:

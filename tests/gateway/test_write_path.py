@@ -4,6 +4,7 @@ every poll cycle exactly once."""
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import socket
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.waiting import wait_for
 
 BUSES = {"a": [1, 2, 3, 4], "b": [5, 6, 7, 8]}  # meters on two RS485-Ethernet converters
 
@@ -57,16 +60,8 @@ def _two_bus_config(tmp: Path, ports: list[int]) -> Path:
     return cfg
 
 
-def _wait_for(pred, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return
-        except sqlite3.OperationalError:
-            pass  # the buffer file exists but not yet its tables
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
+# the buffer file exists but not yet its tables: not yet
+_wait_for = functools.partial(wait_for, tolerate=(sqlite3.OperationalError,))
 
 
 def _readings(db: Path) -> list[dict]:

@@ -6,13 +6,13 @@ its safe state (off) and the session is closed once, flagged. The CLI shows the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from sitegate.drivers.relays.shelly import ShellyClient
+from tests.helpers import waiting
 
 
 @pytest.fixture
@@ -88,16 +89,8 @@ def start(cfg: Path) -> subprocess.Popen[str]:
                              str(cfg)], stderr=subprocess.DEVNULL, text=True)
 
 
-def wait_for(pred: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout  # bounds a hung test; asserts nothing about speed
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return
-        except (sqlite3.OperationalError, OSError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+wait_for = functools.partial(waiting.wait_for, every=0.1,
+                             tolerate=(sqlite3.OperationalError, OSError))
 
 
 def completed(db: Path) -> list[dict[str, Any]]:
