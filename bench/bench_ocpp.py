@@ -37,8 +37,12 @@ async def serve_sitegate(port: int, workdir: str) -> None:
     from sitegate.gateway.buffer import Buffer
     from sitegate.ocpp_server.service import CentralSystem
 
+    # The simulated fleet is unlisted and comes from one address: the admission limits
+    # for unknown chargers (a few, four per address) would refuse all but four.
     cfg = OcppConfig(host="127.0.0.1", port=port, security={"unknown_chargers": "accept"},
-                     badges=[{"id": "04A23BC1"}])
+                     badges=[{"id": "04A23BC1"}],
+                     limits={"max_connections": 2000, "max_pending": 2000,
+                             "max_pending_per_address": 2000})
     buf = Buffer(Path(workdir) / "buffer.db")
     cs = CentralSystem(cfg, buf, str(Path(workdir) / "ocpp.db"))
     await cs.start()
