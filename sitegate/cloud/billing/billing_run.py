@@ -6,11 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sitegate.cloud.billing.compute import BillRun, bill_site
+from sitegate.cloud.billing.document import Invoice
+from sitegate.cloud.billing.lines import plain
 from sitegate.cloud.billing.manual import merge as merge_manual
 from sitegate.cloud.billing.periods import Period, grid_for, parse_period
 from sitegate.cloud.billing.sessions import sessions_in
@@ -109,17 +112,16 @@ def bill(conn: Connection, model: SiteModel, period_label: str, interim: bool = 
     check_ended(period, interim, today or site_today(model))
     check_overlap(conn, model.site.id, period)
     run = compute(conn, model, period_label, report)
-    if interim:
-        for doc in run.documents.values():
-            doc["interim"] = True
+    invoices = {acc: replace(inv, interim=True) if interim else inv
+                for acc, inv in run.invoices.items()}
     site = model.site.id
     every = hashlib.sha256(canonical(run.digests).encode()).hexdigest()[:16]
 
-    def inputs(doc: dict[str, Any]) -> str:
+    def inputs(inv: Invoice) -> str:
         """What an invoice was billed from: the digest of all the site's readings (in a
         community everyone's readings move each share) and those of its own meters; not
         every meter's digest on every invoice (10,000 of them on each of 10,000)."""
-        own = sorted({m["meter"] for src in doc["sources"] for m in src["meters"]})
+        own = sorted({m["meter"] for src in inv.sources for m in src["meters"]})
         return canonical({"all": every, "meters": {m: run.digests[m] for m in own
                                                    if m in run.digests}})
 
@@ -131,32 +133,31 @@ def bill(conn: Connection, model: SiteModel, period_label: str, interim: bool = 
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     num = store.next_number(conn, site) - 1  # the drafts take the next numbers in order
-    n_docs = max(1, len(run.documents))
-    for k, (acc, doc) in enumerate(run.documents.items()):
-        report(0.7 + 0.3 * k / n_docs, f"drafts {k}/{len(run.documents)}")
-        text = canonical(doc)
+    for k, (acc, inv) in enumerate(invoices.items()):
+        report(0.7 + 0.3 * k / max(1, len(invoices)), f"drafts {k}/{len(invoices)}")
+        text, due = canonical(inv.to_json()), plain(inv.total_due)  # JSON here, stored
         row = existing.get(acc)
         if row is None:
             num += 1
             inserts.append({"site_id": site, "number": num, "kind": "invoice",
                             "account_id": acc, "period": period_label, "state": "draft",
-                            "reminder_level": 0, "total_due": doc["total_due"],
-                            "document": text, "inputs": inputs(doc)})
+                            "reminder_level": 0, "total_due": due, "document": text,
+                            "inputs": inputs(inv)})
             created.append(num)
         elif row["document"] == text:
             unchanged.append(row["number"])
         elif row["state"] == "draft":
-            updates.append({"id": row["id"], "document": text, "total_due": doc["total_due"],
-                            "inputs": inputs(doc)})
+            updates.append({"id": row["id"], "document": text, "total_due": due,
+                            "inputs": inputs(inv)})
             updated.append(row["number"])
         else:
             differs.append({"number": row["number"], "state": row["state"], "account": acc,
-                            "issued_total": row["total_due"], "now": doc["total_due"]})
+                            "issued_total": row["total_due"], "now": due})
     store.insert_invoices(conn, inserts)
     store.update_invoices(conn, updates)
     stale = [row["number"] for acc, row in existing.items()
-             if acc not in run.documents and row["state"] == "draft"]
-    report(1.0, f"{len(run.documents)} documents")
+             if acc not in invoices and row["state"] == "draft"]
+    report(1.0, f"{len(invoices)} documents")
     return {"site": site, "period": period_label, "interim": interim, "created": created,
             "updated": updated,
             "unchanged": unchanged, "issued_differs": differs, "drafts_without_lines": stale,

@@ -1,7 +1,7 @@
 """Billing one site for one period: pure function from the site model, the readings and
 the sessions to one invoice document per account, plus the site's reconciliation.
 
-Documents are plain JSON-ready dicts (decimals as strings, times ISO) built in a fixed
+Invoices are typed values (``document.Invoice``), JSON only when stored; built in a fixed
 order, so billing the same period twice from the same data gives the same bytes.
 """
 
@@ -28,7 +28,8 @@ from sitegate.cloud.billing.consumption import (
     interval_consumption,
 )
 from sitegate.cloud.billing.daily import Daily, day_bounds
-from sitegate.cloud.billing.invoice import line_amount, totals
+from sitegate.cloud.billing.document import Invoice, Recipient, Totals
+from sitegate.cloud.billing.invoice import line_amount
 from sitegate.cloud.billing.lines import Days, Line, plain
 from sitegate.cloud.billing.periods import STEP, Grid, Period, grid_for, local_midnight
 from sitegate.cloud.billing.registers import Register
@@ -78,10 +79,15 @@ class SessionIn:
 
 @dataclass(slots=True)
 class BillRun:
-    documents: dict[str, dict[str, Any]]  # account id -> invoice document
+    invoices: dict[str, Invoice]  # account id -> its invoice
     summary: dict[str, Any]
     digests: dict[str, str]  # site meter id -> digest of the readings billed
     issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def documents(self) -> dict[str, dict[str, Any]]:
+        """The invoices as stored (JSON)."""
+        return {acc: inv.to_json() for acc, inv in self.invoices.items()}
 
 
 def _iso(ts: int) -> str:
@@ -655,40 +661,32 @@ def _point_lines(ctx: _Ctx, assigns: dict[str, list[Assignment]],
     return lines_by_acc
 
 
-def _documents(ctx: _Ctx, lines_by_acc: dict[str, list[Line]],
-               trace: _Trace, daily: Daily) -> dict[str, dict[str, Any]]:
-    """One invoice document per account with lines: numbered lines, the sources they
-    name, advances paid in the period, totals."""
+def _invoices(ctx: _Ctx, lines_by_acc: dict[str, list[Line]], trace: _Trace,
+              daily: Daily) -> dict[str, Invoice]:
+    """One invoice per account with lines: numbered lines, the sources they name, the
+    advances paid in the period, totals."""
     site, period = ctx.model.site, ctx.period
     accounts = {a.id: a for a in ctx.model.accounts}
     sources = {s["id"]: s for s in trace.sources}
-    docs: dict[str, dict[str, Any]] = {}
-    for acc in sorted(lines_by_acc):
-        if not lines_by_acc[acc]:
-            continue
-        # the document's JSON form: typed lines become text here, numbered
-        lines = [replace(ln, n=k).to_json() for k, ln in enumerate(lines_by_acc[acc], 1)]
+    out: dict[str, Invoice] = {}
+    for acc in sorted(acc for acc, lines in lines_by_acc.items() if lines):
+        lines = tuple(replace(ln, n=k) for k, ln in enumerate(lines_by_acc[acc], 1))
         a = accounts[acc]
         adv = sum((x.amount for x in a.advances if period.first <= x.paid_on < period.end),
                   Decimal("0"))
-        used_src = sorted({ln["source"] for ln in lines if ln["source"]},
-                          key=lambda s: int(s[1:]))
-        docs[acc] = {
-            "site": site.id, "site_name": site.name, "currency": site.currency,
-            "period": period.label, "period_first": period.first.isoformat(),
-            "period_last": period.last.isoformat(),
-            "account": {"id": a.id, "name": a.name, "delivery": a.delivery, "email": a.email,
-                        "address": a.address.model_dump(mode="json") if a.address else None},
-            "lines": lines,
-            "sources": [sources[s] for s in used_src],
-            "daily": daily.document(acc),
-            **totals(lines, adv, site.cash_unit),
-        }
-    return docs
+        used = sorted({ln.source for ln in lines if ln.source}, key=lambda s: int(s[1:]))
+        out[acc] = Invoice(
+            site.id, site.name, site.currency, period.label, period.first, period.last,
+            Recipient(a.id, a.name, a.delivery, a.email,
+                      a.address.model_dump(mode="json") if a.address else None),
+            lines, Totals.compute(((ln.vat_rate, ln.amount) for ln in lines), adv,
+                                  site.cash_unit),
+            tuple(sources[s] for s in used), daily.chart(acc))
+    return out
 
 
 def _summary(ctx: _Ctx, rec: sol.Reconciliation, unknown: list[int],
-             docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+             invoices: dict[str, Invoice]) -> dict[str, Any]:
     energy = {k: str(units_to_kwh(getattr(rec, k))) for k in (
         "consumption", "solar", "grid", "grid_import", "grid_export", "battery_charge",
         "battery_discharge", "production_derived")}
@@ -696,13 +694,13 @@ def _summary(ctx: _Ctx, rec: sol.Reconciliation, unknown: list[int],
         energy["production_derived"] = None
     return {
         "site": ctx.model.site.id, "period": ctx.period.label, "intervals": ctx.grid.n,
-        "billing_points": len(ctx.model.billing_points), "invoices": len(docs),
+        "billing_points": len(ctx.model.billing_points), "invoices": len(invoices),
         "energy_kwh": energy,
         "production_metered_kwh": str(units_to_kwh(rec.production_metered))
         if rec.production_metered is not None else None,
         "unexplained_import_kwh": None if unknown else str(units_to_kwh(rec.unexplained_import)),
         "intervals_without_grid_data": len(unknown),
-        "amount_total": str(sum((Decimal(d["total_due"]) for d in docs.values()),
+        "amount_total": str(sum((inv.total_due for inv in invoices.values()),
                                 Decimal("0")).quantize(CENT)),
         "issues": [{"kind": i.kind, "meter": i.meter, "at": _iso(i.ts), "detail": i.detail}
                    for i in ctx.issues],
@@ -726,6 +724,6 @@ def _bill(model: SiteModel, period: Period, readings: dict[str, dict[str, Regist
                                 daily)
     for acc, lines in _session_lines(model, sessions, period, ctx.issues).items():
         lines_by_acc.setdefault(acc, []).extend(lines)
-    docs = _documents(ctx, lines_by_acc, trace, daily)
+    invoices = _invoices(ctx, lines_by_acc, trace, daily)
     digests = {m: _digest(readings[m]) for m in sorted(readings)}
-    return BillRun(docs, _summary(ctx, rec, com.unknown, docs), digests, ctx.issues)
+    return BillRun(invoices, _summary(ctx, rec, com.unknown, invoices), digests, ctx.issues)

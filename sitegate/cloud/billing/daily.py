@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from sitegate.cloud.billing.document import Day
 from sitegate.cloud.billing.periods import STEP, Grid, local_midnight
 from sitegate.cloud.billing.units import units_to_kwh
 
@@ -51,8 +52,7 @@ class Daily:
             row[0] += cs[hi - i0] - cs[lo - i0]
             row[1] += cc[hi - i0] - cc[lo - i0]
 
-    def document(self, account: str) -> list[dict[str, str]]:
-        """The invoice document's form: one row a day, kWh as exact text."""
-        return [{"day": d.isoformat(), "solar_kwh": str(units_to_kwh(s)),
-                 "grid_kwh": str(units_to_kwh(c - s))}
-                for d, (s, c) in sorted(self.by_account.get(account, {}).items())]
+    def chart(self, account: str) -> tuple[Day, ...]:
+        """The invoice's chart: one row a day, exact kWh."""
+        return tuple(Day(d, units_to_kwh(s), units_to_kwh(c - s))
+                     for d, (s, c) in sorted(self.by_account.get(account, {}).items()))

@@ -1,4 +1,4 @@
-"""Invoice totals: lines priced to the cent, VAT per rate, advances, cash rounding."""
+"""Invoice amounts: lines priced to the cent; totals (``document.Totals``) of JSON lines."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sitegate.cloud.billing.units import CENT, round_money
+from sitegate.cloud.billing.document import Totals
+from sitegate.cloud.billing.units import round_money
 
 
 def line_amount(quantity: Decimal, unit_price: Decimal) -> Decimal:
@@ -18,28 +19,7 @@ def totals(
     advances: Decimal = Decimal("0"),
     cash_unit: Decimal = Decimal("0.05"),
 ) -> dict[str, Any]:
-    """VAT is computed once per rate on the rate's net sum (not per line), then the amount
-    due is rounded to the smallest cash unit; the difference is its own visible line."""
-    by_rate: dict[Decimal, Decimal] = {}
-    for ln in lines:
-        rate = Decimal(ln["vat_rate"])
-        by_rate[rate] = by_rate.get(rate, Decimal("0")) + Decimal(ln["amount"])
-    vat_rows = []
-    for rate in sorted(by_rate):
-        net = by_rate[rate].quantize(CENT)
-        vat_rows.append({"rate": str(rate), "net": str(net),
-                         "vat": str(round_money(net * rate / 100))})
-    net_total = sum((Decimal(r["net"]) for r in vat_rows), Decimal("0.00"))
-    vat_total = sum((Decimal(r["vat"]) for r in vat_rows), Decimal("0.00"))
-    gross = net_total + vat_total
-    due_raw = gross - advances
-    due = round_money(due_raw, cash_unit)
-    return {
-        "vat": vat_rows,
-        "net_total": str(net_total),
-        "vat_total": str(vat_total),
-        "gross_total": str(gross),
-        "advances": str(advances.quantize(CENT)),
-        "rounding": str((due - due_raw).quantize(CENT)),
-        "total_due": str(due),
-    }
+    """``document.Totals`` of lines in their JSON form, as JSON (stays, jobs, expense
+    statements and credit notes build their documents as JSON)."""
+    return Totals.compute(((Decimal(ln["vat_rate"]), Decimal(ln["amount"])) for ln in lines),
+                          advances, cash_unit).to_json()

@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sitegate.cloud import i18n
+from sitegate.cloud.billing.document import Invoice, Totals
 from sitegate.cloud.billing.invoice import line_amount, totals
 from sitegate.cloud.billing.lines import Days, Line
 from sitegate.cloud.billing.periods import parse_period
@@ -234,12 +235,12 @@ def _note_totals(doc: dict[str, Any], notes: list[dict[str, Any]],
     rest = {r: billed[r] + before.get(r, Decimal(0)) + this.get(r, Decimal(0)) for r in billed}
     if any(rest.values()):
         return t
-    vat_billed = {Decimal(v["rate"]): Decimal(v["vat"]) for v in doc["vat"]}
+    billed_totals = Totals.of(doc)
+    vat_billed = {v.rate: v.vat for v in billed_totals.vat}
     vat_before: dict[Decimal, Decimal] = {}
     for note in notes:
-        for v in note["vat"]:
-            r = Decimal(v["rate"])
-            vat_before[r] = vat_before.get(r, Decimal(0)) + Decimal(v["vat"])
+        for v in Totals.of(note).vat:
+            vat_before[v.rate] = vat_before.get(v.rate, Decimal(0)) + v.vat
     rows = []
     for rate in sorted(billed):
         net = this.get(rate, Decimal(0)).quantize(CENT)
@@ -249,8 +250,8 @@ def _note_totals(doc: dict[str, Any], notes: list[dict[str, Any]],
     net_total = sum((Decimal(r["net"]) for r in rows), Decimal("0.00"))
     vat_total = sum((Decimal(r["vat"]) for r in rows), Decimal("0.00"))
     gross = net_total + vat_total
-    due = (-round_money(Decimal(doc["gross_total"]), cash_unit)
-           - sum((Decimal(note["total_due"]) for note in notes), Decimal(0))).quantize(CENT)
+    due = (-round_money(billed_totals.gross_total, cash_unit)
+           - sum((Totals.of(note).total_due for note in notes), Decimal(0))).quantize(CENT)
     return {**t, "vat": rows, "net_total": str(net_total), "vat_total": str(vat_total),
             "gross_total": str(gross), "rounding": str((due - gross).quantize(CENT)),
             "total_due": str(due)}
@@ -310,7 +311,7 @@ def credit(conn: Connection, model: SiteModel, number: int, day: date,
     notes = _credit_notes(conn, row["id"])
     if net is None:
         prior = _credited(notes)
-        by_n = {ln["n"]: Line.of(ln) for ln in doc["lines"]}
+        by_n = {ln.n: ln for ln in Invoice.of(doc).lines}
         wanted: list[tuple[int, str | None]] = lines or [(n, None) for n in sorted(by_n)]
         seen: set[int] = set()
         out = []
