@@ -278,8 +278,9 @@ def _summary(workdir: Path, bill: dict, settled: dict, db: str,
     tz = ZoneInfo(TIMEZONE)
     say(f"\nwhat is where, in {workdir}:\n"
         + "\n".join(f"  {name:<24} {what}" for name, what in rows)
-        + f"\nthe readings before {hist.end.astimezone(tz):%Y-%m-%d %H:%M} are simulated "
-          f"history (flag '{history.FLAG}'); the rest came live from the demo's meters")
+        + f"\nthe readings before {hist.end.astimezone(tz):%Y-%m-%d %H:%M} and the sessions "
+          f"before the demo started are simulated history (flag '{history.FLAG}'); the rest "
+          "came live from the demo's meters and chargers")
 
 
 def _report_statements(settled: dict) -> None:

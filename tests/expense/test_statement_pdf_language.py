@@ -105,3 +105,16 @@ def test_statement_and_invoice_share_the_letter(site, period) -> None:
         assert abs(x * 25.4 / 72 - 120) < 2 and abs(top * 25.4 / 72 - 40) < 3
     finally:
         doc.close()
+
+
+def test_the_documents_words_follow_the_site_language_too(site, period) -> None:
+    """What the CLI and the API show (a line's label, its basis) names parts and keys in
+    the site's language: a German site as before, an English one in English."""
+    model, _, _ = _statements(site, period)
+    for lang, label, key in (("de", "Heizung Verbrauchskosten", "(Heizkostenverteiler)"),
+                             ("en", "Heizung Consumption costs", "(heat cost allocators)")):
+        spec = period(_in(model, lang), units=HCA_UNITS, categories=HEATING_30_70)
+        res = run(_in(model, lang), spec, [Cost("heizung", D("10000.01"))], [], {})
+        line = next(ln for ln in res.documents["anna"]["lines"]
+                    if ln["key"] == "heizung.consumption")
+        assert line["label"] == label and line["basis"].endswith(key), line

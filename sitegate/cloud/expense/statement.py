@@ -36,13 +36,17 @@ from sitegate.cloud.expense.profiles import Profile, profile
 from sitegate.cloud.expense.registers import Readings, value_at
 from sitegate.cloud.expense.shares import Segment, last_day, segments, weights
 from sitegate.cloud.expense.spec import Category, PeriodSpec, Unit
+from sitegate.cloud.i18n import text
 
-PART_LABEL = {"base": "Grundkosten", "consumption": "Verbrauchskosten",
-              "correction": "Korrektur (Grenzwerte)", "all": "", "fixed": "Pauschale"}
-KEY_LABEL = {"area": "Fläche", "heated_area": "beheizte Fläche", "heat": "Wärmezähler",
-             "water": "Wasserzähler", "hot_water": "Warmwasserzähler",
-             "allocators": "Heizkostenverteiler", "equal": "gleiche Teile", "fixed": "Pauschale",
-             "persons": "Personen"}
+
+def part_label(lang: str, part: str) -> str:
+    """A part's name in a line's label, in the site's language ("all": none)."""
+    return "" if part == "all" else text(lang, f"expense_part_{part}")
+
+
+def key_label(lang: str, key: str) -> str:
+    """An allocation key's name (heat meters, area, ...) in the site's language."""
+    return text(lang, f"expense_key_{key}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +155,8 @@ def run(model: SiteModel, spec: PeriodSpec, costs: list[Cost],
                 w = _weights(key, sorted(units), area, heated, units, consumption)
                 if part == "consumption" and key in CONSUMPTION_KEYS_SET:
                     w = _capped(cat, key, w, area, heated, estimated, prof, notes,
-                                part_info, cat.base_key or "area", units, consumption)
+                                part_info, cat.base_key or "area", units, consumption,
+                                model.site.language)
             s = sum(w.values(), Fraction(0))
             if s == 0:
                 raise RunError(f"category {cat.id}: every unit has 0 by key {key}: "
@@ -205,7 +210,8 @@ def _weights(key: str, ids: list[str], area, heated, units, consumption) -> dict
 
 
 def _capped(cat: Category, key: str, w: dict, area, heated, estimated, prof: Profile,
-            notes: list[str], part_info, base_key: str, units, consumption) -> dict:
+            notes: list[str], part_info, base_key: str, units, consumption,
+            lang: str) -> dict:
     """Over the profile's estimation cap the consumption part goes by area for all."""
     est = estimated.get(key, [])
     if not est:
@@ -219,7 +225,7 @@ def _capped(cat: Category, key: str, w: dict, area, heated, estimated, prof: Pro
     notes.append(f"{cat.id}: consumption estimated for {as_decimal(share * 100, 1)} % of "
                  f"the area, more than the {as_decimal(prof.estimation_cap * 100, 0)} % "
                  f"{prof.id} allows: the consumption part is allocated by "
-                 f"{KEY_LABEL[base_key]} for everyone")
+                 f"{key_label(lang, base_key)} for everyone")
     part_info.setdefault((cat.id, "consumption"), {})["by_area_instead_of"] = key
     return _weights(base_key, sorted(w), area, heated, units, consumption)
 
@@ -403,7 +409,8 @@ def _documents(model, spec, prof, units, segs, allocations, part_info, consumpti
                         continue
                     qty = unit_units * w[i] / s
                     basis = (f"{money(pi['total_cents'])} x {as_decimal(unit_units, 3)} / "
-                             f"{as_decimal(pi['sum'], 3)} {KEY_UNIT[key]} ({KEY_LABEL[key]})")
+                             f"{as_decimal(pi['sum'], 3)} {KEY_UNIT[key]} "
+                             f"({key_label(model.site.language, key)})")
                     if len(segs[u]) > 1:
                         how = ("readings at the move" if m is not None and m.split == "readings"
                                and part != "base" else
@@ -433,7 +440,8 @@ def _documents(model, spec, prof, units, segs, allocations, part_info, consumpti
                         extra["vacant"] = True
                     if "by_area_instead_of" in pi:
                         extra["by_area_instead_of"] = pi["by_area_instead_of"]
-                    label = cat.label + (f" {PART_LABEL[part]}" if PART_LABEL[part] else "")
+                    name = part_label(model.site.language, part)
+                    label = cat.label + (f" {name}" if name else "")
                     lines.setdefault(seg.account, []).append(Line(
                         f"{cat.id}.{part}", label, seg.first.isoformat(), seg.end.isoformat(),
                         as_decimal(qty, 3), KEY_UNIT[key], as_decimal(Fraction(price), 6)
