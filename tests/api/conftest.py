@@ -64,9 +64,10 @@ def serve(db: str, allowed_hosts: Sequence[str] | None = None) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
-    db = str(tmp_path / "cloud.db")
+@contextlib.contextmanager
+def running_api(tmp: Path) -> Iterator[Api]:
+    """The API over a fresh migrated database in ``tmp``."""
+    db = str(tmp / "cloud.db")
     upgrade(db)
     engine = make_engine(db)
     try:
@@ -74,3 +75,9 @@ def api(tmp_path: Path) -> Iterator[Api]:
             yield Api(url, db, engine)
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    with running_api(tmp_path) as running:
+        yield running

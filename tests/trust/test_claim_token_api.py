@@ -15,10 +15,9 @@ from sitegate.cloud.auth.ca import CA
 from sitegate.cloud.auth.enrolment import Provisioner
 from sitegate.cloud.auth.scopes import Scope
 from sitegate.cloud.keys import ENV as KEYS_ENV
-from sitegate.cloud.store.db import make_engine, upgrade
 from sitegate.common import provisioning as pv
 from sitegate.firmware_tools.identity import Identity
-from tests.api.conftest import Api, serve
+from tests.api.conftest import Api, running_api
 from tests.trust.conftest import cloud_cli
 
 G = Scope.GATEWAY_ADMIN
@@ -29,14 +28,8 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     keys = tmp_path / "keys"
     CA.open(keys).broker_server(["localhost"])  # what broker-config makes: tokens pin it
     monkeypatch.setenv(KEYS_ENV, str(keys))
-    db = str(tmp_path / "cloud.db")
-    upgrade(db)
-    engine = make_engine(db)
-    try:
-        with serve(db) as url:
-            yield Api(url, db, engine)
-    finally:
-        engine.dispose()
+    with running_api(tmp_path) as running:
+        yield running
 
 
 def _claim(api: Api, keys: Path, secret: str, gateway_id: str) -> pv.Response:

@@ -300,14 +300,19 @@ def _public(cat: dict[str, Any]) -> dict[str, Any]:
 # -- documents -----------------------------------------------------------------------------
 
 
-def site_statement(engine: Engine, site: str | None, pid: str) -> dict[str, Any]:
+def _last_run(engine: Engine, site: str | None, pid: str) -> Any:
+    """The period's last run (its overall statement and consumption export)."""
     with engine.connect() as conn:
         model = load_site_model(conn, site)
         _spec(conn, model, pid)
         row = store.last_run(conn, model.site.id, pid)
     if row is None:
         raise NotFound(f"period {pid} has not been run: 'sitegate-cloud expense run {pid}'")
-    return json.loads(row["document"])
+    return row
+
+
+def site_statement(engine: Engine, site: str | None, pid: str) -> dict[str, Any]:
+    return json.loads(_last_run(engine, site, pid)["document"])
 
 
 def statement(engine: Engine, site: str | None, pid: str, account: str) -> dict[str, Any]:
@@ -333,13 +338,8 @@ def statements(engine: Engine, site: str | None, pid: str) -> list[dict[str, Any
 
 
 def export(engine: Engine, site: str | None, pid: str, fmt: str) -> str:
-    with engine.connect() as conn:
-        model = load_site_model(conn, site)
-        _spec(conn, model, pid)
-        row = store.last_run(conn, model.site.id, pid)
-    if row is None:
-        raise NotFound(f"period {pid} has not been run: 'sitegate-cloud expense run {pid}'")
-    return render(json.loads(row["consumption"]), CONSUMPTION_FIELDS, fmt)
+    return render(json.loads(_last_run(engine, site, pid)["consumption"]), CONSUMPTION_FIELDS,
+                  fmt)
 
 
 def explain_statement(engine: Engine, site: str | None, pid: str,
