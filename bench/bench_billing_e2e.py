@@ -103,16 +103,19 @@ def write(n: int, url: str) -> float:
     grid = grid_for(parse_period("2026-01"), model.tz)
     pg = url.startswith("postgresql")
     t0 = time.perf_counter()
-    with engine.begin() as conn:
-        save_site(conn, model)
-        if pg:  # the months' partitions, as the ingest makes them ahead
-            for month in (date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)):
-                partitions.create(conn, month)
-        params = {"n": n, "k": grid.n, "start": grid.start, "s7": sum(j % 7 for j in range(n))}
+    with engine.connect() as conn:
         if not pg:  # the set-up only: index pages stay in memory, no syncs
             conn.exec_driver_sql("PRAGMA cache_size = -500000")
             conn.exec_driver_sql("PRAGMA synchronous = OFF")
-        conn.execute(text(_GEN_PG if pg else _GEN_SQLITE), params)
+            conn.commit()
+        with conn.begin():
+            save_site(conn, model)
+            if pg:  # the months' partitions, as the ingest makes them ahead
+                for month in (date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)):
+                    partitions.create(conn, month)
+            params = {"n": n, "k": grid.n, "start": grid.start,
+                      "s7": sum(j % 7 for j in range(n))}
+            conn.execute(text(_GEN_PG if pg else _GEN_SQLITE), params)
     if pg:
         with engine.connect() as conn:  # what autovacuum does after a bulk ingest
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(

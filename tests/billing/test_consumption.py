@@ -48,3 +48,19 @@ def test_register_keeps_readings_compact_and_in_order() -> None:
     a = interval_consumption(rows, 0, 2, "m")
     b = interval_consumption(reg, 0, 2, "m")
     assert list(a.values) == list(b.values) == [10, 10]
+
+
+def test_registers_sharing_their_times_copy_before_changing() -> None:
+    from array import array
+
+    from sitegate.cloud.billing.registers import Register
+
+    # The load gives a site's meters one array of times; a reading entered by hand on one
+    # meter must not appear on the other.
+    times = array("q", [0, 900])
+    a = Register(times, array("q", [10, 20]), shared=True)
+    b = Register(times, array("q", [30, 40]), shared=True)
+    a.append(450, 15)
+    a.sort()
+    assert list(a) == [(0, 10), (450, 15), (900, 20)]
+    assert list(b) == [(0, 30), (900, 40)] and b.ts is times

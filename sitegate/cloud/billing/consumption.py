@@ -38,7 +38,8 @@ class Issue:
 
 @dataclass(slots=True)
 class Series:
-    """Consumption per interval (micro-kWh, int64) with the flagged intervals."""
+    """Consumption per interval (micro-kWh; int32 where it fits, else int64) with the
+    flagged intervals."""
 
     values: np.ndarray
     flags: dict[int, str] = field(default_factory=dict)
@@ -180,7 +181,16 @@ def _consumption(ts: np.ndarray, vs: np.ndarray, start: int, n: int, meter: str,
     if estimated:
         issues.append(Issue(ESTIMATED, meter, start + estimated[0] * STEP,
                             f"{len(estimated)} intervals"))
-    return Series(values, flags, issues)
+    return Series(_compact(values), flags, issues)
+
+
+def _compact(values: np.ndarray) -> np.ndarray:
+    """int32 where every interval fits (a flat's quarter hour always does): a month of
+    10,000 billing points' series is 120 MB instead of 240; sums and cumulative sums of
+    int32 arrays are taken in int64 (numpy's default for them), so nothing overflows."""
+    if len(values) and int(np.abs(values).max()) < 2**31 - 1:
+        return values.astype(np.int32)
+    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +327,7 @@ def billing_point_series(
                     v = int(at[0])
                     info["reading"] = v % a.rollover if a.rollover else v
                     info["estimated"] = True
+    out.values = _compact(values)
     gaps = np.flatnonzero(~covered)
     if len(gaps):
         out.issues.append(Issue("no_meter", "", start + int(gaps[0]) * STEP,

@@ -17,15 +17,31 @@ from operator import lt
 
 
 class Register:
-    __slots__ = ("ts", "values")
+    """``ts`` may be one array shared by many registers (a site's meters read the same
+    quarter hours: the load keeps one copy); it is copied before this register changes."""
 
-    def __init__(self) -> None:
-        self.ts = array("q")
-        self.values = array("q")
+    __slots__ = ("ts", "values", "_shared")
+
+    def __init__(self, ts: array | None = None, values: array | None = None,
+                 shared: bool = False) -> None:
+        self.ts = array("q") if ts is None else ts
+        self.values = array("q") if values is None else values
+        self._shared = shared
+
+    def _own(self) -> None:
+        if self._shared:
+            self.ts = array("q", self.ts)
+            self._shared = False
 
     def append(self, ts: int, value: int) -> None:
+        self._own()
         self.ts.append(ts)
         self.values.append(value)
+
+    def extend(self, other: Register) -> None:
+        self._own()
+        self.ts.extend(other.ts)
+        self.values.extend(other.values)
 
     @classmethod
     def of(cls, rows: Iterable[tuple[int, int]]) -> Register:
@@ -45,6 +61,7 @@ class Register:
             order = sorted(range(len(ts)), key=lambda i: (ts[i], vs[i]))
             self.ts = array("q", (ts[i] for i in order))
             self.values = array("q", (vs[i] for i in order))
+            self._shared = False
         return self
 
     def __iter__(self) -> Iterator[tuple[int, int]]:

@@ -4,6 +4,7 @@ and reported as ``Issue``s, session reports as stored (``billing.sessions`` read
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -83,8 +84,7 @@ def load_readings(conn: Connection, model: SiteModel, start: int, end: int,
         site_meter = keys[key[:2]]
         have = out.setdefault(site_meter, {}).get(key[2])
         if have is not None:
-            have.ts.extend(reg.ts)
-            have.values.extend(reg.values)
+            have.extend(reg)
         else:
             out[site_meter][key[2]] = reg
     for regs_of in out.values():
@@ -96,26 +96,38 @@ def load_readings(conn: Connection, model: SiteModel, start: int, end: int,
 Key = tuple[str, str, str]  # gateway, store meter id, quantity
 
 
-def _register(ts: np.ndarray, values: np.ndarray) -> Register:
-    """A Register of two int64 arrays, in (time, value) order as ``Register.sort`` puts it."""
-    if len(ts) > 1 and not bool((ts[1:] > ts[:-1]).all()):
-        order = np.lexsort((values, ts))
-        ts, values = ts[order], values[order]
-    reg = Register()
-    reg.ts.frombytes(np.ascontiguousarray(ts, dtype=np.int64).tobytes())
-    reg.values.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
-    return reg
+class _Shared:
+    """The times of the register loaded last: the next one with the same times (the
+    site's other meters, read at the same quarter hours) shares that array, not a copy
+    (at 10,000 meters a month, 240 MB less)."""
+
+    def __init__(self) -> None:
+        self.last = np.zeros(0, dtype=np.int64)
+        self.array = array("q")
+
+    def register(self, ts: np.ndarray, values: np.ndarray) -> Register:
+        """A Register of two int64 arrays, in (time, value) order as ``Register.sort``
+        puts it."""
+        if len(ts) > 1 and not bool((ts[1:] > ts[:-1]).all()):
+            order = np.lexsort((values, ts))
+            ts, values = ts[order], values[order]
+        vals = array("q", np.ascontiguousarray(values, dtype=np.int64).tobytes())
+        if len(ts) == len(self.last) and np.array_equal(ts, self.last):
+            return Register(self.array, vals, shared=True)
+        self.last = np.array(ts, dtype=np.int64)
+        self.array = array("q", self.last.tobytes())
+        return Register(self.array, vals, shared=True)
 
 
-def _whole(count: int, times: np.ndarray | None, values: str | None, units: tuple[Any, Any],
-           invalid: Any) -> Register | None:
+def _whole(shared: _Shared, count: int, times: np.ndarray | None, values: str | None,
+           units: tuple[Any, Any], invalid: Any) -> Register | None:
     """A register handed back whole, or None when it must be read row by row."""
     unit = units[0]
     scale = _SCALE.get(unit) if unit == units[1] else None
     if scale is None or invalid or times is None or len(times) != count:
         return None
     got = plain_units(values or "", count, scale)
-    return None if got is None else _register(times, got)
+    return None if got is None else shared.register(times, got)
 
 
 _REGISTER_SQLITE = """
@@ -157,6 +169,7 @@ def _load_sqlite(conn: Connection, regs: list[Key], lo: Any,
     dialect = conn.dialect
     times = _Times(_Stamps(TS.dialect_impl(dialect).result_processor(dialect, None)))
     got: dict[Key, Register] = {}
+    shared = _Shared()
     odd: list[Key] = []
     cur = conn.connection.cursor()
     try:
@@ -165,7 +178,7 @@ def _load_sqlite(conn: Connection, regs: list[Key], lo: Any,
             count, ts_text, values, u_min, u_max, invalid = cur.fetchone()
             if not count:
                 continue
-            reg = _whole(count, times[ts_text], values, (u_min, u_max), invalid)
+            reg = _whole(shared, count, times[ts_text], values, (u_min, u_max), invalid)
             if reg is None:
                 odd.append(key)
             else:
@@ -224,7 +237,7 @@ FROM k CROSS JOIN LATERAL (
                           AND n.quality <> 'invalid' AND n.ts >= %(hi)s), %(hi)s)) a"""
 
 
-def _pg_register(count: int, ts: bytes | None, values: str | None,
+def _pg_register(shared: _Shared, count: int, ts: bytes | None, values: str | None,
                  kinds: int | None) -> tuple[Register | None, int, int]:
     """A register in its fast form (None: read it row by row), its first and last time."""
     if not count or kinds not in (1, 2) or ts is None:
@@ -233,7 +246,7 @@ def _pg_register(count: int, ts: bytes | None, values: str | None,
     if bool((np.abs(micros) > 2**60).any()):
         return None, 0, 0  # infinity: row by row says so
     times = micros.astype(np.int64) // 1_000_000 + _PG_EPOCH
-    reg = _whole(count, times, values, ("Wh" if kinds == 2 else "kWh",) * 2, False)
+    reg = _whole(shared, count, times, values, ("Wh" if kinds == 2 else "kWh",) * 2, False)
     return reg, int(times.min()), int(times.max())
 
 
@@ -245,6 +258,7 @@ def _load_pg(conn: Connection, regs: list[Key], lo: datetime,
     per few hundred registers; each register aggregated in the database, its times as
     binary, its values as one text."""
     got: dict[Key, Register] = {}
+    shared = _Shared()
     edges: dict[Key, tuple[int, int]] = {}
     seen: set[Key] = set()  # with rows in the window
     cur = conn.connection.cursor()
@@ -261,7 +275,7 @@ def _load_pg(conn: Connection, regs: list[Key], lo: datetime,
                                          "qtys": qtys, "lo": lo, "hi": hi}, binary=True)
                 for mid, qty, *agg in cur.fetchall():
                     seen.add((gw, mid, qty))
-                    reg, first, last = _pg_register(*agg)
+                    reg, first, last = _pg_register(shared, *agg)
                     if reg is not None:
                         got[(gw, mid, qty)] = reg
                         edges[(gw, mid, qty)] = first, last
@@ -282,7 +296,7 @@ def _load_pg(conn: Connection, regs: list[Key], lo: datetime,
             for idx, *agg in cur.fetchall():
                 if not agg[0]:
                     continue
-                reg, _, _ = _pg_register(*agg)
+                reg, _, _ = _pg_register(shared, *agg)
                 if reg is None:
                     odd.append(chunk[idx - 1])
                 else:
