@@ -61,7 +61,7 @@ def tree_db(tmp_path):
 def server(tmp_path):
     db, engine = tree_db(tmp_path)
     full, _ = tokens.create(engine, "all", frozenset(Scope))
-    reader, _ = tokens.create(engine, "reader", frozenset({Scope.READ}))
+    reader, _ = tokens.create(engine, "reader", frozenset({Scope.READ, Scope.MONEY_READ}))
     engine.dispose()
     with serve_app(create_app(db)) as url:
         yield url, full, reader

@@ -258,7 +258,7 @@ def test_operator_routes(site_db, server, job_spec) -> None:
     from sitegate.cloud.auth.scopes import Scope
 
     office, _ = tokens.create(site_db, "office", frozenset(Scope))
-    reader, _ = tokens.create(site_db, "reader", frozenset({Scope.READ}))
+    reader, _ = tokens.create(site_db, "reader", frozenset({Scope.READ, Scope.MONEY_READ}))
 
     def call(method: str, path: str, body=None, token=office):
         req = urllib.request.Request(

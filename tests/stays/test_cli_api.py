@@ -73,7 +73,7 @@ def server(db_path):
 
     engine = make_engine(str(db_path))
     token, _ = tokens.create(engine, "office", frozenset(Scope))
-    reader, _ = tokens.create(engine, "reader", frozenset({Scope.READ}))
+    reader, _ = tokens.create(engine, "reader", frozenset({Scope.READ, Scope.MONEY_READ}))
     engine.dispose()
     with api_server(db_path) as url:
         yield url, token, reader

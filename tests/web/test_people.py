@@ -215,7 +215,7 @@ def test_roles_are_the_api_scopes(console) -> None:
     # the mapping itself: an operator holds every scope, so every operation of the API
     op = users.Principal(1, "o@x.ch", "O", "en", (users.Role(SITE, "operator"),))
     assert all(op.may(operation, SITE) for operation in OPERATIONS)
-    assert users.ROLE_SCOPES["owner"] == frozenset({Scope.READ})
+    assert users.ROLE_SCOPES["owner"] == frozenset({Scope.READ, Scope.MONEY_READ})
 
 
 def test_cli_add_list_disable_json(tmp_path, capsys) -> None:

@@ -5,7 +5,13 @@ The HTTP API checks a bearer token's scopes against this table (``api/security.p
 act with the rights of whoever can open the database (that is the operator), and name the
 same operations, so that what a token may do over HTTP and what the operator does locally
 are described in one place. A scope implies no other: a token that must read and pay gets
-``read`` and ``billing:write``.
+``read``, ``money:read`` and ``billing:write``.
+
+Reading is split in two: ``read`` is the technical side (gateways, meters, readings, dead
+letters, commissioning), ``money:read`` everything that shows amounts or who owes what
+(invoices, payments, the ledger, statements, exports of amounts, jobs and their prices,
+stays and their settlements, the site model with its tariffs and bank account). An
+installer holds ``read`` only: this table, not the pages, is what keeps money from them.
 """
 
 from __future__ import annotations
@@ -14,14 +20,16 @@ from enum import StrEnum
 
 
 class Scope(StrEnum):
-    READ = "read"  # gateways, readings, dead letters, sites, invoices, exports
+    READ = "read"  # technical: gateways, meters, readings, dead letters, commissioning
+    MONEY_READ = "money:read"  # invoices, payments, ledger, statements, exports, prices
     BILLING_WRITE = "billing:write"  # bill a period, issue, pay, credit, cancel, remind...
     SITE_ADMIN = "site:admin"  # import or replace a site model (creditor, IBAN, tenants)
     GATEWAY_ADMIN = "gateway:admin"  # claim tokens, revoke gateways, push config and commands
 
 
 DESCRIPTIONS: dict[Scope, str] = {
-    Scope.READ: "read gateways, readings, dead letters, sites, invoices and exports",
+    Scope.READ: "read gateways, meters, readings, dead letters and commissioning",
+    Scope.MONEY_READ: "read invoices, payments, statements, jobs, stays, tariffs and exports",
     Scope.BILLING_WRITE: "bill periods and move invoices through their lifecycle",
     Scope.SITE_ADMIN: "import or replace a site model",
     Scope.GATEWAY_ADMIN: "enrol, revoke and configure gateways, send them commands",
@@ -36,57 +44,58 @@ OPERATIONS: dict[str, Scope] = {
     "readings.list": Scope.READ,
     "dead-letters.list": Scope.READ,
     "sites.list": Scope.READ,
-    "site.show": Scope.READ,
+    "site.show": Scope.MONEY_READ,  # the whole model: tariffs, creditor's IBAN, tenants
+    "site.equipment": Scope.READ,  # the console's site and admin pages: meters, plots, notes
     "site.import": Scope.SITE_ADMIN,
     "bill.run": Scope.BILLING_WRITE,
-    "invoices.list": Scope.READ,
-    "invoices.overview": Scope.READ,
-    "invoices.late": Scope.READ,
-    "invoices.export": Scope.READ,
-    "invoice.show": Scope.READ,
-    "invoice.explain": Scope.READ,
-    "invoice.pdf": Scope.READ,
+    "invoices.list": Scope.MONEY_READ,
+    "invoices.overview": Scope.MONEY_READ,
+    "invoices.late": Scope.MONEY_READ,
+    "invoices.export": Scope.MONEY_READ,
+    "invoice.show": Scope.MONEY_READ,
+    "invoice.explain": Scope.MONEY_READ,
+    "invoice.pdf": Scope.MONEY_READ,
     "session.ocmf": Scope.READ,  # a session's signed meter values (ocmf part)
     "invoice.act": Scope.BILLING_WRITE,
     "readings.import": Scope.BILLING_WRITE,  # readings from outside the gateway (billing)
     # expense statements and received invoices (issue 15)
-    "expense.periods.list": Scope.READ,
-    "expense.period.show": Scope.READ,
+    "expense.periods.list": Scope.MONEY_READ,
+    "expense.period.show": Scope.MONEY_READ,
     "expense.period.create": Scope.BILLING_WRITE,
     "expense.invoice.add": Scope.BILLING_WRITE,
     "expense.advances.set": Scope.BILLING_WRITE,
     "expense.run": Scope.BILLING_WRITE,
-    "expense.statements.list": Scope.READ,
-    "expense.statement.overall": Scope.READ,
-    "expense.statement.show": Scope.READ,
-    "expense.statement.explain": Scope.READ,
-    "expense.statement.pdf": Scope.READ,
-    "expense.export": Scope.READ,
+    "expense.statements.list": Scope.MONEY_READ,
+    "expense.statement.overall": Scope.MONEY_READ,
+    "expense.statement.show": Scope.MONEY_READ,
+    "expense.statement.explain": Scope.MONEY_READ,
+    "expense.statement.pdf": Scope.MONEY_READ,
+    "expense.export": Scope.MONEY_READ,
     "expense.hierarchy.set": Scope.BILLING_WRITE,
     "expense.received.add": Scope.BILLING_WRITE,
-    "expense.received.list": Scope.READ,
-    "expense.received.distribute": Scope.READ,
+    "expense.received.list": Scope.MONEY_READ,
+    "expense.received.distribute": Scope.MONEY_READ,
     # stay settlements (branch stays, issue 16)
-    "stays.units-show": Scope.READ,
+    "stays.units-show": Scope.MONEY_READ,
     "stays.units-import": Scope.SITE_ADMIN,
-    "stays.reservations-list": Scope.READ,
+    "stays.reservations-list": Scope.MONEY_READ,
     "stays.reservations-import": Scope.BILLING_WRITE,
     "stays.status": Scope.BILLING_WRITE,
     "stays.readings-list": Scope.READ,
     "stays.readings-bulk": Scope.BILLING_WRITE,
     "stays.checkout": Scope.BILLING_WRITE,
     "stays.settle": Scope.BILLING_WRITE,
-    "stays.document": Scope.READ,
-    "stays.explain": Scope.READ,
+    "stays.document": Scope.MONEY_READ,
+    "stays.explain": Scope.MONEY_READ,
     "payments.import": Scope.BILLING_WRITE,  # a bank statement (camt.054 / camt.053)
-    "payments.list": Scope.READ,
+    "payments.list": Scope.MONEY_READ,
     "payments.assign": Scope.BILLING_WRITE,
     "jobs.settings": Scope.SITE_ADMIN,  # SMTP, acceptance link base, customer lookup
-    "jobs.list": Scope.READ,
-    "jobs.show": Scope.READ,
+    "jobs.list": Scope.MONEY_READ,
+    "jobs.show": Scope.MONEY_READ,
     "jobs.import": Scope.BILLING_WRITE,
     "jobs.act": Scope.BILLING_WRITE,  # quote, invoice, cancel
-    "jobs.export": Scope.READ,
+    "jobs.export": Scope.MONEY_READ,
     "gateway.claim-token": Scope.GATEWAY_ADMIN,
     "gateway.claim-tokens": Scope.GATEWAY_ADMIN,  # list (never the tokens)
     "gateway.claim-token.revoke": Scope.GATEWAY_ADMIN,

@@ -30,9 +30,9 @@ ROLES = ("operator", "owner", "installer", "tenant")
 ALL_SITES = "*"  # an operator of every site
 ROLE_SCOPES: dict[str, frozenset[Scope]] = {
     "operator": frozenset(Scope),  # everything on their sites
-    "owner": frozenset({Scope.READ}),  # figures and statements, read-only
-    # equipment and commissioning. READ also covers invoices today (scopes.py has one read
-    # scope); the console shows installers no money pages, the API cannot tell yet.
+    "owner": frozenset({Scope.READ, Scope.MONEY_READ}),  # figures and statements, read-only
+    # equipment and commissioning, no money: without MONEY_READ every page and API route
+    # that shows amounts refuses them (scopes.OPERATIONS decides, nothing else)
     "installer": frozenset({Scope.READ, Scope.GATEWAY_ADMIN}),
     "tenant": frozenset(),  # their own accounts only (Principal.accounts)
 }
@@ -109,10 +109,6 @@ class Principal:
     def is_staff(self) -> bool:
         """Has a role other than tenant (sees the operator side)."""
         return any(r.role != "tenant" for r in self.roles)
-
-    @property
-    def is_installer_only(self) -> bool:
-        return {r.role for r in self.roles} == {"installer"}
 
 
 def digest(secret: str) -> str:

@@ -25,7 +25,7 @@ MAX_NOTE = 2000
 
 @router.get("/sites/{site}/admin")
 def admin_page(request: Request, me: Login, site: str) -> Response:
-    allow(me, "site.show", site)
+    allow(me, "site.equipment", site)
     model = _model(request, site)
     with request.app.state.engine.connect() as conn:
         status = people.site_status(conn, site)

@@ -57,8 +57,7 @@ def sites(request: Request, me: Login) -> Response:
     known = ops.sites(engine)
     rows = []
     for site in me.sites("sites.list", known):
-        item: dict[str, Any] = {"site": site, "money": me.may("invoices.overview", site)
-                                and not me.is_installer_only}
+        item: dict[str, Any] = {"site": site, "money": me.may("invoices.overview", site)}
         if item["money"]:
             with engine.connect() as conn:
                 summaries = console.invoice_summaries(conn, site)
@@ -74,8 +73,6 @@ def overview(request: Request, me: Login, site: str,
              period: Annotated[str | None, Query(max_length=40)] = None,
              state: Annotated[str | None, Query(max_length=20)] = None) -> Response:
     allow(me, "invoices.overview", site)
-    if me.is_installer_only:
-        raise HTTPException(403, "not_allowed")
     model = _model(request, site)
     label = _period(period)
     if state and state not in ov.STATES:
@@ -112,8 +109,6 @@ def overview(request: Request, me: Login, site: str,
 @router.get("/sites/{site}/invoices/{number}")
 def invoice(request: Request, me: Login, site: str, number: int) -> Response:
     allow(me, "invoice.show", site)
-    if me.is_installer_only:
-        raise HTTPException(403, "not_allowed")
     view = _view(request, site, number)
     return page(request, "invoice.html", {
         "site": site, "v": view, "doc": view["document"],
@@ -133,8 +128,6 @@ def _view(request: Request, site: str, number: int) -> dict[str, Any]:
 @router.get("/sites/{site}/invoices/{number}/pdf")
 def invoice_pdf(request: Request, me: Login, site: str, number: int) -> Response:
     allow(me, "invoice.pdf", site)
-    if me.is_installer_only:
-        raise HTTPException(403, "not_allowed")
     return pdf_response(request, site, number)
 
 

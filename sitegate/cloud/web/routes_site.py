@@ -28,7 +28,7 @@ def _floats(values: list[Any]) -> list[float | None]:
 def site_page(request: Request, me: Login, site: str,
               meter: Annotated[str | None, Query(max_length=64)] = None,
               day: Annotated[date | None, Query()] = None) -> Response:
-    allow(me, "site.show", site)
+    allow(me, "site.equipment", site)
     model = _model(request, site)
     engine = request.app.state.engine
     day = day or datetime.now(model.tz).date()
@@ -82,4 +82,4 @@ def site_page(request: Request, me: Login, site: str,
         "site": site, "model": model, "points": points, "meters": meters, "meter": meter,
         "day": day, "charts": charts, "sessions": sessions, "solar": solar,
         "month": month.strftime("%Y-%m"),
-        "money": me.may("invoices.overview", site) and not me.is_installer_only})
+        "money": me.may("invoices.overview", site)})
