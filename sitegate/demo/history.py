@@ -119,7 +119,9 @@ def start_values(meters: dict[str, dict[str, Decimal]], grid: str,
     out = {}
     for meter, regs in meters.items():
         keep = (IMPORT, EXPORT) if meter == grid else (EXPORT,) if meter == pv else (IMPORT,)
-        out[meter] = {q: regs[q] for q in keep}
+        # whole Wh: readings rounded from finer values would let one interval's import
+        # differ from the consumers' sum by a Wh (billing: "negative solar")
+        out[meter] = {q: regs[q].quantize(KWH) for q in keep}
     return out
 
 

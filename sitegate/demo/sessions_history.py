@@ -5,9 +5,11 @@ show what a month looks like (the live part adds its own few minutes).
 A plain routine per tenant: a car charged every few days (12-28 kWh at about 7.4 kW),
 the washing machine once or twice a week (about 1 kWh). The sessions go to the cloud as
 the gateway reports them (``SessionRecord``, completed, the tenant's badge and account),
-in the history's buffer epoch and flagged ``simulated``; what they drew is added to the
-grid connection's simulated history (``history.simulate``'s ``extra``). Only the
-non-calibrated chargers: a calibrated charger's sessions need signed meter values.
+in the history's buffer epoch and flagged ``simulated``. What they drew is not in the
+grid connection's simulated history: the demo's billing model has no meter for the
+chargers, so billing would report it as import nobody's meter explains (``load`` gives
+it per quarter-hour for ``history.simulate``'s ``extra``, for a model that has one).
+Only the non-calibrated chargers: a calibrated charger's sessions need signed values.
 """
 
 from __future__ import annotations

@@ -160,6 +160,12 @@ def _check_newcomer_view(workdir: Path, out: str, db: sqlite3.Connection) -> Non
     live = db.execute("SELECT count(*) FROM readings WHERE epoch != 'simulated-history'"
                       ).fetchone()[0]
     assert simulated > 1000 and live > 0
+    # the history explains the grid connection: no import beyond the consumers' meters
+    res = subprocess.run([sys.executable, "-m", "sitegate.cloud.cli", "bill", "--db",
+                          str(workdir / "cloud.db"), "--period", out.split("billed ")[1][:7],
+                          "--interim", "--json"], capture_output=True, text=True, timeout=120)
+    kinds = {i["kind"] for i in json.loads(res.stdout)["summary"]["issues"]}
+    assert "negative_solar" not in kinds, kinds
     # the tenants' charging and washing of the month so far: billed with the live ones
     sim: dict[tuple[str, str], list[D]] = {}
     for (payload,) in db.execute("SELECT payload FROM sessions WHERE epoch = "

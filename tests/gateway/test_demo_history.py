@@ -125,3 +125,28 @@ def test_the_tenants_sessions_of_the_month_so_far() -> None:
     with_them = h.simulate(now, ZURICH, start_values, {}, "main", "pv", extra=load)
     assert with_them.last["main"][h.IMPORT] - with_them.last["main"][h.EXPORT] - (
         without.last["main"][h.IMPORT] - without.last["main"][h.EXPORT]) == sum(load.values())
+
+
+def test_start_values_in_whole_wh_so_every_interval_balances() -> None:
+    """The simulated meters' counters have finer digits than a reading keeps (1345.5575
+    kWh: half a Wh, which a reading rounds up or down by the digit before it): the history
+    starts from them rounded, so every quarter-hour's grid import is exactly the
+    consumers' use minus the PV (no Wh of 'negative solar' on the bill)."""
+    now = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    raw = {"main": {h.IMPORT: D("1622.7765"), h.EXPORT: D("10.0005")},
+           "pv": {h.EXPORT: D("681.4185")}, "apt-1": {h.IMPORT: D("1345.5575")},
+           "apt-2": {h.IMPORT: D("1436.0165")}}
+    start = h.start_values(raw, "main", "pv")
+    assert start["apt-1"] == {h.IMPORT: D("1345.558")} and start["pv"] == {h.EXPORT: D("681.418")}
+    hist = h.simulate(now, ZURICH, start, {"apt-1": 0.1, "apt-2": 0.1}, "main", "pv")
+    series: dict[tuple[str, str], list[D]] = {}
+    for r in hist.readings:
+        series.setdefault((r.meter_id, r.quantity), []).append(r.value)
+
+    def step(meter: str, reg: str, i: int) -> D:
+        return series[(meter, reg)][i + 1] - series[(meter, reg)][i]
+
+    for i in range(len(series[("main", h.IMPORT)]) - 1):
+        used = step("apt-1", h.IMPORT, i) + step("apt-2", h.IMPORT, i)
+        made = step("pv", h.EXPORT, i)
+        assert step("main", h.IMPORT, i) - step("main", h.EXPORT, i) == used - made, i
