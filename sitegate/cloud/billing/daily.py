@@ -40,17 +40,19 @@ class Daily:
     def add(self, account: str, solar: np.ndarray, consumption: np.ndarray, i0: int,
             i1: int) -> None:
         acc = self.by_account.setdefault(account, {})
-        days = [(day, max(d0, i0), min(d1, i1)) for day, d0, d1 in self.days
-                if max(d0, i0) < min(d1, i1)]
-        if not days:
+        cut = [(day, max(d0, i0), min(d1, i1)) for day, d0, d1 in self.days
+               if max(d0, i0) < min(d1, i1)]
+        if not cut:
             return
-        # per day sums from running sums over the stay: two C passes, not one per day
-        cs = np.concatenate(([0], np.cumsum(solar[i0:i1]))).tolist()
-        cc = np.concatenate(([0], np.cumsum(consumption[i0:i1]))).tolist()
-        for day, lo, hi in days:
+        # the stay's days summed in one C pass each (int64: no int32 sum can overflow)
+        starts = [lo for _, lo, _ in cut]
+        end = cut[-1][2]
+        s = np.add.reduceat(solar[:end], starts, dtype=np.int64).tolist()
+        c = np.add.reduceat(consumption[:end], starts, dtype=np.int64).tolist()
+        for k, (day, _, _) in enumerate(cut):
             row = acc.setdefault(day, [0, 0])
-            row[0] += cs[hi - i0] - cs[lo - i0]
-            row[1] += cc[hi - i0] - cc[lo - i0]
+            row[0] += s[k]
+            row[1] += c[k]
 
     def chart(self, account: str) -> tuple[Day, ...]:
         """The invoice's chart: one row a day, exact kWh."""

@@ -42,7 +42,10 @@ def kwh_to_units(value: Decimal, unit: str = "kWh") -> int:
 
 def units_to_kwh(n: int) -> Decimal:
     """Exact Decimal kWh, without trailing zeros beyond three decimals (Wh)."""
-    d = Decimal(int(n)) / UNITS_PER_KWH  # int(): numpy's int64 too
+    n = int(n)  # numpy's int64 too
+    if n % 1000 == 0:  # whole Wh (most values): the three decimals directly, no division
+        return Decimal(n // 1000).scaleb(-3)
+    d = Decimal(n) / UNITS_PER_KWH
     q = d.quantize(Decimal("0.001"))
     return q if q == d else d.normalize()
 

@@ -75,8 +75,12 @@ def load_readings(conn: Connection, model: SiteModel, start: int, end: int,
     else:
         got, odd = _load_sqlite(conn, regs, bind(lo), bind(hi))
     if odd:
-        got.update(_load_rows(conn, odd, keys, bind(lo), bind(hi), issues))
+        slow = _load_rows(conn, odd, keys, bind(lo), bind(hi), issues)
+        for reg in slow.values():
+            reg.sort()  # in time order from the query; ties by value
+        got.update(slow)
     out: dict[str, dict[str, Register]] = {}
+    merged: list[Register] = []
     for key in regs:  # in register order: two store meters billed as one are merged
         reg = got.get(key)
         if reg is None or not len(reg):
@@ -85,11 +89,11 @@ def load_readings(conn: Connection, model: SiteModel, start: int, end: int,
         have = out.setdefault(site_meter, {}).get(key[2])
         if have is not None:
             have.extend(reg)
+            merged.append(have)
         else:
             out[site_meter][key[2]] = reg
-    for regs_of in out.values():
-        for reg in regs_of.values():
-            reg.sort()
+    for reg in merged:  # the others came in order
+        reg.sort()
     return out
 
 
