@@ -164,8 +164,11 @@ def _check_newcomer_view(workdir: Path, out: str, db: sqlite3.Connection) -> Non
     res = subprocess.run([sys.executable, "-m", "sitegate.cloud.cli", "bill", "--db",
                           str(workdir / "cloud.db"), "--period", out.split("billed ")[1][:7],
                           "--interim", "--json"], capture_output=True, text=True, timeout=120)
-    kinds = {i["kind"] for i in json.loads(res.stdout)["summary"]["issues"]}
-    assert "negative_solar" not in kinds, kinds
+    issues = json.loads(res.stdout)["summary"]["issues"]
+    assert "negative_solar" not in {i["kind"] for i in issues}, issues
+    # a session the demo's stop ended while it was starting drew nothing (not billed),
+    # never a Wh in no time ("implausible duration")
+    assert not [i for i in issues if "implausible" in i["detail"]], issues
     # the tenants' charging and washing of the month so far: billed with the live ones
     sim: dict[tuple[str, str], list[D]] = {}
     for (payload,) in db.execute("SELECT payload FROM sessions WHERE epoch = "
@@ -184,7 +187,8 @@ def _check_newcomer_view(workdir: Path, out: str, db: sqlite3.Connection) -> Non
         assert lines.get("laundry_per_session", 0) >= len(sim.get((account, "laundry"), []))
     # the demo's M-Bus meters report status errors: said when first seen
     assert "WARNING meter_status_error" in out
-    assert " 0 kWh in 0 s" not in out
+    for line in out.splitlines():  # only one the stop cut off at its start takes 0 s
+        assert " in 0 s" not in line or " 0 kWh in 0 s" in line, line
     plans = [json.loads(ln) for ln in (workdir / "loadmgmt.jsonl").read_text().splitlines()]
     same = [a for a, b in zip(plans, plans[1:], strict=False)
             if {**a, "ts": None} == {**b, "ts": None}]
