@@ -41,6 +41,7 @@ OPERATIONS: dict[str, Scope] = {
     "health": Scope.READ,
     "gateways.list": Scope.READ,
     "gateways.show": Scope.READ,
+    "commissioning.show": Scope.READ,  # a gateway's commissioning report (console)
     "readings.list": Scope.READ,
     "dead-letters.list": Scope.READ,
     "sites.list": Scope.READ,

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, or_, select
+from sqlalchemy import Connection, Engine, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sitegate.cloud.store import tables as t
@@ -94,3 +94,32 @@ def _row(r: Any) -> dict[str, Any]:
             "chargers_connected": summary.get("chargers_connected"),
             "received_at": received.isoformat() if isinstance(received, datetime)
             else received}
+
+
+_CHUNK = 500  # gateway ids per query: well under any database's bound on parameters
+
+
+def latest_of(conn: Connection, gateways: list[str]) -> dict[str, dict[str, Any]]:
+    """Each gateway's newest report (by its finish, then arrival): id, verdict, finished,
+    counts; without the summary (the fleet page shows the verdict and links the rest)."""
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(gateways), _CHUNK):
+        rank = func.row_number().over(partition_by=R.c.gateway_id,
+                                      order_by=(R.c.finished_at.desc(), R.c.id.desc()))
+        inner = (select(R.c.id, R.c.gateway_id, R.c.verdict, R.c.finished_at, R.c.meters,
+                        R.c.failed, R.c.problems, rank.label("n"))
+                 .where(R.c.gateway_id.in_(gateways[i:i + _CHUNK])).subquery())
+        for r in conn.execute(select(inner).where(inner.c.n == 1)).mappings():
+            out[r["gateway_id"]] = {k: r[k] for k in ("id", "verdict", "finished_at",
+                                                      "meters", "failed", "problems")}
+    return out
+
+
+def report(conn: Connection, report_id: int) -> dict[str, Any] | None:
+    """One report as ``reports`` lists it, with the problems left out by the gateway."""
+    r = conn.execute(select(R).where(R.c.id == report_id)).mappings().first()
+    if r is None:
+        return None
+    summary = json.loads(r["summary"])
+    return {**_row(r), "problems_left_out": summary.get("problems_left_out") or 0,
+            "meter_verdicts": summary.get("meter_verdicts") or {}}

@@ -1,6 +1,7 @@
 """The fleet as the console shows it: every gateway a person may see, online or not and
 since when, its last reading, backlog, buffer epoch, configuration applied or refused, and
-its recent alarms. Built from the same registry the API's ``/gateways`` returns."""
+its recent alarms, and its last commissioning report (verdict, date, a link to it). Built
+from the same registry the API's ``/gateways`` returns."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import Engine
 
 from sitegate.cloud.auth.users import ALL_SITES, Principal
 from sitegate.cloud.billing import ops
-from sitegate.cloud.store import console
+from sitegate.cloud.store import commissioning, console
 from sitegate.cloud.web.models import site_model
 
 ALARM_HOURS = 24
@@ -47,6 +48,7 @@ def fleet(engine: Engine, me: Principal, now: datetime | None = None) -> list[di
         ids = [r["gateway_id"] for r in rows]
         last = console.last_readings(conn, ids)
         alarms = console.recent_alarms(conn, ids, now - timedelta(hours=ALARM_HOURS))
+        reports = commissioning.latest_of(conn, ids)
     out = []
     for r in rows:
         g = r["gateway_id"]
@@ -63,5 +65,6 @@ def fleet(engine: Engine, me: Principal, now: datetime | None = None) -> list[di
             "config_rejected": status.get("config_rejected"),
             "alarms": len(mine),
             "last_alarm": f"{mine[0]['kind']} ({mine[0]['severity']})" if mine else None,
+            "commissioning": reports.get(g),
         })
     return out
