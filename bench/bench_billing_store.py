@@ -113,12 +113,14 @@ def raw_per_register(engine, gw: str, ids: list[str], quantities: list[str], lo:
 def write_cycles(engine, gw: str, cycles) -> None:
     """Each cycle (a list of (seq, meter, ts, quantity, value)) in its own transaction, as
     the ingest stores them (its bulk insert: COPY on PostgreSQL)."""
-    from sitegate.cloud.store.ingest_rows import insert_readings
+    from sitegate.cloud.store.ingest_rows import Labels, insert_readings
     recv = datetime(2026, 2, 1, tzinfo=UTC)
+    labels = Labels(engine)
+    epoch, kwh = labels.epoch(gw, "0"), labels.unit("kWh")
     for rows in cycles:
-        with engine.begin() as conn:
-            insert_readings(conn, [(gw, "0", seq, mid, ts, qty, value, "kWh", "good", "[]",
-                                    None, recv) for seq, mid, ts, qty, value in rows])
+        with engine.begin() as conn:  # reading_rows' column order (no flags, quality good)
+            insert_readings(conn, [(ts, seq, None, recv, epoch, kwh, 0, 0, gw, mid, qty, value)
+                                   for seq, mid, ts, qty, value in rows])
 
 
 def one(n: int, db: str | None) -> dict:
@@ -157,7 +159,7 @@ def one(n: int, db: str | None) -> dict:
         if url.startswith("postgresql"):
             with engine.connect() as conn:  # what autovacuum does after a bulk ingest
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                    "VACUUM ANALYZE readings")
+                    "VACUUM ANALYZE reading_rows")
         lo = datetime.fromtimestamp(grid.start - MARGIN, UTC)
         hi = datetime.fromtimestamp(grid.end + MARGIN, UTC)
         quantities = sorted({"1-0:1.8.0", "1-0:2.8.0"})

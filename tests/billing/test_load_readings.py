@@ -79,10 +79,14 @@ def test_awkward_values_exact(engine: Engine, site: Callable[..., SiteModel]) ->
     model = site(meters=[{"id": "m1", "gateway": "gw-1"},
                          {"id": "m2", "gateway": "gw-1", "meter_id": "src-2"}],
                  meter_assignments=[])
+    # PostgreSQL keeps values as NUMERIC (ingest_0005): a text it cannot read as a number
+    # (a non-ASCII digit, which Python's Decimal takes) is stored as NaN, so skipped.
+    awkward = AWKWARD if engine.dialect.name == "sqlite" else [
+        (v, u, q, n if v.isascii() else None) for v, u, q, n in AWKWARD]
     grid = grid_for(parse_period("2026-01"), model.tz)
-    stamps = [T0 + timedelta(minutes=15 * k) for k in range(len(AWKWARD))]
+    stamps = [T0 + timedelta(minutes=15 * k) for k in range(len(awkward))]
     rows = [_row(k + 1, "m1", IMP, ts, v, u, q)
-            for k, (ts, (v, u, q, _)) in enumerate(zip(stamps, AWKWARD, strict=True))]
+            for k, (ts, (v, u, q, _)) in enumerate(zip(stamps, awkward, strict=True))]
     rows.reverse()  # stored out of time order: the load orders them
     seq = len(rows)
     extra = [
@@ -106,7 +110,7 @@ def test_awkward_values_exact(engine: Engine, site: Callable[..., SiteModel]) ->
     with engine.connect() as conn:
         loaded = load_readings(conn, model, grid.start, grid.end, issues)
 
-    good = [(_epoch(ts), units) for ts, (_, _, _, units) in zip(stamps, AWKWARD, strict=True)
+    good = [(_epoch(ts), units) for ts, (_, _, _, units) in zip(stamps, awkward, strict=True)
             if units is not None]
     expected = sorted([*good, (_epoch(stamps[0]), 999_500_000),
                        (grid.start - MARGIN - 900, 1_000_000)])
@@ -116,11 +120,11 @@ def test_awkward_values_exact(engine: Engine, site: Callable[..., SiteModel]) ->
     assert set(loaded) == {"m1", "m2"} and set(loaded["m2"]) == {IMP}
 
     # the same as parsing every value with Decimal, as the load always did
-    for (value, unit, _, units) in AWKWARD:
+    for (value, unit, _, units) in awkward:
         if units is not None:
             assert kwh_to_units(Decimal(value), unit) == units, value
 
-    skipped = [(_epoch(ts), v) for ts, (v, _, _, units) in zip(stamps, AWKWARD, strict=True)
+    skipped = [(_epoch(ts), v) for ts, (v, _, _, units) in zip(stamps, awkward, strict=True)
                if units is None]
     assert sorted((i.ts, i.meter, i.kind) for i in issues) == sorted(
         (ts, "m1", "skipped_reading") for ts, _ in skipped)

@@ -40,5 +40,5 @@ def test_one_metadata_for_the_whole_schema() -> None:
     defining = sorted(str(p.relative_to(CLOUD)) for p in CLOUD.rglob("*.py")
                       if "migrations" not in p.parts and "MetaData(" in p.read_text())
     assert defining == ["store/tables.py"]
-    assert {"readings", "session_latest", "billing_sites", "billing_invoices",
+    assert {"reading_rows", "session_latest", "billing_sites", "billing_invoices",
             "billing_events"} <= set(tables.metadata.tables)

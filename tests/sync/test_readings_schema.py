@@ -1,6 +1,8 @@
 """The readings table that grows: migrated with its rows to a unique key holding the time
-(and on PostgreSQL to monthly partitions and 64-bit sequences), partitions made ahead, and
-retention that drops old months whole without touching newer rows."""
+(and on PostgreSQL to monthly partitions and 64-bit sequences), then to compact rows behind
+the view ``readings`` (numbers as numbers, ids for epoch, unit, quality and flags),
+partitions made ahead, and retention that drops old months whole without touching newer
+rows."""
 
 from __future__ import annotations
 
@@ -90,13 +92,13 @@ def _migrated(url: str) -> Engine:
 def test_sqlite_migration_keeps_every_row_and_keys_them_with_their_time(tmp_path: Path) -> None:
     engine = _migrated(str(tmp_path / "c.db"))
     with engine.connect() as conn:
-        ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'readings'")
+        ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'reading_rows'")
                            ).scalar_one()
         indexes = {r[0] for r in conn.execute(text(
-            "SELECT name FROM sqlite_master WHERE tbl_name = 'readings' AND type = 'index'"))}
-    assert "uq_readings_gateway_epoch_seq_ts" in ddl
-    assert "UNIQUE (gateway_id, epoch, seq, ts)" in ddl.replace('"', "")
-    assert "ix_readings_load" in indexes  # billing's covering index survived the rebuild
+            "SELECT name FROM sqlite_master WHERE tbl_name = 'reading_rows' AND type = 'index'"))}
+    assert "uq_reading_rows_epoch_seq_ts" in ddl  # the epoch id is the gateway's own
+    assert "UNIQUE (epoch_id, seq, ts)" in ddl.replace('"', "")
+    assert "ix_reading_rows_load" in indexes  # billing's covering index survived the rebuild
     engine.dispose()
 
 
@@ -107,16 +109,16 @@ def test_postgresql_migration_partitions_by_month_with_every_row(postgres_url: s
         assert P.partitioned(conn)
         parts = P.partitions(conn)
         where = dict(conn.execute(text(
-            "SELECT seq, tableoid::regclass::text FROM readings WHERE gateway_id = :g"),
+            "SELECT seq, tableoid::regclass::text FROM reading_rows WHERE gateway_id = :g"),
             {"g": GW}).all())
         seq_type = conn.execute(text(
             "SELECT data_type FROM information_schema.columns WHERE table_name = 'acks' "
             "AND column_name = 'upto'")).scalar_one()
     names = [x.name for x in parts]
     # From the oldest month within 36 to two months ahead, then the default partition.
-    assert names[0] == P.name_of(_add(THIS_MONTH, -2))
-    assert names[-2] == P.name_of(_add(THIS_MONTH, 2)) and names[-1] == "readings_default"
-    assert where == {1: "readings_default", 2: P.name_of(_add(THIS_MONTH, -2)),
+    assert names[0] == P.name_of(_add(THIS_MONTH, -2)) == f"reading_rows_y{names[0][-7:]}"
+    assert names[-2] == P.name_of(_add(THIS_MONTH, 2)) and names[-1] == "reading_rows_default"
+    assert where == {1: "reading_rows_default", 2: P.name_of(_add(THIS_MONTH, -2)),
                      3: P.name_of(_add(THIS_MONTH, -1)), 4: P.name_of(THIS_MONTH),
                      5: P.name_of(THIS_MONTH)}
     assert seq_type == "bigint"
@@ -124,6 +126,129 @@ def test_postgresql_migration_partitions_by_month_with_every_row(postgres_url: s
     with engine.begin() as conn:
         made = P.ensure(conn, _add(THIS_MONTH, 3))
     assert made == [P.name_of(_add(THIS_MONTH, k)) for k in (3, 4, 5)]
+    engine.dispose()
+
+
+# -- ingest_0005: compact rows behind the view ``readings`` ----------------------------------
+
+E1, E2 = "20261130000000-aaaaaaaaaaaa", "20261201000000-bbbbbbbbbbbb"
+# (epoch, seq, month stamp, value as stored before, unit, quality, flags) -> value shown after
+ODD = [("0", 1, 0, "4.5E+3", "kWh", "good", "[]", "4500"),
+       ("0", 2, 1, "007.50", "Wh", "suspect", '["clock_unsynced"]', "7.50"),
+       (E1, 1, 2, "-0.000", "kWh", "invalid", "[]", "0.000"),
+       (E1, 2, 3, "1_000.5", "m³", "good", "[]", "1000.5"),
+       (E2, 1, 3, "-12.345678901", "kWh", "good", '["meter_reset", "clock_unsynced"]',
+        "-12.345678901"),
+       (E2, 2, 3, "999999999999.5", "kWh", "good", "[]", "999999999999.5")]
+
+
+def _at_0004_with_odd_rows(url: str) -> None:
+    """The schema of ingest_0004 (text values as sent, epoch and unit text on every row)
+    with rows in every odd form a value could have been stored in, over four months."""
+    command.upgrade(alembic_config(url), "ingest_0004")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(insert(t.readings), [
+            {"gateway_id": GW, "epoch": e, "seq": seq, "meter_id": "m1", "ts": STAMPS[k],
+             "quantity": "1-0:1.8.0", "value": v, "unit": u, "quality": q, "flags": f,
+             "read_at": STAMPS[k] + timedelta(seconds=2), "received_at": NOW}
+            for e, seq, k, v, u, q, f, _ in ODD])
+    engine.dispose()
+
+
+def _compact_migration(url: str, at_0004: bool = False) -> Engine:
+    if not at_0004:
+        _at_0004_with_odd_rows(url)
+    upgrade(url)
+    engine = make_engine(url)
+    r = t.readings.c
+    with engine.connect() as conn:
+        shown = [tuple(x) for x in conn.execute(
+            select(r.epoch, r.seq, r.ts, r.value, r.unit, r.quality, r.flags, r.read_at)
+            .order_by(r.epoch, r.seq))]
+        stored = conn.execute(text(
+            "SELECT value, flags_id, epoch_id, unit_id, quality_id FROM reading_rows "
+            "ORDER BY epoch_id, seq")).all()
+        epochs = dict(conn.execute(text("SELECT epoch, id FROM reading_epochs")).all())
+        units = dict(conn.execute(text("SELECT unit, id FROM reading_units")).all())
+        flags = dict(conn.execute(text("SELECT flags, id FROM reading_flags")).all())
+    assert [(e, s, _utc(ts), v, u, q, f, _utc(ra)) for e, s, ts, v, u, q, f, ra in shown] == [
+        (e, s, STAMPS[k], plain, u, q, f, STAMPS[k] + timedelta(seconds=2))
+        for e, s, k, _, u, q, f, plain in sorted(ODD, key=lambda x: (x[0], x[1]))]
+    assert sorted(epochs) == ["0", E1, E2] and sorted(units) == ["Wh", "kWh", "m³"]
+    assert flags["[]"] == 0 and len(flags) == 3  # no flags: id 0, on most rows
+    qualities = {"good": 0, "suspect": 1, "invalid": 2}
+    assert [(f, e, u, q) for _, f, e, u, q in stored] == [
+        (flags[f], epochs[e], units[u], qualities[q])
+        for e, _, _, _, u, q, f, _ in sorted(ODD, key=lambda x: (epochs[x[0]], x[1]))]
+    return engine
+
+
+def test_sqlite_compact_migration_keeps_every_row_as_plain_numbers(tmp_path: Path) -> None:
+    url = str(tmp_path / "c.db")
+    engine = _compact_migration(url)
+    with engine.connect() as conn:
+        kinds = conn.execute(text("SELECT DISTINCT typeof(value) FROM reading_rows")).all()
+    assert kinds == [("text",)]  # exact: the plain decimal text (see tables.reading_rows)
+    # The ingest writes on (ids of a new epoch and unit), readers see the same columns.
+    w = Writer(engine)
+    items = [json.dumps({"meter_id": "m2", "ts": NOW.isoformat(), "quantity": q,
+                         "value": v, "unit": "kvarh", "flags": ["clock_unsynced"]})
+             for q, v in (("1-0:3.8.0", "0012.5"), ("1-0:4.8.0", "4.5E+3"))]
+    ack = w.handle(p.topic(GW, "readings"), p.encode_batch("readings", 1, items, epoch="E3"))
+    assert p.decode_ack(ack[0].payload).upto == 2
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT epoch, value, unit, quality, flags FROM readings "
+                                 "WHERE meter_id = 'm2' ORDER BY seq")).all() == [
+            ("E3", "12.5", "kvarh", "good", '["clock_unsynced"]'),
+            ("E3", "4500", "kvarh", "good", '["clock_unsynced"]')]
+    engine.dispose()
+    # And back: one table of texts again, every row in it.
+    command.downgrade(alembic_config(url), "ingest_0004")
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        kind = conn.execute(text("SELECT type FROM sqlite_master WHERE name = 'readings'")
+                            ).scalar_one()
+        back = conn.execute(text("SELECT count(*), count(DISTINCT value) FROM readings")).one()
+    assert kind == "table" and back == (len(ODD) + 2, len(ODD) + 2)
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_compact_migration_keeps_rows_and_partitions(postgres_url: str) -> None:
+    _at_0004_with_odd_rows(postgres_url)
+    engine = make_engine(postgres_url)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT epoch, seq, tableoid::regclass::text FROM readings "
+                                   "ORDER BY epoch, seq")).all()
+        months = sorted(r[0] for r in conn.execute(text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'readings'")))
+    engine.dispose()
+    assert {n for *_, n in before} >= {"readings_default", f"readings_y{THIS_MONTH:%Ym%m}"}
+    engine = _compact_migration(postgres_url, at_0004=True)
+    with engine.connect() as conn:
+        kind = conn.execute(text(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = "
+            "'reading_rows' AND column_name = 'value'")).scalar_one()
+        after = conn.execute(text(
+            "SELECT e.epoch, r.seq, r.tableoid::regclass::text FROM reading_rows r "
+            "JOIN reading_epochs e ON e.id = r.epoch_id ORDER BY e.epoch, r.seq")).all()
+        names = [x.name for x in P.partitions(conn)]
+    assert kind == "numeric"
+    # Every row in the same month's partition as before, every partition kept.
+    assert after == [(e, n, "reading_rows" + part.removeprefix("readings"))
+                     for e, n, part in before]
+    assert sorted(names) == ["reading_rows" + m.removeprefix("readings") for m in months]
+    engine.dispose()
+    command.downgrade(alembic_config(postgres_url), "ingest_0004")
+    engine = make_engine(postgres_url)
+    with engine.connect() as conn:
+        back = conn.execute(text("SELECT count(*) FROM readings")).scalar_one()
+        parts = conn.execute(text(
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
+            "WHERE p.relname = 'readings'")).scalar_one()
+    assert back == len(ODD) and parts == len(names)
     engine.dispose()
 
 
@@ -137,7 +262,8 @@ def test_retention_drops_old_months_whole_and_archives_them(postgres_url: str,
         dropped = P.retain(conn, cutoff, tmp_path / "archive")
         names = [x.name for x in P.partitions(conn)]
     assert [(d.what, d.rows) for d in dropped] == [
-        (P.name_of(_add(THIS_MONTH, -2)), 1), (f"rows before {cutoff} in readings_default", 1)]
+        (P.name_of(_add(THIS_MONTH, -2)), 1),
+        (f"rows before {cutoff} in reading_rows_default", 1)]
     assert P.name_of(_add(THIS_MONTH, -2)) not in names
     assert P.name_of(_add(THIS_MONTH, -1)) in names  # newer months untouched
     assert _rows(engine) == [r for r in before if _utc(r[2]) >= P.month_start(cutoff)]

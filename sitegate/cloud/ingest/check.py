@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,9 +25,10 @@ METER_MAX, QUANTITY_MAX, UNIT_MAX, FLAGS_MAX = 128, 64, 32, 1024
 
 _KEYS = frozenset(p.ReadingItem.model_fields)
 _TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)\Z")
-# Plain decimals within check_value: |v| < 1e12, at most 9 decimals.
-_VALUE_RE = re.compile(r"-?\d{1,12}(?:\.\d{1,9})?\Z")
-QUALITY_IDS = {p.GOOD: 0, p.SUSPECT: 1, p.INVALID: 2}
+# Plain decimals within check_value (|v| < 1e12, at most 9 decimals) in the form they are
+# stored and shown: no leading zeros, no "+", no negative zero. Any other form the model
+# accepts ("4.5E+3", "007.5") is stored as its plain decimal (``plain``).
+_VALUE_RE = re.compile(r"(?!-0(?:\.0+)?\Z)-?(?:0|[1-9]\d{0,11})(?:\.\d{1,9})?\Z")
 
 
 class Times(dict):
@@ -52,7 +54,8 @@ class BadItem(ValueError):
 def reading(raw: Any, times: Times) -> tuple[str, datetime, str, str, str, str, list[str],
                                              datetime | None]:
     """(meter_id, ts, quantity, value, unit, quality, flags, read_at) of a reading item,
-    times in UTC; BadItem with the reason when it is refused."""
+    times in UTC, the value as a plain decimal; BadItem with the reason when it is
+    refused."""
     if type(raw) is dict and raw.keys() <= _KEYS:
         try:
             meter, qty, value, unit = raw["meter_id"], raw["quantity"], raw["value"], raw["unit"]
@@ -81,7 +84,14 @@ def reading(raw: Any, times: Times) -> tuple[str, datetime, str, str, str, str, 
         ts, read_at = it.ts.astimezone(UTC), it.read_at and it.read_at.astimezone(UTC)
     except OverflowError:
         raise BadItem("ts or read_at out of range in UTC") from None
-    return it.meter_id, ts, it.quantity, it.value, it.unit, it.quality, it.flags, read_at
+    return it.meter_id, ts, it.quantity, plain(it.value), it.unit, it.quality, it.flags, read_at
+
+
+def plain(value: str) -> str:
+    """A decimal text the model accepted as it is stored and shown: "4.5E+3" -> "4500",
+    "007.50" -> "7.50", "-0.0" -> "0.0" (trailing zeros stay: the meter's resolution)."""
+    d = Decimal(value)
+    return format(d if d else d.copy_abs(), "f")
 
 
 _NO_FLAGS: list[str] = []

@@ -34,12 +34,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from sitegate.cloud.ingest import check
 from sitegate.cloud.store import commissioning, partitions
 from sitegate.cloud.store import tables as t
-from sitegate.cloud.store.ingest_rows import insert_readings
+from sitegate.cloud.store.ingest_rows import Labels, insert_readings
+from sitegate.cloud.store.tables import NO_FLAGS, QUALITY_IDS
 from sitegate.sync import protocol as p
 
 log = structlog.get_logger(__name__)
@@ -90,6 +91,7 @@ class Writer:
         self._insert = postgresql.insert if self.pg else sqlite.insert
         self._noted: dict[str, datetime] = {}  # when this process last wrote last_seen
         self._partitions_at: datetime | None = None
+        self.labels = Labels(engine)  # epoch and unit ids of reading rows
 
     # -- entry points ------------------------------------------------------------------------
 
@@ -287,7 +289,8 @@ class Writer:
                         latest: datetime, now: datetime) -> None:
         times = check.Times()
         rows, bad = b.rows, b.bad
-        gw, epoch, first = b.gateway_id, b.epoch, b.first
+        gw, first = b.gateway_id, b.first
+        epoch_id, units, qualities = self.labels.epoch(gw, b.epoch), self.labels.units, QUALITY_IDS
         for i in range(skip, len(b.items)):
             raw = b.items[i]
             try:
@@ -301,8 +304,28 @@ class Writer:
                                      earliest, latest)
                 bad.append((first + i, wrong, raw))
                 continue
-            rows.append((gw, epoch, first + i, meter, ts, qty, value, unit, quality,
-                         _flags_text(flags), read_at, now))
+            unit_id = units.get(unit)
+            if unit_id is None:
+                try:
+                    unit_id = self.labels.unit(unit)
+                except (OperationalError, InterfaceError):
+                    raise
+                except DBAPIError as exc:  # e.g. a NUL character PostgreSQL will not keep
+                    bad.append((first + i, f"unit {unit!r} cannot be stored: "
+                                f"{type(exc.orig).__name__}", raw))
+                    continue
+            flags_id = NO_FLAGS
+            if flags:
+                try:
+                    flags_id = self.labels.flags(json.dumps(flags))
+                except (OperationalError, InterfaceError):
+                    raise
+                except DBAPIError as exc:
+                    bad.append((first + i, f"flags cannot be stored: {type(exc.orig).__name__}",
+                                raw))
+                    continue
+            rows.append((ts, first + i, read_at, now, epoch_id, unit_id, flags_id,
+                         qualities[quality], gw, meter, qty, value))
 
     def _rows(
         self, b: _Incoming, skip: int, now: datetime
@@ -648,11 +671,7 @@ def _dedupe_first(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _seq(row: Any) -> int:
-    return row[2] if isinstance(row, tuple) else row["seq"]
-
-
-def _flags_text(flags: list[str]) -> str:
-    return "[]" if not flags else json.dumps(flags)
+    return row[1] if isinstance(row, tuple) else row["seq"]
 
 
 def _implausible(row: dict[str, Any], columns: Sequence[str], earliest: datetime,

@@ -1,6 +1,6 @@
-"""Bulk insert of the ingest's reading rows: COPY on PostgreSQL, one ``executemany`` on
-SQLite, both through the DBAPI connection of the caller's transaction (no SQLAlchemy
-parameter processing per row).
+"""Bulk insert of the ingest's reading rows into ``reading_rows``: COPY on PostgreSQL, one
+``executemany`` on SQLite, both through the DBAPI connection of the caller's transaction (no
+SQLAlchemy parameter processing per row); and the ids of epochs and units (``Labels``).
 
 The caller hands only rows it knows are new (above the stream's locked mark and outside
 its committed ranges), so no conflict handling is needed: should a row exist after all,
@@ -13,13 +13,59 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, Table, and_, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from sitegate.cloud.store import tables as t
 
-COLUMNS = ("gateway_id", "epoch", "seq", "meter_id", "ts", "quantity", "value", "unit",
-           "quality", "flags", "read_at", "received_at")
+COLUMNS = tuple(c.name for c in t.reading_rows.columns)
 _TIMES = (COLUMNS.index("ts"), COLUMNS.index("read_at"), COLUMNS.index("received_at"))
+assert _TIMES == (0, 2, 3)
+
+
+class Labels:
+    """Epoch, unit and flag-list texts -> their ids in ``reading_epochs``,
+    ``reading_units`` and ``reading_flags``, cached
+    for the process. A text not seen yet is added in a transaction of its own, committed
+    before any row uses its id (so a rolled-back batch never leaves a row whose id names
+    nothing, and the next one finds it); two processes adding the same text get one id."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.epochs: dict[tuple[str, str], int] = {}
+        self.units: dict[str, int] = {}
+        self.flag_lists: dict[str, int] = {"[]": t.NO_FLAGS}
+
+    def epoch(self, gateway_id: str, epoch: str) -> int:
+        """The id of a gateway's buffer epoch (one per gateway and epoch)."""
+        key = (gateway_id, epoch)
+        got = self.epochs.get(key)
+        return got if got is not None else self._add(
+            t.reading_epochs, {"gateway_id": gateway_id, "epoch": epoch}, self.epochs, key)
+
+    def unit(self, text: str) -> int:
+        got = self.units.get(text)
+        return got if got is not None else self._add(t.reading_units, {"unit": text},
+                                                     self.units, text)
+
+    def flags(self, text: str) -> int:
+        """``text``: the list as JSON (``json.dumps``, as the view shows it)."""
+        got = self.flag_lists.get(text)
+        return got if got is not None else self._add(t.reading_flags, {"flags": text},
+                                                     self.flag_lists, text)
+
+    def _add(self, table: Table, values: dict[str, str], cache: dict[Any, int],
+             key: Any) -> int:
+        where = and_(*(table.c[k] == v for k, v in values.items()))
+        with self.engine.begin() as conn:
+            got = conn.execute(select(table.c.id).where(where)).scalar()
+            if got is None:
+                ins = (postgresql.insert(table) if conn.dialect.name == "postgresql"
+                       else sqlite.insert(table))
+                conn.execute(ins.values(values).on_conflict_do_nothing())
+                got = conn.execute(select(table.c.id).where(where)).scalar_one()
+        cache[key] = int(got)
+        return cache[key]
 
 
 def insert_readings(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -29,11 +75,11 @@ def insert_readings(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     cols = ", ".join(COLUMNS)
     if conn.dialect.name == "postgresql":
         with dbapi.cursor() as cur, cur.copy(  # type: ignore[attr-defined]
-                f"COPY {t.readings.name} ({cols}) FROM STDIN") as copy:
+                f"COPY {t.reading_rows.name} ({cols}) FROM STDIN") as copy:
             copy.write(copy_text(rows))
         return
     # SQLite keeps times as SQLAlchemy's DateTime text (UTC, naive): its own processor.
-    ts = t.readings.c.ts.type
+    ts = t.reading_rows.c.ts.type
     bind = ts.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     assert bind is not None
     stamps: dict[Any, Any] = {None: None}
@@ -48,8 +94,8 @@ def insert_readings(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     cur = dbapi.cursor()
     try:
         cur.executemany(
-            f"INSERT INTO {t.readings.name} ({cols}) VALUES ({', '.join('?' * len(COLUMNS))})",
-            [(*r[:i], text(r[i]), *r[i + 1:j], text(r[j]), text(r[k])) for r in rows])
+            f"INSERT INTO {t.reading_rows.name} ({cols}) VALUES ({', '.join('?' * len(COLUMNS))})",
+            [(text(r[i]), r[1], text(r[j]), text(r[k]), *r[4:]) for r in rows])
     finally:
         cur.close()
 

@@ -1,11 +1,13 @@
 """The readings table by month (PostgreSQL): partitions made ahead, and retention.
 
-On PostgreSQL ``readings`` is range-partitioned on ``ts``: one partition a month
-(``readings_y2026m03``, [first of the month, first of the next) in UTC) and a DEFAULT
-partition for rows of months without one (late backfill from long ago). The ingest makes
+On PostgreSQL ``reading_rows`` (the rows behind the view ``readings``) is range-partitioned
+on ``ts``: one partition a month (``reading_rows_y2026m03``, [first of the month, first of
+the next) in UTC) and a DEFAULT partition for rows of months without one (late backfill
+from long ago). The ingest makes
 the current month and AHEAD months after it at start and every few hours, so live rows
 always land in their month; an old month is dropped whole (``DROP TABLE`` of its
-partition, no row-by-row delete, nothing newer touched), optionally archived first.
+partition, no row-by-row delete, nothing newer touched), optionally archived first (as the
+view shows the rows: epoch, unit and quality as text).
 
 SQLite keeps one table: retention there deletes the rows before the cutoff.
 """
@@ -22,6 +24,7 @@ from sqlalchemy import Connection, text
 
 from sitegate.cloud.store import tables as t
 
+ROWS = t.reading_rows.name
 AHEAD = 2  # months made ahead of the current one
 _LOCK = 0x5174_6761_7465  # advisory lock: one process makes partitions at a time
 
@@ -35,7 +38,7 @@ def next_month(d: date) -> date:
 
 
 def name_of(month: date) -> str:
-    return f"{t.readings.name}_y{month.year:04d}m{month.month:02d}"
+    return f"{ROWS}_y{month.year:04d}m{month.month:02d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,7 @@ def partitioned(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql" and conn.execute(text(
         "SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
         "WHERE c.relname = :t AND c.relnamespace = 'public'::regnamespace"),
-        {"t": t.readings.name}).first() is not None
+        {"t": ROWS}).first() is not None
 
 
 def partitions(conn: Connection) -> list[Partition]:
@@ -58,7 +61,7 @@ def partitions(conn: Connection) -> list[Partition]:
         "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
         "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
         "WHERE p.relname = :t AND p.relnamespace = 'public'::regnamespace"),
-        {"t": t.readings.name}).all()
+        {"t": ROWS}).all()
     out = []
     for name, bound in rows:
         if bound == "DEFAULT":
@@ -94,7 +97,7 @@ def create(conn: Connection, month: date) -> None:
     """One month's partition (its indexes come from the parent's)."""
     lo, hi = month_start(month), month_start(next_month(month))
     conn.execute(text(
-        f'CREATE TABLE "{name_of(month)}" PARTITION OF "{t.readings.name}" '
+        f'CREATE TABLE "{name_of(month)}" PARTITION OF "{ROWS}" '
         f"FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}')"))
 
 
@@ -116,19 +119,19 @@ def retain(conn: Connection, before: date, archive: Path | None = None) -> list[
         for part in partitions(conn):
             if part.end is None or part.end > cutoff:
                 continue
-            file = _archive(conn, archive, part.name, f'SELECT * FROM "{part.name}"')
+            file = _archive(conn, archive, part.name, _readable(conn, part.name))
             n = conn.execute(text(f'SELECT count(*) FROM "{part.name}"')).scalar_one()
-            conn.execute(text(f'ALTER TABLE "{t.readings.name}" DETACH PARTITION "{part.name}"'))
+            conn.execute(text(f'ALTER TABLE "{ROWS}" DETACH PARTITION "{part.name}"'))
             conn.execute(text(f'DROP TABLE "{part.name}"'))
             out.append(Dropped(part.name, n, file))
         default = next((p.name for p in partitions(conn) if p.start is None), None)
         where, table = "ts < :cut", default
     else:
-        where, table = "ts < :cut", t.readings.name
+        where, table = "ts < :cut", ROWS
     if table is not None:
         cut = _bound(conn, cutoff)
         file = _archive(conn, archive, f"{table}-before-{before.isoformat()}",
-                        f'SELECT * FROM "{table}" WHERE {where}', {"cut": cut})
+                        f"{_readable(conn, table)} WHERE r.{where}", {"cut": cut})
         n = conn.execute(text(f'DELETE FROM "{table}" WHERE {where}'), {"cut": cut}).rowcount
         if n:
             out.append(Dropped(f"rows before {before.isoformat()} in {table}", n, file))
@@ -137,9 +140,22 @@ def retain(conn: Connection, before: date, archive: Path | None = None) -> list[
     return out
 
 
+def _readable(conn: Connection, source: str) -> str:
+    """The rows of ``source`` (``reading_rows`` or one of its partitions) as the view
+    ``readings`` shows them."""
+    value = "r.value::text" if conn.dialect.name == "postgresql" else "r.value"
+    return (f"SELECT r.gateway_id, e.epoch, r.seq, r.meter_id, r.ts, r.quantity, "
+            f"{value} AS value, u.unit, q.quality, f.flags, "
+            f'r.read_at, r.received_at FROM "{source}" r '
+            f"LEFT JOIN {t.reading_epochs.name} e ON e.id = r.epoch_id "
+            f"LEFT JOIN {t.reading_units.name} u ON u.id = r.unit_id "
+            f"LEFT JOIN {t.reading_qualities.name} q ON q.id = r.quality_id "
+            f"LEFT JOIN {t.reading_flags.name} f ON f.id = r.flags_id")
+
+
 def _bound(conn: Connection, when: datetime) -> object:
     """A time as the dialect stores it (SQLite: SQLAlchemy's text, UTC)."""
-    impl = t.readings.c.ts.type.dialect_impl(conn.dialect)
+    impl = t.reading_rows.c.ts.type.dialect_impl(conn.dialect)
     bind = impl.bind_processor(conn.dialect)
     return bind(when.replace(tzinfo=None) if conn.dialect.name == "sqlite" else when) \
         if bind else when

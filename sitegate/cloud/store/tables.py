@@ -2,7 +2,8 @@
 
 Times are stored in UTC. SQLite keeps DateTime columns without an offset, so every writer
 converts to UTC first and readers treat naive values from SQLite as UTC. Decimal values
-are TEXT holding the exact string the gateway sent (SQLite has no exact numeric type).
+are TEXT holding the exact string the gateway sent (SQLite has no exact numeric type),
+except readings' values (see ``reading_rows``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -44,31 +47,104 @@ gateways = Table(
     Column("applied_config_version", Integer),
 )
 
+# Readings are stored compactly in ``reading_rows`` and read through the view ``readings``
+# (the columns every reader has always seen: epoch, value, unit and quality as text, flags
+# as a JSON list). A stored row holds numbers as numbers: the value exactly (NUMERIC on
+# PostgreSQL; on SQLite the plain decimal text, see ``reading_rows``), small ids for epoch,
+# unit, quality and flag list from the lookup tables below (no "[]" text on every row).
+#
 # The time column is part of the unique key: PostgreSQL partitions the table by month of
 # ``ts`` (sitegate.cloud.store.partitions), and a partitioned table's unique keys must hold
 # the partition column. Still idempotent: a resent row carries the same ts. The ingest never
 # relies on the key to drop duplicates (it writes only what is above the locked mark).
-readings = Table(
-    "readings", metadata,
+
+# Each gateway's buffer epochs (28 characters each) -> a 4-byte id on every row: one id
+# per (gateway, epoch), so the id alone names the row's sequence ("stream") and the unique
+# key needs no gateway text (a smaller index: it is most of a row's bytes).
+reading_epochs = Table(
+    "reading_epochs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("gateway_id", String(64), nullable=False),
-    Column("epoch", String(40), nullable=False, server_default=LEGACY_EPOCH),
+    Column("epoch", String(40), nullable=False),
+    UniqueConstraint("gateway_id", "epoch", name="uq_reading_epochs_gateway_epoch"),
+)
+
+# Unit texts (a gateway may send any, up to 32 characters: an INTEGER id, never exhausted).
+reading_units = Table(
+    "reading_units", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("unit", String(32), nullable=False, unique=True),
+)
+
+# Flag lists as the view shows them (JSON text) -> an id; 0 is no flags ("[]", the usual
+# case). Not NULL for none: a NULL on a row costs PostgreSQL a null bitmap, which makes the
+# row header 32 bytes instead of 24, more than the 4-byte id.
+NO_FLAGS = 0
+reading_flags = Table(
+    "reading_flags", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("flags", Text, nullable=False, unique=True),
+)
+
+# The protocol's three qualities, fixed ids (the migration fills them).
+QUALITY_IDS = {p.GOOD: 0, p.SUSPECT: 1, p.INVALID: 2}
+reading_qualities = Table(
+    "reading_qualities", metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("quality", String(16), nullable=False, unique=True),
+)
+
+# The value: exact, and always a plain decimal ("4500", never "4.5E+3"): the ingest writes
+# it so, and PostgreSQL's NUMERIC prints so. SQLite has no exact numeric type; the plain
+# decimal text is exact for every value the protocol accepts (|v| < 1e12, 9 decimals: up to
+# 22 characters), which no 64-bit integer of fixed sub-units is (1e12 at 1e-9 needs 70 bits),
+# and is about the size of such an integer for a meter's usual 6-10 digits.
+VALUE = Numeric().with_variant(Text(), "sqlite")
+
+# Column order is PostgreSQL's storage order: the 8-byte columns first, then the 4- and
+# 2-byte ids, then the variable-length ones, so no byte goes to alignment padding.
+reading_rows = Table(
+    "reading_rows", metadata,
+    Column("ts", TZ, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("read_at", TZ),
+    Column("received_at", TZ, nullable=False),
+    Column("epoch_id", Integer, nullable=False),  # reading_epochs.id
+    Column("unit_id", Integer, nullable=False),  # reading_units.id
+    Column("flags_id", Integer, nullable=False),  # reading_flags.id; NO_FLAGS: none
+    Column("quality_id", SmallInteger, nullable=False),  # reading_qualities.id
+    Column("gateway_id", String(64), nullable=False),
+    Column("meter_id", String(128), nullable=False),
+    Column("quantity", String(64), nullable=False),
+    Column("value", VALUE, nullable=False),
+    # (gateway, epoch, seq, ts): the epoch id holds the gateway
+    UniqueConstraint("epoch_id", "seq", "ts", name="uq_reading_rows_epoch_seq_ts"),
+    Index("ix_reading_rows_series", "gateway_id", "meter_id", "quantity", "ts")
+    .ddl_if(dialect="postgresql"),
+    # SQLite: covers billing's per-register load (migration ingest_0003 says why not on PG)
+    Index("ix_reading_rows_load", "gateway_id", "meter_id", "quantity", "ts", "value",
+          "unit_id", "quality_id").ddl_if(dialect="sqlite"),
+    postgresql_partition_by="RANGE (ts)",
+)
+
+# The view ``readings`` (migration ingest_0005): what every reader selects from. Not in
+# ``metadata`` (it is no table to create or compare); inserting into it works too (a
+# trigger maps the texts to ids), for tools and tests; the ingest writes ``reading_rows``.
+views = MetaData()
+readings = Table(
+    "readings", views,
+    Column("gateway_id", String(64), nullable=False),
+    Column("epoch", String(40), nullable=False, default=LEGACY_EPOCH),
     Column("seq", BigInteger, nullable=False),
     Column("meter_id", String(128), nullable=False),
     Column("ts", TZ, nullable=False),
     Column("quantity", String(64), nullable=False),
-    Column("value", Text, nullable=False),
+    Column("value", Text, nullable=False),  # the plain decimal
     Column("unit", String(32), nullable=False),
     Column("quality", String(16), nullable=False),
     Column("flags", Text, nullable=False, default="[]"),  # JSON list
     Column("read_at", TZ),
     Column("received_at", TZ, nullable=False),
-    UniqueConstraint("gateway_id", "epoch", "seq", "ts", name="uq_readings_gateway_epoch_seq_ts"),
-    Index("ix_readings_series", "gateway_id", "meter_id", "quantity", "ts")
-    .ddl_if(dialect="postgresql"),
-    # SQLite: covers billing's per-register load (migration ingest_0003 says why not on PG)
-    Index("ix_readings_load", "gateway_id", "meter_id", "quantity", "ts", "value", "unit",
-          "quality").ddl_if(dialect="sqlite"),
-    postgresql_partition_by="RANGE (ts)",
 )
 
 
