@@ -140,24 +140,26 @@ def test_each_value_alone_in_its_register_exact(engine: Engine,
     # Each awkward value the only reading of its own meter: the plain decimals are turned
     # into micro-kWh by the store itself (the load's fast path), the others row by row;
     # both give the micro-kWh worked out by hand above, and the same skipped readings.
-    meters = [f"v{k:02d}" for k in range(len(AWKWARD))]
+    awkward = AWKWARD if engine.dialect.name == "sqlite" else [  # as in the test above
+        (v, u, q, n if v.isascii() else None) for v, u, q, n in AWKWARD]
+    meters = [f"v{k:02d}" for k in range(len(awkward))]
     model = site(meters=[{"id": m, "gateway": "gw-1"} for m in meters], meter_assignments=[])
     grid = grid_for(parse_period("2026-01"), model.tz)
     rows = [_row(k + 1, m, IMP, T0 + timedelta(minutes=15 * k), v, u, q)
-            for k, (m, (v, u, q, _)) in enumerate(zip(meters, AWKWARD, strict=True))]
+            for k, (m, (v, u, q, _)) in enumerate(zip(meters, awkward, strict=True))]
     with engine.begin() as conn:
         conn.execute(readings.insert(), rows)
     issues: list[Issue] = []
     with engine.connect() as conn:
         loaded = load_readings(conn, model, grid.start, grid.end, issues)
-    for k, (m, (value, _, _, units)) in enumerate(zip(meters, AWKWARD, strict=True)):
+    for k, (m, (value, _, _, units)) in enumerate(zip(meters, awkward, strict=True)):
         ts = _epoch(T0 + timedelta(minutes=15 * k))
         if units is None:
             assert m not in loaded, value
         else:
             assert list(loaded[m][IMP]) == [(ts, units)], value
     assert sorted(i.meter for i in issues) == sorted(
-        m for m, (_, _, _, units) in zip(meters, AWKWARD, strict=True) if units is None)
+        m for m, (_, _, _, units) in zip(meters, awkward, strict=True) if units is None)
 
 
 def test_quarter_hour_registers_and_far_neighbours(engine: Engine,
