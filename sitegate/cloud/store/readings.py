@@ -134,17 +134,28 @@ def _whole(shared: _Shared, count: int, times: np.ndarray | None, values: str | 
     return None if got is None else shared.register(times, got)
 
 
-_REGISTER_SQLITE = """
-SELECT count(*), group_concat(r.ts), group_concat(r.value), min(r.unit), max(r.unit),
-       max(r.quality = 'invalid')
-FROM readings r
+# The aggregates read the stored rows (``reading_rows``, not the view ``readings``): unit
+# and quality as their ids (SQLite: unit texts looked up once a load, ``_unit_texts``;
+# PostgreSQL: the ids of the units in a sub-select evaluated once a query), so no row
+# joins a lookup table.
+_INVALID = tables.QUALITY_IDS["invalid"]
+_REGISTER_SQLITE = f"""
+SELECT count(*), group_concat(r.ts), group_concat(r.value), min(r.unit_id), max(r.unit_id),
+       max(r.quality_id = {_INVALID})
+FROM reading_rows r
 WHERE r.gateway_id = ?1 AND r.meter_id = ?2 AND r.quantity = ?3
-  AND r.ts >= coalesce((SELECT max(n.ts) FROM readings n WHERE n.gateway_id = ?1
-                        AND n.meter_id = ?2 AND n.quantity = ?3 AND n.quality <> 'invalid'
+  AND r.ts >= coalesce((SELECT max(n.ts) FROM reading_rows n WHERE n.gateway_id = ?1
+                        AND n.meter_id = ?2 AND n.quantity = ?3 AND n.quality_id <> {_INVALID}
                         AND n.ts <= ?4), ?4)
-  AND r.ts <= coalesce((SELECT min(n.ts) FROM readings n WHERE n.gateway_id = ?1
-                        AND n.meter_id = ?2 AND n.quantity = ?3 AND n.quality <> 'invalid'
+  AND r.ts <= coalesce((SELECT min(n.ts) FROM reading_rows n WHERE n.gateway_id = ?1
+                        AND n.meter_id = ?2 AND n.quantity = ?3 AND n.quality_id <> {_INVALID}
                         AND n.ts >= ?5), ?5)"""
+
+
+def _unit_texts(conn: Connection) -> dict[Any, Any]:
+    """Unit id -> text (None stays None: a register without rows)."""
+    u = tables.reading_units.c
+    return {None: None, **dict(conn.execute(select(u.id, u.unit)).all())}
 
 
 class _Times(dict):
@@ -175,6 +186,7 @@ def _load_sqlite(conn: Connection, regs: list[Key], lo: Any,
     got: dict[Key, Register] = {}
     shared = _Shared()
     odd: list[Key] = []
+    unit = _unit_texts(conn)
     cur = conn.connection.cursor()
     try:
         for key in regs:
@@ -182,7 +194,8 @@ def _load_sqlite(conn: Connection, regs: list[Key], lo: Any,
             count, ts_text, values, u_min, u_max, invalid = cur.fetchone()
             if not count:
                 continue
-            reg = _whole(shared, count, times[ts_text], values, (u_min, u_max), invalid)
+            reg = _whole(shared, count, times[ts_text], values, (unit[u_min], unit[u_max]),
+                         invalid)
             if reg is None:
                 odd.append(key)
             else:
@@ -198,30 +211,33 @@ _PG_EPOCH = 946_684_800  # PostgreSQL's binary times count microseconds from 200
 # A register's fast form, on one of the two paths below: rows, times (8-byte binary),
 # values (one text), and what its units and qualities are (1: kWh and alike, 2: Wh, 4:
 # anything else or marked invalid; OR-ed over its rows).
-_AGG_PG = """count(*), string_agg(timestamptz_send(r.ts), ''::bytea),
-       string_agg(r.value, ','),
-       bit_or(CASE WHEN r.quality = 'invalid' THEN 4 WHEN r.unit = 'Wh' THEN 2
-                   WHEN r.unit IN ('kWh', '', 'm³', 'm3') THEN 1 ELSE 4 END)"""
+_UNITS_PG = "ARRAY(SELECT id FROM reading_units WHERE unit IN ({}))"
+_AGG_PG = f"""count(*), string_agg(timestamptz_send(r.ts), ''::bytea),
+       string_agg(r.value::text, ','),
+       bit_or(CASE WHEN r.quality_id = {_INVALID} THEN 4
+                   WHEN r.unit_id = ANY({_UNITS_PG.format("'Wh'")}) THEN 2
+                   WHEN r.unit_id = ANY({_UNITS_PG.format("'kWh', '', 'm³', 'm3'")}) THEN 1
+                   ELSE 4 END)"""
 # Many meters of one gateway in one query: the planner reads their rows with one bitmap
 # scan, each heap page once in its physical order (the ingest stores a quarter hour of all
 # meters together, so one register's rows lie on as many pages as it has readings: an
 # index scan per register would visit them one by one).
 _WINDOW_PG = f"""
 SELECT r.meter_id, r.quantity, {_AGG_PG}
-FROM readings r
+FROM reading_rows r
 WHERE r.gateway_id = %(gw)s AND r.meter_id = ANY(%(mids)s) AND r.quantity = ANY(%(qtys)s)
   AND r.ts >= %(lo)s AND r.ts <= %(hi)s
 GROUP BY r.meter_id, r.quantity"""
 # The nearest valid readings beyond the window's edges (an index probe each side), for
 # the registers without a reading on both edges.
-_BEYOND_PG = """
+_BEYOND_PG = f"""
 WITH k AS (SELECT * FROM unnest(%(gw)s::text[], %(mid)s::text[], %(qty)s::text[])
            WITH ORDINALITY AS k(gw, mid, qty, idx))
 SELECT k.idx,
-  (SELECT max(n.ts) FROM readings n WHERE n.gateway_id = k.gw AND n.meter_id = k.mid
-     AND n.quantity = k.qty AND n.quality <> 'invalid' AND n.ts < %(lo)s),
-  (SELECT min(n.ts) FROM readings n WHERE n.gateway_id = k.gw AND n.meter_id = k.mid
-     AND n.quantity = k.qty AND n.quality <> 'invalid' AND n.ts > %(hi)s)
+  (SELECT max(n.ts) FROM reading_rows n WHERE n.gateway_id = k.gw AND n.meter_id = k.mid
+     AND n.quantity = k.qty AND n.quality_id <> {_INVALID} AND n.ts < %(lo)s),
+  (SELECT min(n.ts) FROM reading_rows n WHERE n.gateway_id = k.gw AND n.meter_id = k.mid
+     AND n.quantity = k.qty AND n.quality_id <> {_INVALID} AND n.ts > %(hi)s)
 FROM k"""
 # Register by register (a LATERAL aggregate each), with the nearest readings beyond the
 # window's edges: for the registers without a reading on both edges.
@@ -231,14 +247,14 @@ WITH k AS (SELECT * FROM unnest(%(gw)s::text[], %(mid)s::text[], %(qty)s::text[]
 SELECT k.idx, a.*
 FROM k CROSS JOIN LATERAL (
   SELECT {_AGG_PG}
-  FROM readings r
+  FROM reading_rows r
   WHERE r.gateway_id = k.gw AND r.meter_id = k.mid AND r.quantity = k.qty
-    AND r.ts >= coalesce((SELECT max(n.ts) FROM readings n WHERE n.gateway_id = k.gw
+    AND r.ts >= coalesce((SELECT max(n.ts) FROM reading_rows n WHERE n.gateway_id = k.gw
                           AND n.meter_id = k.mid AND n.quantity = k.qty
-                          AND n.quality <> 'invalid' AND n.ts <= %(lo)s), %(lo)s)
-    AND r.ts <= coalesce((SELECT min(n.ts) FROM readings n WHERE n.gateway_id = k.gw
+                          AND n.quality_id <> {_INVALID} AND n.ts <= %(lo)s), %(lo)s)
+    AND r.ts <= coalesce((SELECT min(n.ts) FROM reading_rows n WHERE n.gateway_id = k.gw
                           AND n.meter_id = k.mid AND n.quantity = k.qty
-                          AND n.quality <> 'invalid' AND n.ts >= %(hi)s), %(hi)s)) a"""
+                          AND n.quality_id <> {_INVALID} AND n.ts >= %(hi)s), %(hi)s)) a"""
 
 
 def _pg_register(shared: _Shared, count: int, ts: bytes | None, values: str | None,
