@@ -184,23 +184,27 @@ def backends(engine, db: str) -> list[int]:  # noqa: ANN001
 
 
 def bare_copy(url: str, args: argparse.Namespace, ts: datetime) -> dict:
-    """The same rows COPYed into the same readings table (under other gateway ids), a
-    gateway's cycle per transaction, one connection: rows/s and its backend's CPU per
-    reading."""
+    """The same rows COPYed into the same table (``reading_rows``, under other gateway
+    ids, their epoch and unit ids made first, untimed), a gateway's cycle per transaction,
+    one connection: rows/s and its backend's CPU per reading."""
     from sitegate.cloud.store.db import make_engine
-    from sitegate.cloud.store.ingest_rows import COLUMNS
+    from sitegate.cloud.store.ingest_rows import COLUMNS, Labels
+    from sitegate.cloud.store.tables import NO_FLAGS, QUALITY_IDS
     from sitegate.sync import protocol as p
 
     engine = make_engine(url)
+    labels = Labels(engine)
     now = datetime.now(UTC)
     cycles = []
     for i in range(args.gateways):
+        gw = f"bare-{i:05d}"
+        epoch = labels.epoch(gw, epoch_of(f"gw-{i:05d}"))
         rows = []
         for seq, item in enumerate(cycle_texts(i, args.meters, args.quantities, ts), 1):
             d = json.loads(item)
-            rows.append((f"bare-{i:05d}", epoch_of(f"gw-{i:05d}"), seq, d["meter_id"], ts,
-                         d["quantity"], d["value"], d["unit"], d.get("quality", p.GOOD),
-                         "[]", ts, now))
+            rows.append((ts, seq, ts, now, epoch, labels.unit(d["unit"]), NO_FLAGS,
+                         QUALITY_IDS[d.get("quality", p.GOOD)], gw, d["meter_id"],
+                         d["quantity"], d["value"]))
         cycles.append(rows)
     with engine.connect() as conn:
         pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
@@ -209,7 +213,7 @@ def bare_copy(url: str, args: argparse.Namespace, ts: datetime) -> dict:
         t0 = time.perf_counter()
         for rows in cycles:
             with dbapi.cursor() as cur, cur.copy(
-                    f"COPY readings ({', '.join(COLUMNS)}) FROM STDIN") as cp:
+                    f"COPY reading_rows ({', '.join(COLUMNS)}) FROM STDIN") as cp:
                 for r in rows:
                     cp.write_row(r)
             dbapi.commit()
@@ -300,9 +304,13 @@ def fleet(args: argparse.Namespace, url: str, port: int, ts: datetime, work: Pat
             except subprocess.TimeoutExpired:
                 pr.kill()
         with admin.connect() as conn:
-            rows, distinct = conn.execute(text(
+            rows, distinct = conn.execute(text(  # the view: today's ingest has no other
                 "SELECT count(*), count(DISTINCT (gateway_id, epoch, seq)) FROM readings")
             ).one()
+            size = conn.execute(text(  # the rows' table whichever it is, every partition
+                "SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0) FROM pg_inherits i "
+                "WHERE i.inhparent = coalesce(to_regclass('reading_rows'), "
+                "to_regclass('readings'))")).scalar_one()
             marks = conn.execute(text(
                 "SELECT count(*) FROM acks WHERE stream = 'readings' AND upto = :n"),
                 {"n": args.meters * args.quantities}).scalar_one()
@@ -319,7 +327,7 @@ def fleet(args: argparse.Namespace, url: str, port: int, ts: datetime, work: Pat
             "p50": statistics.median(lat), "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
             "resends": sum(r["resends"] for r in results),
             "ok": rows == distinct == sent and marks == args.gateways,
-            "rows": rows, "distinct": distinct, "marks": marks}
+            "rows": rows, "distinct": distinct, "marks": marks, "bytes": size / max(rows, 1)}
 
 
 def run(args: argparse.Namespace) -> None:
@@ -362,7 +370,8 @@ def run(args: argparse.Namespace) -> None:
               f"{r['wall']:.1f} s from the first publish; exactly once: {r['rows']:,} rows, "
               f"{r['distinct']:,} distinct (gateway, epoch, seq), {r['sent']:,} sent, "
               f"{r['marks']:,} of {args.gateways:,} marks at the end: "
-              f"{'ok' if r['ok'] else 'FAILED'}")
+              f"{'ok' if r['ok'] else 'FAILED'}; {r['bytes']:.0f} bytes a stored row "
+              "(pg_total_relation_size of the partitions: rows and indexes)")
     print(f"load average: {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
           f"({os.cpu_count()} cores, shared)")
     if not all(r["ok"] for _, r in runs):

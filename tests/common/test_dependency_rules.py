@@ -19,7 +19,7 @@ NOT_FOR_CLOUD = ("sitegate.gateway", "sitegate.drivers", "sitegate.ocpp_server",
                  "sitegate.sync.client", "sitegate.demo")
 # What the gateway may not import: the cloud, and the cloud's libraries (no use on a Pi).
 CLOUD_LIBS = ("sqlalchemy", "fastapi", "fastapi_offline", "alembic", "qrbill", "fpdf", "starlette",
-              "uvicorn")
+              "uvicorn", "msgspec")
 NOT_FOR_GATEWAY = ("sitegate.cloud", "sitegate.demo", *CLOUD_LIBS)
 # Billing's arrays: never imported by gateway code (the static scan). The import test cannot
 # check it: sqlite-utils (a gateway dependency) imports numpy whenever it is installed.

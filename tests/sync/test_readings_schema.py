@@ -209,7 +209,8 @@ def test_sqlite_compact_migration_keeps_every_row_as_plain_numbers(tmp_path: Pat
     with engine.connect() as conn:
         kind = conn.execute(text("SELECT type FROM sqlite_master WHERE name = 'readings'")
                             ).scalar_one()
-        back = conn.execute(text("SELECT count(*), count(DISTINCT seq || epoch) FROM readings")).one()
+        back = conn.execute(text(
+            "SELECT count(*), count(DISTINCT seq || epoch) FROM readings")).one()
     assert kind == "table" and back == (len(ODD) + 2, len(ODD) + 2)
     engine.dispose()
 

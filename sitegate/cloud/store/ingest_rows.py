@@ -9,18 +9,20 @@ the statement fails and the caller's transaction with it (nothing half written).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, select
+from sqlalchemy import Connection, Engine, Table, and_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sitegate.cloud.store import tables as t
 
 COLUMNS = tuple(c.name for c in t.reading_rows.columns)
 _TIMES = (COLUMNS.index("ts"), COLUMNS.index("read_at"), COLUMNS.index("received_at"))
-assert _TIMES == (0, 2, 3)
+# copy_text and the writer build rows in this order (PostgreSQL's storage order).
+assert COLUMNS == ("ts", "seq", "read_at", "received_at", "epoch_id", "unit_id", "flags_id",
+                   "quality_id", "gateway_id", "meter_id", "quantity", "value"), COLUMNS
 
 
 class Labels:
@@ -42,6 +44,24 @@ class Labels:
         got = self.epochs.get(key)
         return got if got is not None else self._add(
             t.reading_epochs, {"gateway_id": gateway_id, "epoch": epoch}, self.epochs, key)
+
+    def learn_epochs(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Look up (and add) the ids of many (gateway, epoch) at once: one transaction for
+        a group of messages, not one per gateway seen for the first time."""
+        missing = sorted(set(keys) - self.epochs.keys())
+        if not missing:
+            return
+        e = t.reading_epochs.c
+        with self.engine.begin() as conn:
+            ins = (postgresql.insert(t.reading_epochs) if conn.dialect.name == "postgresql"
+                   else sqlite.insert(t.reading_epochs))
+            for i in range(0, len(missing), 500):
+                part = missing[i:i + 500]
+                conn.execute(ins.on_conflict_do_nothing(),
+                             [{"gateway_id": g, "epoch": x} for g, x in part])
+                self.epochs.update(((g, x), int(k)) for k, g, x in conn.execute(
+                    select(e.id, e.gateway_id, e.epoch).where(
+                        tuple_(e.gateway_id, e.epoch).in_(part))))
 
     def unit(self, text: str) -> int:
         got = self.units.get(text)
@@ -106,21 +126,28 @@ _ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r",
 
 
 class _Texts(dict):
-    """Value -> its COPY text, made once per distinct value: a batch repeats its gateway,
-    epoch, meters, quantities, units, qualities and times."""
+    """Text -> its COPY form, escaped once per distinct text: a batch repeats its gateway,
+    meters and quantities."""
 
     def __missing__(self, v: Any) -> str:
-        if v is None:
-            text = "\\N"
-        elif isinstance(v, datetime):
-            text = v.isoformat()
-        else:
-            text = str(v).translate(_ESCAPE)
+        text = "\\N" if v is None else str(v).translate(_ESCAPE)
+        self[v] = text
+        return text
+
+
+class _Stamps(dict):
+    """Time -> its COPY text, once per distinct time (a cycle's rows share theirs)."""
+
+    def __missing__(self, v: datetime | None) -> str:
+        text = "\\N" if v is None else v.isoformat()
         self[v] = text
         return text
 
 
 def copy_text(rows: Sequence[tuple[Any, ...]]) -> bytes:
-    """The rows as COPY text (tab-separated lines), built at C speed where it can be."""
-    texts = _Texts()
-    return "".join(["\t".join([texts[v] for v in r]) + "\n" for r in rows]).encode()
+    """The rows (COLUMNS order) as COPY text: one f-string a row, times and texts from
+    the caches above, ids as they are, the value as its text (a plain decimal: nothing to
+    escape)."""
+    t, e = _Stamps(), _Texts()
+    return "".join([f"{t[r[0]]}\t{r[1]}\t{t[r[2]]}\t{t[r[3]]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t"
+                    f"{e[r[8]]}\t{e[r[9]]}\t{e[r[10]]}\t{r[11]}\n" for r in rows]).encode()

@@ -1,15 +1,15 @@
 """ingest: compact reading rows (numbers as numbers, small ids), read through a view
 
 Rows move from ``readings`` to ``reading_rows``: the value as NUMERIC on PostgreSQL (on
-SQLite the plain decimal text: "4500", never "4.5E+3"); epoch, unit and quality as ids
-into ``reading_epochs`` (one id per gateway and epoch, so the unique key is (epoch id, seq,
-ts) without the gateway's text), ``reading_units`` and ``reading_qualities``; the flag
-list as an id into ``reading_flags`` (0: none; not NULL, which costs PostgreSQL a null
-bitmap: 8 bytes a row). ``readings`` becomes a view giving every reader the columns it always had (the value as a
-plain decimal); inserting into the view still works (a trigger maps texts to ids), for
-tools and tests; a value there that is no number (the ingest refuses those) is kept as
-NaN on PostgreSQL and as its text on SQLite, as the migration keeps old ones: billing
-skips and reports it, as before. On PostgreSQL ``reading_rows`` is partitioned like
+SQLite the plain decimal text: "4500", never "4.5E+3"); epoch, unit and quality as ids into
+``reading_epochs`` (one id per gateway and epoch, so the unique key is (epoch id, seq, ts)
+without the gateway's text), ``reading_units`` and ``reading_qualities``; the flag list as
+an id into ``reading_flags`` (0: none; not NULL, which costs PostgreSQL a null bitmap: 8
+bytes a row). ``readings`` becomes a view giving every reader the columns it always had (the
+value as a plain decimal); inserting into the view still works (a trigger maps texts to
+ids), for tools and tests; a value there that is no number (the ingest refuses those) is
+kept as NaN on PostgreSQL and as its text on SQLite, as the migration keeps old ones:
+billing skips and reports it, as before. On PostgreSQL ``reading_rows`` is partitioned like
 ``readings`` was: the same month ranges (``reading_rows_y2026m03``...) and a default
 partition.
 
