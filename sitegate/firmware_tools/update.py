@@ -155,11 +155,17 @@ def _run(cmd: list[str], what: str) -> None:
         raise UpdateError(f"cannot {what}: {why[-1] if why else f'exit {res.returncode}'}")
 
 
-def healthy(status: dict[str, Any], version: str) -> str | None:
-    """None when ``status`` (the daemon's) shows ``version`` healthy, else what is missing."""
+def healthy(status: dict[str, Any], version: str,
+            since: datetime | None = None) -> str | None:
+    """None when ``status`` (the daemon's) shows ``version`` healthy, started after
+    ``since`` (the restart), else what is missing."""
     if status.get("version") != version:
         return f"running version {status.get('version')!r}, not {version}"
     started = datetime.fromisoformat(status["started"])
+    if since is not None and started < since:
+        # the process from before the restart, still stopping (an older daemon reads its
+        # version through the switched link)
+        return "the daemon from before the restart still answers"
     meters = [m for b in status.get("buses", []) for m in b.get("meters", [])]
     if meters and not any(m.get("last_success") and datetime.fromisoformat(
             m["last_success"]) >= started for m in meters):
@@ -170,15 +176,15 @@ def healthy(status: dict[str, Any], version: str) -> str | None:
     return None
 
 
-def wait_healthy(status: Callable[[], dict[str, Any]], version: str,
-                 timeout: float) -> tuple[str | None, dict[str, Any] | None]:
+def wait_healthy(status: Callable[[], dict[str, Any]], version: str, timeout: float,
+                 since: datetime | None = None) -> tuple[str | None, dict[str, Any] | None]:
     """(None, status) once healthy; (why not, last status) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     why, last = "no answer on the control socket", None
     while True:
         try:
             last = status()
-            why = healthy(last, version)
+            why = healthy(last, version, since)
         except Exception as exc:  # noqa: BLE001 - the daemon not (yet) answering
             why = f"no status: {exc}"
         if why is None or time.monotonic() >= deadline:
@@ -208,15 +214,17 @@ def _apply(bundle: Path, root: Path, keys_dir: Path, restart: Callable[[], None]
         raise
     previous = os.readlink(root / "current")
     switch(root, f"releases/{manifest.version}")
+    since = datetime.now(UTC)
     restart()
-    why, health = wait_healthy(status, manifest.version, timeout)
+    why, health = wait_healthy(status, manifest.version, timeout, since)
     if why is None:
         out = Outcome("switched", manifest.version, running, manifest.version, None, health,
                       _now())
     else:
         switch(root, previous)
+        since = datetime.now(UTC)
         restart()
-        back, health = wait_healthy(status, running, timeout)
+        back, health = wait_healthy(status, running, timeout, since)
         out = Outcome("rolled_back", manifest.version, running, running,
                       f"{manifest.version} not healthy within {timeout:g} s: {why}"
                       + (f"; and {running} after the roll-back: {back}" if back else ""),

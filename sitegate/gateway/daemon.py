@@ -60,6 +60,9 @@ class Daemon:
         self._stop = asyncio.Event()
         self._lock_file: Any = None
         self.started = datetime.now().astimezone()
+        # Read once: an update switches the install root's 'current' link under this
+        # process, and metadata read through it later would name the new version.
+        self.version = _version()
         self.watchdog: dict[str, Any] = {"interval": None, "last_ping": None}
         self.remote = RemoteCommands(self)  # doctor, logs, scans, commissioning
 
@@ -362,7 +365,7 @@ class Daemon:
         stats = stats if stats is not None else self.buffer.stats()
         return {
             "gateway_id": self.config.gateway_id,
-            "version": _version(),  # an update waits for its own version to report healthy
+            "version": self.version,  # an update waits for its own version to report healthy
             "started": self.started.isoformat(),
             "buses": [w.health() for w in self.workers.values()],
             "backlog": {s: v["unacknowledged"] for s, v in stats["streams"].items()},
