@@ -91,3 +91,10 @@ async def charging(url: str, *ids: str, badge: str = "04A23BC1"
         tasks.append(task)
         txs.append((await sim.start_tx(1, badge, 0))[0])
     return sims, tasks, txs
+
+
+async def quiet(cs: CentralSystem) -> None:
+    """Every background exchange with the chargers done (after a boot: capabilities, the
+    badge list, the default limit; each ends by waking load management) and load management
+    idle: what the test does next starts from a settled state, however late those came."""
+    await until(lambda: not cs.core._calls and cs.load.idle)

@@ -61,7 +61,7 @@ type = "shelly"
 host = "127.0.0.1"
 port = {port}
 password = "pw"
-timeout = 1
+timeout = 5  # bounds a hang: a late answer under load would leave the relay state unknown
 [[relays.readers]]
 id = "r1"
 type = "serial"
@@ -232,7 +232,7 @@ path = "{tmp_path}/buffer.db"
 socket = "{tmp_path}/sg.sock"
 [[buses]]
 name = "rs485"
-timeout = 0.5
+timeout = 3  # bounds a hang (every device answers): a late answer is not a lost exchange
 retries = 0
 tcp = {{ host = "127.0.0.1", port = {free_port}, framing = "rtu-over-tcp" }}
 [[meters]]
