@@ -22,14 +22,17 @@ def missing_tools() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def deb(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     gone = missing_tools()
     if gone:
         pytest.skip(f"Debian packaging tools missing: {', '.join(gone)} (apt-get install "
                     "dpkg-dev debhelper dh-virtualenv python3.11-venv; .ci/run does)")
+    # the session's wheelhouse (tests/update's bundle is made from it too): not built twice
+    wheels = request.getfixturevalue("gateway_wheelhouse")
     out = tmp_path_factory.mktemp("deb")
     res = subprocess.run([str(ROOT / "packaging" / "build-deb"), str(out)], cwd=ROOT,
-                         env={**os.environ, "PYTHON": sys.executable},
+                         env={**os.environ, "PYTHON": sys.executable,
+                              "WHEELHOUSE": str(wheels)},
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-4000:]
     return Path(res.stdout.strip().splitlines()[-1])
