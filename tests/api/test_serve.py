@@ -19,7 +19,7 @@ from sitegate.cloud.api.serve import http_problem, is_loopback, parse_http
 from sitegate.cloud.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(120)  # bounds a hang: up to 25 s measured at load 10
 
 
 def _serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None,

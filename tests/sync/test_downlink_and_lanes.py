@@ -21,7 +21,7 @@ from sitegate.sync.client import SyncClient
 from tests.sync.conftest import quick_cfg as _cfg
 from tests.sync.conftest import until
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(240)  # bounds a hang: up to 65 s measured at load 10
 
 
 def test_config_badges_and_commands(mosquitto, mqtt_client, downlink, tmp_path: Path) -> None:

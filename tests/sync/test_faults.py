@@ -13,7 +13,7 @@ import pytest
 
 from sitegate.sync import protocol as p
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)  # bounds a hang: up to 90 s measured at load 10
 
 ROWS = 3000
 

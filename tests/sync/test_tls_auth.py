@@ -18,7 +18,7 @@ from sitegate.gateway.buffer import Buffer
 from sitegate.sync.client import SyncClient
 from sitegate.sync.config import MqttConfig
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(180)  # bounds a hang: ~10 CLI processes, at load 10 ~60 s
 
 
 def free_tcp_port() -> int:
