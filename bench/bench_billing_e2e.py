@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_billing_store import raw_select, store  # noqa: E402
+from bench_billing_store import store  # noqa: E402
 
 TARGETS = {("sqlite", 1000): (10.0, None), ("postgresql", 10000): (60.0, 1024)}
 
@@ -59,31 +59,29 @@ def model_data(n: int) -> dict:
 # cycle order (a quarter hour of all meters after another), as the ingest stores them, so a
 # meter's readings are spread over the table.
 _GEN_PG = """
-INSERT INTO readings (gateway_id, epoch, seq, meter_id, ts, quantity, value, unit, quality,
-                      flags, received_at)
-SELECT 'gw', '0', k * (:n + 2) + j + 1,
+INSERT INTO reading_rows (ts, seq, read_at, received_at, epoch_id, unit_id, flags_id,
+                          quality_id, gateway_id, meter_id, quantity, value)
+SELECT to_timestamp(:start + k * 900), k * (:n + 2) + j + 1, NULL,
+       to_timestamp(:start + 32 * 86400), :epoch, :unit, 0, 0, 'gw',
        CASE WHEN j < :n THEN 'bp' || lpad(j::text, 5, '0') ELSE 'main' END,
-       to_timestamp(:start + k * 900),
        CASE WHEN j <= :n THEN '1-0:1.8.0' ELSE '1-0:2.8.0' END,
-       CASE WHEN j < :n THEN round(1000 + j + k * (0.05 + (j % 7) * 0.01), 3)::text
-            WHEN j = :n THEN round(k * 0.8 * (:n * 0.05 + :s7 * 0.01), 3)::text
-            ELSE '0.000' END,
-       'kWh', 'good', '[]', to_timestamp(:start + 32 * 86400)
+       CASE WHEN j < :n THEN round(1000 + j + k * (0.05 + (j % 7) * 0.01), 3)
+            WHEN j = :n THEN round(k * 0.8 * (:n * 0.05 + :s7 * 0.01), 3)
+            ELSE 0.000 END
 FROM generate_series(0, :k) AS k, generate_series(0, :n + 1) AS j
 ORDER BY k, j"""
 _GEN_SQLITE = """
 WITH RECURSIVE ks(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM ks WHERE k < :k),
 js(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM js WHERE j < :n + 1)
-INSERT INTO readings (gateway_id, epoch, seq, meter_id, ts, quantity, value, unit, quality,
-                      flags, received_at)
-SELECT 'gw', '0', k * (:n + 2) + j + 1,
+INSERT INTO reading_rows (ts, seq, read_at, received_at, epoch_id, unit_id, flags_id,
+                          quality_id, gateway_id, meter_id, quantity, value)
+SELECT datetime(:start + k * 900, 'unixepoch') || '.000000', k * (:n + 2) + j + 1, NULL,
+       datetime(:start + 32 * 86400, 'unixepoch') || '.000000', :epoch, :unit, 0, 0, 'gw',
        CASE WHEN j < :n THEN printf('bp%05d', j) ELSE 'main' END,
-       datetime(:start + k * 900, 'unixepoch') || '.000000',
        CASE WHEN j <= :n THEN '1-0:1.8.0' ELSE '1-0:2.8.0' END,
        CASE WHEN j < :n THEN printf('%.3f', 1000 + j + k * (0.05 + (j % 7) * 0.01))
             WHEN j = :n THEN printf('%.3f', k * 0.8 * (:n * 0.05 + :s7 * 0.01))
-            ELSE '0.000' END,
-       'kWh', 'good', '[]', datetime(:start + 32 * 86400, 'unixepoch') || '.000000'
+            ELSE '0.000' END
 FROM ks, js"""
 
 
@@ -96,6 +94,7 @@ def write(n: int, url: str) -> float:
     from sitegate.cloud.billing.sites import save_site
     from sitegate.cloud.store import partitions
     from sitegate.cloud.store.db import make_engine, upgrade
+    from sitegate.cloud.store.ingest_rows import Labels
 
     upgrade(url)
     engine = make_engine(url)
@@ -103,6 +102,9 @@ def write(n: int, url: str) -> float:
     grid = grid_for(parse_period("2026-01"), model.tz)
     pg = url.startswith("postgresql")
     t0 = time.perf_counter()
+    labels = Labels(engine)  # the ingest's ids of the gateway's epoch and of "kWh"
+    params = {"n": n, "k": grid.n, "start": grid.start, "s7": sum(j % 7 for j in range(n)),
+              "epoch": labels.epoch("gw", "0"), "unit": labels.unit("kWh")}
     with engine.connect() as conn:
         if not pg:  # the set-up only: index pages stay in memory, no syncs
             conn.exec_driver_sql("PRAGMA cache_size = -500000")
@@ -113,15 +115,45 @@ def write(n: int, url: str) -> float:
             if pg:  # the months' partitions, as the ingest makes them ahead
                 for month in (date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)):
                     partitions.create(conn, month)
-            params = {"n": n, "k": grid.n, "start": grid.start,
-                      "s7": sum(j % 7 for j in range(n))}
             conn.execute(text(_GEN_PG if pg else _GEN_SQLITE), params)
     if pg:
         with engine.connect() as conn:  # what autovacuum does after a bulk ingest
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                "VACUUM ANALYZE readings")
+                "VACUUM ANALYZE reading_rows")
     engine.dispose()
     return time.perf_counter() - t0
+
+
+def bare_select(engine, gw: str, ids: list[str], quantities: list[str], lo: datetime,
+                hi: datetime) -> int:
+    """The stored rows billing reads (meter, ts, quantity, value, unit id, quality id of
+    ``reading_rows``), 500 meters a query, through the DBAPI cursor (the driver's own types),
+    fetched 20,000 at a time and dropped."""
+    from sqlalchemy import and_, bindparam, select
+
+    from sitegate.cloud.store.readings import TS
+    from sitegate.cloud.store.tables import reading_rows
+
+    r = reading_rows.c
+    count = 0
+    with engine.connect() as conn:
+        dialect = conn.dialect
+        bind = TS.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
+        cur = conn.connection.cursor()
+        for i in range(0, len(ids), 500):
+            q = select(r.meter_id, r.ts, r.quantity, r.value, r.unit_id, r.quality_id).where(
+                and_(r.gateway_id == gw, r.meter_id.in_(ids[i:i + 500]),
+                     r.quantity.in_(quantities), r.ts >= bindparam("lo", bind(lo)),
+                     r.ts <= bindparam("hi", bind(hi))))
+            compiled = q.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+            params = compiled.params
+            if compiled.positional:
+                params = [params[k] for k in compiled.positiontup]
+            cur.execute(str(compiled), params)
+            while got := cur.fetchmany(20_000):
+                count += len(got)
+        cur.close()
+    return count
 
 
 def run_select(url: str) -> dict:
@@ -138,8 +170,8 @@ def run_select(url: str) -> dict:
     lo = datetime.fromtimestamp(grid.start - MARGIN, UTC)
     hi = datetime.fromtimestamp(grid.end + MARGIN, UTC)
     t0 = time.perf_counter()
-    rows = raw_select(engine, "gw", [m.id for m in model.meters],
-                      ["1-0:1.8.0", "1-0:2.8.0"], lo, hi)
+    rows = bare_select(engine, "gw", [m.id for m in model.meters],
+                       ["1-0:1.8.0", "1-0:2.8.0"], lo, hi)
     select_s = time.perf_counter() - t0
     engine.dispose()
     return {"rows": rows, "select_s": round(select_s, 2)}

@@ -208,14 +208,19 @@ def _load_sqlite(conn: Connection, regs: list[Key], lo: Any,
 _PG_METERS = 250  # meters a query (all their quantities): ~1.5 M readings at a time
 _PG_CHUNK = 500  # registers a query on the register-by-register path
 _PG_EPOCH = 946_684_800  # PostgreSQL's binary times count microseconds from 2000-01-01
-# A register's fast form, on one of the two paths below: rows, times (8-byte binary),
-# values (one text), and what its units and qualities are (1: kWh and alike, 2: Wh, 4:
-# anything else or marked invalid; OR-ed over its rows).
+# A register's fast form, on one of the two paths below: rows, times and values as 8-byte
+# binary (values in micro-kWh: the NUMERIC times 10**6, or 10**3 for Wh, cast to bigint,
+# which rounds half away from zero as ``kwh_to_units``; exact), and what its units, values
+# and qualities are (1: kWh and alike, 2: Wh, 4: anything else, a value beyond the
+# protocol's 1e12, or marked invalid; OR-ed over its rows).
 _UNITS_PG = "ARRAY(SELECT id FROM reading_units WHERE unit IN ({}))"
+_WH_PG = f"r.unit_id = ANY({_UNITS_PG.format(repr('Wh'))})"
 _AGG_PG = f"""count(*), string_agg(timestamptz_send(r.ts), ''::bytea),
-       string_agg(r.value::text, ','),
-       bit_or(CASE WHEN r.quality_id = {_INVALID} THEN 4
-                   WHEN r.unit_id = ANY({_UNITS_PG.format("'Wh'")}) THEN 2
+       string_agg(int8send(CASE WHEN NOT abs(r.value) < 1e12 THEN 0
+                                WHEN {_WH_PG} THEN (r.value * 1000)::int8
+                                ELSE (r.value * 1000000)::int8 END), ''::bytea),
+       bit_or(CASE WHEN r.quality_id = {_INVALID} OR NOT abs(r.value) < 1e12 THEN 4
+                   WHEN {_WH_PG} THEN 2
                    WHEN r.unit_id = ANY({_UNITS_PG.format("'kWh', '', 'm³', 'm3'")}) THEN 1
                    ELSE 4 END)"""
 # Many meters of one gateway in one query: the planner reads their rows with one bitmap
@@ -257,17 +262,19 @@ FROM k CROSS JOIN LATERAL (
                           AND n.quality_id <> {_INVALID} AND n.ts >= %(hi)s), %(hi)s)) a"""
 
 
-def _pg_register(shared: _Shared, count: int, ts: bytes | None, values: str | None,
+def _pg_register(shared: _Shared, count: int, ts: bytes | None, values: bytes | None,
                  kinds: int | None) -> tuple[Register | None, int, int]:
     """A register in its fast form (None: read it row by row), its first and last time."""
-    if not count or kinds not in (1, 2) or ts is None:
+    if not count or kinds not in (1, 2) or ts is None or values is None:
         return None, 0, 0
     micros = np.frombuffer(ts, dtype=">i8")
     if bool((np.abs(micros) > 2**60).any()):
         return None, 0, 0  # infinity: row by row says so
     times = micros.astype(np.int64) // 1_000_000 + _PG_EPOCH
-    reg = _whole(shared, count, times, values, ("Wh" if kinds == 2 else "kWh",) * 2, False)
-    return reg, int(times.min()), int(times.max())
+    units = np.frombuffer(values, dtype=">i8").astype(np.int64)
+    if len(times) != count or len(units) != count:
+        return None, 0, 0
+    return shared.register(times, units), int(times.min()), int(times.max())
 
 
 def _load_pg(conn: Connection, regs: list[Key], lo: datetime,
