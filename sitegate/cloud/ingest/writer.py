@@ -297,33 +297,24 @@ class Writer:
     def _check_readings(self, b: _Incoming, skip: int, earliest: datetime,
                         latest: datetime, now: datetime) -> None:
         times = check.Times()
-        rows, bad, items, typed = b.rows, b.bad, b.items, b.typed
-        gw, first = b.gateway_id, b.first
-        epoch_id, units, qualities = self.labels.epoch(gw, b.epoch), self.labels.units, QUALITY_IDS
-        value_ok, plain_flags = check.value_ok, check.plain_flags
-        for i in range(skip, len(items)):
-            raw = items[i]
-            if typed:  # types, keys and lengths checked by the decode: times, value, flags
-                ts, at, value, flags = times[raw.ts], raw.read_at, raw.value, raw.flags
-                read_at = None if at is None else times[at]
-                if (ts is not None and (at is None or read_at is not None)
-                        and value_ok(value) is not None and (not flags or plain_flags(flags))):
-                    meter, qty, unit, quality = raw.meter_id, raw.quantity, raw.unit, raw.quality
-                    raw = None
-                else:
-                    raw = check.as_sent(raw)
-            if raw is not None:
-                try:
-                    meter, ts, qty, value, unit, quality, flags, read_at = check.reading(
-                        raw, times)
-                except check.BadItem as exc:
-                    bad.append((first + i, str(exc), raw))
-                    continue
+        epoch_id = self.labels.epoch(b.gateway_id, b.epoch)
+        todo: Sequence[int] = range(skip, len(b.items))
+        if b.typed:
+            todo = self._typed_readings(b, skip, times, earliest, latest, now, epoch_id)
+        rows, bad, items = b.rows, b.bad, b.items
+        gw, first, units, qualities = b.gateway_id, b.first, self.labels.units, QUALITY_IDS
+        for i in todo:  # the general checks, with the model's verdict and wording
+            raw = _sent(items[i])
+            try:
+                meter, ts, qty, value, unit, quality, flags, read_at = check.reading(raw, times)
+            except check.BadItem as exc:
+                bad.append((first + i, str(exc), raw))
+                continue
             if not earliest <= ts <= latest or (
                     read_at is not None and not earliest <= read_at <= latest):
                 wrong = _implausible({"ts": ts, "read_at": read_at}, ("ts", "read_at"),
                                      earliest, latest)
-                bad.append((first + i, wrong, _sent(items[i])))
+                bad.append((first + i, wrong, raw))
                 continue
             unit_id = units.get(unit)
             if unit_id is None:
@@ -333,7 +324,7 @@ class Writer:
                     raise
                 except DBAPIError as exc:  # e.g. a NUL character PostgreSQL will not keep
                     bad.append((first + i, f"unit {unit!r} cannot be stored: "
-                                f"{type(exc.orig).__name__}", _sent(items[i])))
+                                f"{type(exc.orig).__name__}", raw))
                     continue
             flags_id = NO_FLAGS
             if flags:
@@ -343,10 +334,48 @@ class Writer:
                     raise
                 except DBAPIError as exc:
                     bad.append((first + i, f"flags cannot be stored: {type(exc.orig).__name__}",
-                                _sent(items[i])))
+                                raw))
                     continue
             rows.append((ts, first + i, read_at, now, epoch_id, unit_id, flags_id,
                          qualities[quality], gw, meter, qty, value))
+        if b.typed and bad:
+            bad.sort(key=lambda x: x[0])
+
+    def _typed_readings(self, b: _Incoming, skip: int, times: check.Times, earliest: datetime,
+                        latest: datetime, now: datetime, epoch_id: int) -> list[int]:
+        """The typed items (types, keys and lengths checked by the decode) that need no
+        more than a plain, plausible time, a plain value, no flags and a known unit, made
+        rows at once; the indexes of the others, for the general checks."""
+        window: dict[str, datetime | None] = {}  # time text -> its time if plain, plausible
+
+        def stamp(text: str) -> datetime | None:
+            when = times[text]
+            when = window[text] = when if when is not None and earliest <= when <= latest \
+                else None
+            return when
+
+        rows, items, units, qualities = b.rows, b.items, self.labels.units, QUALITY_IDS
+        append, value_ok, gw, first, get = rows.append, check.value_ok, b.gateway_id, b.first, \
+            window.get
+        slow: list[int] = []
+        for i in range(skip, len(items)):
+            it = items[i]
+            ts, at, value = get(it.ts, _UNSEEN), it.read_at, it.value
+            if ts is _UNSEEN:
+                ts = stamp(it.ts)
+            read_at = None
+            if at is not None:
+                read_at = get(at, _UNSEEN)
+                if read_at is _UNSEEN:
+                    read_at = stamp(at)
+            unit_id = units.get(it.unit)
+            if (ts is None or (read_at is None and at is not None) or unit_id is None
+                    or it.flags or value_ok(value) is None):
+                slow.append(i)
+                continue
+            append((ts, first + i, read_at, now, epoch_id, unit_id, NO_FLAGS,
+                    qualities[it.quality], gw, it.meter_id, it.quantity, value))
+        return slow
 
     def _rows(
         self, b: _Incoming, skip: int, now: datetime
@@ -689,6 +718,9 @@ def _dedupe_first(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     for first, last in ranges:
         best[first] = max(best.get(first, 0), last)
     return sorted(best.items())
+
+
+_UNSEEN: Any = object()  # a time text not looked at yet
 
 
 def _sent(item: Any) -> Any:
