@@ -22,24 +22,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # The longest tests (minutes: they wait on daemons, brokers, package builds), longest
-# first: collected first, pytest-xdist hands them out first, so no worker starts one of them
-# near the end of the run while the others sit idle. Measured with --durations (-n 4, a
-# loaded machine); a prefix of a node id each.
+# first: collected first, pytest-xdist hands them out first (scripts/test: loadgroup without
+# reordering the groups by size), so no worker starts one of them near the end of the run
+# while the others sit idle. Measured with --durations (-n 4, a loaded machine); a prefix of
+# a node id each.
 LONG_FIRST = (
     "tests/common/test_readme.py::test_the_readmes_commands_run_in_order_on_a_fresh_copy",
     "tests/packaging/test_deb.py",
     "tests/update/test_rollback.py",
+    "tests/trust/test_enrolment_e2e.py",  # an xdist_group: its 5 tests on one worker
     "tests/field/test_commission.py::test_commission_through_the_daemon_reaches_the_cloud",
     "tests/gateway/test_demo.py::test_demo_runs_meters_chargers_cloud_and_bills",
     "tests/sync/test_faults.py",
     "tests/sync/test_tls_auth.py",
     "tests/gateway/test_daemon.py",
     "tests/field/test_scan_config.py",
-    "tests/trust/test_enrolment_e2e.py",
+    "tests/provision/test_first_start.py",
     "tests/update/test_cloud_trigger.py",
     "tests/sync/test_writer.py::test_any_delivery_order_ends_at_the_full_mark",
     "tests/sync/test_downlink_and_lanes.py",
     "tests/relays/test_daemon_points.py",
+    "tests/web/test_browser.py",
+    "tests/trust/test_broker_acl.py",
     "tests/mbus/test_cli.py",
     "tests/cloud/test_cli_newcomer.py",
     "tests/sync/test_epoch.py",

@@ -18,7 +18,8 @@ from sitegate.gateway.buffer import Buffer
 from sitegate.sync.client import SyncClient
 from sitegate.sync.config import MqttConfig
 
-pytestmark = pytest.mark.timeout(180)  # bounds a hang: ~10 CLI processes, at load 10 ~60 s
+# the timeout bounds a hang: ~10 CLI processes, at load 10 ~60 s; one broker, one worker
+pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group("sync-tls-auth")]
 
 
 def free_tcp_port() -> int:

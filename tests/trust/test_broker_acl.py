@@ -11,7 +11,8 @@ import pytest
 
 from tests.trust.conftest import Broker, wait_until
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120),
+              pytest.mark.xdist_group("trust-broker-acl")]  # one broker, one worker
 
 A, B = "gw-a", "gw-b"
 DOWNLINK = ("ack", "config", "badges", "cmd/c1")

@@ -14,7 +14,8 @@ from sitegate.cloud.keys import downlink_key
 from sitegate.common import signing
 from tests.trust.conftest import Broker, cloud_cli, wait_until
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120),
+              pytest.mark.xdist_group("trust-cloud-cli-auth")]  # one broker, one worker
 
 GW = "gw-cli"
 

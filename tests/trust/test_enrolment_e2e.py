@@ -18,7 +18,8 @@ import pytest
 
 from tests.trust.conftest import ROOT, Broker, cloud_cli, free_tcp_port, make_broker, wait_until
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240),
+              pytest.mark.xdist_group("trust-enrolment-e2e")]  # one world, one worker
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,9 @@ from console_kit import PASSWORD, SITE, Console
 from sitegate.cloud.billing import ops
 
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="needs Debian's chromium (.ci/run installs it)")
+pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(),
+                                 reason="needs Debian's chromium (.ci/run installs it)"),
+              pytest.mark.xdist_group("web-browser")]  # one browser, one worker
 
 
 @pytest.fixture(scope="module")
