@@ -30,9 +30,12 @@ def deb(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
     # the session's wheelhouse (tests/update's bundle is made from it too): not built twice
     wheels = request.getfixturevalue("gateway_wheelhouse")
     out = tmp_path_factory.mktemp("deb")
+    # gzip instead of dpkg-deb's default xz: the same files and scripts, 7 s of CPU instead
+    # of 37 s (82 MB of venv), and faster to unpack at each dpkg -i; what is tested is what
+    # the package installs and does, not how it is compressed.
     res = subprocess.run([str(ROOT / "packaging" / "build-deb"), str(out)], cwd=ROOT,
                          env={**os.environ, "PYTHON": sys.executable,
-                              "WHEELHOUSE": str(wheels)},
+                              "WHEELHOUSE": str(wheels), "DPKG_DEB_COMPRESSOR_TYPE": "gzip"},
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-4000:]
     return Path(res.stdout.strip().splitlines()[-1])
