@@ -35,6 +35,7 @@ from sqlalchemy import create_engine, text
 
 from sitegate.cloud.store import tables as t
 from sitegate.cloud.store.db import make_engine, normalize_url, upgrade
+from sitegate.cloud.store.ingest_rows import Labels, insert_readings
 from sitegate.gateway.buffer import Buffer, reading_row
 from sitegate.sync.client import SyncClient
 from sitegate.sync.config import MqttConfig
@@ -82,21 +83,23 @@ def fresh_db(url: str | None, workdir: Path, name: str) -> str:
 
 
 def raw_insert(db: str, rows: int, batch: int) -> float:
-    """Readings per second inserting the same rows directly, in ``batch``-row transactions."""
+    """Readings per second inserting the same rows directly, in ``batch``-row transactions
+    (the ingest's own bulk insert into ``reading_rows``: COPY / executemany)."""
     upgrade(db)
     engine = make_engine(db)
+    labels = Labels(engine)
+    epoch = labels.epoch("gw-raw", t.LEGACY_EPOCH)
     now = datetime.now(UTC)
     start = time.perf_counter()
     for first in range(1, rows + 1, batch):
         chunk = []
         for n in range(first, min(first + batch, rows + 1)):
             r = reading(n)
-            chunk.append({"gateway_id": "gw-raw", "seq": n, "meter_id": r.meter_id, "ts": r.ts,
-                          "quantity": r.quantity, "value": str(r.value), "unit": r.unit,
-                          "quality": r.quality, "flags": "[]", "read_at": r.read_at,
-                          "received_at": now})
+            chunk.append((r.ts, n, r.read_at, now, epoch, labels.unit(r.unit), t.NO_FLAGS,
+                          t.QUALITY_IDS[r.quality], "gw-raw", r.meter_id, r.quantity,
+                          str(r.value)))
         with engine.begin() as conn:
-            conn.execute(t.readings.insert(), chunk)
+            insert_readings(conn, chunk)
     return rows / (time.perf_counter() - start)
 
 
