@@ -406,3 +406,47 @@ def test_a_message_the_store_refuses_does_not_hold_up_its_group(postgres_url: st
                                                                    for n in range(1, 4)]
     assert reason.startswith("not stored:") and "acknowledged" in reason
     engine.dispose()
+
+
+def test_typed_and_general_paths_store_the_same(engine: Engine) -> None:
+    """A batch in the usual form is decoded typed; its odd items still get the general
+    checks. The same items in a batch the typed decode refuses (an item with an unknown
+    key) go the general way whole: both store the same rows and refuse the same items."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    items = [
+        {"meter_id": "m1", "ts": now.isoformat(), "quantity": "q", "value": "12.50",
+         "unit": "kWh"},
+        {"meter_id": "m1", "ts": now.isoformat(), "quantity": "q2", "value": "4.5E+3",
+         "unit": "Wh", "quality": "suspect"},
+        {"meter_id": "m2", "ts": now.isoformat(), "quantity": "q", "value": "-0.0",
+         "unit": "kWh", "flags": ["clock_unsynced"], "read_at": now.isoformat()},
+        {"meter_id": "m3", "ts": now.isoformat(), "quantity": "q", "value": "abc",
+         "unit": "kWh"},
+        {"meter_id": "m4", "ts": "2999-01-01T00:00:00+00:00", "quantity": "q", "value": "1",
+         "unit": "kWh"},
+        {"meter_id": "m5", "ts": now.isoformat().replace("+00:00", "Z"), "quantity": "q",
+         "value": "1e2", "unit": "m³"},
+    ]
+    w = Writer(engine)
+    typed = p.encode_batch("readings", 1, [json.dumps(i) for i in items])
+    general = p.encode_batch("readings", 1, [json.dumps(i) for i in items]
+                             + [json.dumps({**items[0], "odd": 1})])
+    assert _upto(w.handle(p.topic("gw-typed", "readings"), typed)) == 6
+    assert _upto(w.handle(p.topic("gw-general", "readings"), general)) == 7
+    r = t.readings.c
+    with engine.connect() as conn:
+        def rows(gw: str) -> list[tuple]:
+            return [tuple(x) for x in conn.execute(
+                select(r.seq, r.meter_id, r.value, r.unit, r.quality, r.flags)
+                .where(r.gateway_id == gw).order_by(r.seq))]
+
+        assert rows("gw-typed") == rows("gw-general") == [
+            (1, "m1", "12.50", "kWh", "good", "[]"),
+            (2, "m1", "4500", "Wh", "suspect", "[]"),
+            (3, "m2", "0.0", "kWh", "good", '["clock_unsynced"]'),
+            (6, "m5", "100", "m³", "good", "[]")]
+        letters = [json.loads(x) for x in conn.execute(
+            select(t.dead_letters.c.payload).order_by(t.dead_letters.c.id)).scalars()]
+    assert [[(x["seq"], x["reason"]) for x in letter] for letter in letters][0] == \
+        [(x["seq"], x["reason"]) for x in letters[1]][:2]
+    assert [x["seq"] for x in letters[0]] == [4, 5] and [x["seq"] for x in letters[1]] == [4, 5, 7]
