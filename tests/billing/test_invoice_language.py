@@ -3,19 +3,10 @@
 
 from __future__ import annotations
 
-import pypdfium2
-
 from sitegate.cloud.billing import ledger
 from sitegate.cloud.billing.pdf import invoice_pdf
 from sitegate.cloud.billing.sitemodel import SiteModel
-
-
-def _page_text(pdf: bytes) -> str:
-    doc = pypdfium2.PdfDocument(pdf)
-    try:
-        return "\n".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
-    finally:
-        doc.close()
+from tests.helpers.pdf import pdf_text
 
 
 def _in(model: SiteModel, lang: str) -> SiteModel:
@@ -26,8 +17,8 @@ def test_invoice_words_follow_the_site_language(billed) -> None:
     db, model, _ = billed  # Anna's January: 360 kWh "Strom", fee "Messgebühr" 15/31 month
     with db.connect() as conn:
         view = ledger.view(conn, ledger.get_row(conn, model.site.id, 1))
-    german = _page_text(invoice_pdf(view, _in(model, "de")))
-    english = _page_text(invoice_pdf(view, _in(model, "en")))
+    german = pdf_text(invoice_pdf(view, _in(model, "de")))
+    english = pdf_text(invoice_pdf(view, _in(model, "en")))
     for words in ("Rechnung 1 - Lindenweg 12", "Periode 2026-01-01 bis 2026-01-31",
                   "Datum (Entwurf)", "Position", "Menge", "Total netto", "MWST 8.1% auf",
                   "15/31 Monat", "Total CHF", "Ihr Stromverbrauch 2026-01"):

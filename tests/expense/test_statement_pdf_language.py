@@ -13,16 +13,9 @@ from sitegate.cloud.billing.sitemodel import SiteModel
 from sitegate.cloud.expense.ops import _public
 from sitegate.cloud.expense.pdf import overall_pdf, statement_pdf
 from sitegate.cloud.expense.statement import AdvancePaid, Cost, run
+from tests.helpers.pdf import pdf_text
 
 WATER = {"id": "wasser", "label": "Wasser", "kind": "water", "key": "persons"}
-
-
-def _text(pdf: bytes) -> str:
-    doc = pdfium.PdfDocument(pdf)
-    try:
-        return "\n".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
-    finally:
-        doc.close()
 
 
 def _in(model: SiteModel, lang: str) -> SiteModel:
@@ -50,8 +43,8 @@ def _statements(site, period):
 
 def test_statement_words_follow_the_site_language(site, period) -> None:
     model, views, _ = _statements(site, period)
-    german = _text(statement_pdf(views["anna"], _in(model, "de")))
-    english = _text(statement_pdf(views["anna"], _in(model, "en")))
+    german = pdf_text(statement_pdf(views["anna"], _in(model, "de")))
+    english = pdf_text(statement_pdf(views["anna"], _in(model, "en")))
     for words in ("Heiz- und Nebenkostenabrechnung 2025", "Abrechnungszeitraum 2025-01-01 bis",
                   "Datum (Entwurf)", "Kosten des Hauses und Verteilschl", "Ihr Anteil",
                   "Grundkosten: 3000.00 verteilt nach beheizte Fl", "Heizkostenverteiler",
@@ -70,15 +63,15 @@ def test_statement_words_follow_the_site_language(site, period) -> None:
                         "Vorauszahlungen", "Guthaben", "Summe", "Rundung", "Fläche",
                         "Heizkostenverteiler", "Personen", "Zeitraum", "Betrag"):
         assert german_word not in english, german_word
-    ben = _text(statement_pdf(views["ben"], _in(model, "en")))
+    ben = pdf_text(statement_pdf(views["ben"], _in(model, "en")))
     assert "Amount due" in ben and "650.01" in ben and "Nachzahlung" not in ben
 
 
 def test_overall_statement_words_follow_the_site_language(site, period) -> None:
     model, _, overall = _statements(site, period)
     overall["categories"] = overall["categories"]
-    german = _text(overall_pdf(overall, _in(model, "de")))
-    english = _text(overall_pdf(overall, _in(model, "en")))
+    german = pdf_text(overall_pdf(overall, _in(model, "de")))
+    english = pdf_text(overall_pdf(overall, _in(model, "en")))
     assert "Gesamtabrechnung" in german and "Abrechnung je Konto" in german
     assert "(Heizung, Gruppe heating)" in german
     for words in ("Overall statement 2025", "Statement per account", "Account", "Costs",

@@ -22,6 +22,7 @@ from sitegate.cloud.store.db import make_engine
 from sitegate.common.sitefile import parse_config
 from sitegate.demo.broker import Broker, matches
 from sitegate.demo.site import BASE_LOAD, CHARGERS, MBUS_METERS, MODBUS_METERS
+from tests.helpers.pdf import pdf_text
 
 
 def test_demo_runs_meters_chargers_cloud_and_bills(tmp_path: Path) -> None:
@@ -91,15 +92,6 @@ def test_demo_runs_meters_chargers_cloud_and_bills(tmp_path: Path) -> None:
     _check_heat_and_water(tmp_path, out, db)
 
 
-def _pdf_text(data: bytes) -> str:
-    import pypdfium2
-
-    doc = pypdfium2.PdfDocument(data)
-    try:
-        return "\n".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
-    finally:
-        doc.close()
-
 
 def _check_heat_and_water(workdir: Path, out: str, db: sqlite3.Connection) -> None:
     """Heating and water settled: the M-Bus meters' simulated hours since the 1st give
@@ -130,7 +122,7 @@ def _check_heat_and_water(workdir: Path, out: str, db: sqlite3.Connection) -> No
         assert state in ("issued", "settled")  # a refund is settled on issue
         pdf = workdir / f"statement-{doc['period_id']}-{number}.pdf"
         assert pdf.read_bytes().startswith(b"%PDF") and str(pdf) in out
-        words = _pdf_text(pdf.read_bytes())  # the demo site's language: English
+        words = pdf_text(pdf.read_bytes())  # the demo site's language: English
         assert "Heating and service charges" in words and "heat meters" in words
         assert "Wärmezähler" not in words and "Abrechnung" not in words
     assert "settled heating and water" in out and "statement-" in out.split("what is where")[1]
