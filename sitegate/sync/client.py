@@ -403,11 +403,13 @@ class SyncClient:
             elif not f.confirmed and now - f.sent_at > f.timeout:
                 log.warning("sync.resend", stream=st.name, first=f.first, last=f.last,
                             waited=round(now - f.sent_at, 1))
-                self.resends += 1
                 # New batches wait as long as this one will, until a timely ack.
                 st.backoff = max(st.backoff, 2.0 ** (f.tries + 1))
-                await self._send(st, f.first, f.last - f.first + 1, f.backlog, generation,
-                                 tries=f.tries + 1)
+                # Counted once it went out (not when the link dropped meanwhile), in the same
+                # step as its flight's new tries, so health never shows the two apart.
+                if await self._send(st, f.first, f.last - f.first + 1, f.backlog, generation,
+                                    tries=f.tries + 1):
+                    self.resends += 1
         soon = self.cfg.poll_interval
         hold = self._live_hold(st)
         if hold > 0:
