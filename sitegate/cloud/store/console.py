@@ -123,22 +123,13 @@ def sessions_for_badges(conn: Connection, badges: list[str],
     """Charging and relay sessions of these badges (their current report), newest first."""
     if not badges:
         return []
-    c = t.session_latest.c
-    q = (select(c.gateway_id, c.session_id, c.completed, c.charge_point_id, c.connector,
-                c.badge, c.started_at, c.stopped_at, c.energy_wh)
-         .where(c.badge.in_(badges)).order_by(c.started_at.desc()).limit(limit))
-    return [dict(r._mapping) for r in conn.execute(q)]
+    return _sessions(conn, t.session_latest.c.badge.in_(badges), limit)
 
 
 def register_at(conn: Connection, gateway_id: str, meter_id: str, quantity: str,
                 at: datetime, within: datetime) -> tuple[datetime, str] | None:
     """The first reading of a register at or after ``at`` and before ``within``."""
-    c = t.readings.c
-    q = (select(c.ts, c.value).where(c.gateway_id == gateway_id, c.meter_id == meter_id,
-                                     c.quantity == quantity, c.ts >= at, c.ts < within)
-         .order_by(c.ts).limit(1))
-    row = conn.execute(q).first()
-    return None if row is None else (row[0], row[1])
+    return _register_edge(conn, (gateway_id, meter_id, quantity), at, within, first=True)
 
 
 def last_value(conn: Connection, gateway_id: str, meter_id: str,
@@ -155,10 +146,17 @@ def last_value(conn: Connection, gateway_id: str, meter_id: str,
 def register_before(conn: Connection, gateway_id: str, meter_id: str, quantity: str,
                     at: datetime, since: datetime) -> tuple[datetime, str] | None:
     """The last reading of a register in [since, at): how far a running bucket has got."""
+    return _register_edge(conn, (gateway_id, meter_id, quantity), since, at, first=False)
+
+
+def _register_edge(conn: Connection, register: tuple[str, str, str], lo: datetime,
+                   hi: datetime, first: bool) -> tuple[datetime, str] | None:
+    """The first (or last) reading of a register in [lo, hi)."""
     c = t.readings.c
+    gateway_id, meter_id, quantity = register
     q = (select(c.ts, c.value).where(c.gateway_id == gateway_id, c.meter_id == meter_id,
-                                     c.quantity == quantity, c.ts >= since, c.ts < at)
-         .order_by(c.ts.desc()).limit(1))
+                                     c.quantity == quantity, c.ts >= lo, c.ts < hi)
+         .order_by(c.ts if first else c.ts.desc()).limit(1))
     row = conn.execute(q).first()
     return None if row is None else (row[0], row[1])
 
@@ -168,8 +166,12 @@ def sessions_of_gateways(conn: Connection, gateway_ids: list[str],
     """The newest charging and relay sessions of these gateways (their current report)."""
     if not gateway_ids:
         return []
+    return _sessions(conn, t.session_latest.c.gateway_id.in_(gateway_ids), limit)
+
+
+def _sessions(conn: Connection, where: Any, limit: int) -> list[dict[str, Any]]:
     c = t.session_latest.c
     q = (select(c.gateway_id, c.session_id, c.completed, c.charge_point_id, c.connector,
                 c.badge, c.started_at, c.stopped_at, c.energy_wh)
-         .where(c.gateway_id.in_(gateway_ids)).order_by(c.started_at.desc()).limit(limit))
+         .where(where).order_by(c.started_at.desc()).limit(limit))
     return [dict(r._mapping) for r in conn.execute(q)]
