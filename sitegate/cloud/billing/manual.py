@@ -27,13 +27,20 @@ MAX_FIELD = {"meter": 64, "quantity": 64, "timestamp": 40, "value": 40, "unit": 
              "source": 32, "note": 500}
 
 
-class ImportError_(ValueError):
-    """The file cannot be imported; ``problems`` lists every reason (with its line)."""
+class ProblemsError(ValueError):
+    """Input refused whole; ``problems`` lists every reason (with its line), the message the
+    first five."""
+
+    outcome = "nothing imported"
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__(f"{len(problems)} problem(s), nothing imported: "
+        super().__init__(f"{len(problems)} problem(s), {self.outcome}: "
                          + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
         self.problems = problems
+
+
+class ImportError_(ProblemsError):
+    """The file cannot be imported."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sitegate.cloud.billing.manual import ProblemsError
 from sitegate.cloud.stays.setup import StaySetup
 
 MAX_BYTES = 1024 * 1024
@@ -22,13 +23,10 @@ MAX_VALUE = Decimal(10) ** 9  # a register beyond this is a typing error
 SOURCES = ("manual", "bulk", "gateway")
 
 
-class BulkError(ValueError):
-    """The list cannot be stored; ``problems`` lists every reason with its line."""
+class BulkError(ProblemsError):
+    """The list cannot be stored."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__(f"{len(problems)} problem(s), nothing stored: "
-                         + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
-        self.problems = problems
+    outcome = "nothing stored"
 
 
 @dataclass(frozen=True, slots=True)
